@@ -1,0 +1,63 @@
+// Command docker-imgx is a Docker CLI plugin (docker imgx) and a standalone tool
+// for creating, inspecting and exporting images that live in registries.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/docker-imgx/docker-imgx/commands"
+	"github.com/docker-imgx/docker-imgx/internal/version"
+	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli-plugins/plugin"
+	"github.com/docker/cli/cli/command"
+	cliflags "github.com/docker/cli/cli/flags"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dockerCli, err := command.NewDockerCli()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
+		return 1
+	}
+	err = execute(ctx, dockerCli)
+	if err == nil {
+		return 0
+	}
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		fmt.Fprintln(dockerCli.Err(), "ERROR: interrupted")
+		return 130
+	}
+	fmt.Fprintf(dockerCli.Err(), "ERROR: %v\n", err)
+	return 1
+}
+
+func execute(ctx context.Context, dockerCli *command.DockerCli) error {
+	if plugin.RunningStandalone() {
+		if err := dockerCli.Initialize(cliflags.NewClientOptions()); err != nil {
+			return err
+		}
+		cmd := commands.NewRootCmd(os.Args[0], false, dockerCli)
+		return cmd.ExecuteContext(ctx)
+	}
+	cmd := commands.NewRootCmd("imgx", true, dockerCli)
+	cmd.SetContext(ctx)
+	return plugin.RunPlugin(dockerCli, cmd, metadata.Metadata{
+		SchemaVersion:    "0.1.0",
+		Vendor:           "docker-imgx",
+		Version:          version.Version,
+		ShortDescription: "Create, inspect and export images in registries",
+		URL:              "https://" + version.Package,
+	})
+}

@@ -1,0 +1,26 @@
+package commands
+
+import (
+	"fmt"
+
+	"github.com/docker-imgx/docker-imgx/internal/version"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+)
+
+func runVersion(dockerCli command.Cli) error {
+	_, err := fmt.Fprintf(dockerCli.Out(), "docker-imgx %s %s\n", version.Version, version.Revision)
+	return err
+}
+
+func versionCmd(dockerCli command.Cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Show the docker-imgx version and the commit it was built from",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVersion(dockerCli)
+		},
+	}
+}
