@@ -9,15 +9,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// rootOptions are the flags every command shares.
-type rootOptions struct {
-	debug bool
-}
-
 // NewRootCmd returns the root command; name is "imgx" when run as a plugin and
 // the binary's name when standalone.
 func NewRootCmd(name string, isPlugin bool, dockerCli command.Cli) *cobra.Command {
-	var opts rootOptions
+	opts := &rootOptions{}
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: "Create, inspect and export images that live in registries",
@@ -42,9 +37,13 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		cmd.Args = cli.NoArgs
 		cmd.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
 	}
-	cmd.PersistentFlags().BoolVarP(&opts.debug, "debug", "D", false, "Enable debug logging")
+	flags := cmd.PersistentFlags()
+	flags.BoolVarP(&opts.debug, "debug", "D", false, "Enable debug logging")
+	flags.StringArrayVar(&opts.insecure, "insecure-registry", nil,
+		"Allow plain HTTP and unverified TLS for a registry (`HOST`, HOST:PORT or CIDR; repeatable; also "+envInsecure+")")
 
 	cmd.AddCommand(
+		inspectCmd(dockerCli, opts),
 		versionCmd(dockerCli),
 	)
 	return cmd

@@ -1,0 +1,73 @@
+package imagetools
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+)
+
+// NewHostMatcher returns a predicate over registry hosts for a list of
+// entries: "host", "host:port", or a CIDR range such as "10.0.0.0/8" (which
+// matches hosts given as IP addresses, with or without a port).
+func NewHostMatcher(entries []string) (func(host string) bool, error) {
+	var hosts []string
+	var nets []*net.IPNet
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		e = strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")
+		e = strings.TrimSuffix(e, "/")
+		if e == "" {
+			continue
+		}
+		if strings.Contains(e, "/") {
+			_, n, err := net.ParseCIDR(e)
+			if err != nil {
+				return nil, fmt.Errorf("insecure registry %q: not a host, host:port or CIDR range", e)
+			}
+			nets = append(nets, n)
+			continue
+		}
+		hosts = append(hosts, e)
+	}
+	return func(host string) bool {
+		name := host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			name = h
+		}
+		for _, h := range hosts {
+			if h == host || h == name {
+				return true
+			}
+		}
+		if ip := net.ParseIP(name); ip != nil {
+			for _, n := range nets {
+				if n.Contains(ip) {
+					return true
+				}
+			}
+		}
+		return false
+	}, nil
+}
+
+// ReadDaemonInsecureRegistries returns the "insecure-registries" of a Docker
+// daemon.json. A missing file is no error: it just lists none.
+func ReadDaemonInsecureRegistries(path string) ([]string, error) {
+	dt, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read daemon config %s: %w", path, err)
+	}
+	var cfg struct {
+		InsecureRegistries []string `json:"insecure-registries"`
+	}
+	if err := json.Unmarshal(dt, &cfg); err != nil {
+		return nil, fmt.Errorf("read daemon config %s: %w", path, err)
+	}
+	return cfg.InsecureRegistries, nil
+}

@@ -1,0 +1,129 @@
+package imagetools
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+)
+
+// LayoutPrefix marks an OCI image layout folder in a location.
+const LayoutPrefix = "oci-layout://"
+
+var tagPattern = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+
+// Location is where an image lives: a registry reference or an OCI image
+// layout folder, each with an optional tag and digest.
+type Location struct {
+	// Name is the normalized repository name; nil for an OCI layout.
+	Name reference.Named
+	// Layout is the OCI layout folder; empty for a registry.
+	Layout string
+	Tag    string
+	Digest digest.Digest
+}
+
+// ParseLocation parses "NAME[:TAG][@DIGEST]" (normalized: alpine is
+// docker.io/library/alpine) or "oci-layout://PATH[:TAG][@DIGEST]".
+func ParseLocation(s string) (Location, error) {
+	if strings.HasPrefix(s, LayoutPrefix) {
+		return parseLayoutLocation(s)
+	}
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return Location{}, fmt.Errorf("invalid reference %q: %w (want NAME[:TAG][@DIGEST] or %sPATH[:TAG][@DIGEST])", s, err, LayoutPrefix)
+	}
+	loc := Location{Name: reference.TrimNamed(named)}
+	if t, ok := named.(reference.Tagged); ok {
+		loc.Tag = t.Tag()
+	}
+	if d, ok := named.(reference.Digested); ok {
+		loc.Digest = d.Digest()
+	}
+	return loc, nil
+}
+
+func parseLayoutLocation(s string) (Location, error) {
+	rest := strings.TrimPrefix(s, LayoutPrefix)
+	var loc Location
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		d, err := digest.Parse(rest[i+1:])
+		if err != nil {
+			return Location{}, fmt.Errorf("invalid OCI layout location %q: bad digest %q: %w", s, rest[i+1:], err)
+		}
+		loc.Digest = d
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.ContainsAny(rest[i+1:], `/\`) {
+		loc.Tag = rest[i+1:]
+		rest = rest[:i]
+		if !tagPattern.MatchString(loc.Tag) {
+			return Location{}, fmt.Errorf("invalid OCI layout location %q: bad tag %q", s, loc.Tag)
+		}
+	}
+	if rest == "" {
+		return Location{}, fmt.Errorf("invalid OCI layout location %q: no path (want %sPATH[:TAG][@DIGEST])", s, LayoutPrefix)
+	}
+	loc.Layout = filepath.Clean(rest)
+	return loc, nil
+}
+
+// IsLayout reports whether the location is an OCI layout folder.
+func (l Location) IsLayout() bool { return l.Name == nil }
+
+// Repository names the repository (or layout folder) without tag or digest.
+func (l Location) Repository() string {
+	if l.IsLayout() {
+		return LayoutPrefix + l.Layout
+	}
+	return l.Name.String()
+}
+
+// Host is the registry host of the location; empty for a layout.
+func (l Location) Host() string {
+	if l.IsLayout() {
+		return ""
+	}
+	return reference.Domain(l.Name)
+}
+
+// String is the location as a user writes it.
+func (l Location) String() string {
+	s := l.Repository()
+	if l.Tag != "" {
+		s += ":" + l.Tag
+	}
+	if l.Digest != "" {
+		s += "@" + l.Digest.String()
+	}
+	return s
+}
+
+// WithDigest returns the location pinned to a digest, tag dropped.
+func (l Location) WithDigest(d digest.Digest) Location {
+	l.Tag, l.Digest = "", d
+	return l
+}
+
+// WithTag returns the location with a tag and no digest.
+func (l Location) WithTag(tag string) Location {
+	l.Tag, l.Digest = tag, ""
+	return l
+}
+
+// TagOrLatest returns the location tagged "latest" when it has neither tag
+// nor digest, as docker push does.
+func (l Location) TagOrLatest() Location {
+	if l.Tag == "" && l.Digest == "" {
+		l.Tag = "latest"
+	}
+	return l
+}
+
+// registryRef is the string containerd's resolver takes.
+func (l Location) registryRef() string {
+	return l.String()
+}

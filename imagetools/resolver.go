@@ -1,0 +1,310 @@
+// Package imagetools is the engine of docker-imgx: the resolver layer (hosts,
+// TLS, credentials, retries), locations (registries and OCI layouts), the
+// combine engine, push and copy, the inspect loader and the tar exporter.
+// It knows nothing of cobra; output goes through writers handed in.
+package imagetools
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	dockerconfig "github.com/containerd/containerd/v2/core/remotes/docker/config"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Credentials returns the user name and secret for a registry host. An empty
+// user name with a secret means the secret is an identity (refresh) token.
+type Credentials func(host string) (user, secret string, err error)
+
+// ResolverOptions configure how registries are reached.
+type ResolverOptions struct {
+	// Credentials for a host; nil means anonymous.
+	Credentials Credentials
+	// Insecure reports whether a host (host or host:port) may be reached over
+	// plain HTTP and with TLS verification off. Build it with NewHostMatcher.
+	Insecure func(host string) bool
+	// CertsDirs are folders holding per-host TLS material, in the Docker
+	// daemon's certs.d layout (<dir>/<host>/ca.crt, client.cert, client.key)
+	// or containerd's (<dir>/<host>/hosts.toml). The first that has the host wins.
+	CertsDirs []string
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Transport is the round tripper under everything (retries, fault
+	// injection in tests); nil means a shared keep-alive transport.
+	Transport func(base http.RoundTripper) http.RoundTripper
+}
+
+// Resolver reaches registries. It caches one set of hosts per registry, so
+// tokens and connections are reused for the life of the process.
+type Resolver struct {
+	opts     ResolverOptions
+	base     *http.Transport
+	resolver remotes.Resolver
+
+	mu    sync.Mutex
+	hosts map[string][]docker.RegistryHost
+}
+
+// NewResolver returns a resolver for the given options.
+func NewResolver(opts ResolverOptions) *Resolver {
+	if opts.Insecure == nil {
+		opts.Insecure = func(string) bool { return false }
+	}
+	r := &Resolver{
+		opts:  opts,
+		base:  newBaseTransport(),
+		hosts: map[string][]docker.RegistryHost{},
+	}
+	headers := http.Header{}
+	if opts.UserAgent != "" {
+		headers.Set("User-Agent", opts.UserAgent)
+	}
+	r.resolver = docker.NewResolver(docker.ResolverOptions{Hosts: r.registryHosts, Headers: headers})
+	return r
+}
+
+// newBaseTransport is the shared transport: keep-alive, enough idle
+// connections per host for parallel blob transfers, and no total timeout (a
+// large blob may take long; stalls are caught per read by the retry layer).
+func newBaseTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 5 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+}
+
+// Resolve resolves a location to the descriptor of its manifest or index.
+func (r *Resolver) Resolve(ctx context.Context, loc Location) (ocispec.Descriptor, error) {
+	if loc.IsLayout() {
+		l, err := openLayout(loc.Layout, false)
+		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		return l.resolve(ctx, loc)
+	}
+	_, desc, err := r.resolver.Resolve(ctx, loc.TagOrLatest().registryRef())
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", loc, err)
+	}
+	return desc, nil
+}
+
+// Fetcher returns a fetcher for the repository (or layout) of loc.
+func (r *Resolver) Fetcher(ctx context.Context, loc Location) (remotes.Fetcher, error) {
+	if loc.IsLayout() {
+		return openLayout(loc.Layout, false)
+	}
+	f, err := r.resolver.Fetcher(ctx, loc.registryRef())
+	if err != nil {
+		return nil, fmt.Errorf("fetch from %s: %w", loc, err)
+	}
+	return f, nil
+}
+
+// Pusher returns a pusher for loc. Pushing a manifest or index with a pusher
+// made for a tagged location writes that tag (in a registry or in the
+// layout's index.json); for a location without a tag it is stored by digest.
+func (r *Resolver) Pusher(ctx context.Context, loc Location) (remotes.Pusher, error) {
+	if loc.IsLayout() {
+		l, err := openLayout(loc.Layout, true)
+		if err != nil {
+			return nil, err
+		}
+		return layoutPusher{layout: l, tag: loc.Tag}, nil
+	}
+	ref := loc.registryRef()
+	if loc.Tag == "" && loc.Digest == "" {
+		// containerd's pusher wants a tag or digest in the ref; a push by
+		// digest carries its digest in each descriptor.
+		ref = loc.Repository() + "@" + emptyDigest
+	}
+	p, err := r.resolver.Pusher(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("push to %s: %w", loc, err)
+	}
+	return p, nil
+}
+
+// emptyDigest stands in for "no object" in a pusher's reference.
+const emptyDigest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// registryHosts is the containerd RegistryHosts function, cached per host.
+func (r *Resolver) registryHosts(host string) ([]docker.RegistryHost, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h, ok := r.hosts[host]; ok {
+		return h, nil
+	}
+	h, err := r.configureHost(host)
+	if err != nil {
+		return nil, fmt.Errorf("configure registry %s: %w", host, err)
+	}
+	r.hosts[host] = h
+	return h, nil
+}
+
+func (r *Resolver) configureHost(host string) ([]docker.RegistryHost, error) {
+	dir := findHostDir(r.opts.CertsDirs, host)
+	if dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "hosts.toml")); err == nil {
+			return r.containerdHosts(host, dir)
+		}
+	}
+	insecure := r.opts.Insecure(host)
+	tlsConfig := r.base.TLSClientConfig.Clone()
+	custom := insecure
+	if dir != "" {
+		if err := loadCertsDir(tlsConfig, dir); err != nil {
+			return nil, err
+		}
+		custom = true
+	}
+	if insecure {
+		tlsConfig.InsecureSkipVerify = true
+	}
+	var rt http.RoundTripper = r.base
+	if custom {
+		tr := r.base.Clone()
+		tr.TLSClientConfig = tlsConfig
+		rt = tr
+	}
+	// Loopback registries and hosts marked insecure may speak plain HTTP:
+	// try HTTPS first, fall back on the server's plain-HTTP answer. Unlike
+	// containerd's default for localhost, TLS verification stays on for
+	// loopback unless the host is marked insecure.
+	if insecure || docker.IsLocalhost(host) {
+		rt = docker.NewHTTPFallback(rt)
+	}
+	if r.opts.Transport != nil {
+		rt = r.opts.Transport(rt)
+	}
+	client := &http.Client{Transport: rt}
+	return []docker.RegistryHost{{
+		Client:       client,
+		Authorizer:   r.authorizer(client),
+		Host:         registryEndpoint(host),
+		Scheme:       "https",
+		Path:         "/v2",
+		Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve | docker.HostCapabilityPush,
+	}}, nil
+}
+
+// containerdHosts reads a containerd hosts.toml with containerd's own parser.
+func (r *Resolver) containerdHosts(host, dir string) ([]docker.RegistryHost, error) {
+	hosts := dockerconfig.ConfigureHosts(context.Background(), dockerconfig.HostOptions{
+		HostDir: func(string) (string, error) { return dir, nil },
+		UpdateClient: func(c *http.Client) error {
+			if r.opts.Transport != nil {
+				c.Transport = r.opts.Transport(c.Transport)
+			}
+			return nil
+		},
+		AuthorizerOpts: r.authorizerOpts(),
+	})
+	return hosts(host)
+}
+
+func (r *Resolver) authorizer(client *http.Client) docker.Authorizer {
+	return docker.NewDockerAuthorizer(append(r.authorizerOpts(), docker.WithAuthClient(client))...)
+}
+
+func (r *Resolver) authorizerOpts() []docker.AuthorizerOpt {
+	if r.opts.Credentials == nil {
+		return nil
+	}
+	return []docker.AuthorizerOpt{docker.WithAuthCreds(r.opts.Credentials)}
+}
+
+// registryEndpoint maps a registry name to the host serving its API.
+func registryEndpoint(host string) string {
+	if host == "docker.io" {
+		return "registry-1.docker.io"
+	}
+	return host
+}
+
+// findHostDir returns the first certs folder for host: "host:port" as the
+// Docker daemon names it, or "host_port_" as containerd does.
+func findHostDir(dirs []string, host string) string {
+	names := []string{host}
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		names = append(names, h+"_"+port+"_")
+	}
+	for _, d := range dirs {
+		for _, n := range names {
+			p := filepath.Join(d, n)
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// loadCertsDir adds a Docker certs.d folder to a TLS config: every *.crt is a
+// CA, every *.cert with its *.key a client certificate. Written here rather
+// than with containerd's loader because that one turns verification off for
+// every loopback host.
+func loadCertsDir(cfg *tls.Config, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read certs folder %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case strings.HasSuffix(e.Name(), ".crt"):
+			if err := addCA(cfg, p); err != nil {
+				return err
+			}
+		case strings.HasSuffix(e.Name(), ".cert"):
+			key := strings.TrimSuffix(p, ".cert") + ".key"
+			pair, err := tls.LoadX509KeyPair(p, key)
+			if err != nil {
+				return fmt.Errorf("load client certificate %s: %w", p, err)
+			}
+			cfg.Certificates = append(cfg.Certificates, pair)
+		}
+	}
+	return nil
+}
+
+func addCA(cfg *tls.Config, path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read CA %s: %w", path, err)
+	}
+	if cfg.RootCAs == nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		cfg.RootCAs = pool
+	}
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("read CA %s: no PEM certificate found", path)
+	}
+	return nil
+}
