@@ -12,8 +12,8 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/go-digest"
 	"github.com/moby/buildkit/client/ociindex"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -151,4 +151,3 @@ func (w *layoutWriter) Commit(ctx context.Context, size int64, expected digest.D
 	}
 	return w.pusher.tagIfRoot(w.desc)
 }
-

@@ -360,4 +360,3 @@ func SelectPlatform(children []ocispec.Descriptor, p ocispec.Platform) (ocispec.
 func IsAttestation(d ocispec.Descriptor) bool {
 	return d.Annotations[AnnotationReferenceType] == AttestationManifestType
 }
-
