@@ -197,7 +197,8 @@ func (p *Printer) platform() *ocispec.Platform {
 	return nil
 }
 
-// Text writes the buildx-style text view, with sorted annotations.
+// Text writes the buildx-style text view, with sorted annotations. Blank
+// lines carry no tab, so each block is aligned on its own, as buildx prints.
 func (p *Printer) Text(out io.Writer) error {
 	w := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	img := p.img
@@ -215,11 +216,10 @@ func (p *Printer) textIndex(out io.Writer, w *tabwriter.Writer) error {
 	if err := writeAnnotations(out, w, "", idx.Annotations); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\t\n")
-	fmt.Fprintf(w, "Manifests:\t\n")
+	fmt.Fprintf(w, "\nManifests:\n")
 	for i, m := range idx.Manifests {
 		if i != 0 {
-			fmt.Fprintf(w, "\t\n")
+			fmt.Fprintf(w, "\n")
 		}
 		fmt.Fprintf(w, "  Name:\t%s@%s\n", p.img.Location.Repository(), m.Digest)
 		fmt.Fprintf(w, "  MediaType:\t%s\n", m.MediaType)
@@ -247,11 +247,10 @@ func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 	if err := writeAnnotations(out, w, "", m.Annotations); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\t\n")
-	fmt.Fprintf(w, "Layers:\t\n")
+	fmt.Fprintf(w, "\nLayers:\n")
 	for i, l := range m.Layers {
 		if i != 0 {
-			fmt.Fprintf(w, "\t\n")
+			fmt.Fprintf(w, "\n")
 		}
 		fmt.Fprintf(w, "  Digest:\t%s\n", l.Digest)
 		fmt.Fprintf(w, "  MediaType:\t%s\n", l.MediaType)
