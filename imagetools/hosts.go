@@ -1,6 +1,7 @@
 package imagetools
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,4 +71,16 @@ func ReadDaemonInsecureRegistries(path string) ([]string, error) {
 		return nil, fmt.Errorf("read daemon config %s: %w", path, err)
 	}
 	return cfg.InsecureRegistries, nil
+}
+
+// explainTLS adds what to do to a certificate error from host.
+func explainTLS(host string, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostErr x509.HostnameError
+	if errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &hostErr) {
+		return fmt.Errorf("%w (to trust this registry put its CA certificate in <certs dir>/%s/ca.crt, see %s, or mark it with --insecure-registry %s)",
+			err, host, "DOCKER_IMGX_CERTS_DIRS", host)
+	}
+	return err
 }

@@ -106,7 +106,7 @@ func (r *Resolver) Resolve(ctx context.Context, loc Location) (ocispec.Descripto
 	}
 	_, desc, err := r.resolver.Resolve(ctx, loc.TagOrLatest().registryRef())
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", loc, err)
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", loc, explainTLS(loc.Host(), err))
 	}
 	return desc, nil
 }

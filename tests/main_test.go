@@ -1,0 +1,184 @@
+// Package tests drives the real docker-imgx binary against real registries.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// imgxBinary is the binary under test: $IMGX_BINARY (make test builds it),
+// else built once into a temp folder by TestMain.
+var imgxBinary string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	imgxBinary = os.Getenv("IMGX_BINARY")
+	if imgxBinary == "" {
+		dir, err := os.MkdirTemp("", "imgx-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		imgxBinary = filepath.Join(dir, "docker-imgx")
+		cmd := exec.Command("go", "build", "-o", imgxBinary, "../cmd/docker-imgx")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build docker-imgx:", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// result of one run of the binary.
+type result struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// imgx is one way of running the binary: its environment and config folder.
+type imgx struct {
+	t testing.TB
+	// DockerConfig is the DOCKER_CONFIG folder (credentials, cli-plugins).
+	DockerConfig string
+	Env          []string
+	// Stdin is fed to the process when set.
+	Stdin []byte
+}
+
+// newImgx returns a runner with an empty Docker config folder and no access
+// to the host's daemon.json or certs.d folders.
+func newImgx(t testing.TB) *imgx {
+	t.Helper()
+	cfg := t.TempDir()
+	return &imgx{t: t, DockerConfig: cfg, Env: []string{
+		"DOCKER_CONFIG=" + cfg,
+		"DOCKER_IMGX_DAEMON_CONFIG=",
+		"DOCKER_IMGX_CERTS_DIRS=" + filepath.Join(cfg, "certs.d"),
+		"HOME=" + cfg,
+		"PATH=" + os.Getenv("PATH"),
+		"NO_COLOR=1",
+	}}
+}
+
+// With returns a copy with more environment variables.
+func (x *imgx) With(env ...string) *imgx {
+	y := *x
+	y.Env = append(append([]string{}, x.Env...), env...)
+	return &y
+}
+
+// CertsDir is where per-registry TLS files go for this runner.
+func (x *imgx) CertsDir() string { return filepath.Join(x.DockerConfig, "certs.d") }
+
+// Run runs docker-imgx standalone.
+func (x *imgx) Run(args ...string) result {
+	x.t.Helper()
+	return x.exec(imgxBinary, args...)
+}
+
+// RunPlugin runs `docker imgx ...` through the real docker client, with the
+// binary installed in DOCKER_CONFIG/cli-plugins.
+func (x *imgx) RunPlugin(args ...string) result {
+	x.t.Helper()
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		requireTool(x.t, "docker", "docker.io (the docker client)")
+	}
+	plugins := filepath.Join(x.DockerConfig, "cli-plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		x.t.Fatal(err)
+	}
+	dst := filepath.Join(plugins, "docker-imgx")
+	if _, err := os.Stat(dst); err != nil {
+		src, err := os.ReadFile(imgxBinary)
+		if err != nil {
+			x.t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, src, 0o755); err != nil {
+			x.t.Fatal(err)
+		}
+	}
+	return x.exec(docker, append([]string{"imgx"}, args...)...)
+}
+
+func (x *imgx) exec(bin string, args ...string) result {
+	x.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = x.Env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if x.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(x.Stdin)
+	}
+	err := cmd.Run()
+	res := result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitCode()
+	case err != nil:
+		x.t.Fatalf("run %s %s: %v", filepath.Base(bin), strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// MustRun runs the binary and fails the test unless it exits 0.
+func (x *imgx) MustRun(args ...string) result {
+	x.t.Helper()
+	res := x.Run(args...)
+	if res.ExitCode != 0 {
+		x.t.Fatalf("docker-imgx %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res
+}
+
+// MustFail runs the binary, wants exit code 1 and a one-line ERROR on stderr
+// containing every want string, and returns that line.
+func (x *imgx) MustFail(wants []string, args ...string) string {
+	x.t.Helper()
+	res := x.Run(args...)
+	if res.ExitCode != 1 {
+		x.t.Fatalf("docker-imgx %s: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), res.ExitCode, res.Stdout, res.Stderr)
+	}
+	lines := strings.Split(strings.TrimRight(res.Stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "ERROR: ") {
+		x.t.Fatalf("last stderr line %q does not start with ERROR: ", last)
+	}
+	for _, w := range wants {
+		if !strings.Contains(last, w) {
+			x.t.Fatalf("error %q does not contain %q", last, w)
+		}
+	}
+	return last
+}
+
+// requireTool fails in CI (IMGX_REQUIRE_CONSUMERS set) and skips elsewhere
+// when a program the test needs is missing.
+func requireTool(t testing.TB, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	msg := fmt.Sprintf("%s not found (install the Debian package %s)", name, pkg)
+	if os.Getenv("IMGX_REQUIRE_CONSUMERS") != "" || os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
