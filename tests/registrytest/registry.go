@@ -1,0 +1,328 @@
+// Package registrytest runs a real registry (distribution v3) in-process for tests.
+//
+// Each Registry listens on 127.0.0.1 with its own storage directory. The main host
+// (Host) can require TLS and basic or token authentication and logs every request;
+// a second host (AdminHost) serves the same storage over plain HTTP without auth or
+// logging, so fixtures can be pushed and results read back without disturbing what
+// a test asserts on.
+package registrytest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	// Registered by import: the storage driver and the access controllers the config names.
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/auth/token"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+)
+
+// LogEnv is the environment variable that, set to "1", keeps the registry's logs.
+const LogEnv = "IMGX_TEST_REGISTRY_LOG"
+
+// AuthMode selects how the main host authenticates clients.
+type AuthMode int
+
+const (
+	// AuthNone serves without authentication.
+	AuthNone AuthMode = iota
+	// AuthBasic requires HTTP basic credentials checked against an htpasswd file.
+	AuthBasic
+	// AuthToken requires bearer tokens issued by a token server at <Host>/token.
+	AuthToken
+)
+
+// String returns the mode's name, for test names.
+func (m AuthMode) String() string {
+	switch m {
+	case AuthNone:
+		return "none"
+	case AuthBasic:
+		return "basic"
+	case AuthToken:
+		return "token"
+	default:
+		return fmt.Sprintf("AuthMode(%d)", int(m))
+	}
+}
+
+// Options configures a Registry.
+type Options struct {
+	// TLS serves Host over HTTPS with a certificate for 127.0.0.1, ::1 and localhost
+	// signed by a CA generated for this registry (see Registry.CACertPEM).
+	TLS bool
+	// Auth selects the authentication of Host.
+	Auth AuthMode
+	// Username and Password are the accepted credentials when Auth != AuthNone.
+	// They default to "imgx" and "s3cr3t-<random>".
+	Username, Password string
+}
+
+// Request is one request received by Host, as logged.
+type Request struct {
+	Method   string
+	Path     string
+	RawQuery string
+	// Status is the response status code.
+	Status int
+	// Authorization tells whether the request carried an Authorization header.
+	Authorization bool
+}
+
+// Registry is a running in-process registry.
+type Registry struct {
+	// Host is "127.0.0.1:PORT", what users type in references.
+	Host string
+	// CACertPEM is the PEM certificate of the CA that signed Host's certificate (TLS only).
+	CACertPEM []byte
+	// Username and Password are the accepted credentials (empty with AuthNone).
+	Username, Password string
+	// AdminHost serves the same storage over plain HTTP, without auth and without
+	// request logging.
+	AdminHost string
+
+	tls       bool
+	dir       string
+	log       *requestLog
+	servers   []*http.Server
+	apps      []*handlers.App
+	serving   *errgroup.Group
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts a registry for the test and closes it in t.Cleanup.
+func Start(t testing.TB, opts Options) *Registry {
+	t.Helper()
+	r, err := StartServer(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("start registry: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("close registry %s: %v", r.Host, err)
+		}
+	})
+	return r
+}
+
+// StartServer starts a registry for a program that is not a test; call Close to stop it.
+// ctx bounds the start only: cancelling it later does not stop the registry.
+//
+// Unless LogEnv is "1", the process-wide logrus standard logger is silenced, because
+// distribution logs every request through it and offers no per-app logger.
+func StartServer(ctx context.Context, opts Options) (*Registry, error) {
+	if os.Getenv(LogEnv) != "1" {
+		logrus.SetOutput(io.Discard)
+	}
+	opts, err := withDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "imgx-registry-")
+	if err != nil {
+		return nil, fmt.Errorf("create registry directory: %w", err)
+	}
+	r := &Registry{
+		Username: opts.Username,
+		Password: opts.Password,
+		tls:      opts.TLS,
+		dir:      dir,
+		log:      &requestLog{},
+		serving:  &errgroup.Group{},
+	}
+	if err := r.start(ctx, opts); err != nil {
+		return nil, errors.Join(err, r.Close())
+	}
+	return r, nil
+}
+
+func withDefaults(opts Options) (Options, error) {
+	if opts.Auth == AuthNone {
+		opts.Username, opts.Password = "", ""
+		return opts, nil
+	}
+	if opts.Username == "" {
+		opts.Username = "imgx"
+	}
+	if opts.Password == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return opts, fmt.Errorf("generate registry password: %w", err)
+		}
+		opts.Password = "s3cr3t-" + hex.EncodeToString(b[:])
+	}
+	return opts, nil
+}
+
+// start listens on both hosts, builds the two apps over one storage root and serves them.
+func (r *Registry) start(ctx context.Context, opts Options) error {
+	var lc net.ListenConfig
+	mainLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for registry: %w", err)
+	}
+	adminLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen for registry admin: %w", err), mainLn.Close())
+	}
+	r.Host, r.AdminHost = mainLn.Addr().String(), adminLn.Addr().String()
+
+	mainHandler, tlsConfig, err := r.mainHandler(opts)
+	if err != nil {
+		return errors.Join(err, mainLn.Close(), adminLn.Close())
+	}
+	admin := handlers.NewApp(context.Background(), r.config(configuration.Auth{}, r.secret()))
+	r.apps = append(r.apps, admin)
+
+	mainSrv := &http.Server{Handler: r.log.wrap(mainHandler), TLSConfig: tlsConfig, ReadHeaderTimeout: time.Minute}
+	adminSrv := &http.Server{Handler: admin, ReadHeaderTimeout: time.Minute}
+	r.servers = append(r.servers, mainSrv, adminSrv)
+	r.serve(mainSrv, mainLn, tlsConfig != nil)
+	r.serve(adminSrv, adminLn, false)
+	return nil
+}
+
+// secret is the HTTP secret shared by both apps, so an upload started on one host
+// can be finished on the other. It is fixed per registry, derived from the directory.
+func (r *Registry) secret() string {
+	return "imgx-registry-secret:" + r.dir
+}
+
+func (r *Registry) serve(srv *http.Server, ln net.Listener, useTLS bool) {
+	r.serving.Go(func() error {
+		var err error
+		if useTLS {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+}
+
+// config returns the distribution configuration for one app over the shared storage.
+// No blob descriptor cache is configured, so each app sees the other's writes at once.
+func (r *Registry) config(auth configuration.Auth, secret string) *configuration.Configuration {
+	cfg := &configuration.Configuration{
+		Storage: configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": r.dir + "/storage"},
+			"delete":     configuration.Parameters{"enabled": true},
+			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{
+				"enabled": false,
+			}},
+		},
+		Auth: auth,
+	}
+	cfg.HTTP.Secret = secret
+	return cfg
+}
+
+// mainHandler builds the logged host's handler: the registry app with the configured
+// auth and, in token mode, the token server at /token; with TLS, also its TLS config.
+func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) {
+	var tlsConfig *tls.Config
+	scheme := "http"
+	if opts.TLS {
+		ca, err := newCA()
+		if err != nil {
+			return nil, nil, err
+		}
+		if tlsConfig, err = ca.serverTLSConfig(); err != nil {
+			return nil, nil, err
+		}
+		r.CACertPEM = ca.certPEM
+		scheme = "https"
+	}
+	auth := configuration.Auth{}
+	var tokens http.Handler
+	switch opts.Auth {
+	case AuthNone:
+	case AuthBasic:
+		var err error
+		if auth, err = r.basicAuth(opts.Username, opts.Password); err != nil {
+			return nil, nil, err
+		}
+	case AuthToken:
+		ts, err := newTokenServer(r.dir, scheme+"://"+r.Host+tokenPath, opts.Username, opts.Password)
+		if err != nil {
+			return nil, nil, err
+		}
+		auth, tokens = ts.registryAuth(), ts
+	default:
+		return nil, nil, fmt.Errorf("registry auth mode %v: unknown", opts.Auth)
+	}
+	app := handlers.NewApp(context.Background(), r.config(auth, r.secret()))
+	r.apps = append(r.apps, app)
+	if tokens == nil {
+		return app, tlsConfig, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle(tokenPath, tokens)
+	mux.Handle("/", app)
+	return mux, tlsConfig, nil
+}
+
+// Close stops both hosts and removes the registry's storage. It is safe to call twice.
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() {
+		var errs []error
+		for _, srv := range r.servers {
+			errs = append(errs, srv.Close())
+		}
+		errs = append(errs, r.serving.Wait())
+		for _, app := range r.apps {
+			errs = append(errs, app.Shutdown())
+		}
+		errs = append(errs, os.RemoveAll(r.dir))
+		if err := errors.Join(errs...); err != nil {
+			r.closeErr = fmt.Errorf("close registry %s: %w", r.Host, err)
+		}
+	})
+	return r.closeErr
+}
+
+// Requests returns the requests Host received so far, in arrival order.
+func (r *Registry) Requests() []Request { return r.log.snapshot() }
+
+// ResetRequests forgets the requests logged so far.
+func (r *Registry) ResetRequests() { r.log.reset() }
+
+// Count returns how many logged requests used method (any method when "") on a path
+// containing pathSubstring.
+func (r *Registry) Count(method, pathSubstring string) int {
+	return r.log.count(method, pathSubstring)
+}
+
+// URL returns the base URL of Host, with its scheme.
+func (r *Registry) URL() string {
+	if r.tls {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// DockerConfigAuth returns base64("user:pass"), the "auth" of a config.json "auths" entry.
+func (r *Registry) DockerConfigAuth() string {
+	return base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))
+}
