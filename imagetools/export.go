@@ -477,6 +477,9 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 }
 
 func exportWriteRecord(ctx context.Context, tw *tar.Writer, rec exportRecord, pipe *exportPipe, bufs *exportBufs, progress ExportProgress) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if rec.Blob != nil {
 		switch rec.Blob.Kind {
 		case exportKindManifest:
