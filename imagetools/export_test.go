@@ -839,3 +839,21 @@ func BenchmarkExport(b *testing.B) {
 		}
 	}
 }
+
+func TestExportUnnamed(t *testing.T) {
+	s := newExptestStore()
+	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
+	var p exptestProgress
+	_, entries := exptestExport(t, []ExportImage{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, ExportOptions{Platforms: exptestLinux("amd64"), Progress: &p})
+	wantIndex := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d}]}`, img.manifest.Digest, img.manifest.Size)
+	if got := string(exptestFile(t, entries, "index.json")); got != wantIndex {
+		t.Errorf("index.json:\n got %s\nwant %s", got, wantIndex)
+	}
+	wantManifest := fmt.Sprintf(`[{"Config":"blobs/sha256/%s","RepoTags":[],"Layers":["blobs/sha256/%s"]}]`, img.config.Digest.Encoded(), img.layers[0].Digest.Encoded())
+	if got := string(exptestFile(t, entries, "manifest.json")); got != wantManifest {
+		t.Errorf("manifest.json:\n got %s\nwant %s", got, wantManifest)
+	}
+	if slices.ContainsFunc(p.events, func(e string) bool { return strings.HasPrefix(e, "naming ") }) {
+		t.Errorf("naming reported for an unnamed image: %q", p.events)
+	}
+}
