@@ -1,0 +1,369 @@
+package imagetools
+
+// The pure half of the exporter: which children of an index are exported,
+// names, index.json, manifest.json, config checks and the sorted tar records.
+// Nothing here does I/O, so all of it is table-tested.
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const (
+	// exportAnnotationReferenceType and exportAnnotationReferenceDigest mark
+	// BuildKit attestation manifests inside an index and point to their image.
+	exportAnnotationReferenceType   = "vnd.docker.reference.type"
+	exportAnnotationReferenceDigest = "vnd.docker.reference.digest"
+	exportAttestationManifestType   = "attestation-manifest"
+
+	exportManifestFile = "manifest.json"
+)
+
+// exportBlobPath returns the layout path of a blob after checking that the
+// digest is a well-formed sha256 digest, so that it cannot escape blobs/sha256/.
+func exportBlobPath(dgst digest.Digest) (string, error) {
+	if err := exportValidateDigest(dgst); err != nil {
+		return "", err
+	}
+	return path.Join(ocispec.ImageBlobsDir, dgst.Algorithm().String(), dgst.Encoded()), nil
+}
+
+func exportValidateDigest(dgst digest.Digest) error {
+	if err := dgst.Validate(); err != nil {
+		return fmt.Errorf("invalid digest %q: %w", dgst, err)
+	}
+	if dgst.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("invalid digest %q: only sha256 is supported", dgst)
+	}
+	return nil
+}
+
+// exportIsAttestation reports whether an index child is an attestation
+// manifest (BuildKit marks them both ways; either is enough).
+func exportIsAttestation(desc ocispec.Descriptor) bool {
+	if desc.Annotations[exportAnnotationReferenceType] == exportAttestationManifestType {
+		return true
+	}
+	return desc.Platform != nil && desc.Platform.OS == "unknown" && desc.Platform.Architecture == "unknown"
+}
+
+// exportSelection is what exportSelectChildren decides for one index.
+type exportSelection struct {
+	// Kept are the children written to the OCI layout, in index order.
+	Kept []ocispec.Descriptor
+	// Primary is the child that goes to manifest.json; nil when none matched
+	// and none was required.
+	Primary *ocispec.Descriptor
+}
+
+// exportSelectChildren picks the children of index to export. For every
+// wanted platform the best matching image (platforms.Only preference order,
+// the earlier child on ties) is kept; the first wanted platform's pick is
+// Primary. With all, every child is kept and the wanted platforms only choose
+// Primary. Children without a platform are always kept, since consumers that
+// filter by platform keep them and would fail on a missing blob. Attestation
+// manifests are kept when the image they describe is kept.
+// A wanted platform without a match is an error unless all is set; with all,
+// a missing Primary is an error only when needPrimary.
+func exportSelectChildren(index ocispec.Index, want []ocispec.Platform, all, needPrimary bool) (exportSelection, error) {
+	var sel exportSelection
+	chosen := map[digest.Digest]bool{}
+	for i, p := range want {
+		best := exportBestMatch(index.Manifests, platforms.Only(p))
+		if best == nil {
+			if !all || (i == 0 && needPrimary) {
+				return sel, fmt.Errorf("no image for platform %s; available: %s", platforms.FormatAll(p), exportAvailablePlatforms(index.Manifests))
+			}
+			continue
+		}
+		if i == 0 {
+			sel.Primary = best
+		}
+		chosen[best.Digest] = true
+	}
+	for _, c := range index.Manifests {
+		if !exportIsAttestation(c) && c.Platform == nil {
+			chosen[c.Digest] = true
+		}
+	}
+	for _, c := range index.Manifests {
+		keep := all || chosen[c.Digest]
+		if !all && exportIsAttestation(c) {
+			keep = chosen[digest.Digest(c.Annotations[exportAnnotationReferenceDigest])]
+		}
+		if keep {
+			sel.Kept = append(sel.Kept, c)
+		}
+	}
+	return sel, nil
+}
+
+func exportBestMatch(children []ocispec.Descriptor, m platforms.MatchComparer) *ocispec.Descriptor {
+	var best *ocispec.Descriptor
+	for i := range children {
+		c := &children[i]
+		if c.Platform == nil || exportIsAttestation(*c) || !m.Match(*c.Platform) {
+			continue
+		}
+		if best == nil || m.Less(*c.Platform, *best.Platform) {
+			best = c
+		}
+	}
+	return best
+}
+
+func exportAvailablePlatforms(children []ocispec.Descriptor) string {
+	var names []string
+	for _, c := range children {
+		if c.Platform == nil || exportIsAttestation(c) {
+			continue
+		}
+		if name := platforms.FormatAll(*c.Platform); !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// exportName is a requested image name in the forms the tar needs.
+type exportName struct {
+	// Full is the fully qualified reference (io.containerd.image.name).
+	Full string
+	// Tag is the tag alone (org.opencontainers.image.ref.name); "" if untagged.
+	Tag string
+	// RepoTag is repository:tag for manifest.json; "" if untagged.
+	RepoTag string
+}
+
+// exportParseName parses a fully qualified name such as
+// "localhost:5000/app:1". A familiar name ("app:1") is refused: podman and
+// Docker would each qualify it differently.
+func exportParseName(name string) (exportName, error) {
+	if name == "" {
+		return exportName{}, nil
+	}
+	ref, err := reference.ParseNamed(name)
+	if err != nil {
+		return exportName{}, fmt.Errorf("invalid image name %q (must be fully qualified, like docker.io/library/app:1): %w", name, err)
+	}
+	n := exportName{Full: ref.String()}
+	if tagged, ok := ref.(reference.Tagged); ok {
+		n.Tag = tagged.Tag()
+		n.RepoTag = reference.TrimNamed(ref).String() + ":" + n.Tag
+	}
+	return n, nil
+}
+
+// exportIndexEntry is one top-level entry of index.json.
+type exportIndexEntry struct {
+	Desc ocispec.Descriptor
+	Name exportName
+}
+
+// exportIndexJSON renders index.json: one descriptor per entry in order, with
+// the original media type, digest and size, the name annotations and no
+// platform (ctr refuses a top-level entry with a foreign platform). Exact
+// duplicates are written once.
+func exportIndexJSON(entries []exportIndexEntry) ([]byte, error) {
+	manifests := []ocispec.Descriptor{}
+	for _, e := range entries {
+		d := ocispec.Descriptor{MediaType: e.Desc.MediaType, Digest: e.Desc.Digest, Size: e.Desc.Size}
+		if e.Name.Full != "" {
+			d.Annotations = map[string]string{images.AnnotationImageName: e.Name.Full}
+			if e.Name.Tag != "" {
+				d.Annotations[ocispec.AnnotationRefName] = e.Name.Tag
+			}
+		}
+		if !slices.ContainsFunc(manifests, func(m ocispec.Descriptor) bool { return exportSameDescriptor(m, d) }) {
+			manifests = append(manifests, d)
+		}
+	}
+	return json.Marshal(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: manifests,
+	})
+}
+
+func exportSameDescriptor(a, b ocispec.Descriptor) bool {
+	return a.MediaType == b.MediaType && a.Digest == b.Digest && a.Size == b.Size &&
+		a.Annotations[images.AnnotationImageName] == b.Annotations[images.AnnotationImageName] &&
+		a.Annotations[ocispec.AnnotationRefName] == b.Annotations[ocispec.AnnotationRefName]
+}
+
+// exportDockerImage is one image for manifest.json.
+type exportDockerImage struct {
+	// Name identifies the image in errors (a name or the root digest).
+	Name     string
+	Manifest ocispec.Descriptor
+	Config   ocispec.Descriptor
+	// ConfigData is the raw config, needed for the diff_ids.
+	ConfigData []byte
+	Layers     []ocispec.Descriptor
+	// Foreign marks the layers left out of the tar; their descriptors go to
+	// LayerSources so that the engine can fetch them from their URLs.
+	Foreign  map[digest.Digest]bool
+	RepoTags []string
+}
+
+// exportManifestItem is an entry of manifest.json as Docker writes it.
+type exportManifestItem struct {
+	Config       string
+	RepoTags     []string
+	Layers       []string
+	LayerSources map[digest.Digest]ocispec.Descriptor `json:",omitempty"`
+}
+
+// exportImageConfig holds the parts of an image config that docker load checks.
+type exportImageConfig struct {
+	RootFS struct {
+		DiffIDs []digest.Digest `json:"diff_ids"`
+	} `json:"rootfs"`
+	History []struct {
+		EmptyLayer bool `json:"empty_layer,omitempty"`
+	} `json:"history,omitempty"`
+}
+
+// exportCheckConfig parses a config and checks what docker load checks:
+// as many diff_ids as layers and, when there is a history, as many non-empty
+// history entries as layers.
+func exportCheckConfig(img exportDockerImage) (exportImageConfig, error) {
+	var cfg exportImageConfig
+	if err := json.Unmarshal(img.ConfigData, &cfg); err != nil {
+		return cfg, fmt.Errorf("image %s: parse config %s: %w", img.Name, img.Config.Digest, err)
+	}
+	if n := len(cfg.RootFS.DiffIDs); n != len(img.Layers) {
+		return cfg, fmt.Errorf("image %s: config %s lists %d diff_ids for %d layers", img.Name, img.Config.Digest, n, len(img.Layers))
+	}
+	if len(cfg.History) > 0 {
+		nonEmpty := 0
+		for _, h := range cfg.History {
+			if !h.EmptyLayer {
+				nonEmpty++
+			}
+		}
+		if nonEmpty != len(img.Layers) {
+			return cfg, fmt.Errorf("image %s: config %s has %d non-empty history entries for %d layers", img.Name, img.Config.Digest, nonEmpty, len(img.Layers))
+		}
+	}
+	for _, d := range cfg.RootFS.DiffIDs {
+		if err := d.Validate(); err != nil {
+			return cfg, fmt.Errorf("image %s: config %s: invalid diff_id %q: %w", img.Name, img.Config.Digest, d, err)
+		}
+	}
+	return cfg, nil
+}
+
+// exportManifestJSON renders manifest.json, one entry per image in order,
+// after checking every config. LayerSources is keyed by diff_id, as Docker
+// reads it.
+func exportManifestJSON(imgs []exportDockerImage) ([]byte, error) {
+	items := make([]exportManifestItem, 0, len(imgs))
+	for _, img := range imgs {
+		cfg, err := exportCheckConfig(img)
+		if err != nil {
+			return nil, err
+		}
+		item := exportManifestItem{RepoTags: []string{}, Layers: []string{}}
+		if item.Config, err = exportBlobPath(img.Config.Digest); err != nil {
+			return nil, fmt.Errorf("image %s: config: %w", img.Name, err)
+		}
+		item.RepoTags = append(item.RepoTags, img.RepoTags...)
+		for i, l := range img.Layers {
+			p, err := exportBlobPath(l.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("image %s: layer: %w", img.Name, err)
+			}
+			item.Layers = append(item.Layers, p)
+			if img.Foreign[l.Digest] {
+				if item.LayerSources == nil {
+					item.LayerSources = map[digest.Digest]ocispec.Descriptor{}
+				}
+				item.LayerSources[cfg.RootFS.DiffIDs[i]] = l
+			}
+		}
+		items = append(items, item)
+	}
+	return json.Marshal(items)
+}
+
+// exportRecord is one tar entry: a header and either in-memory content or a
+// blob to stream (Blob set, Data nil).
+type exportRecord struct {
+	Header *tar.Header
+	Data   []byte
+	Blob   *exportBlob
+}
+
+// exportBlobKind says how a blob is reported while it is written.
+type exportBlobKind int
+
+const (
+	exportKindLayer exportBlobKind = iota // layers and any other streamed blob
+	exportKindManifest
+	exportKindConfig
+)
+
+// exportBlob is a blob of the layout. Data holds small blobs (manifests,
+// indexes, configs) read while resolving; the others are streamed from Source.
+type exportBlob struct {
+	Desc   ocispec.Descriptor
+	Kind   exportBlobKind
+	Data   []byte
+	Source int // index of the ExportImage whose fetcher provides the blob
+}
+
+// exportHeader returns a header with the Unix epoch as mtime, uid/gid 0 and
+// no user names, as docker save writes. Format is left to archive/tar, which
+// picks USTAR and switches to PAX only for huge sizes or long names.
+func exportHeader(name string, typ byte, mode, size int64) *tar.Header {
+	return &tar.Header{Typeflag: typ, Name: name, Mode: mode, Size: size, ModTime: time.Unix(0, 0)}
+}
+
+// exportRecords returns the tar entries sorted bytewise by name: the blob
+// directories, every blob once, index.json, manifest.json (when not nil) and
+// oci-layout.
+func exportRecords(blobs []*exportBlob, indexJSON, manifestJSON []byte) ([]exportRecord, error) {
+	records := []exportRecord{
+		{Header: exportHeader(ocispec.ImageBlobsDir+"/", tar.TypeDir, 0o755, 0)},
+		{Header: exportHeader(ocispec.ImageBlobsDir+"/"+digest.SHA256.String()+"/", tar.TypeDir, 0o755, 0)},
+		{Header: exportHeader(ocispec.ImageIndexFile, tar.TypeReg, 0o644, int64(len(indexJSON))), Data: indexJSON},
+	}
+	layout, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	if err != nil {
+		return nil, err
+	}
+	records = append(records, exportRecord{Header: exportHeader(ocispec.ImageLayoutFile, tar.TypeReg, 0o444, int64(len(layout))), Data: layout})
+	if manifestJSON != nil {
+		records = append(records, exportRecord{Header: exportHeader(exportManifestFile, tar.TypeReg, 0o644, int64(len(manifestJSON))), Data: manifestJSON})
+	}
+	seen := map[string]bool{}
+	for _, b := range blobs {
+		p, err := exportBlobPath(b.Desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		records = append(records, exportRecord{Header: exportHeader(p, tar.TypeReg, 0o444, b.Desc.Size), Data: b.Data, Blob: b})
+	}
+	slices.SortFunc(records, func(a, b exportRecord) int { return strings.Compare(a.Header.Name, b.Header.Name) })
+	return records, nil
+}
