@@ -146,7 +146,9 @@ func startDaemon(t testing.TB, name, logPath string, env []string, bin string, a
 		d.cancel()
 		err := cmd.Wait()
 		logFile.Close()
-		if err != nil && !terminatedBySignal(err) {
+		// A daemon may exit 0 on SIGTERM (Wait then reports the
+		// cancellation) or die of the signal; both are the expected end.
+		if err != nil && !errors.Is(err, context.Canceled) && !terminatedBySignal(err) {
 			t.Logf("%s stopped: %v\n%s", name, err, d.logTail())
 		}
 	})
@@ -195,12 +197,14 @@ func (d *daemon) waitReady(t testing.TB, ready func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), readyTimeout)
 	defer cancel()
+	start := time.Now()
 	var lastErr error
 	for {
 		attempt, attemptCancel := context.WithTimeout(ctx, 5*time.Second)
 		lastErr = ready(attempt)
 		attemptCancel()
 		if lastErr == nil {
+			t.Logf("%s ready in %s", d.name, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if d.exited() {

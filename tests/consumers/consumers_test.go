@@ -199,6 +199,17 @@ func TestInstancesAreIsolated(t *testing.T) {
 		t.Errorf("second containerd has images %v", slices.Sorted(maps.Keys(images)))
 	}
 
+	d1, d2 := StartDocker(t), StartDocker(t)
+	if _, err := d1.Load(t, tarPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d1.ImageIDs(t)[img.name]; !ok {
+		t.Errorf("%s missing from the dockerd it was loaded into", img.name)
+	}
+	if images := d2.ImageIDs(t); len(images) != 0 {
+		t.Errorf("second dockerd has images %v", slices.Sorted(maps.Keys(images)))
+	}
+
 	p1, p2 := NewPodman(t), NewPodman(t)
 	if _, err := p1.Load(t, tarPath); err != nil {
 		t.Fatal(err)
