@@ -40,7 +40,7 @@ const (
 	stopTimeout = 20 * time.Second
 	// commandTimeout bounds one client command (a load of a big tar included).
 	commandTimeout = 10 * time.Minute
-	// maxSocketPath keeps unix socket paths below the kernel's 108-byte limit
+	// maxSocketDir keeps unix socket paths below the kernel's 108-byte limit
 	// with room for the file names used here.
 	maxSocketDir = 80
 )
