@@ -1,0 +1,44 @@
+package consumers
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// SkopeoInspect runs `skopeo inspect transportRef` (for example
+// "docker-archive:/x.tar", "docker-archive:/x.tar:@1",
+// "oci-archive:/x.tar:refname") and returns its JSON.
+func SkopeoInspect(t testing.TB, transportRef string) ([]byte, error) {
+	t.Helper()
+	return skopeo(t, "inspect", transportRef)
+}
+
+// SkopeoInspectRaw runs `skopeo inspect --raw transportRef` and returns the
+// manifest as skopeo reads it.
+func SkopeoInspectRaw(t testing.TB, transportRef string) ([]byte, error) {
+	t.Helper()
+	return skopeo(t, "inspect", "--raw", transportRef)
+}
+
+// SkopeoInspectConfig runs `skopeo inspect --config --raw transportRef` and
+// returns the image configuration blob.
+func SkopeoInspectConfig(t testing.TB, transportRef string) ([]byte, error) {
+	t.Helper()
+	return skopeo(t, "inspect", "--config", "--raw", transportRef)
+}
+
+// skopeo runs skopeo with a private policy, registries configuration and
+// temporary directory (oci-archive is extracted there).
+func skopeo(t testing.TB, args ...string) ([]byte, error) {
+	t.Helper()
+	bin := lookBinary(t, "skopeo", "skopeo")
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	registries := filepath.Join(dir, "registries.conf")
+	writeFile(t, policy, acceptAnythingPolicy)
+	writeFile(t, registries, "unqualified-search-registries = []\n")
+	env := []string{"HOME=" + dir, "TMPDIR=" + dir, "CONTAINERS_REGISTRIES_CONF=" + registries}
+	global := []string{"--policy", policy, "--tmpdir", dir}
+	out, err := run(t, env, bin, append(global, args...)...)
+	return []byte(out), err
+}
