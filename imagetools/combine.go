@@ -8,18 +8,15 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/util/attestation"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Annotations that tie an attestation manifest to the image it describes (BuildKit's layout).
-const (
-	AnnotationReferenceType      = "vnd.docker.reference.type"
-	AnnotationReferenceDigest    = "vnd.docker.reference.digest"
-	ReferenceTypeAttestation     = "attestation-manifest"
-	combineDockerMediaTypePrefix = "application/vnd.docker."
-)
+// combineDockerMediaTypePrefix starts every Docker media type; buildx makes a Docker manifest list
+// only when all children have it.
+const combineDockerMediaTypePrefix = "application/vnd.docker."
 
 // Loaded is one resolved source: its descriptor (after merging the user's descriptor JSON over
 // the resolved one with MergeDescriptor) and the raw manifest or index bytes. For an image
@@ -468,10 +465,10 @@ func combineFilter(ms []ocispec.Descriptor, origins []int, plats []ocispec.Platf
 
 // combineSubject returns the digest an attestation manifest describes.
 func combineSubject(d ocispec.Descriptor) (digest.Digest, bool) {
-	if d.Annotations[AnnotationReferenceType] != ReferenceTypeAttestation {
+	if d.Annotations[attestation.DockerAnnotationReferenceType] != attestation.DockerAnnotationReferenceTypeDefault {
 		return "", false
 	}
-	dgst, err := digest.Parse(d.Annotations[AnnotationReferenceDigest])
+	dgst, err := digest.Parse(d.Annotations[attestation.DockerAnnotationReferenceDigest])
 	if err != nil {
 		return "", false
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/moby/buildkit/util/attestation"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -133,7 +134,7 @@ func testAttestation(t *testing.T, subject ocispec.Descriptor) ocispec.Descripto
 		Digest:      digest.FromBytes(b),
 		Size:        int64(len(b)),
 		Platform:    &ocispec.Platform{OS: "unknown", Architecture: "unknown"},
-		Annotations: map[string]string{AnnotationReferenceType: ReferenceTypeAttestation, AnnotationReferenceDigest: subject.Digest.String()},
+		Annotations: map[string]string{attestation.DockerAnnotationReferenceType: attestation.DockerAnnotationReferenceTypeDefault, attestation.DockerAnnotationReferenceDigest: subject.Digest.String()},
 	}
 }
 
@@ -389,7 +390,7 @@ func TestCombineManifestDescriptorAnnotations(t *testing.T) {
 	wantAnn := []map[string]string{
 		{"all": "1"},
 		{"all": "1", "arm": "1"},
-		{"all": "1", AnnotationReferenceType: ReferenceTypeAttestation, AnnotationReferenceDigest: arm.Desc.Digest.String()},
+		{"all": "1", attestation.DockerAnnotationReferenceType: attestation.DockerAnnotationReferenceTypeDefault, attestation.DockerAnnotationReferenceDigest: arm.Desc.Digest.String()},
 	}
 	for i, m := range out.Manifests {
 		if !reflect.DeepEqual(m.Annotations, wantAnn[i]) {

@@ -11,8 +11,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// OCILayoutPrefix starts a source or tag that names a local OCI image layout directory.
-const OCILayoutPrefix = "oci-layout://"
+// sourceOCILayoutPrefix starts a source or tag that names a local OCI image layout directory.
+const sourceOCILayoutPrefix = "oci-layout://"
 
 // SourceKind says how a create source was written.
 type SourceKind int
@@ -68,8 +68,8 @@ func ParseSource(s string) (Source, error) {
 	} else if strings.HasPrefix(in, string(digest.SHA256)+":") {
 		return Source{}, fmt.Errorf("%w: %q is not a valid digest: %w", ErrInvalidSource, in, err)
 	}
-	if strings.HasPrefix(in, OCILayoutPrefix) {
-		if strings.TrimPrefix(in, OCILayoutPrefix) == "" {
+	if strings.HasPrefix(in, sourceOCILayoutPrefix) {
+		if strings.TrimPrefix(in, sourceOCILayoutPrefix) == "" {
 			return Source{}, fmt.Errorf("%w: %q names no directory: expected oci-layout://PATH[:TAG][@DIGEST]", ErrInvalidSource, in)
 		}
 		return Source{Kind: SourceRef, Ref: in}, nil

@@ -143,7 +143,7 @@ func FuzzParseSource(f *testing.F) {
 			if src.Ref != trimmed {
 				t.Fatalf("ref %q kept as %q", trimmed, src.Ref)
 			}
-			if !strings.HasPrefix(trimmed, OCILayoutPrefix) {
+			if !strings.HasPrefix(trimmed, sourceOCILayoutPrefix) {
 				if _, err := reference.ParseNormalizedNamed(src.Ref); err != nil {
 					t.Fatalf("ref %q does not parse: %v", src.Ref, err)
 				}
