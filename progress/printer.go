@@ -50,6 +50,8 @@ func WithPhase(phase string) PrinterOpt {
 	}
 }
 
+var _ Writer = (*Printer)(nil)
+
 // Printer draws the progress of vertexes written to it until Wait is called.
 // It is safe for concurrent use.
 type Printer struct {
@@ -71,7 +73,12 @@ type Printer struct {
 // set, chooses the mode; otherwise tty is used when out is a terminal and
 // plain when it is not. A terminal is only recognised through an *os.File, or
 // a writer with a File() (*os.File, bool) method such as the Docker CLI's
-// streams. The display stops when ctx is done or Wait is called.
+// streams. The display stops when ctx is done or Wait is called; pass a
+// context that outlives the operation (context.WithoutCancel) so that a
+// cancelled operation's failed vertexes are still drawn, as buildx does.
+//
+// Run one Printer at a time: progressui keeps the tty height in a package
+// variable that its tty display updates.
 func NewPrinter(ctx context.Context, out io.Writer, mode string, opts ...PrinterOpt) (*Printer, error) {
 	var o printerOpts
 	for _, opt := range opts {
