@@ -1,0 +1,60 @@
+package progress
+
+import (
+	"sync"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// byteUpdateInterval is how often a ByteCounter reports at most; the plain
+// display throttles further (every 5% or 5s), the tty one redraws at this pace.
+const byteUpdateInterval = 100 * time.Millisecond
+
+// ByteCounter reports the bytes of one transfer as a status line (its id,
+// e.g. a blob digest, with "current / total") under the vertex of a
+// SubLogger. It is an io.Writer: put it behind an io.TeeReader or
+// io.MultiWriter on the copied stream, and call Done when the copy ends.
+type ByteCounter struct {
+	sub SubLogger
+
+	mu      sync.Mutex
+	st      client.VertexStatus
+	started time.Time
+	last    time.Time
+}
+
+// NewByteCounter starts the status line id under sub; total is the expected
+// size in bytes, 0 when unknown.
+func NewByteCounter(sub SubLogger, id string, total int64) *ByteCounter {
+	now := time.Now()
+	c := &ByteCounter{sub: sub, started: now, last: now}
+	c.st = client.VertexStatus{ID: id, Total: total, Started: &c.started, Timestamp: now}
+	sub.SetStatus(&c.st)
+	return c
+}
+
+// Write counts len(p) bytes and reports them when the last report is at least
+// 100ms old. It never fails.
+func (c *ByteCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st.Current += int64(len(p))
+	if now := time.Now(); now.Sub(c.last) >= byteUpdateInterval {
+		c.last = now
+		c.st.Timestamp = now
+		c.sub.SetStatus(&c.st)
+	}
+	return len(p), nil
+}
+
+// Done reports the final count and marks the status line completed. Call it
+// once, whether or not the transfer succeeded: the vertex shows the error.
+func (c *ByteCounter) Done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.st.Timestamp = now
+	c.st.Completed = &now
+	c.sub.SetStatus(&c.st)
+}
