@@ -73,6 +73,9 @@ type Options struct {
 	// Username and Password are the accepted credentials when Auth != AuthNone.
 	// They default to "imgx" and "s3cr3t-<random>".
 	Username, Password string
+	// Addr is the listen address of Host, default "127.0.0.1:0" (a free port).
+	// AdminHost always listens on a free port of 127.0.0.1.
+	Addr string
 }
 
 // Request is one request received by Host, as logged.
@@ -175,7 +178,11 @@ func withDefaults(opts Options) (Options, error) {
 // start listens on both hosts, builds the two apps over one storage root and serves them.
 func (r *Registry) start(ctx context.Context, opts Options) error {
 	var lc net.ListenConfig
-	mainLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	mainLn, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen for registry: %w", err)
 	}
