@@ -9,13 +9,14 @@ package registrytest
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -73,6 +74,9 @@ type Options struct {
 	// Username and Password are the accepted credentials when Auth != AuthNone.
 	// They default to "imgx" and "s3cr3t-<random>".
 	Username, Password string
+	// Addr is the listen address of Host, default "127.0.0.1:0" (a free port).
+	// AdminHost always listens on a free port of 127.0.0.1.
+	Addr string
 }
 
 // Request is one request received by Host, as logged.
@@ -175,7 +179,11 @@ func withDefaults(opts Options) (Options, error) {
 // start listens on both hosts, builds the two apps over one storage root and serves them.
 func (r *Registry) start(ctx context.Context, opts Options) error {
 	var lc net.ListenConfig
-	mainLn, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	mainLn, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen for registry: %w", err)
 	}
@@ -189,15 +197,39 @@ func (r *Registry) start(ctx context.Context, opts Options) error {
 	if err != nil {
 		return errors.Join(err, mainLn.Close(), adminLn.Close())
 	}
-	admin := handlers.NewApp(context.Background(), r.config(configuration.Auth{}, r.secret()))
-	r.apps = append(r.apps, admin)
+	admin, err := r.newApp(configuration.Auth{})
+	if err != nil {
+		return errors.Join(err, mainLn.Close(), adminLn.Close())
+	}
 
-	mainSrv := &http.Server{Handler: r.log.wrap(mainHandler), TLSConfig: tlsConfig, ReadHeaderTimeout: time.Minute}
-	adminSrv := &http.Server{Handler: admin, ReadHeaderTimeout: time.Minute}
+	mainSrv := &http.Server{Handler: r.log.wrap(mainHandler), TLSConfig: tlsConfig, ReadHeaderTimeout: time.Minute, ErrorLog: serverLog()}
+	adminSrv := &http.Server{Handler: admin, ReadHeaderTimeout: time.Minute, ErrorLog: serverLog()}
 	r.servers = append(r.servers, mainSrv, adminSrv)
 	r.serve(mainSrv, mainLn, tlsConfig != nil)
 	r.serve(adminSrv, adminLn, false)
 	return nil
+}
+
+// serverLog is the servers' error log: TLS handshake failures that tests provoke on
+// purpose are noise unless LogEnv asks for logs.
+func serverLog() *log.Logger {
+	if os.Getenv(LogEnv) == "1" {
+		return nil // net/http's default, the standard logger
+	}
+	return log.New(io.Discard, "", 0)
+}
+
+// newApp builds a registry app over the shared storage and keeps it for Close.
+// distribution reports configuration errors by panicking; they become errors here.
+func (r *Registry) newApp(auth configuration.Auth) (app *handlers.App, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("configure registry app: %v", p)
+		}
+	}()
+	app = handlers.NewApp(context.Background(), r.config(auth, r.secret()))
+	r.apps = append(r.apps, app)
+	return app, nil
 }
 
 // secret is the HTTP secret shared by both apps, so an upload started on one host
@@ -272,8 +304,10 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 	default:
 		return nil, nil, fmt.Errorf("registry auth mode %v: unknown", opts.Auth)
 	}
-	app := handlers.NewApp(context.Background(), r.config(auth, r.secret()))
-	r.apps = append(r.apps, app)
+	app, err := r.newApp(auth)
+	if err != nil {
+		return nil, nil, err
+	}
 	if tokens == nil {
 		return app, tlsConfig, nil
 	}
