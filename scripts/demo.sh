@@ -19,8 +19,8 @@ step "Starting a throwaway registry with sample images"
 go build -o "$work/demoregistry" ./tests/cmd/demoregistry
 "$work/demoregistry" >"$work/registry.out" 2>"$work/registry.err" &
 registry_pid=$!
-for _ in $(seq 1 100); do
-	grep -q '^REGISTRY=' "$work/registry.out" 2>/dev/null && break
+for _ in $(seq 1 300); do
+	grep -q '^PUSHED=demo/multi' "$work/registry.out" 2>/dev/null && break
 	sleep 0.1
 done
 reg=$(sed -n 's/^REGISTRY=//p' "$work/registry.out")
@@ -37,14 +37,14 @@ step "inspect: one platform of it, and a template"
 run "$bin" inspect --platform linux/arm64 "$reg/demo/multi:latest"
 run "$bin" inspect --format '{{range .Platforms}}{{.}} {{end}}' "$reg/demo/multi:latest"
 
-if "$bin" create --help >/dev/null 2>&1; then
+if "$bin" --help | grep -q "^  create "; then
 	step "create: combine two single-platform images into one index, tag it twice"
 	run "$bin" create --progress plain -t "$reg/demo/combined:1.0.0" -t "$reg/demo/combined:latest" \
 		"$reg/demo/app:amd64" "$reg/demo/app:arm64"
 	run "$bin" inspect "$reg/demo/combined:1.0.0"
 fi
 
-if "$bin" export --help >/dev/null 2>&1; then
+if "$bin" --help | grep -q "^  export "; then
 	step "export: write the index (one platform for docker load, all in the OCI view) into one tar"
 	run "$bin" export --progress plain -o "$work/multi.tar" "$reg/demo/multi:latest"
 	run tar -tvf "$work/multi.tar"
