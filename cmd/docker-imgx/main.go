@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/docker-imgx/docker-imgx/commands"
@@ -48,7 +49,7 @@ func execute(ctx context.Context, dockerCli *command.DockerCli) error {
 		if err := dockerCli.Initialize(cliflags.NewClientOptions()); err != nil {
 			return err
 		}
-		cmd := commands.NewRootCmd(os.Args[0], false, dockerCli)
+		cmd := commands.NewRootCmd(filepath.Base(os.Args[0]), false, dockerCli)
 		return cmd.ExecuteContext(ctx)
 	}
 	cmd := commands.NewRootCmd("imgx", true, dockerCli)
