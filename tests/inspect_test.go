@@ -306,3 +306,48 @@ func TestInspectPluginWithCredentialHelper(t *testing.T) {
 		t.Fatalf("plugin metadata: %+v %v", meta, err)
 	}
 }
+
+// TestRegistryAccessConfig covers the other ways a host is configured: the
+// daemon.json insecure-registries, the environment variable, a containerd
+// hosts.toml, and the User-Agent every request carries.
+func TestRegistryAccessConfig(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{TLS: true})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 21})
+	pushImage(t, reg, "test/cfg", "1", img)
+	ref := reg.Host + "/test/cfg:1"
+	x := newImgx(t)
+
+	daemonJSON := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(daemonJSON, []byte(`{"insecure-registries":["`+reg.Host+`"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := x.With("DOCKER_IMGX_DAEMON_CONFIG="+daemonJSON).MustRun("inspect", "--raw", ref); res.Stdout != string(img.Manifest.Data) {
+		t.Fatal("daemon.json insecure-registries: wrong bytes")
+	}
+	if res := x.With("DOCKER_IMGX_INSECURE_REGISTRIES=10.0.0.0/8,"+reg.Host).MustRun("inspect", "--raw", ref); res.Stdout != string(img.Manifest.Data) {
+		t.Fatal("DOCKER_IMGX_INSECURE_REGISTRIES: wrong bytes")
+	}
+
+	// containerd's hosts.toml, in its host_port_ folder form, with the CA.
+	host, port, _ := strings.Cut(reg.Host, ":")
+	dir := filepath.Join(x.CertsDir(), host+"_"+port+"_")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), reg.CACertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	toml := "server = \"https://" + reg.Host + "\"\n\n[host.\"https://" + reg.Host + "\"]\n  ca = \"ca.pem\"\n  capabilities = [\"pull\", \"resolve\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg.ResetRequests()
+	if res := x.MustRun("inspect", "--raw", ref); res.Stdout != string(img.Manifest.Data) {
+		t.Fatal("hosts.toml: wrong bytes")
+	}
+	for _, r := range reg.Requests() {
+		if !strings.HasPrefix(r.UserAgent, "docker-imgx/") {
+			t.Fatalf("request %s %s has User-Agent %q", r.Method, r.Path, r.UserAgent)
+		}
+	}
+}

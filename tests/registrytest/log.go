@@ -21,6 +21,7 @@ func (l *requestLog) wrap(next http.Handler) http.Handler {
 			Path:          req.URL.Path,
 			RawQuery:      req.URL.RawQuery,
 			Authorization: req.Header.Get("Authorization") != "",
+			UserAgent:     req.UserAgent(),
 		})
 		rec := &statusRecorder{ResponseWriter: w, log: l, entry: entry}
 		next.ServeHTTP(rec, req)

@@ -88,6 +88,8 @@ type Request struct {
 	Status int
 	// Authorization tells whether the request carried an Authorization header.
 	Authorization bool
+	// UserAgent is the request's User-Agent header.
+	UserAgent string
 }
 
 // Registry is a running in-process registry.
