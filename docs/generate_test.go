@@ -18,15 +18,15 @@ func TestGenerateKeepsHandWrittenText(t *testing.T) {
 		t.Fatalf("generate: %v", err)
 	}
 	got := readFile(t, dir, "imgx_version.md")
-	want := "# docker imgx version\n\nIntro by hand.\n\n<!---MARKER_GEN_START-->\n" +
-		"Show the docker-imgx version and the commit it was built from\n\n" +
-		"### Options\n\n" +
-		"| Name            | Type   | Default | Description          |\n" +
-		"|:----------------|:-------|:--------|:---------------------|\n" +
-		"| `-D`, `--debug` | `bool` |         | Enable debug logging |\n\n\n" +
-		"<!---MARKER_GEN_END-->\n\n## Examples\n\n```console\n$ docker imgx version\n```\n"
-	if got != want {
-		t.Errorf("imgx_version.md:\n%s\nwant:\n%s", got, want)
+	// Text outside the markers survives byte for byte; inside, the stale text
+	// is replaced by the command's description and a row per flag.
+	head := "# docker imgx version\n\nIntro by hand.\n\n<!---MARKER_GEN_START-->\nShow the docker-imgx version and the commit it was built from\n\n### Options\n\n"
+	tail := "\n\n<!---MARKER_GEN_END-->\n\n## Examples\n\n```console\n$ docker imgx version\n```\n"
+	if !strings.HasPrefix(got, head) || !strings.HasSuffix(got, tail) || strings.Contains(got, "stale generated text") {
+		t.Errorf("imgx_version.md:\n%s", got)
+	}
+	if !strings.Contains(got, "| `-D`, `--debug` ") {
+		t.Errorf("imgx_version.md has no row for --debug:\n%s", got)
 	}
 
 	// A page that did not exist is created with the markers around the
