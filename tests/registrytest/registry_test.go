@@ -232,8 +232,8 @@ func TestRequestLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []registrytest.Request{
-		{Method: http.MethodGet, Path: "/v2/test/app/manifests/latest", Status: http.StatusUnauthorized},
-		{Method: http.MethodGet, Path: "/v2/test/app/manifests/latest", Status: http.StatusOK, Authorization: true},
+		{Method: http.MethodGet, Path: "/v2/test/app/manifests/latest", Status: http.StatusUnauthorized, UserAgent: "Go-http-client/1.1"},
+		{Method: http.MethodGet, Path: "/v2/test/app/manifests/latest", Status: http.StatusOK, Authorization: true, UserAgent: "Go-http-client/1.1"},
 	}
 	if got := reg.Requests(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Requests() = %+v, want %+v", got, want)
