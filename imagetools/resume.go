@@ -141,7 +141,7 @@ func (r *resumingReader) giveUp(cause error) error {
 	if r.resumes == 0 {
 		return cause
 	}
-	return fmt.Errorf("%w (resumed %d times, stopped at byte %d of %d)", cause, r.resumes, r.offset, r.desc.Size)
+	return fmt.Errorf("%w (at byte %d of %d, after %d resume attempts)", cause, r.offset, r.desc.Size, r.resumes)
 }
 
 func (r *resumingReader) Close() error { return r.rc.Close() }
