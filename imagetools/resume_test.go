@@ -22,12 +22,12 @@ import (
 type blobAction int
 
 const (
-	serveBlob  blobAction = iota // the bytes asked for, honouring Range
-	cutBlob                      // half of them, then a TCP reset
-	shortBlob                    // half of them, as a complete (short) answer
-	hangBlob                     // half of them, then silence until the client leaves
-	ignoreRange                  // the whole blob with 200, whatever the Range
-	fail500                      // 500 Internal Server Error
+	serveBlob   blobAction = iota // the bytes asked for, honouring Range
+	cutBlob                       // half of them, then a TCP reset
+	shortBlob                     // half of them, as a complete (short) answer
+	hangBlob                      // half of them, then silence until the client leaves
+	ignoreRange                   // the whole blob with 200, whatever the Range
+	fail500                       // 500 Internal Server Error
 )
 
 // blobRegistry serves one blob at /v2/test/blob/blobs/<digest>, answering
