@@ -110,7 +110,7 @@ func (r *resumingReader) resume(cause error) error {
 	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
 		return cause
 	}
-	if r.resumes >= r.fetcher.opts.MaxResumes || (r.resumes > 0 && !r.progressed) {
+	if !resumable(cause) || r.resumes >= r.fetcher.opts.MaxResumes || (r.resumes > 0 && !r.progressed) {
 		return r.giveUp(cause)
 	}
 	_ = r.rc.Close()
@@ -135,6 +135,16 @@ func (r *resumingReader) resume(cause error) error {
 	r.resumes++
 	r.progressed = false
 	return nil
+}
+
+// resumable reports whether an error broke a body (a reset, an early EOF, a
+// timeout, a stall) rather than a request: a request that failed was already
+// retried by the retry transport, or failed for good (404, 401, a 4xx).
+func resumable(err error) bool {
+	if errors.Is(err, ErrRetriesExhausted) {
+		return false
+	}
+	return errors.Is(err, ErrStalled) || isTransientNetError(err)
 }
 
 func (r *resumingReader) giveUp(cause error) error {
