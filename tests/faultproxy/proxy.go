@@ -303,7 +303,13 @@ func (p *Proxy) serveMain(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, *f, status)
 		return
 	}
-	resp, body, err := p.fetchUpstream(r)
+	up := r
+	if f.Kind == RedirectOtherHost {
+		// The whole blob is stored; the other host serves any range of it.
+		up = r.Clone(r.Context())
+		up.Header.Del("Range")
+	}
+	resp, body, err := p.fetchUpstream(up)
 	if err != nil {
 		p.setStatus(entry, http.StatusBadGateway)
 		http.Error(w, err.Error(), http.StatusBadGateway)
