@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,10 +19,6 @@ import (
 
 // exportAllPlatforms is the --platform value that keeps every platform.
 const exportAllPlatforms = "all"
-
-// exportBufferSize batches the tar's 512-byte headers and small files into
-// larger writes to the output.
-const exportBufferSize = 1 << 20
 
 type exportOptions struct {
 	*rootOptions
@@ -115,15 +110,10 @@ func resolveExportImage(ctx context.Context, pw progress.Writer, r *imagetools.R
 // writeExport writes the tar to stdout or a file (beside the target, renamed
 // on success), or the layout folder.
 func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, imgs []imagetools.ExportImage, opts imagetools.ExportOptions) error {
+	// No bufio: the engine writes blobs in 512 KiB chunks, which a buffer
+	// would only copy once more; the few small entries cost little.
 	write := func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, exportBufferSize)
-		if err := imagetools.Export(ctx, bw, imgs, opts); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("write export: %w", err)
-		}
-		return nil
+		return imagetools.Export(ctx, w, imgs, opts)
 	}
 	switch {
 	case target.layoutDir != "":

@@ -3,12 +3,16 @@ package tests
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -26,7 +30,10 @@ import (
 	"github.com/docker-imgx/docker-imgx/tests/consumers"
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
 	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // exportImages are the images the export tests push once per registry.
@@ -702,4 +709,188 @@ func TestExportInterrupted(t *testing.T) {
 		t.Errorf("stderr does not say interrupted:\n%s", stderr.String())
 	}
 	noFilesLeft(t, dir)
+}
+
+// benchExportMiB is the environment variable that sets the size of the
+// benchmark image in MiB (default 256; the reported figures use 1024).
+const benchExportMiB = "IMGX_BENCH_EXPORT_MIB"
+
+// benchLayerSize is the size of each benchmark layer: few large layers, as
+// in the big images users export.
+const benchLayerSize = 64 << 20
+
+// benchImage pushes an image of random uncompressed layers, one layer in
+// memory at a time, and returns its reference, layers and total size.
+func benchImage(b *testing.B) (*registrytest.Registry, string, []ocispec.Descriptor, int64) {
+	b.Helper()
+	mib := 256
+	if v := os.Getenv(benchExportMiB); v != "" {
+		if _, err := fmt.Sscan(v, &mib); err != nil || mib < 1 {
+			b.Fatalf("%s=%q: want a number of MiB", benchExportMiB, v)
+		}
+	}
+	reg := registrytest.Start(b, registrytest.Options{})
+	total := int64(mib) << 20
+	rng := rand.New(rand.NewChaCha8([32]byte{42}))
+	var layers []ocispec.Descriptor
+	for off := int64(0); off < total; off += benchLayerSize {
+		data := make([]byte, min(benchLayerSize, total-off))
+		for i := 0; i < len(data); i += 8 {
+			binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
+		}
+		blob := fixture.NewBlob(ocispec.MediaTypeImageLayer, data)
+		if err := benchUpload(reg.AdminHost, "bench/big", blob); err != nil {
+			b.Fatal(err)
+		}
+		layers = append(layers, blob.Desc)
+	}
+	diffIDs := make([]digest.Digest, len(layers))
+	for i, l := range layers {
+		diffIDs[i] = l.Digest // uncompressed: the layer is its own diff
+	}
+	cfg, err := json.Marshal(ocispec.Image{Platform: platforms.DefaultSpec(), RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	config := fixture.NewBlob(ocispec.MediaTypeImageConfig, cfg)
+	m, err := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: config.Desc, Layers: layers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fixture.Push(context.Background(), reg.AdminHost, "bench/big", "1", config, fixture.NewBlob(ocispec.MediaTypeImageManifest, m)); err != nil {
+		b.Fatal(err)
+	}
+	return reg, reg.Host + "/bench/big:1", layers, total
+}
+
+// benchUpload uploads one blob monolithically (fixture.Push would put a
+// lone last blob as a manifest).
+func benchUpload(host, repo string, blob fixture.Blob) error {
+	resp, err := http.Post("http://"+host+"/v2/"+repo+"/blobs/uploads/", "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("start upload of %s: %s", blob.Desc.Digest, resp.Status)
+	}
+	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return err
+	}
+	q := loc.Query()
+	q.Set("digest", blob.Desc.Digest.String())
+	loc.RawQuery = q.Encode()
+	req, err := http.NewRequest(http.MethodPut, loc.String(), bytes.NewReader(blob.Data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("upload %s: %s", blob.Desc.Digest, resp.Status)
+	}
+	return nil
+}
+
+// BenchmarkExport runs the real binary exporting the image to stdout (a
+// pipe drained by the benchmark) and reports the export process's peak RSS.
+func BenchmarkExport(b *testing.B) {
+	_, ref, _, total := benchImage(b)
+	x := newImgx(b)
+	b.SetBytes(total)
+	var peak int64
+	b.ResetTimer()
+	for b.Loop() {
+		cmd := exec.Command(imgxBinary, "export", "--progress", "quiet", ref)
+		cmd.Env = x.Env
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		peak = max(peak, watchHWM(cmd.Process.Pid, cmd.Wait, func(err error) {
+			b.Fatalf("export: %v\n%s", err, stderr.String())
+		}))
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+}
+
+// watchHWM reads the VmHWM of process pid every 5ms until wait returns, and
+// returns the last value read. The rusage of a child is no use here: Linux
+// carries the forking parent's peak into the child's ru_maxrss.
+func watchHWM(pid int, wait func() error, fail func(error)) int64 {
+	done := make(chan error, 1)
+	var g errgroup.Group
+	g.Go(func() error {
+		done <- wait()
+		return nil
+	})
+	var hwm int64
+	for {
+		select {
+		case err := <-done:
+			_ = g.Wait()
+			if err != nil {
+				fail(err)
+			}
+			return hwm
+		case <-time.After(5 * time.Millisecond):
+			hwm = max(hwm, readHWM(pid))
+		}
+	}
+}
+
+// readHWM returns the VmHWM line of /proc/PID/status in bytes, 0 when gone.
+func readHWM(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib); err == nil {
+				return kib << 10
+			}
+		}
+	}
+	return 0
+}
+
+// BenchmarkExportBaseline downloads the same blobs, as many at once as the
+// export fetches, and hashes them: the speed an export can hope for.
+func BenchmarkExportBaseline(b *testing.B) {
+	reg, _, layers, total := benchImage(b)
+	b.SetBytes(total)
+	client := &http.Client{}
+	b.ResetTimer()
+	for b.Loop() {
+		var g errgroup.Group
+		g.SetLimit(4) // the export's default concurrency
+		for _, l := range layers {
+			g.Go(func() error {
+				resp, err := client.Get(reg.URL() + "/v2/bench/big/blobs/" + l.Digest.String())
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				h := sha256.New()
+				if _, err := io.Copy(h, resp.Body); err != nil {
+					return err
+				}
+				if got := digest.NewDigest(digest.SHA256, h); got != l.Digest {
+					return fmt.Errorf("blob %s: got %s", l.Digest, got)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
