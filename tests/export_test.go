@@ -894,3 +894,19 @@ func BenchmarkExportBaseline(b *testing.B) {
 		}
 	}
 }
+
+// TestExportRefusesTerminal runs the binary with stdout on a pseudo-terminal
+// (util-linux script) and wants the refusal before anything is resolved.
+func TestExportRefusesTerminal(t *testing.T) {
+	requireTool(t, "script", "bsdutils")
+	cmd := exec.Command("script", "-qec", imgxBinary+" export 127.0.0.1:1/unreachable/app:1", "/dev/null")
+	cmd.Env = newImgx(t).Env
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "ERROR: refusing to write a tar to a terminal") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
