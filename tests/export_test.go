@@ -265,6 +265,10 @@ func TestExportDeterministicAndStdout(t *testing.T) {
 	if len(readTar(t, strings.NewReader(res.Stdout))) == 0 {
 		t.Fatal("stdout holds no tar entry")
 	}
+	// As a Docker CLI plugin: the same bytes.
+	if res := x.RunPlugin(append([]string{"export", "--progress", "quiet"}, args...)...); res.ExitCode != 0 || res.Stdout != string(a) {
+		t.Fatalf("docker imgx export: exit %d, %d bytes, want the file's %d\n%s", res.ExitCode, len(res.Stdout), len(a), res.Stderr)
+	}
 	res = x.MustRun("export", "--progress", "quiet", "-o", "-", e.ref("test/app:1"))
 	if len(readTar(t, strings.NewReader(res.Stdout))) == 0 {
 		t.Fatal("-o - holds no tar entry")
