@@ -44,6 +44,7 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 
 	cmd.AddCommand(
 		inspectCmd(dockerCli, opts),
+		exportCmd(dockerCli, opts),
 		versionCmd(dockerCli),
 	)
 	return cmd
