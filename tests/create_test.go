@@ -1,0 +1,200 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// twoImages are single-platform OCI images with distinct layers.
+func twoImages() (amd, arm fixture.Image) {
+	amd = fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 11})
+	arm = fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Layers: 1, Seed: 12})
+	return amd, arm
+}
+
+// wantIndex is the index create writes for images, as buildx serialises it
+// (two-space indent, no trailing newline), written out from fixture digests.
+func wantIndex(mediaType string, children []ocispec.Descriptor, annotations map[string]string) []byte {
+	var b strings.Builder
+	b.WriteString("{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"" + mediaType + "\",\n  \"manifests\": [\n")
+	for i, c := range children {
+		fmt.Fprintf(&b, "    {\n      \"mediaType\": %q,\n      \"digest\": %q,\n      \"size\": %d", c.MediaType, c.Digest, c.Size)
+		if len(c.Annotations) > 0 {
+			keys := make([]string, 0, len(c.Annotations))
+			for k := range c.Annotations {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			b.WriteString(",\n      \"annotations\": {\n")
+			for j, k := range keys {
+				fmt.Fprintf(&b, "        %q: %q", k, c.Annotations[k])
+				if j < len(keys)-1 {
+					b.WriteString(",")
+				}
+				b.WriteString("\n")
+			}
+			b.WriteString("      }")
+		}
+		if c.Platform != nil {
+			fmt.Fprintf(&b, ",\n      \"platform\": {\n        \"architecture\": %q,\n        \"os\": %q", c.Platform.Architecture, c.Platform.OS)
+			if c.Platform.Variant != "" {
+				fmt.Fprintf(&b, ",\n        \"variant\": %q", c.Platform.Variant)
+			}
+			b.WriteString("\n      }")
+		}
+		b.WriteString("\n    }")
+		if i < len(children)-1 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("  ]")
+	if len(annotations) > 0 {
+		keys := make([]string, 0, len(annotations))
+		for k := range annotations {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b.WriteString(",\n  \"annotations\": {\n")
+		for j, k := range keys {
+			fmt.Fprintf(&b, "    %q: %q", k, annotations[k])
+			if j < len(keys)-1 {
+				b.WriteString(",")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("  }")
+	}
+	b.WriteString("\n}")
+	return []byte(b.String())
+}
+
+// fetchTag returns the bytes a tag points at, or "" when it does not exist.
+func fetchTag(t *testing.T, reg *registrytest.Registry, repo, tag string) string {
+	t.Helper()
+	dt, _, err := fixture.Fetch(context.Background(), reg.AdminHost, repo, tag)
+	if err != nil {
+		if strings.Contains(err.Error(), "status 404") {
+			return ""
+		}
+		t.Fatal(err)
+	}
+	return string(dt)
+}
+
+func mustDigestLine(t *testing.T, res result) digest.Digest {
+	t.Helper()
+	d, err := digest.Parse(strings.TrimSuffix(res.Stdout, "\n"))
+	if err != nil || res.Stdout != d.String()+"\n" {
+		t.Fatalf("stdout is not one digest line: %q", res.Stdout)
+	}
+	return d
+}
+
+// requestSummary lists the logged requests, for failure messages.
+func requestSummary(reg *registrytest.Registry) string {
+	var b strings.Builder
+	for _, r := range reg.Requests() {
+		fmt.Fprintf(&b, "  %s %s?%s -> %d\n", r.Method, r.Path, r.RawQuery, r.Status)
+	}
+	return b.String()
+}
+
+func assertRequests(t *testing.T, reg *registrytest.Registry, want int) {
+	t.Helper()
+	if got := len(reg.Requests()); got != want {
+		t.Errorf("%s: %d requests, want %d:\n%s", reg.Host, got, want, requestSummary(reg))
+	}
+}
+
+// assertBlobsIn checks every blob of the images is readable in repo.
+func assertBlobsIn(t *testing.T, reg *registrytest.Registry, repo string, imgs ...fixture.Image) {
+	t.Helper()
+	for _, img := range imgs {
+		for _, b := range img.Blobs() {
+			if fixture.IsManifest(b.Desc.MediaType) {
+				if _, _, err := fixture.Fetch(context.Background(), reg.AdminHost, repo, b.Desc.Digest.String()); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if _, err := fixture.FetchBlob(context.Background(), reg.AdminHost, repo, b.Desc.Digest); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestCreateTwoImages(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, arm := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	pushImage(t, reg, "test/app", "arm64", arm)
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
+	x := newImgx(t)
+	srcs := []string{reg.Host + "/test/app:amd64", reg.Host + "/test/app:arm64"}
+
+	t.Run("same repository", func(t *testing.T) {
+		reg.ResetRequests()
+		res := x.MustRun(append([]string{"create", "--progress", "quiet", "-t", reg.Host + "/test/app:multi"}, srcs...)...)
+		if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+			t.Fatalf("digest %s, want %s", d, digest.FromBytes(want))
+		}
+		if got := fetchTag(t, reg, "test/app", "multi"); got != string(want) {
+			t.Fatalf("index:\n%s\nwant:\n%s", got, want)
+		}
+		// 2 manifest GETs by tag, 2 config GETs (a tag gives no platform),
+		// 1 index PUT to the tag: nothing is copied within a repository.
+		assertRequests(t, reg, 5)
+	})
+	t.Run("new repository mounts", func(t *testing.T) {
+		reg.ResetRequests()
+		res := x.MustRun(append([]string{"create", "--progress", "quiet", "-t", reg.Host + "/test/other:multi"}, srcs...)...)
+		mustDigestLine(t, res)
+		if got := fetchTag(t, reg, "test/other", "multi"); got != string(want) {
+			t.Fatalf("index:\n%s\nwant:\n%s", got, want)
+		}
+		mounts := 0
+		for _, r := range reg.Requests() {
+			if r.Method == http.MethodPost && strings.Contains(r.RawQuery, "mount=") {
+				if r.Status != http.StatusCreated || !strings.Contains(r.RawQuery, "from=test%2Fapp") {
+					t.Errorf("mount %s?%s answered %d", r.Path, r.RawQuery, r.Status)
+				}
+				mounts++
+			}
+		}
+		if mounts != 4 {
+			t.Errorf("%d mounts, want 4 (2 configs, 2 layers):\n%s", mounts, requestSummary(reg))
+		}
+		if n := reg.Count(http.MethodPatch, "/blobs/") + reg.Count(http.MethodPut, "/blobs/"); n != 0 {
+			t.Errorf("%d blob uploads, want none:\n%s", n, requestSummary(reg))
+		}
+		assertBlobsIn(t, reg, "test/other", amd, arm)
+		// 2 manifest GETs, 2 config GETs, 4 mounts, 2 child manifest PUTs, 1 tag PUT.
+		assertRequests(t, reg, 11)
+	})
+	t.Run("second registry streams", func(t *testing.T) {
+		reg2 := registrytest.Start(t, registrytest.Options{})
+		reg.ResetRequests()
+		res := x.MustRun(append([]string{"create", "--progress", "quiet", "-t", reg2.Host + "/copy/app:multi"}, srcs...)...)
+		mustDigestLine(t, res)
+		if got := fetchTag(t, reg2, "copy/app", "multi"); got != string(want) {
+			t.Fatalf("index:\n%s\nwant:\n%s", got, want)
+		}
+		assertBlobsIn(t, reg2, "copy/app", amd, arm)
+		// Source: 2 manifest GETs, 2 config GETs, 2 layer GETs (configs are
+		// uploaded from memory). Target: per blob HEAD, POST, PUT (4 blobs),
+		// 2 child manifest PUTs, 1 tag PUT.
+		assertRequests(t, reg, 6)
+		assertRequests(t, reg2, 15)
+	})
+}
