@@ -2,8 +2,11 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -196,5 +199,133 @@ func TestCreateTwoImages(t *testing.T) {
 		// 2 child manifest PUTs, 1 tag PUT.
 		assertRequests(t, reg, 6)
 		assertRequests(t, reg2, 15)
+	})
+}
+
+// TestCreateReleaseTags is scripted release tagging: one index, three tags,
+// its digest kept.
+func TestCreateReleaseTags(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg2 := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, reg, "test/rel", "", idx)
+	x := newImgx(t)
+	src := reg.Host + "/test/rel@" + idx.Index.Desc.Digest.String()
+
+	t.Run("same repository", func(t *testing.T) {
+		reg.ResetRequests()
+		res := x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/rel:1.2.3", "-t", reg.Host+"/test/rel:1.2", "-t", reg.Host+"/test/rel", src)
+		if d := mustDigestLine(t, res); d != idx.Index.Desc.Digest {
+			t.Fatalf("digest %s, want the source's %s", d, idx.Index.Desc.Digest)
+		}
+		for _, tag := range []string{"1.2.3", "1.2", "latest"} {
+			if got := fetchTag(t, reg, "test/rel", tag); got != string(idx.Index.Data) {
+				t.Fatalf("tag %s: not the source bytes:\n%s", tag, got)
+			}
+		}
+		// One GET by digest, one PUT per tag.
+		assertRequests(t, reg, 4)
+	})
+	t.Run("across repositories and registries", func(t *testing.T) {
+		reg.ResetRequests()
+		res := x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/rel-a:1", "-t", reg.Host+"/test/rel-b:1",
+			"-t", reg2.Host+"/mirror/rel:1", "-t", reg2.Host+"/mirror/rel:latest", src)
+		if d := mustDigestLine(t, res); d != idx.Index.Desc.Digest {
+			t.Fatalf("digest %s, want %s", d, idx.Index.Desc.Digest)
+		}
+		for _, c := range []struct {
+			reg       *registrytest.Registry
+			repo, tag string
+		}{{reg, "test/rel-a", "1"}, {reg, "test/rel-b", "1"}, {reg2, "mirror/rel", "1"}, {reg2, "mirror/rel", "latest"}} {
+			if got := fetchTag(t, c.reg, c.repo, c.tag); got != string(idx.Index.Data) {
+				t.Fatalf("%s:%s: not the source bytes", c.repo, c.tag)
+			}
+			assertBlobsIn(t, c.reg, c.repo, append(idx.Images, idx.Attestations...)...)
+		}
+		if n := reg.Count(http.MethodPut, "/blobs/"); n != 0 {
+			t.Errorf("%d blob uploads in the source registry, want mounts only", n)
+		}
+	})
+}
+
+func TestCreatePreferIndex(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, _ := twoImages()
+	pushImage(t, reg, "test/one", "amd64", amd)
+	x := newImgx(t)
+	src := reg.Host + "/test/one:amd64"
+
+	res := x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "-t", reg.Host+"/test/one:retag", src)
+	if d := mustDigestLine(t, res); d != amd.Manifest.Desc.Digest {
+		t.Fatalf("retag digest %s, want the manifest's %s", d, amd.Manifest.Desc.Digest)
+	}
+	if got := fetchTag(t, reg, "test/one", "retag"); got != string(amd.Manifest.Data) {
+		t.Fatal("retag is not the manifest")
+	}
+	// Into another repository: the manifest's blobs come first.
+	x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "-t", reg.Host+"/test/one-copy:retag", src)
+	assertBlobsIn(t, reg, "test/one-copy", amd)
+
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc}, nil)
+	res = x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/one:wrapped", src)
+	if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+		t.Fatalf("wrapped digest %s, want %s", d, digest.FromBytes(want))
+	}
+}
+
+func TestCreateSourceKinds(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, arm := twoImages()
+	pushImage(t, reg, "test/kinds", "amd64", amd)
+	pushImage(t, reg, "test/kinds", "", arm)
+	x := newImgx(t)
+	target := reg.Host + "/test/kinds:out"
+
+	t.Run("bare digest and descriptor", func(t *testing.T) {
+		armDesc := ocispec.Descriptor{MediaType: arm.Manifest.Desc.MediaType, Digest: arm.Manifest.Desc.Digest, Size: arm.Manifest.Desc.Size,
+			Platform:    &ocispec.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"},
+			Annotations: map[string]string{"org.opencontainers.image.title": "arm"}}
+		js, err := json.Marshal(armDesc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.ResetRequests()
+		res := x.MustRun("create", "--progress", "quiet", "-t", target, amd.Manifest.Desc.Digest.String(), string(js))
+		want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, armDesc}, nil)
+		if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+			t.Fatalf("digest %s, want %s\n%s", d, digest.FromBytes(want), fetchTag(t, reg, "test/kinds", "out"))
+		}
+		// The descriptor's platform is used: only the digest source's config is read.
+		if n := reg.Count(http.MethodGet, "/blobs/"); n != 1 {
+			t.Errorf("%d blob GETs, want 1 (one config):\n%s", n, requestSummary(reg))
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		list := filepath.Join(t.TempDir(), "sources.txt")
+		if err := os.WriteFile(list, []byte("# per-arch builds\n"+reg.Host+"/test/kinds:amd64\n\n"+reg.Host+"/test/kinds@"+arm.Manifest.Desc.Digest.String()+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := x.MustRun("create", "--progress", "quiet", "-t", target, "-f", list)
+		want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
+		if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+			t.Fatalf("digest %s, want %s", d, digest.FromBytes(want))
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		bad := ocispec.Descriptor{MediaType: arm.Manifest.Desc.MediaType, Digest: arm.Manifest.Desc.Digest, Size: arm.Manifest.Desc.Size + 1}
+		js, _ := json.Marshal(bad)
+		x.MustFail([]string{"descriptor mismatch", "size"}, "create", "--progress", "quiet", "-t", target, string(js))
+		x.MustFail([]string{"multiple repositories specified", "cannot infer repository"}, "create", "--progress", "quiet",
+			"-t", target, "-t", reg.Host+"/test/elsewhere:x", amd.Manifest.Desc.Digest.String())
+		x.MustFail([]string{"no repository specified"}, "create", "--dry-run", amd.Manifest.Desc.Digest.String())
+		x.MustFail([]string{"invalid source"}, "create", "-t", target, "not a ref!")
+		x.MustFail([]string{"no sources specified"}, "create", "-t", target)
+		x.MustFail([]string{"invalid tag", "digest"}, "create", "-t", target+"@"+amd.Manifest.Desc.Digest.String(), reg.Host+"/test/kinds:amd64")
+		x.MustFail([]string{"invalid --platform"}, "create", "-p", "linux/", "-t", target, reg.Host+"/test/kinds:amd64")
+		x.MustFail([]string{"invalid annotation"}, "create", "--annotation", "manifest:a=b", "-t", target, reg.Host+"/test/kinds:amd64")
+		x.MustFail([]string{"unknown progress mode"}, "create", "--progress", "fancy", "-t", target, reg.Host+"/test/kinds:amd64")
+		x.MustFail([]string{"--max-concurrency"}, "create", "--max-concurrency", "0", "-t", target, reg.Host+"/test/kinds:amd64")
+		x.MustFail([]string{"test/kinds:nope", "not found"}, "create", "--progress", "quiet", "-t", target, reg.Host+"/test/kinds:nope")
+		x.MustFail([]string{"read sources from"}, "create", "-t", target, "-f", filepath.Join(t.TempDir(), "missing"))
 	})
 }
