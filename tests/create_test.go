@@ -329,3 +329,93 @@ func TestCreateSourceKinds(t *testing.T) {
 		x.MustFail([]string{"read sources from"}, "create", "-t", target, "-f", filepath.Join(t.TempDir(), "missing"))
 	})
 }
+
+func TestCreateLayout(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, arm := twoImages()
+	src := t.TempDir()
+	if err := fixture.WriteLayout(src, map[string]fixture.Blob{"amd64": amd.Manifest, "arm64": arm.Manifest}, append(amd.Blobs(), arm.Blobs()...)...); err != nil {
+		t.Fatal(err)
+	}
+	x := newImgx(t)
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
+
+	t.Run("layout to registry", func(t *testing.T) {
+		res := x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/fromlayout:v1",
+			"oci-layout://"+src+":amd64", "oci-layout://"+src+"@"+arm.Manifest.Desc.Digest.String())
+		if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+			t.Fatalf("digest %s, want %s", d, digest.FromBytes(want))
+		}
+		if got := fetchTag(t, reg, "test/fromlayout", "v1"); got != string(want) {
+			t.Fatalf("index:\n%s", got)
+		}
+		assertBlobsIn(t, reg, "test/fromlayout", amd, arm)
+	})
+	t.Run("registry to layout", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "out")
+		res := x.MustRun("create", "--progress", "quiet", "-t", "oci-layout://"+dst+":v1", "-t", "oci-layout://"+dst+":latest", reg.Host+"/test/fromlayout:v1")
+		if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+			t.Fatalf("digest %s, want %s", d, digest.FromBytes(want))
+		}
+		var idx ocispec.Index
+		dt, err := os.ReadFile(filepath.Join(dst, "index.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			t.Fatal(err)
+		}
+		var tags []string
+		for _, m := range idx.Manifests {
+			if m.Digest != digest.FromBytes(want) {
+				t.Errorf("index.json entry %s is not the result", m.Digest)
+			}
+			tags = append(tags, m.Annotations[ocispec.AnnotationRefName])
+		}
+		sort.Strings(tags)
+		if strings.Join(tags, ",") != "latest,v1" {
+			t.Errorf("layout tags %v, want latest and v1", tags)
+		}
+		for _, b := range append(append(amd.Blobs(), arm.Blobs()...), fixture.NewBlob(ocispec.MediaTypeImageIndex, want)) {
+			got, err := os.ReadFile(filepath.Join(dst, "blobs", "sha256", b.Desc.Digest.Encoded()))
+			if err != nil || digest.FromBytes(got) != b.Desc.Digest {
+				t.Fatalf("layout blob %s: %v", b.Desc.Digest, err)
+			}
+		}
+	})
+}
+
+func TestCreateTLSAndAuth(t *testing.T) {
+	for _, mode := range []registrytest.AuthMode{registrytest.AuthBasic, registrytest.AuthToken} {
+		t.Run(mode.String(), func(t *testing.T) {
+			reg := registrytest.Start(t, registrytest.Options{TLS: true, Auth: mode})
+			amd, arm := twoImages()
+			pushImage(t, reg, "test/private", "amd64", amd)
+			pushImage(t, reg, "test/private", "arm64", arm)
+			x := newImgx(t)
+			if err := reg.WriteCertsDir(x.CertsDir()); err != nil {
+				t.Fatal(err)
+			}
+			cfg := `{"auths":{"` + reg.Host + `":{"auth":"` + reg.DockerConfigAuth() + `"}}}`
+			if err := os.WriteFile(filepath.Join(x.DockerConfig, "config.json"), []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			reg.ResetRequests()
+			res := x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/private-multi:v1", reg.Host+"/test/private:amd64", reg.Host+"/test/private:arm64")
+			want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
+			if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+				t.Fatalf("digest %s, want %s", d, digest.FromBytes(want))
+			}
+			assertBlobsIn(t, reg, "test/private-multi", amd, arm)
+			if n := reg.Count(http.MethodPut, "/blobs/"); n != 0 {
+				t.Errorf("%d blob uploads, want mounts:\n%s", n, requestSummary(reg))
+			}
+			// Without credentials: a clear refusal.
+			y := newImgx(t)
+			if err := reg.WriteCertsDir(y.CertsDir()); err != nil {
+				t.Fatal(err)
+			}
+			y.MustFail([]string{"test/private:amd64", "authoriz"}, "create", "--progress", "quiet", "-t", reg.Host+"/test/x:v1", reg.Host+"/test/private:amd64")
+		})
+	}
+}
