@@ -419,3 +419,154 @@ func TestCreateTLSAndAuth(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateAppend(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, arm := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	pushImage(t, reg, "test/app", "arm64", arm)
+	x := newImgx(t)
+	target := reg.Host + "/test/appended:latest"
+
+	res := x.MustRun("create", "--append", "--progress", "plain", "-t", target, reg.Host+"/test/app:amd64")
+	if !strings.Contains(res.Stderr, target+" does not exist yet: creating it") {
+		t.Fatalf("no notice of the new tag:\n%s", res.Stderr)
+	}
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc}, nil)
+	if got := fetchTag(t, reg, "test/appended", "latest"); got != string(want) {
+		t.Fatalf("new tag:\n%s", got)
+	}
+	x.MustRun("create", "--append", "--progress", "quiet", "-t", target, reg.Host+"/test/app:arm64")
+	want = wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
+	if got := fetchTag(t, reg, "test/appended", "latest"); got != string(want) {
+		t.Fatalf("appended:\n%s", got)
+	}
+
+	t.Run("replace a platform", func(t *testing.T) {
+		idx := multiIndex()
+		pushIndex(t, reg, "test/rep", "latest", idx)
+		newArm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64/v8", Layers: 1, Seed: 99})
+		pushImage(t, reg, "test/rep", "newarm", newArm)
+		res := x.MustRun("create", "--append", "--progress", "plain", "-t", reg.Host+"/test/rep:latest", reg.Host+"/test/rep:newarm")
+		var old ocispec.Index
+		if err := json.Unmarshal(idx.Index.Data, &old); err != nil {
+			t.Fatal(err)
+		}
+		oldArm, oldAtt := idx.Images[1].Manifest.Desc.Digest, idx.Attestations[1].Manifest.Desc.Digest
+		var children []ocispec.Descriptor
+		for _, c := range old.Manifests {
+			if c.Digest != oldArm && c.Digest != oldAtt {
+				children = append(children, c)
+			}
+		}
+		// Its platform is read from its config, normalized as buildx does.
+		newArmDesc := newArm.Manifest.Desc
+		newArmDesc.Platform = &ocispec.Platform{OS: "linux", Architecture: "arm64"}
+		children = append(children, newArmDesc)
+		want := wantIndex(ocispec.MediaTypeImageIndex, children, nil)
+		if got := fetchTag(t, reg, "test/rep", "latest"); got != string(want) {
+			t.Fatalf("after replacement:\n%s\nwant:\n%s", got, want)
+		}
+		for _, line := range []string{
+			"replacing linux/arm64/v8 " + oldArm.String() + " with " + newArm.Manifest.Desc.Digest.String(),
+			"dropping attestation " + oldAtt.String() + " of " + oldArm.String(),
+		} {
+			if !strings.Contains(res.Stderr, line) {
+				t.Errorf("progress does not say %q:\n%s", line, res.Stderr)
+			}
+		}
+	})
+}
+
+func TestCreateAnnotations(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 21, Docker: true})
+	arm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 22, Docker: true})
+	pushImage(t, reg, "test/docker", "amd64", amd)
+	pushImage(t, reg, "test/docker", "arm64", arm)
+	x := newImgx(t)
+	srcs := []string{reg.Host + "/test/docker:amd64", reg.Host + "/test/docker:arm64"}
+
+	reg.ResetRequests()
+	x.MustFail([]string{"annotations are not supported for Docker manifest lists", "--oci"},
+		append([]string{"create", "--progress", "quiet", "--annotation", "index:org.opencontainers.image.title=app", "-t", reg.Host + "/test/docker:annotated"}, srcs...)...)
+	if got := fetchTag(t, reg, "test/docker", "annotated"); got != "" {
+		t.Fatalf("tag written despite the error:\n%s", got)
+	}
+	for _, r := range reg.Requests() {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			t.Errorf("%s %s sent despite the error", r.Method, r.Path)
+		}
+	}
+
+	res := x.MustRun(append([]string{"create", "--progress", "quiet", "--oci",
+		"--annotation", "org.opencontainers.image.title=app",
+		"--annotation", "manifest-descriptor[linux/arm64]:com.example.arch=arm",
+		"-t", reg.Host + "/test/docker:annotated"}, srcs...)...)
+	armDesc := arm.Manifest.Desc
+	armDesc.Annotations = map[string]string{"com.example.arch": "arm"}
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, armDesc}, map[string]string{"org.opencontainers.image.title": "app"})
+	if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
+		t.Fatalf("digest %s, want %s:\n%s", d, digest.FromBytes(want), fetchTag(t, reg, "test/docker", "annotated"))
+	}
+	// Without annotations, Docker children make a Docker manifest list.
+	res = x.MustRun(append([]string{"create", "--dry-run"}, srcs...)...)
+	if want := wantIndex(fixture.MediaTypeDockerManifestList, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil); res.Stdout != string(want)+"\n" {
+		t.Fatalf("dry run:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+}
+
+func TestCreatePlatformDryRunMetadata(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, reg, "test/multi", "v1", idx)
+	x := newImgx(t)
+	src := reg.Host + "/test/multi:v1"
+	var full ocispec.Index
+	if err := json.Unmarshal(idx.Index.Data, &full); err != nil {
+		t.Fatal(err)
+	}
+	arm, armAtt := full.Manifests[1], full.Manifests[4]
+
+	reg.ResetRequests()
+	res := x.MustRun("create", "--dry-run", "-p", "linux/arm64", "-t", reg.Host+"/test/multi:arm", src)
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{arm, armAtt}, map[string]string{"org.opencontainers.image.title": "multi"})
+	if res.Stdout != string(want)+"\n" {
+		t.Fatalf("dry run:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+	// A dry run reads the source and writes nothing.
+	assertRequests(t, reg, 1)
+	if got := fetchTag(t, reg, "test/multi", "arm"); got != "" {
+		t.Fatal("dry run wrote the tag")
+	}
+
+	x.MustFail([]string{"no manifest matches the requested platforms", "windows/amd64"}, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+
+	meta := filepath.Join(t.TempDir(), "meta.json")
+	res = x.MustRun("create", "--progress", "quiet", "--metadata-file", meta, "-p", "linux/amd64,linux/arm64",
+		"-t", reg.Host+"/test/multi:two", "-t", reg.Host+"/test/multi2:two", src)
+	d := mustDigestLine(t, res)
+	dt, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Desc ocispec.Descriptor `json:"containerimage.descriptor"`
+		Name string             `json:"image.name"`
+		Tags []string           `json:"image.tags"`
+	}
+	if err := json.Unmarshal(dt, &got); err != nil {
+		t.Fatal(err)
+	}
+	body := fetchTag(t, reg, "test/multi2", "two")
+	wantDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: d, Size: int64(len(body))}
+	if got.Desc.MediaType != wantDesc.MediaType || got.Desc.Digest != wantDesc.Digest || got.Desc.Size != wantDesc.Size {
+		t.Errorf("metadata descriptor %+v, want %+v", got.Desc, wantDesc)
+	}
+	if want := reg.Host + "/test/multi," + reg.Host + "/test/multi2"; got.Name != want {
+		t.Errorf("image.name %q, want %q", got.Name, want)
+	}
+	if want := []string{reg.Host + "/test/multi:two", reg.Host + "/test/multi2:two"}; strings.Join(got.Tags, " ") != strings.Join(want, " ") {
+		t.Errorf("image.tags %v, want %v", got.Tags, want)
+	}
+}
