@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -373,13 +374,23 @@ func copyBlob(ctx context.Context, r *Resolver, sub progress.SubLogger, b blobJo
 		return err
 	}
 	defer closeSrc()
-	var in io.Reader = NewVerifyingReader(src, b.desc)
+	// Bytes in memory were checked when fetched and stay seekable, so that
+	// containerd can replay them when the registry asks for a retry.
+	in := src
+	if b.data == nil {
+		in = NewVerifyingReader(src, b.desc)
+	}
 	if b.data == nil && b.desc.Size >= progressMinBytes {
 		counter := progress.NewByteCounter(sub, b.desc.Digest.String(), b.desc.Size)
 		defer counter.Done()
 		in = io.TeeReader(in, counter)
 	}
 	if err := content.Copy(ctx, w, in, b.desc.Size, b.desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		if errors.Is(err, io.ErrUnexpectedEOF) && b.data == nil {
+			// containerd retries a refused upload by asking for the body
+			// again, which a stream cannot give: its cause is lost there.
+			return fmt.Errorf("copy %s from %s to %s: the registry refused or restarted the upload: %w", b.desc.Digest, b.from.Repository(), to.Repository(), err)
+		}
 		return fmt.Errorf("copy %s from %s to %s: %w", b.desc.Digest, b.from.Repository(), to.Repository(), err)
 	}
 	return nil

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
@@ -568,5 +573,102 @@ func TestCreatePlatformDryRunMetadata(t *testing.T) {
 	}
 	if want := []string{reg.Host + "/test/multi:two", reg.Host + "/test/multi2:two"}; strings.Join(got.Tags, " ") != strings.Join(want, " ") {
 		t.Errorf("image.tags %v, want %v", got.Tags, want)
+	}
+}
+
+func TestCreatePlainProgress(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, _ := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	x := newImgx(t)
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc}, nil)
+	var m ocispec.Manifest
+	if err := json.Unmarshal(amd.Manifest.Data, &m); err != nil {
+		t.Fatal(err)
+	}
+	// One transfer at a time keeps the log lines in plan order.
+	res := x.MustRun("create", "--progress", "plain", "--max-concurrency", "1", "-t", reg.Host+"/test/plain:v1", reg.Host+"/test/app:amd64")
+	timing := regexp.MustCompile(`(?m)^(#\d+) \d+\.\d+ |(DONE) \d+\.\d+s`)
+	got := timing.ReplaceAllString(res.Stderr, "$1$2 ")
+	repo := reg.Host + "/test/plain"
+	wantLog := "#1 [internal] pushing " + repo + "\n" +
+		"#1 mounting " + m.Config.Digest.String() + " from " + reg.Host + "/test/app\n" +
+		"#1 mounting " + m.Layers[0].Digest.String() + " from " + reg.Host + "/test/app\n" +
+		"#1 copying " + amd.Manifest.Desc.Digest.String() + " from " + reg.Host + "/test/app to " + repo + "\n" +
+		"#1 pushing " + digest.FromBytes(want).String() + " to " + repo + ":v1\n" +
+		"#1 DONE \n"
+	if got != wantLog {
+		t.Fatalf("plain progress:\n%s\nwant:\n%s", got, wantLog)
+	}
+}
+
+// failingProxy serves reg through a reverse proxy that answers 500 to the
+// requests fail picks, and counts them.
+func failingProxy(t *testing.T, reg *registrytest.Registry, fail func(*http.Request) bool) (string, *atomic.Int32) {
+	t.Helper()
+	target, err := url.Parse(reg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var failed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail(r) {
+			failed.Add(1)
+			http.Error(w, "injected failure", http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &failed
+}
+
+// TestCreateFailureMovesNoTag injects failures before the tag step: no tag
+// of any target moves, in the failing registry or elsewhere.
+func TestCreateFailureMovesNoTag(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg2 := registrytest.Start(t, registrytest.Options{})
+	amd, arm := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	pushImage(t, reg, "test/app", "arm64", arm)
+	old := fixture.NewImage(fixture.ImageOptions{Seed: 31})
+	pushImage(t, reg, "test/kept", "latest", old)
+	srcs := []string{reg.Host + "/test/app:amd64", reg.Host + "/test/app:arm64"}
+
+	for _, c := range []struct {
+		name string
+		fail func(*http.Request) bool
+	}{
+		{"child-manifest-put", func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256:")
+		}},
+		{"blob-upload", func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			repo := "fail/" + c.name
+			pushImage(t, reg2, repo, "latest", old)
+			host, failed := failingProxy(t, reg2, c.fail)
+			newImgx(t).MustFail([]string{host + "/" + repo}, append([]string{"create", "--progress", "quiet",
+				"-t", reg.Host + "/test/kept:latest", "-t", reg.Host + "/test/new:v1",
+				"-t", host + "/" + repo + ":latest", "-t", host + "/" + repo + ":v2"}, srcs...)...)
+			if failed.Load() == 0 {
+				t.Fatal("no request failed: the injection missed")
+			}
+			if got := fetchTag(t, reg2, repo, "latest"); got != string(old.Manifest.Data) {
+				t.Errorf("%s:latest moved:\n%s", repo, got)
+			}
+			if got := fetchTag(t, reg2, repo, "v2"); got != "" {
+				t.Errorf("%s:v2 was created", repo)
+			}
+			if got := fetchTag(t, reg, "test/kept", "latest"); got != string(old.Manifest.Data) {
+				t.Errorf("test/kept:latest in the healthy registry moved")
+			}
+			if got := fetchTag(t, reg, "test/new", "v1"); got != "" {
+				t.Errorf("test/new:v1 in the healthy registry was created")
+			}
+		})
 	}
 }
