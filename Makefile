@@ -7,7 +7,8 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 PKG := github.com/docker-imgx/docker-imgx
 LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Revision=$(REVISION)
 PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
+TOOLS := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1
 
 .PHONY: help build install test unit integration lint docs validate-docs demo bench clean
@@ -26,12 +27,12 @@ install: build ## Install the plugin into ~/.docker/cli-plugins (docker imgx)
 test: build ## Run unit and integration tests (real registries, the real binary)
 	IMGX_BINARY=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) ./...
 
-lint: ## gofmt, go vet, and golangci-lint when it installs through the Go module proxy
+lint: ## gofmt, go vet, and golangci-lint (installed once into bin/tools through the Go module proxy)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) version >/dev/null 2>&1; then \
-		$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./... ; \
-	else echo "golangci-lint $(GOLANGCI_LINT_VERSION) not installable here: gofmt and go vet only"; fi
+	@if [ ! -x $(TOOLS)/golangci-lint ] && ! GOBIN=$(TOOLS) GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); then \
+		echo "golangci-lint $(GOLANGCI_LINT_VERSION) does not install here: gofmt and go vet only"; \
+	else $(TOOLS)/golangci-lint run ./... ; fi
 
 docs: ## Regenerate docs/reference from the command tree
 	$(GO) run ./docs -source docs/reference

@@ -79,14 +79,13 @@ type blobJob struct {
 // (any order, in parallel), manifests (children before parents), the root
 // by digest (only when several repositories are written), then the tags.
 type repoPlan struct {
-	repo        Location
-	blobs       []blobJob
-	manifests   []*node
-	pushRoot    bool
-	tags        []Location
-	rootDesc    ocispec.Descriptor
-	rootBytes   []byte
-	rootOrigins []Location
+	repo      Location
+	blobs     []blobJob
+	manifests []*node
+	pushRoot  bool
+	tags      []Location
+	rootDesc  ocispec.Descriptor
+	rootBytes []byte
 }
 
 // Push copies content to every target: each blob and child manifest by

@@ -236,16 +236,6 @@ func run(t testing.TB, env []string, bin string, args ...string) (string, error)
 	return stdout.String(), nil
 }
 
-// mustRun is run that fails the test on error.
-func mustRun(t testing.TB, env []string, bin string, args ...string) string {
-	t.Helper()
-	out, err := run(t, env, bin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // dialUnix checks that something accepts connections on a unix socket.
 func dialUnix(ctx context.Context, path string) error {
 	var dialer net.Dialer
