@@ -102,6 +102,9 @@ func decadeLabel(d int) string {
 }
 
 func formatMiBps(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.2f MiB/s", v)
+	}
 	if v < 10 {
 		return fmt.Sprintf("%.1f MiB/s", v)
 	}

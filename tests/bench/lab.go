@@ -51,6 +51,7 @@ type link struct {
 type lab struct {
 	cfg      config
 	tmp      string
+	launcher string
 	env      []string
 	a, b     *registrytest.Registry
 	links    map[time.Duration]link
@@ -78,6 +79,9 @@ func newLab(ctx context.Context, cfg config, tmp string) (l *lab, err error) {
 		}
 	}()
 	if l.commands, err = availableCommands(ctx, cfg.binary); err != nil {
+		return nil, err
+	}
+	if l.launcher, err = buildLauncher(ctx, tmp); err != nil {
 		return nil, err
 	}
 	l.env = binaryEnv(tmp)

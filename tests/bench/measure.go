@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
@@ -39,6 +39,8 @@ type row struct {
 	Requests int
 	Bytes    int64
 	RSSKiB   int64
+	// FloorKiB is the launcher's peak RSS, below which RSSKiB cannot go.
+	FloorKiB int64
 	// Baseline is the median time to download and hash the case's blobs.
 	Baseline time.Duration
 }
@@ -49,6 +51,7 @@ type sample struct {
 	requests int
 	bytes    int64
 	rssKiB   int64
+	floorKiB int64
 }
 
 // measure runs c cfg.runs times at latency lat, then its baseline.
@@ -84,6 +87,7 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 	r.Requests = median(mapSlice(samples, func(s sample) int { return s.requests }))
 	r.Bytes = median(mapSlice(samples, func(s sample) int64 { return s.bytes }))
 	r.RSSKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.rssKiB }))
+	r.FloorKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.floorKiB }))
 	return r, nil
 }
 
@@ -99,28 +103,66 @@ func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, token string) (
 	l.b.ResetRequests()
 	ln.a.Reset()
 	ln.b.Reset()
-	cmd := exec.CommandContext(ctx, l.cfg.binary, args...)
+	res, stdout, err := l.launch(ctx, token, args)
+	if err != nil {
+		return sample{}, err
+	}
+	if err := c.check(stdout, outFile); err != nil {
+		return sample{}, err
+	}
+	return sample{
+		wall:     time.Duration(res.WallNanos),
+		requests: len(l.a.Requests()) + len(l.b.Requests()),
+		bytes:    ln.a.Stats().Bytes() + ln.b.Stats().Bytes(),
+		rssKiB:   res.MaxRSSKiB,
+		floorKiB: res.FloorKiB,
+	}, nil
+}
+
+// launchResult is what the launcher program reports about one command.
+type launchResult struct {
+	WallNanos int64 `json:"wallNanos"`
+	ExitCode  int   `json:"exitCode"`
+	MaxRSSKiB int64 `json:"maxRSSKiB"`
+	FloorKiB  int64 `json:"floorKiB"`
+}
+
+// launch runs the binary with args through the launcher and returns its
+// report and stdout; a non-zero exit is an error carrying stderr's first line.
+func (l *lab) launch(ctx context.Context, token string, args []string) (launchResult, []byte, error) {
+	resultFile := filepath.Join(l.tmp, "result-"+token+".json")
+	defer os.Remove(resultFile)
+	cmd := exec.CommandContext(ctx, l.launcher, append([]string{resultFile, l.cfg.binary}, args...)...)
 	cmd.Env = l.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
+	if err := cmd.Run(); err != nil {
+		return launchResult{}, nil, fmt.Errorf("launch %s: %w: %s", args[0], err, firstLine(stderr.String()))
+	}
+	data, err := os.ReadFile(resultFile)
 	if err != nil {
-		return sample{}, fmt.Errorf("%s: %w: %s", args[0], err, firstLine(stderr.String()))
+		return launchResult{}, nil, fmt.Errorf("launch %s: %w", args[0], err)
 	}
-	if err := c.check(stdout.Bytes(), outFile); err != nil {
-		return sample{}, err
+	var res launchResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return launchResult{}, nil, fmt.Errorf("launch %s: result %q: %w", args[0], data, err)
 	}
-	s := sample{
-		wall:     wall,
-		requests: len(l.a.Requests()) + len(l.b.Requests()),
-		bytes:    ln.a.Stats().Bytes() + ln.b.Stats().Bytes(),
+	if res.ExitCode != 0 {
+		return res, nil, fmt.Errorf("%s: exit %d: %s", args[0], res.ExitCode, firstLine(stderr.String()))
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.rssKiB = ru.Maxrss // KiB on Linux
+	return res, stdout.Bytes(), nil
+}
+
+// buildLauncher builds the launcher program into dir.
+func buildLauncher(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "launcher")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./tests/bench/launcher")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build the launcher: %w", err)
 	}
-	return s, nil
+	return bin, nil
 }
 
 // download fetches blobs from a plain-HTTP registry host, concurrency at a
