@@ -47,6 +47,9 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	if err != nil {
 		return err
 	}
+	for _, w := range img.Warnings {
+		fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", w)
+	}
 	pr := imagetools.NewPrinter(img)
 	if opts.raw {
 		return pr.Raw(dockerCli.Out())

@@ -1,14 +1,20 @@
 package commands
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/internal/version"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Environment variables that configure registry access (see docs/reference/imgx.md).
@@ -16,6 +22,10 @@ const (
 	envInsecure     = "DOCKER_IMGX_INSECURE_REGISTRIES" // comma-separated HOST, HOST:PORT or CIDR
 	envCertsDirs    = "DOCKER_IMGX_CERTS_DIRS"          // list of certs.d folders (path list)
 	envDaemonConfig = "DOCKER_IMGX_DAEMON_CONFIG"       // daemon.json whose insecure-registries apply
+	// envStallTimeout is how long a registry may send no byte of a response
+	// body before the read fails and the download is resumed (a Go duration,
+	// default 60s; "0" or a negative value turns the watchdog off).
+	envStallTimeout = "DOCKER_IMGX_STALL_TIMEOUT"
 )
 
 const defaultDaemonConfig = "/etc/docker/daemon.json"
@@ -37,12 +47,63 @@ func (o *rootOptions) newResolver(dockerCli command.Cli) (*imagetools.Resolver, 
 	if err != nil {
 		return nil, err
 	}
+	stall, err := stallTimeout()
+	if err != nil {
+		return nil, err
+	}
+	warn := &warnings{w: dockerCli.Err()}
+	// Retries: 5 attempts per request, full-jitter backoff from 200ms to
+	// 10s, Retry-After honoured up to 30s (imagetools.RetryOptions defaults).
+	retry := imagetools.RetryOptions{StallTimeout: stall, OnRetry: warn.retry}
 	return imagetools.NewResolver(imagetools.ResolverOptions{
 		Credentials: imagetools.DockerConfigCredentials(dockerCli.ConfigFile()),
 		Insecure:    match,
 		CertsDirs:   certsDirs(),
 		UserAgent:   version.UserAgent(),
+		Transport: func(base http.RoundTripper) http.RoundTripper {
+			return imagetools.NewRetryTransport(base, retry)
+		},
+		Resume: imagetools.ResumeOptions{OnResume: warn.resume},
 	}), nil
+}
+
+// stallTimeout reads DOCKER_IMGX_STALL_TIMEOUT. Unset or empty gives 0, which
+// RetryOptions reads as the default (60s); "0" or a negative duration gives
+// -1, which turns the watchdog off.
+func stallTimeout() (time.Duration, error) {
+	v, ok := os.LookupEnv(envStallTimeout)
+	if !ok || v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 30s or 2m: %w", envStallTimeout, v, err)
+	}
+	if d <= 0 {
+		return -1, nil
+	}
+	return d, nil
+}
+
+// warnings writes retry and resume notices, one line each, to a writer
+// (stderr today; a progress writer's sub-logger can take these funcs later).
+type warnings struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *warnings) retry(req *http.Request, attempt, max int, reason string) {
+	l.printf("WARN: %s\n", imagetools.RetryMessage(req, attempt, max, reason))
+}
+
+func (l *warnings) resume(desc ocispec.Descriptor, offset int64, cause error) {
+	l.printf("WARN: resuming %s at byte %d of %d: %v\n", desc.Digest, offset, desc.Size, cause)
+}
+
+func (l *warnings) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format, args...)
 }
 
 // insecureRegistries joins --insecure-registry, DOCKER_IMGX_INSECURE_REGISTRIES

@@ -43,7 +43,9 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		"Allow plain HTTP and unverified TLS for a registry (`HOST`, HOST:PORT or CIDR; repeatable; also "+envInsecure+")")
 
 	cmd.AddCommand(
+		createCmd(dockerCli, opts),
 		inspectCmd(dockerCli, opts),
+		exportCmd(dockerCli, opts),
 		versionCmd(dockerCli),
 	)
 	return cmd

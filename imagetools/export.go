@@ -28,9 +28,13 @@ const (
 	ExportFormatOCI = "oci"
 )
 
+// ExportDefaultConcurrency is the default number of blobs fetched ahead:
+// enough to keep a link to one registry busy while a large layer is written,
+// few enough that memory stays bounded (each blob ahead holds at most
+// exportChunksAhead chunks) and registries do not throttle.
+const ExportDefaultConcurrency = 4
+
 const (
-	// exportDefaultConcurrency is the default number of blobs fetched ahead.
-	exportDefaultConcurrency = 4
 	// exportChunkSize and exportChunksAhead bound the memory of one blob being
 	// fetched ahead: at most exportChunksAhead full chunks wait in its pipe.
 	exportChunkSize   = 512 << 10
@@ -116,7 +120,7 @@ func (o ExportOptions) withDefaults() (ExportOptions, error) {
 		o.Platforms = []ocispec.Platform{platforms.DefaultSpec()}
 	}
 	if o.MaxConcurrency <= 0 {
-		o.MaxConcurrency = exportDefaultConcurrency
+		o.MaxConcurrency = ExportDefaultConcurrency
 	}
 	if o.Progress == nil {
 		o.Progress = NoExportProgress{}

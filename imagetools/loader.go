@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -60,6 +61,9 @@ type Image struct {
 	Configs map[digest.Digest]*ocispec.Image
 	// Attestations by the digest of the image they are about.
 	Attestations map[digest.Digest]*Attestation
+	// Warnings are problems that do not stop inspect, such as a config
+	// whose diff_ids disagree with the layers (docker load would refuse it).
+	Warnings []string
 }
 
 // Attestation holds the predicates found in an attestation manifest.
@@ -157,13 +161,15 @@ func (img *Image) decode() error {
 // loadDetails fetches child manifests, configs and attestations in parallel.
 func (img *Image) loadDetails(ctx context.Context, f remotes.Fetcher, opts LoadOptions) error {
 	if img.Manifest != nil {
-		if opts.Configs || img.Desc.Platform == nil {
-			cfg, err := fetchConfig(ctx, f, img.Manifest.Config)
-			if err != nil {
-				return err
-			}
-			img.Configs[img.Desc.Digest] = cfg
+		if !isImageConfig(img.Manifest.Config.MediaType) {
+			return nil // an artifact or attestation: no image config to read
 		}
+		cfg, err := fetchConfig(ctx, f, img.Manifest.Config)
+		if err != nil {
+			return err
+		}
+		img.Configs[img.Desc.Digest] = cfg
+		img.checkConfig(img.Desc.Digest, cfg, len(img.Manifest.Layers))
 		return nil
 	}
 	if !opts.Configs && !opts.Attestations {
@@ -224,6 +230,9 @@ func (img *Image) loadIndexChild(ctx context.Context, f remotes.Fetcher, child o
 		mu.Unlock()
 		return nil
 	}
+	if !isImageConfig(m.Config.MediaType) {
+		return nil
+	}
 	cfg, err := fetchConfig(ctx, f, m.Config)
 	if err != nil {
 		return err
@@ -231,8 +240,17 @@ func (img *Image) loadIndexChild(ctx context.Context, f remotes.Fetcher, child o
 	mu.Lock()
 	img.Children[child.Digest] = &m
 	img.Configs[child.Digest] = cfg
+	img.checkConfig(child.Digest, cfg, len(m.Layers))
 	mu.Unlock()
 	return nil
+}
+
+// checkConfig records a warning when a config disagrees with its manifest.
+func (img *Image) checkConfig(manifest digest.Digest, cfg *ocispec.Image, layers int) {
+	if err := CheckConfig(cfg, layers); err != nil {
+		img.Warnings = append(img.Warnings, fmt.Sprintf("image %s: %v: docker load, podman and buildah will refuse it", manifest, err))
+		slices.Sort(img.Warnings)
+	}
 }
 
 func loadAttestation(ctx context.Context, f remotes.Fetcher, m ocispec.Manifest) (*Attestation, error) {
@@ -354,6 +372,11 @@ func SelectPlatform(children []ocispec.Descriptor, p ocispec.Platform) (ocispec.
 		return ocispec.Descriptor{}, fmt.Errorf("no image for platform %s (the index has: %s)", platforms.Format(p), strings.Join(available, ", "))
 	}
 	return *best, nil
+}
+
+// isImageConfig reports whether a config media type is an image config.
+func isImageConfig(mt string) bool {
+	return mt == ocispec.MediaTypeImageConfig || mt == images.MediaTypeDockerSchema2Config
 }
 
 // IsAttestation reports whether a descriptor is a BuildKit attestation manifest.

@@ -55,6 +55,8 @@ type TemplateData struct {
 	SBOM       any          `json:"sbom,omitempty"`
 	// Platforms lists the image platforms of an index, sorted.
 	Platforms []string `json:"platforms,omitempty"`
+	// Warnings are config checks that failed (see CheckConfig).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Printer renders a loaded image.
@@ -113,7 +115,7 @@ func writeJSON(w io.Writer, v any) error {
 // Data builds the template data.
 func (p *Printer) Data() TemplateData {
 	img := p.img
-	d := TemplateData{Name: img.Location.String(), Manifest: p.manifestView()}
+	d := TemplateData{Name: img.Location.String(), Manifest: p.manifestView(), Warnings: img.Warnings}
 	if img.Manifest != nil {
 		if cfg := img.Configs[img.Desc.Digest]; cfg != nil {
 			d.Image = cfg

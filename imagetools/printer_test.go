@@ -24,7 +24,7 @@ func testIndexImage(t *testing.T) *Image {
 				Annotations: map[string]string{AnnotationReferenceType: AttestationManifestType, AnnotationReferenceDigest: amd.String()}},
 		}}
 	return &Image{Location: loc, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString("idx"), Size: 100}, Index: idx,
-		Configs: map[digest.Digest]*ocispec.Image{amd: {Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}}},
+		Configs:      map[digest.Digest]*ocispec.Image{amd: {Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}}},
 		Attestations: map[digest.Digest]*Attestation{amd: {SLSA: map[string]any{"builder": "b"}, SPDX: []any{"doc1", "doc2"}}}}
 }
 

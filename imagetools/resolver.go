@@ -43,6 +43,8 @@ type ResolverOptions struct {
 	// Transport is the round tripper under everything (retries, fault
 	// injection in tests); nil means a shared keep-alive transport.
 	Transport func(base http.RoundTripper) http.RoundTripper
+	// Resume configures how blob downloads cut mid-way are resumed.
+	Resume ResumeOptions
 }
 
 // Resolver reaches registries. It caches one set of hosts per registry, so
@@ -120,7 +122,7 @@ func (r *Resolver) Fetcher(ctx context.Context, loc Location) (remotes.Fetcher, 
 	if err != nil {
 		return nil, fmt.Errorf("fetch from %s: %w", loc, err)
 	}
-	return f, nil
+	return NewResumingFetcher(f, r.opts.Resume), nil
 }
 
 // Pusher returns a pusher for loc. Pushing a manifest or index with a pusher

@@ -181,4 +181,3 @@ func requireTool(t testing.TB, name, pkg string) {
 	}
 	t.Skip(msg)
 }
-

@@ -1,0 +1,191 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/docker/cli/cli/command"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+)
+
+type createOptions struct {
+	*rootOptions
+	sources        []string
+	files          []string
+	tags           []string
+	annotations    []string
+	platforms      []string
+	appendTo       bool
+	dryRun         bool
+	preferIndex    bool
+	oci            bool
+	metadataFile   string
+	progress       string
+	maxConcurrency int
+}
+
+func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) error {
+	fileSources, err := readSourceFiles(opts.files, dockerCli.In())
+	if err != nil {
+		return err
+	}
+	anns, err := imagetools.ParseAnnotations(opts.annotations)
+	if err != nil {
+		return err
+	}
+	plats, err := parsePlatforms(opts.platforms)
+	if err != nil {
+		return err
+	}
+	if opts.maxConcurrency < 1 {
+		return fmt.Errorf("invalid --max-concurrency %d: want 1 or more", opts.maxConcurrency)
+	}
+	r, err := opts.newResolver(dockerCli)
+	if err != nil {
+		return err
+	}
+	printer, err := progress.NewPrinter(context.WithoutCancel(ctx), dockerCli.Err(), opts.progress, progress.WithPhase("Pushing"))
+	if err != nil {
+		return err
+	}
+	res, err := imagetools.Create(ctx, r, imagetools.CreateOptions{
+		Sources: append(fileSources, opts.sources...), Tags: opts.tags,
+		Annotations: anns, Platforms: plats, PreferIndex: opts.preferIndex, ForceOCI: opts.oci,
+		Append: opts.appendTo, DryRun: opts.dryRun, MaxConcurrency: opts.maxConcurrency, Progress: printer,
+	})
+	if perr := printer.Wait(); err == nil && perr != nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	if opts.dryRun {
+		_, err := fmt.Fprintln(dockerCli.Out(), string(res.Bytes))
+		return err
+	}
+	if opts.metadataFile != "" {
+		if err := writeCreateMetadata(opts.metadataFile, res); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintln(dockerCli.Out(), res.Desc.Digest)
+	return err
+}
+
+// readSourceFiles reads -f files ("-" is stdin): a file holding descriptor
+// JSON is one source, as buildx reads it; otherwise each non-empty line that
+// is not a # comment is one source.
+func readSourceFiles(files []string, stdin io.Reader) ([]string, error) {
+	var out []string
+	for _, f := range files {
+		var dt []byte
+		var err error
+		if f == "-" {
+			dt, err = io.ReadAll(stdin)
+		} else {
+			dt, err = os.ReadFile(f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read sources from %s: %w", f, err)
+		}
+		text := strings.TrimSpace(string(dt))
+		if strings.HasPrefix(text, "{") {
+			out = append(out, text)
+			continue
+		}
+		for _, line := range strings.Split(text, "\n") {
+			line = strings.TrimSpace(line)
+			if line != "" && !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+	}
+	return out, nil
+}
+
+// parsePlatforms parses repeatable, comma-separated --platform values.
+func parsePlatforms(in []string) ([]ocispec.Platform, error) {
+	var out []ocispec.Platform
+	for _, v := range in {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			p, err := platforms.Parse(s)
+			if err != nil {
+				return nil, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", s, err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// writeCreateMetadata writes buildx's metadata keys, plus the tags written.
+func writeCreateMetadata(path string, res *imagetools.CreateResult) error {
+	var repos, tags []string
+	seen := map[string]bool{}
+	for _, t := range res.Targets {
+		tags = append(tags, t.String())
+		if !seen[t.Repository()] {
+			seen[t.Repository()] = true
+			repos = append(repos, t.Repository())
+		}
+	}
+	dt, err := json.MarshalIndent(map[string]any{
+		"containerimage.descriptor": ocispec.Descriptor{MediaType: res.Desc.MediaType, Digest: res.Desc.Digest, Size: res.Desc.Size},
+		"image.name":                strings.Join(repos, ","),
+		"image.tags":                tags,
+	}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write metadata file %s: %w", path, err)
+	}
+	return imagetools.WriteFileAtomic(path, func(w io.Writer) error {
+		if _, err := w.Write(append(dt, '\n')); err != nil {
+			return fmt.Errorf("write metadata file %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
+	opts := createOptions{rootOptions: root}
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [SOURCE...]",
+		Short: "Combine images and indexes into one multi-platform index and push it to tags",
+		Long: `Combine images and indexes into one multi-platform index and push it to tags.
+
+A SOURCE is a reference (NAME[:TAG][@DIGEST]), a bare digest (its repository is
+the one named by the tags and other sources), a descriptor in JSON, or an OCI
+layout (oci-layout://PATH[:TAG][@DIGEST]). Content is copied by digest first
+(mounted within one registry, streamed between registries); tags move last.
+The digest of the result is printed on stdout.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.sources = args
+			return runCreate(cmd.Context(), dockerCli, opts)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	flags := cmd.Flags()
+	flags.StringArrayVarP(&opts.tags, "tag", "t", nil, "Push the result to `REF` (repeatable; NAME[:TAG] or oci-layout://PATH[:TAG])")
+	flags.StringArrayVarP(&opts.files, "file", "f", nil, "Read sources from `FILE` (one per line, or descriptor JSON; \"-\" for stdin)")
+	flags.BoolVar(&opts.appendTo, "append", false, "Append the sources to the image at the first tag (created when missing)")
+	flags.BoolVar(&opts.dryRun, "dry-run", false, "Print the resulting index on stdout and push nothing")
+	flags.StringArrayVar(&opts.annotations, "annotation", nil, "Add an annotation (`[TYPE:]KEY=VALUE`, TYPE index or manifest-descriptor[OS/ARCH])")
+	flags.BoolVar(&opts.preferIndex, "prefer-index", true, "Wrap a single image manifest in an index (false: tag the manifest as it is)")
+	flags.BoolVar(&opts.oci, "oci", false, "Make an OCI image index even when every child is a Docker manifest")
+	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms (`OS/ARCH[/VARIANT]`, repeatable or comma-separated)")
+	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE`")
+	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.DefaultMaxConcurrency, "Most blob transfers running at once")
+	return cmd
+}

@@ -1,0 +1,283 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+)
+
+// exportAllPlatforms is the --platform value that keeps every platform.
+const exportAllPlatforms = "all"
+
+type exportOptions struct {
+	*rootOptions
+	images         []string
+	output         string
+	platforms      []string
+	format         string
+	names          []string
+	includeForeign bool
+	maxConcurrency int
+	progress       string
+}
+
+// exportTarget is where the export goes: stdout, a file or a layout folder.
+type exportTarget struct {
+	stdout    bool
+	file      string
+	layoutDir string
+}
+
+func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
+	target, err := parseExportTarget(opts.output)
+	if err != nil {
+		return err
+	}
+	if target.stdout && dockerCli.Out().IsTerminal() {
+		return errors.New("refusing to write a tar to a terminal: use -o FILE, or redirect the output (docker imgx export IMAGE > image.tar)")
+	}
+	engineOpts, err := opts.engineOptions(target)
+	if err != nil {
+		return err
+	}
+	sources, err := exportSources(opts.images, opts.names)
+	if err != nil {
+		return err
+	}
+	r, err := opts.newResolver(dockerCli)
+	if err != nil {
+		return err
+	}
+	// The display outlives ctx so that a cancelled export still shows why.
+	printer, err := progress.NewPrinter(context.WithoutCancel(ctx), dockerCli.Err(), opts.progress, progress.WithPhase("Exporting"))
+	if err != nil {
+		return err
+	}
+	err = exportWithProgress(ctx, printer, r, sources, target, dockerCli.Out(), engineOpts)
+	if waitErr := printer.Wait(); err == nil {
+		err = waitErr
+	}
+	if err != nil && target.stdout {
+		return fmt.Errorf("the tar stream on stdout is incomplete: %w", err)
+	}
+	return err
+}
+
+// exportWithProgress resolves the sources, then writes them to the target
+// under one "exporting to ..." vertex.
+func exportWithProgress(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, sources []exportSource, target exportTarget, stdout io.Writer, opts imagetools.ExportOptions) error {
+	imgs := make([]imagetools.ExportImage, 0, len(sources))
+	for _, s := range sources {
+		img, err := resolveExportImage(ctx, pw, r, s)
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	}
+	final := "sending tarball"
+	if target.layoutDir != "" {
+		final = "writing layout"
+	}
+	return progress.Wrap("exporting to "+opts.Format+" image format", pw, func(sub progress.SubLogger) error {
+		rep := imagetools.NewExportProgressReporter(sub, final)
+		defer rep.Done()
+		opts.Progress = rep
+		return writeExport(ctx, target, stdout, imgs, opts)
+	})
+}
+
+func resolveExportImage(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, s exportSource) (imagetools.ExportImage, error) {
+	done := progress.OneOff(pw, "resolving "+s.loc.String())
+	img := imagetools.ExportImage{Name: s.name}
+	var err error
+	if img.Desc, err = r.Resolve(ctx, s.loc); err == nil {
+		img.Fetcher, err = r.Fetcher(ctx, s.loc)
+	}
+	return img, done(err)
+}
+
+// writeExport writes the tar to stdout or a file (beside the target, renamed
+// on success), or the layout folder.
+func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, imgs []imagetools.ExportImage, opts imagetools.ExportOptions) error {
+	// No bufio: the engine writes blobs in 512 KiB chunks, which a buffer
+	// would only copy once more; the few small entries cost little.
+	write := func(w io.Writer) error {
+		return imagetools.Export(ctx, w, imgs, opts)
+	}
+	switch {
+	case target.layoutDir != "":
+		return imagetools.ExportLayoutDir(ctx, target.layoutDir, imgs, opts)
+	case target.file != "":
+		return imagetools.WriteFileAtomic(target.file, write)
+	default:
+		return write(stdout)
+	}
+}
+
+// parseExportTarget reads -o: "" or "-" is stdout, oci-layout://DIR a
+// layout folder, anything else a file.
+func parseExportTarget(output string) (exportTarget, error) {
+	switch {
+	case output == "" || output == "-":
+		return exportTarget{stdout: true}, nil
+	case strings.HasPrefix(output, imagetools.LayoutPrefix):
+		dir := strings.TrimPrefix(output, imagetools.LayoutPrefix)
+		if dir == "" || strings.ContainsAny(dir, "@") {
+			return exportTarget{}, fmt.Errorf("invalid output %q: want %sDIR (names come from the images or --name)", output, imagetools.LayoutPrefix)
+		}
+		return exportTarget{layoutDir: dir}, nil
+	default:
+		return exportTarget{file: output}, nil
+	}
+}
+
+// engineOptions turns the flags into the engine's options. The format
+// defaults to docker for a tar and oci for a layout folder.
+func (o exportOptions) engineOptions(target exportTarget) (imagetools.ExportOptions, error) {
+	opts := imagetools.ExportOptions{
+		Format:         o.format,
+		IncludeForeign: o.includeForeign,
+		MaxConcurrency: o.maxConcurrency,
+	}
+	if opts.Format == "" {
+		opts.Format = imagetools.ExportFormatDocker
+		if target.layoutDir != "" {
+			opts.Format = imagetools.ExportFormatOCI
+		}
+	}
+	if opts.Format != imagetools.ExportFormatDocker && opts.Format != imagetools.ExportFormatOCI {
+		return opts, fmt.Errorf("invalid --format %q: want %s or %s", o.format, imagetools.ExportFormatDocker, imagetools.ExportFormatOCI)
+	}
+	if o.maxConcurrency < 1 {
+		return opts, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
+	}
+	var err error
+	opts.Platforms, opts.AllPlatforms, err = parseExportPlatforms(o.platforms)
+	return opts, err
+}
+
+// parseExportPlatforms reads --platform values (repeatable, comma lists);
+// "all" keeps every platform. Without a platform (or with "all" alone) the
+// local platform is the one docker load sees.
+func parseExportPlatforms(values []string) ([]ocispec.Platform, bool, error) {
+	var (
+		out []ocispec.Platform
+		all bool
+	)
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			switch {
+			case s == "":
+				continue
+			case s == exportAllPlatforms:
+				all = true
+			default:
+				p, err := platforms.Parse(s)
+				if err != nil {
+					return nil, false, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64, or %s)", s, err, exportAllPlatforms)
+				}
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []ocispec.Platform{platforms.DefaultSpec()}
+	}
+	return out, all, nil
+}
+
+// exportSource is one IMAGE argument and the name it gets in the tar.
+type exportSource struct {
+	loc  imagetools.Location
+	name string
+}
+
+// exportSources pairs each image with its name: the i-th --name, else the
+// image's own reference, fully qualified, with ":latest" when it has neither
+// tag nor digest. An image given by digest alone keeps "repo@digest" (no tag
+// for docker load); an OCI layout source has no name without --name.
+func exportSources(images, names []string) ([]exportSource, error) {
+	if len(names) > 0 && len(names) != len(images) {
+		return nil, fmt.Errorf("%d --name for %d images: give one --name per IMAGE, in the same order", len(names), len(images))
+	}
+	out := make([]exportSource, 0, len(images))
+	for i, img := range images {
+		loc, err := imagetools.ParseLocation(img)
+		if err != nil {
+			return nil, err
+		}
+		s := exportSource{loc: loc, name: defaultExportName(loc)}
+		if len(names) > 0 {
+			if s.name, err = normalizeExportName(names[i]); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func defaultExportName(loc imagetools.Location) string {
+	switch {
+	case loc.IsLayout():
+		return ""
+	case loc.Tag != "":
+		return loc.Name.String() + ":" + loc.Tag
+	case loc.Digest != "":
+		return loc.Name.String() + "@" + loc.Digest.String()
+	default:
+		return loc.Name.String() + ":latest"
+	}
+}
+
+// normalizeExportName qualifies a --name fully ("app:1" is
+// "docker.io/library/app:1") and tags it "latest" when it has no tag.
+func normalizeExportName(name string) (string, error) {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", fmt.Errorf("invalid --name %q: %w (want NAME[:TAG])", name, err)
+	}
+	if _, ok := ref.(reference.Digested); ok {
+		return "", fmt.Errorf("invalid --name %q: a name has a tag, not a digest", name)
+	}
+	return reference.TagNameOnly(ref).String(), nil
+}
+
+func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
+	opts := exportOptions{rootOptions: root}
+	cmd := &cobra.Command{
+		Use:   "export [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Write images from registries into a tar that docker, containerd, podman and skopeo load",
+		Long: `Write images from registries or OCI layouts into one tar: a Docker image tar
+(manifest.json, for docker load) and an OCI image layout (for ctr images import,
+podman load and skopeo) at once. Blobs are the registry's bytes, checked against
+their digests while they are copied; the output file appears only when complete.`,
+		Args: cli.RequiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.images = args
+			return runExport(cmd.Context(), dockerCli, opts)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	flags := cmd.Flags()
+	flags.StringVarP(&opts.output, "output", "o", "", "Write to `FILE` (\"-\" or unset: stdout), or to an OCI layout folder with oci-layout://DIR")
+	flags.StringArrayVar(&opts.platforms, "platform", nil, "Platforms to keep from an index (`OS/ARCH[/VARIANT]`, repeatable, comma lists; \"all\" keeps every one). The first goes to manifest.json (default: the local platform)")
+	flags.StringVar(&opts.format, "format", "", "Output format: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
+	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
+	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.ExportDefaultConcurrency, "Number of blobs fetched in parallel")
+	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
+	return cmd
+}

@@ -1,0 +1,160 @@
+package imagetools
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// ExportLayoutDir writes the images as an OCI image layout folder dir, with
+// the same entries Export writes into a tar (ExportFormatOCI is the usual
+// format here). The folder is built beside dir under a temporary name and
+// renamed to dir once every file is written and synced, so dir is either
+// complete or absent. dir must not exist or be an empty folder.
+//
+// Export's tar stream is extracted through a pipe rather than written file
+// by file: one code path decides the content, and every entry name has been
+// checked by Export (and is checked again here).
+func ExportLayoutDir(ctx context.Context, dir string, imgs []ExportImage, opts ExportOptions) (retErr error) {
+	dir = filepath.Clean(dir)
+	if err := exportCheckTargetDir(dir); err != nil {
+		return err
+	}
+	parent, base := filepath.Split(dir)
+	if parent == "" {
+		parent = "."
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create OCI layout %s: %w", dir, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+
+	pr, pw := io.Pipe()
+	g, gctx := errgroup.WithContext(ctx)
+	var exportErr error
+	g.Go(func() error {
+		exportErr = Export(gctx, pw, imgs, opts)
+		pw.CloseWithError(exportErr)
+		return exportErr
+	})
+	g.Go(func() error {
+		err := exportExtract(gctx, pr, tmp)
+		pr.CloseWithError(err)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		// The extractor only echoes an export error; report the cause.
+		if exportErr != nil {
+			return exportErr
+		}
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
+	}
+	// An empty folder in the way is replaced; rename refuses a non-empty one.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
+	}
+	return nil
+}
+
+// exportCheckTargetDir fails unless dir is absent or an empty folder, before
+// anything is fetched.
+func exportCheckTargetDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("OCI layout %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("OCI layout %s: exists and is not a folder", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("OCI layout %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("OCI layout %s: folder exists and is not empty: remove it or choose another", dir)
+	}
+	return nil
+}
+
+// exportExtract writes the folders and regular files of a tar under dir.
+// Any other entry, or a name that is not local, is an error.
+func exportExtract(ctx context.Context, r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read export stream: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !filepath.IsLocal(hdr.Name) {
+			return fmt.Errorf("export stream: entry %q is not a local path", hdr.Name)
+		}
+		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", hdr.Name, err)
+			}
+		case tar.TypeReg:
+			if err := exportExtractFile(tr, target, hdr); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("export stream: entry %q has unsupported type %q", hdr.Name, hdr.Typeflag)
+		}
+	}
+}
+
+func exportExtractFile(r io.Reader, target string, hdr *tar.Header) (retErr error) {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(hdr.Name), err)
+	}
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(hdr.Mode).Perm())
+	if err != nil {
+		return fmt.Errorf("create %s: %w", hdr.Name, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = f.Close()
+		}
+	}()
+	if _, err := io.Copy(f, r); err != nil {
+		return fmt.Errorf("write %s: %w", hdr.Name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", hdr.Name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", hdr.Name, err)
+	}
+	return nil
+}

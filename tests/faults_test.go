@@ -1,0 +1,357 @@
+package tests
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-imgx/docker-imgx/tests/faultproxy"
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// faultFixture is the image every fault scenario reads: a three-platform
+// index with attestations, in a registry behind the fault proxy.
+type faultFixture struct {
+	idx       fixture.Index
+	repo, tag string
+}
+
+func (fx faultFixture) indexDigest() digest.Digest { return fx.idx.Index.Desc.Digest }
+
+func (fx faultFixture) configDigest() digest.Digest { return fx.idx.Images[0].Config.Desc.Digest }
+
+// faultCommand is one way of running docker-imgx against the proxy. The
+// scenarios run with every command; create and export add theirs here.
+type faultCommand struct {
+	name string
+	args func(ref string) []string
+	// check verifies what a successful run produced.
+	check func(t *testing.T, fx faultFixture, ref string, res result)
+}
+
+func faultCommands() []faultCommand {
+	return []faultCommand{
+		{
+			name: "inspect-raw",
+			args: func(ref string) []string { return []string{"inspect", "--raw", ref} },
+			check: func(t *testing.T, fx faultFixture, _ string, res result) {
+				if res.Stdout != string(fx.idx.Index.Data) {
+					t.Fatalf("--raw differs from the pushed index:\n%s", res.Stdout)
+				}
+			},
+		},
+		{
+			// --format json fetches every child manifest, config and in-toto layer.
+			name: "inspect-json",
+			args: func(ref string) []string { return []string{"inspect", "--format", "json", ref} },
+			check: func(t *testing.T, fx faultFixture, ref string, res result) {
+				var got struct {
+					Name     string
+					Manifest struct{ Digest digest.Digest }
+					Image    map[string]ocispec.Image
+					SBOM     map[string]struct{ SPDX any }
+				}
+				if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil {
+					t.Fatalf("json output: %v\n%s", err, res.Stdout)
+				}
+				if got.Name != ref || got.Manifest.Digest != fx.indexDigest() || len(got.Image) != len(fx.idx.Images) || len(got.SBOM) != len(fx.idx.Images) {
+					t.Fatalf("json: name %q digest %s, %d images, %d SBOMs", got.Name, got.Manifest.Digest, len(got.Image), len(got.SBOM))
+				}
+				for _, img := range fx.idx.Images {
+					if got.Image[platformKey(img.Platform)].Architecture != img.Platform.Architecture {
+						t.Errorf("image %s missing or wrong", platformKey(img.Platform))
+					}
+				}
+			},
+		},
+	}
+}
+
+func platformKey(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// faultScenario is a set of faults and the outcome wanted from every command.
+type faultScenario struct {
+	name   string
+	faults []faultproxy.Fault
+	// auth puts the registry behind basic authentication.
+	auth bool
+	env  []string
+	// only names the commands the scenario applies to; empty means all.
+	only []string
+	// wantErr, when set, are substrings of the one-line error wanted;
+	// otherwise the command must succeed with the exact content.
+	wantErr []string
+	// check makes further assertions on the proxy's log and stderr.
+	check func(t *testing.T, p *faultproxy.Proxy, stderr string)
+}
+
+func (sc faultScenario) appliesTo(cmd string) bool {
+	if len(sc.only) == 0 {
+		return true
+	}
+	for _, c := range sc.only {
+		if c == cmd {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	manifestByDigest = "/manifests/sha256:"
+	manifestByTag    = "/manifests/v1"
+)
+
+func faultScenarios(fx faultFixture) []faultScenario {
+	get, head := "GET", "HEAD"
+	return []faultScenario{
+		{name: "no faults"},
+		{
+			name:   "429 burst",
+			faults: []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Times: 2, Kind: faultproxy.Status429}},
+			check:  wantHits(faultproxy.Status429, 2),
+		},
+		{
+			name:   "429 with Retry-After",
+			faults: []faultproxy.Fault{{Method: head, PathContains: manifestByTag, Times: 1, Kind: faultproxy.Status429RetryAfter, RetryAfter: "1"}},
+			check: func(t *testing.T, p *faultproxy.Proxy, stderr string) {
+				wantHits(faultproxy.Status429RetryAfter, 1)(t, p, stderr)
+				var heads []faultproxy.Request
+				for _, r := range p.Requests() {
+					if r.Method == head && strings.HasSuffix(r.Path, manifestByTag) {
+						heads = append(heads, r)
+					}
+				}
+				if len(heads) != 2 {
+					t.Fatalf("%d HEAD requests for the tag, want 2", len(heads))
+				}
+				if gap := heads[1].At.Sub(heads[0].At); gap < 900*time.Millisecond {
+					t.Errorf("retried %s after the 429, Retry-After asked for 1s", gap)
+				}
+				if !strings.Contains(stderr, "(attempt 2/5): 429 Too Many Requests (Retry-After: 1s)") {
+					t.Errorf("no retry notice on stderr:\n%s", stderr)
+				}
+			},
+		},
+		{
+			name: "5xx burst",
+			faults: []faultproxy.Fault{
+				{Method: head, PathContains: manifestByTag, Times: 1, Kind: faultproxy.Status500},
+				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Status502},
+				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Status503},
+				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Status504},
+			},
+			check: func(t *testing.T, p *faultproxy.Proxy, stderr string) {
+				for _, k := range []faultproxy.FaultKind{faultproxy.Status500, faultproxy.Status502, faultproxy.Status503, faultproxy.Status504} {
+					wantHits(k, 1)(t, p, stderr)
+				}
+			},
+		},
+		{
+			name:    "503 that never ends",
+			faults:  []faultproxy.Fault{{Method: head, PathContains: manifestByTag, Kind: faultproxy.Status503}},
+			wantErr: []string{fx.repo + ":" + fx.tag, "gave up after 5 attempts: 503 Service Unavailable"},
+			check: func(t *testing.T, p *faultproxy.Proxy, _ string) {
+				// Bounded: the retry transport's 5 attempts, not 5 times
+				// containerd's 5.
+				if n := p.Count(head, manifestByTag); n != 5 {
+					t.Errorf("%d HEAD requests, want 5", n)
+				}
+			},
+		},
+		{
+			name:    "502 on a config, every time",
+			only:    []string{"inspect-json"},
+			faults:  []faultproxy.Fault{{Method: get, PathContains: "/blobs/" + fx.configDigest().String(), Kind: faultproxy.Status502}},
+			wantErr: []string{"config " + fx.configDigest().String(), "gave up after 5 attempts: 502 Bad Gateway: UNKNOWN: injected by faultproxy"},
+			check: func(t *testing.T, p *faultproxy.Proxy, _ string) {
+				if n := p.Count(get, "/blobs/"+fx.configDigest().String()); n != 5 {
+					t.Errorf("%d GETs of the config, want 5", n)
+				}
+			},
+		},
+		{
+			name: "reset mid-body",
+			faults: []faultproxy.Fault{
+				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.ResetMidBody},
+				{Method: get, PathContains: "/blobs/", Times: 1, Kind: faultproxy.ResetMidBody},
+			},
+			check: wantHits(faultproxy.ResetMidBody, -1),
+		},
+		{
+			name: "truncated body",
+			faults: []faultproxy.Fault{
+				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.TruncateBody},
+				{Method: get, PathContains: "/blobs/", Times: 1, Kind: faultproxy.TruncateBody},
+			},
+			check: func(t *testing.T, p *faultproxy.Proxy, stderr string) {
+				wantHits(faultproxy.TruncateBody, -1)(t, p, stderr)
+				wantResumedWithRange(t, p)
+			},
+		},
+		{
+			name: "stall, resumed",
+			env:  []string{"DOCKER_IMGX_STALL_TIMEOUT=500ms"},
+			faults: []faultproxy.Fault{
+				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Stall},
+				{Method: get, PathContains: "/blobs/", Times: 1, Kind: faultproxy.Stall},
+			},
+			check: func(t *testing.T, p *faultproxy.Proxy, stderr string) {
+				wantHits(faultproxy.Stall, -1)(t, p, stderr)
+				wantResumedWithRange(t, p)
+				if !strings.Contains(stderr, "registry stalled: no data for 500ms") {
+					t.Errorf("no resume notice on stderr:\n%s", stderr)
+				}
+			},
+		},
+		{
+			// The registry ignores Range on manifests: the resumed request
+			// re-reads the start, stalls at the same byte, and that ends it.
+			name:    "stall every time on a manifest",
+			env:     []string{"DOCKER_IMGX_STALL_TIMEOUT=300ms"},
+			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.Stall}},
+			wantErr: []string{fx.indexDigest().String(), "registry stalled: no data for 300ms", "after 1 resume attempts"},
+		},
+		{
+			// Blobs honour Range: each resume gets further, until the limit.
+			name:    "stall every time on a config",
+			only:    []string{"inspect-json"},
+			env:     []string{"DOCKER_IMGX_STALL_TIMEOUT=300ms"},
+			faults:  []faultproxy.Fault{{Method: get, PathContains: "/blobs/" + fx.configDigest().String(), Kind: faultproxy.Stall}},
+			wantErr: []string{"config " + fx.configDigest().String(), "registry stalled: no data for 300ms", "after 5 resume attempts"},
+			check: func(t *testing.T, p *faultproxy.Proxy, _ string) {
+				if n := p.Count(get, "/blobs/"+fx.configDigest().String()); n != 6 {
+					t.Errorf("%d GETs of the config, want 6 (one and five resumes)", n)
+				}
+			},
+		},
+		{
+			name:    "corrupt manifest",
+			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.CorruptBody}},
+			wantErr: []string{fx.indexDigest().String() + ": content has digest sha256:"},
+		},
+		{
+			name:    "corrupt config",
+			only:    []string{"inspect-json"},
+			faults:  []faultproxy.Fault{{Method: get, PathContains: "/blobs/" + fx.configDigest().String(), Kind: faultproxy.CorruptBody}},
+			wantErr: []string{"config " + fx.configDigest().String(), "content has digest sha256:"},
+		},
+		{
+			name:    "wrong Docker-Content-Digest",
+			faults:  []faultproxy.Fault{{Method: head, PathContains: manifestByTag, Kind: faultproxy.WrongDigestHeader}},
+			wantErr: []string{fx.repo + ":" + fx.tag, faultproxy.WrongDigest().String(), "not found"},
+		},
+		{
+			name: "redirect to another host",
+			auth: true,
+			faults: []faultproxy.Fault{
+				{Method: get, PathContains: manifestByDigest, Kind: faultproxy.RedirectOtherHost},
+				{Method: get, PathContains: "/blobs/", Kind: faultproxy.RedirectOtherHost},
+			},
+			check: func(t *testing.T, p *faultproxy.Proxy, _ string) {
+				redirected := p.RedirectRequests()
+				if len(redirected) == 0 {
+					t.Fatal("nothing was fetched from the other host")
+				}
+				for _, r := range redirected {
+					if r.Authorization {
+						t.Errorf("%s %s on the other host carried Authorization", r.Method, r.Path)
+					}
+				}
+				for _, r := range p.Requests() {
+					if r.Fault == faultproxy.RedirectOtherHost && !r.Authorization {
+						t.Errorf("%s %s reached the registry without credentials", r.Method, r.Path)
+					}
+				}
+			},
+		},
+	}
+}
+
+// wantHits checks how many requests got a fault; n < 0 means at least one.
+func wantHits(kind faultproxy.FaultKind, n int) func(*testing.T, *faultproxy.Proxy, string) {
+	return func(t *testing.T, p *faultproxy.Proxy, _ string) {
+		t.Helper()
+		got := p.Hits(kind)
+		if n < 0 && got == 0 || n >= 0 && got != n {
+			t.Errorf("%s hit %d requests, want %d (-1: some)", kind, got, n)
+		}
+	}
+}
+
+// wantResumedWithRange checks that every broken fetch was followed by a
+// request for the same path from the offset reached.
+func wantResumedWithRange(t *testing.T, p *faultproxy.Proxy) {
+	t.Helper()
+	reqs := p.Requests()
+	for i, r := range reqs {
+		if r.Fault == faultproxy.None || r.Method != "GET" {
+			continue
+		}
+		resumed := false
+		for _, later := range reqs[i+1:] {
+			if later.Path == r.Path && strings.HasPrefix(later.Range, "bytes=") && later.Range != "bytes=0-" {
+				resumed = true
+				break
+			}
+		}
+		if !resumed {
+			t.Errorf("%s %s (%s) was not resumed with a Range request", r.Method, r.Path, r.Fault)
+		}
+	}
+}
+
+func TestFaults(t *testing.T) {
+	fx := faultFixture{idx: multiIndex(), repo: "test/multi", tag: "v1"}
+	registries := map[bool]*registrytest.Registry{
+		false: registrytest.Start(t, registrytest.Options{}),
+		true:  registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic}),
+	}
+	for _, reg := range registries {
+		pushIndex(t, reg, fx.repo, fx.tag, fx.idx)
+	}
+	for _, sc := range faultScenarios(fx) {
+		for _, cmd := range faultCommands() {
+			if !sc.appliesTo(cmd.name) {
+				continue
+			}
+			t.Run(sc.name+"/"+cmd.name, func(t *testing.T) {
+				t.Parallel()
+				runFaultScenario(t, registries[sc.auth], fx, sc, cmd)
+			})
+		}
+	}
+}
+
+// runFaultScenario runs one command through a fresh proxy with the
+// scenario's faults and checks the outcome.
+func runFaultScenario(t *testing.T, reg *registrytest.Registry, fx faultFixture, sc faultScenario, cmd faultCommand) {
+	p := faultproxy.Start(t, reg.Host, sc.faults...)
+	x := newImgx(t).With(sc.env...)
+	if reg.Username != "" {
+		writeDockerConfig(t, x.DockerConfig, `{"auths":{"`+p.Host()+`":{"auth":"`+reg.DockerConfigAuth()+`"}}}`)
+	}
+	ref := p.Host() + "/" + fx.repo + ":" + fx.tag
+	var stderr string
+	if sc.wantErr != nil {
+		stderr = x.MustFail(sc.wantErr, cmd.args(ref)...)
+	} else {
+		res := x.MustRun(cmd.args(ref)...)
+		cmd.check(t, fx, ref, res)
+		stderr = res.Stderr
+	}
+	if sc.check != nil {
+		sc.check(t, p, stderr)
+	}
+	t.Logf("%s: %d requests, stderr:\n%s", sc.name, len(p.Requests()), stderr)
+}
