@@ -44,8 +44,9 @@ validate-docs: ## Fail when docs/reference is stale
 demo: build ## Build, start a throwaway local registry, run the commands on sample images
 	@./scripts/demo.sh $(BIN)
 
-bench: build ## Run the benchmarks
+bench: build ## Run the Go benchmarks, then the suite through the binary (writes docs/bench)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./tests/bench -binary $(BIN) $(BENCH_FLAGS)
 
 clean: ## Remove build output
 	rm -rf bin

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Concurrency of the baseline downloads: the defaults of the commands
+// (create --max-concurrency, export --max-concurrency, the inspect loader),
+// repeated here so the suite also runs against binaries that lack a command.
+const (
+	createConcurrency  = 5
+	exportConcurrency  = 4
+	inspectConcurrency = 8
+)
+
+// benchCase is one command line measured through the real binary.
+type benchCase struct {
+	name    string
+	command string
+	// concurrency of the baseline download of blobs.
+	concurrency int
+	// blobs are what the command must read: the baseline downloads them and
+	// the throughput is their size over the wall time.
+	blobs []blobRef
+	// args returns the command line of one run; token is unique per run and
+	// latency, for targets that must be new each time.
+	args func(ln link, outFile, token string) []string
+	// check tells whether a successful run produced what it should.
+	check func(stdout []byte, outFile string) error
+}
+
+// cases lists the measured cases, in report order.
+func (l *lab) cases() []benchCase {
+	var out []benchCase
+	for _, n := range []int{2, 8} {
+		out = append(out, l.createCases(n)...)
+	}
+	out = append(out,
+		l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), l.big, "src/big:latest"),
+		l.exportCase("export 8-platform index", l.index8, "src/multi:8"),
+		l.exportCase("export 2 images sharing 4 of 6 layers", append(append([]blobRef{}, l.shared[0]...), l.shared[1]...),
+			"src/shared-a:latest", "src/shared-b:latest"),
+		benchCase{
+			name:        "inspect --format json, 8-platform index with attestations",
+			command:     "inspect",
+			concurrency: inspectConcurrency,
+			blobs:       l.attestedMetadata(),
+			args: func(ln link, _, _ string) []string {
+				return []string{"inspect", "--format", "json", ln.a.Host() + "/src/attested:8"}
+			},
+			check: func(stdout []byte, _ string) error {
+				if !json.Valid(stdout) {
+					return errors.New("inspect printed no valid JSON")
+				}
+				return nil
+			},
+		},
+	)
+	return out
+}
+
+// createCases are create of n single-platform images into an index pushed
+// to the source repository, to a new repository of the same registry (blobs
+// can be mounted) and to a second registry (blobs are copied).
+func (l *lab) createCases(n int) []benchCase {
+	var blobs []blobRef
+	for _, s := range l.sources[:n] {
+		blobs = append(blobs, s.blobs...)
+	}
+	sources := func(ln link) []string {
+		var out []string
+		for _, s := range l.sources[:n] {
+			out = append(out, ln.a.Host()+"/src/app:"+s.tag)
+		}
+		return out
+	}
+	mk := func(where string, target func(ln link, token string) string) benchCase {
+		return benchCase{
+			name:        fmt.Sprintf("create %d images, %s", n, where),
+			command:     "create",
+			concurrency: createConcurrency,
+			blobs:       blobs,
+			args: func(ln link, _, token string) []string {
+				return append([]string{"create", "--progress", "quiet", "-t", target(ln, token)}, sources(ln)...)
+			},
+			check: func(stdout []byte, _ string) error {
+				if !strings.HasPrefix(strings.TrimSpace(string(stdout)), "sha256:") {
+					return fmt.Errorf("create printed %q, not the index digest", firstLine(string(stdout)))
+				}
+				return nil
+			},
+		}
+	}
+	return []benchCase{
+		mk("same repository", func(ln link, token string) string {
+			return fmt.Sprintf("%s/src/app:multi%d-%s", ln.a.Host(), n, token)
+		}),
+		mk("new repository (mount)", func(ln link, token string) string {
+			return fmt.Sprintf("%s/mount%d/%s:latest", ln.a.Host(), n, token)
+		}),
+		mk("second registry (copy)", func(ln link, token string) string {
+			return fmt.Sprintf("%s/copy%d/%s:latest", ln.b.Host(), n, token)
+		}),
+	}
+}
+
+// exportCase exports refs (repositories of registry A) with every platform.
+func (l *lab) exportCase(name string, blobs []blobRef, refs ...string) benchCase {
+	return benchCase{
+		name:        name,
+		command:     "export",
+		concurrency: exportConcurrency,
+		blobs:       dedupe(blobs),
+		args: func(ln link, outFile, _ string) []string {
+			args := []string{"export", "--progress", "quiet", "-o", outFile, "--platform", "all"}
+			for _, r := range refs {
+				args = append(args, ln.a.Host()+"/"+r)
+			}
+			return args
+		},
+		check: func(_ []byte, outFile string) error {
+			fi, err := os.Stat(outFile)
+			if err != nil {
+				return fmt.Errorf("export wrote no file: %w", err)
+			}
+			if want := totalSize(dedupe(blobs)); fi.Size() < want {
+				return fmt.Errorf("export wrote %d bytes, less than the %d bytes of its blobs", fi.Size(), want)
+			}
+			return nil
+		},
+	}
+}
+
+// attestedMetadata is what inspect --format json reads: the index, every
+// manifest, the image configs and the attestation layers (not image layers).
+func (l *lab) attestedMetadata() []blobRef {
+	var out []blobRef
+	for _, b := range l.attested {
+		if !strings.Contains(b.desc.MediaType, ".layer.") { // image layers are not read; in-toto ones are
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// dedupe keeps the first blobRef of each digest.
+func dedupe(blobs []blobRef) []blobRef {
+	seen := map[string]bool{}
+	var out []blobRef
+	for _, b := range blobs {
+		if d := b.desc.Digest.String(); !seen[d] {
+			seen[d] = true
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func totalSize(blobs []blobRef) int64 {
+	var n int64
+	for _, b := range dedupe(blobs) {
+		n += b.desc.Size
+	}
+	return n
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// runTimeout bounds one run of the binary.
+const runTimeout = 10 * time.Minute
+
+// row is the result of one case at one latency.
+type row struct {
+	Case    string
+	Command string
+	Latency time.Duration
+	// Status is "" when every run succeeded, else why there are no figures.
+	Status string
+	// Content is the size of the blobs the case reads.
+	Content int64
+	// Wall, Requests and Bytes are medians over the runs; RSSKiB is the
+	// largest peak resident set size of the process.
+	Wall     time.Duration
+	Requests int
+	Bytes    int64
+	RSSKiB   int64
+	// FloorKiB is the launcher's peak RSS, below which RSSKiB cannot go.
+	FloorKiB int64
+	// Baseline is the median time to download and hash the case's blobs.
+	Baseline time.Duration
+}
+
+// sample is one run of the binary.
+type sample struct {
+	wall     time.Duration
+	requests int
+	bytes    int64
+	rssKiB   int64
+	floorKiB int64
+}
+
+// measure runs c cfg.runs times at latency lat, then its baseline.
+func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row, error) {
+	ln := l.links[lat]
+	r := row{Case: c.name, Command: c.command, Latency: lat, Content: totalSize(c.blobs)}
+	var baselines []time.Duration
+	for range l.cfg.runs {
+		d, err := download(ctx, ln.a.Host(), c.blobs, c.concurrency)
+		if err != nil {
+			return r, fmt.Errorf("baseline of %s: %w", c.name, err)
+		}
+		baselines = append(baselines, d)
+	}
+	r.Baseline = median(baselines)
+	if !l.commands[c.command] {
+		r.Status = "n/a (command missing)"
+		return r, nil
+	}
+	var samples []sample
+	for i := range l.cfg.runs {
+		s, err := l.runOnce(ctx, c, ln, fmt.Sprintf("l%d-r%d", lat.Milliseconds(), i))
+		if err != nil {
+			if ctx.Err() != nil {
+				return r, ctx.Err()
+			}
+			r.Status = "error: " + err.Error()
+			return r, nil
+		}
+		samples = append(samples, s)
+	}
+	r.Wall = median(mapSlice(samples, func(s sample) time.Duration { return s.wall }))
+	r.Requests = median(mapSlice(samples, func(s sample) int { return s.requests }))
+	r.Bytes = median(mapSlice(samples, func(s sample) int64 { return s.bytes }))
+	r.RSSKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.rssKiB }))
+	r.FloorKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.floorKiB }))
+	return r, nil
+}
+
+// runOnce runs the binary once with fresh request logs and byte counters.
+func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, token string) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, runTimeout)
+	defer cancel()
+	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
+	defer os.Remove(outFile)
+	args := c.args(ln, outFile, token)
+
+	l.a.ResetRequests()
+	l.b.ResetRequests()
+	ln.a.Reset()
+	ln.b.Reset()
+	res, stdout, err := l.launch(ctx, token, args)
+	if err != nil {
+		return sample{}, err
+	}
+	if err := c.check(stdout, outFile); err != nil {
+		return sample{}, err
+	}
+	return sample{
+		wall:     time.Duration(res.WallNanos),
+		requests: len(l.a.Requests()) + len(l.b.Requests()),
+		bytes:    ln.a.Stats().Bytes() + ln.b.Stats().Bytes(),
+		rssKiB:   res.MaxRSSKiB,
+		floorKiB: res.FloorKiB,
+	}, nil
+}
+
+// launchResult is what the launcher program reports about one command.
+type launchResult struct {
+	WallNanos int64 `json:"wallNanos"`
+	ExitCode  int   `json:"exitCode"`
+	MaxRSSKiB int64 `json:"maxRSSKiB"`
+	FloorKiB  int64 `json:"floorKiB"`
+}
+
+// launch runs the binary with args through the launcher and returns its
+// report and stdout; a non-zero exit is an error carrying stderr's first line.
+func (l *lab) launch(ctx context.Context, token string, args []string) (launchResult, []byte, error) {
+	resultFile := filepath.Join(l.tmp, "result-"+token+".json")
+	defer os.Remove(resultFile)
+	cmd := exec.CommandContext(ctx, l.launcher, append([]string{resultFile, l.cfg.binary}, args...)...)
+	cmd.Env = l.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return launchResult{}, nil, fmt.Errorf("launch %s: %w: %s", args[0], err, firstLine(stderr.String()))
+	}
+	data, err := os.ReadFile(resultFile)
+	if err != nil {
+		return launchResult{}, nil, fmt.Errorf("launch %s: %w", args[0], err)
+	}
+	var res launchResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return launchResult{}, nil, fmt.Errorf("launch %s: result %q: %w", args[0], data, err)
+	}
+	if res.ExitCode != 0 {
+		return res, nil, fmt.Errorf("%s: exit %d: %s", args[0], res.ExitCode, firstLine(stderr.String()))
+	}
+	return res, stdout.Bytes(), nil
+}
+
+// buildLauncher builds the launcher program into dir.
+func buildLauncher(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "launcher")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./tests/bench/launcher")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build the launcher: %w", err)
+	}
+	return bin, nil
+}
+
+// download fetches blobs from a plain-HTTP registry host, concurrency at a
+// time, hashing each with sha256 and checking its digest: the most any client
+// can do over that link. It returns the wall time.
+func download(ctx context.Context, host string, blobs []blobRef, concurrency int) (time.Duration, error) {
+	// A fresh transport per baseline: connections are set up as a new process would.
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: concurrency, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	start := time.Now()
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(concurrency)
+	for _, b := range blobs {
+		eg.Go(func() error { return fetchAndHash(ctx, client, host, b) })
+	}
+	if err := eg.Wait(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func fetchAndHash(ctx context.Context, client *http.Client, host string, b blobRef) error {
+	kind := "blobs"
+	if fixture.IsManifest(b.desc.MediaType) {
+		kind = "manifests"
+	}
+	url := fmt.Sprintf("http://%s/v2/%s/%s/%s", host, b.repo, kind, b.desc.Digest)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", b.desc.MediaType)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", b.desc.Digest, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s from %s: status %d", b.desc.Digest, b.repo, resp.StatusCode)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil {
+		return fmt.Errorf("fetch %s: %w", b.desc.Digest, err)
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != b.desc.Digest {
+		return errors.New("fetch " + b.desc.Digest.String() + ": got content with digest " + got.String())
+	}
+	return nil
+}
+
+// sha256Throughput hashes mib MiB in memory on one goroutine and returns MiB/s.
+func sha256Throughput(mib int) float64 {
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	h := sha256.New()
+	start := time.Now()
+	for range mib {
+		h.Write(buf)
+	}
+	h.Sum(nil)
+	return float64(mib) / time.Since(start).Seconds()
+}
+
+// median returns the middle value, the lower one of the two middles for an
+// even count.
+func median[T cmp.Ordered](vs []T) T {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}

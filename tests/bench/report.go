@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// machine describes where the figures were taken.
+type machine struct {
+	CPUs      int
+	CPUModel  string
+	GoVersion string
+	Platform  string
+	Binary    string
+	Date      string
+}
+
+// report is everything RESULTS.md and the chart show.
+type report struct {
+	Machine     machine
+	Runs        int
+	ExportSize  int64
+	SHA256MiBps float64
+	Rows        []row
+}
+
+func describeMachine(ctx context.Context, binary string) machine {
+	m := machine{
+		CPUs:      runtime.NumCPU(),
+		CPUModel:  cpuModel(),
+		GoVersion: runtime.Version(),
+		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
+		Binary:    "unknown",
+		Date:      time.Now().UTC().Format(time.DateOnly),
+	}
+	if out, err := exec.CommandContext(ctx, binary, "version").Output(); err == nil {
+		m.Binary = firstLine(string(out))
+	}
+	return m
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// write prints the table to stdout and, when out is set, writes
+// out/RESULTS.md and out/chart.svg.
+func (r report) write(stdout io.Writer, out string) error {
+	table := r.table()
+	if _, err := io.WriteString(stdout, table); err != nil {
+		return err
+	}
+	if out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if err := writeFile(filepath.Join(out, "RESULTS.md"), []byte(r.markdown(table))); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(out, "chart.svg"), r.chart())
+}
+
+// writeFile writes through a temp file beside path, renamed on success.
+func writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (r report) markdown(table string) string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# docker-imgx benchmarks\n\n")
+	fmt.Fprintf(&b, "Written by `make bench` (`go run ./tests/bench`); do not edit by hand.\n\n")
+	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s\n", m.CPUs, m.CPUModel, m.Platform)
+	fmt.Fprintf(&b, "- Go: %s; binary: %s\n", m.GoVersion, m.Binary)
+	fmt.Fprintf(&b, "- Date: %s; %d runs per case (median)\n", m.Date, r.Runs)
+	fmt.Fprintf(&b, "- sha256 on one core: %.0f MiB/s\n", r.SHA256MiBps)
+	fmt.Fprintf(&b, "- Peak RSS floor (the launcher's own peak, see below): %s\n\n", formatSize(r.floorKiB()<<10))
+	b.WriteString("![Throughput of each case beside its baseline](chart.svg)\n\n")
+	b.WriteString(table)
+	b.WriteString(`
+How to read it:
+
+- Two in-process registries (distribution v3) on 127.0.0.1, each behind a proxy that adds
+  the given latency before it forwards a request and counts body bytes. Images are random
+  bytes, stored uncompressed; create sources are 8 MiB each (4 layers), the shared-layer
+  images 32 and 48 MiB (8 MiB layers, the first four the same blobs).
+- Content: the blobs and manifests the case reads. Throughput: content over wall time (for a
+  create within one registry nothing is copied, so it is how fast the index is made, not a link speed).
+- Baseline: downloading the same blobs over the same proxy, as many at once as the
+  command's default concurrency, hashing each with sha256: the most any client could do.
+- Requests: as logged by the registries. Moved: request plus response body bytes through
+  the proxies. Peak RSS: the largest maximum resident set size of the process over the runs,
+  taken by a small launcher program: Linux carries the peak of the address space a process
+  leaves at exec into the new program's figure, so the benchmark (which holds the images)
+  does not start the binary itself.
+`)
+	return b.String()
+}
+
+// floorKiB is the largest launcher peak of the rows.
+func (r report) floorKiB() int64 {
+	var n int64
+	for _, x := range r.Rows {
+		n = max(n, x.FloorKiB)
+	}
+	return n
+}
+
+// table renders the rows as a markdown table.
+func (r report) table() string {
+	var b strings.Builder
+	b.WriteString("| Case | Latency | Content | Wall time | Baseline | Throughput | Baseline throughput | Requests | Moved | Peak RSS |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range r.Rows {
+		cells := []string{x.Case, formatDuration(x.Latency), formatSize(x.Content), x.Status,
+			formatDuration(x.Baseline), "–", formatRate(x.Content, x.Baseline), "–", "–", "–"}
+		if x.Status == "" {
+			cells[3], cells[5] = formatDuration(x.Wall), formatRate(x.Content, x.Wall)
+			cells[7], cells[8], cells[9] = fmt.Sprint(x.Requests), formatSize(x.Bytes), formatSize(x.RSSKiB<<10)
+		}
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	return b.String()
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0 ms"
+	case d < time.Second:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+}
+
+// rate is MiB per second; 0 when d is 0.
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / (1 << 20) / d.Seconds()
+}
+
+func formatRate(n int64, d time.Duration) string {
+	return formatMiBps(rate(n, d))
+}
