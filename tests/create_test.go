@@ -683,11 +683,12 @@ func TestCreateOCIFlag(t *testing.T) {
 	arm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 52, Docker: true})
 	ociArm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 53})
 	list := fixture.NewIndex([]fixture.Image{amd, arm}, true, nil)
+	idx := fixture.NewIndex([]fixture.Image{ociArm, amd}, false, nil)
 	pushImage(t, reg, "test/oci", "amd64", amd)
 	pushImage(t, reg, "test/oci", "arm64", arm)
 	pushImage(t, reg, "test/oci", "oci-arm64", ociArm)
 	pushIndex(t, reg, "test/oci", "list", list)
-	pushIndex(t, reg, "test/oci", "index", multiIndexOCI(ociArm, amd))
+	pushIndex(t, reg, "test/oci", "index", idx)
 	x := newImgx(t)
 	ref := func(tag string) string { return reg.Host + "/test/oci:" + tag }
 	dryRun := func(args ...string) string {
@@ -717,13 +718,7 @@ func TestCreateOCIFlag(t *testing.T) {
 		t.Errorf("--oci with a manifest list:\n%s\nwant:\n%s", got, want)
 	}
 	// An OCI index alone is already what --oci asks for.
-	idx := multiIndexOCI(ociArm, amd)
 	if got := dryRun("--oci", ref("index")); got != string(idx.Index.Data) {
 		t.Errorf("--oci with an OCI index:\n%s\nwant it as is:\n%s", got, idx.Index.Data)
 	}
-}
-
-// multiIndexOCI lists images in an OCI index.
-func multiIndexOCI(imgs ...fixture.Image) fixture.Index {
-	return fixture.NewIndex(imgs, false, nil)
 }
