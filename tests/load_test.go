@@ -155,6 +155,14 @@ func TestExportLoad(t *testing.T) {
 			t.Errorf("stdout %q, want nothing", res.Stdout)
 		}
 	})
+	t.Run("through the docker CLI", func(t *testing.T) {
+		name := "127.0.0.1:5999/plugin/app:1"
+		res := x.RunPlugin("export", "--load", "--progress", "plain", "--name", name, e.ref("test/app:1"))
+		if res.ExitCode != 0 {
+			t.Fatalf("docker imgx export --load: exit %d\n%s", res.ExitCode, res.Stderr)
+		}
+		loaded(t, res, map[string]fixture.Blob{name: e.app.Config})
+	})
 	t.Run("several images, renamed", func(t *testing.T) {
 		res := load(t, "--name", "app:several", "--name", "127.0.0.1:5999/other/app:2", e.ref("test/app:1"), e.ref("test/app:2"))
 		loaded(t, res, map[string]fixture.Blob{"app:several": e.app.Config, "127.0.0.1:5999/other/app:2": e.app2.Config})
