@@ -51,6 +51,7 @@ type EngineError struct {
 	Message string
 }
 
+// Error returns the engine's message.
 func (e *EngineError) Error() string { return e.Message }
 
 // EngineLoadOptions controls EngineLoad.

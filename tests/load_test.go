@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/tests/registrytest"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // engineProxy sits between docker-imgx and a real dockerd: it counts the
@@ -90,8 +92,19 @@ func startEngineProxy(t *testing.T, d *consumers.Docker) *engineProxy {
 		},
 	}
 	srv := &http.Server{Handler: rp}
-	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed at cleanup
-	t.Cleanup(func() { srv.Close() })
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	t.Cleanup(func() {
+		srv.Close()
+		if err := g.Wait(); err != nil {
+			t.Errorf("engine proxy: %v", err)
+		}
+	})
 	return p
 }
 
