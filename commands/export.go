@@ -30,6 +30,7 @@ type exportOptions struct {
 	includeForeign bool
 	maxConcurrency int
 	progress       string
+	load           bool
 }
 
 // exportTarget is where the export goes: stdout, a file or a layout folder.
@@ -40,6 +41,9 @@ type exportTarget struct {
 }
 
 func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
+	if opts.load {
+		return runLoad(ctx, dockerCli, opts)
+	}
 	target, err := parseExportTarget(opts.output)
 	if err != nil {
 		return err
@@ -72,6 +76,80 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 		return fmt.Errorf("the tar stream on stdout is incomplete: %w", err)
 	}
 	return err
+}
+
+// runLoad exports the images into the Docker engine of the current context
+// (DOCKER_HOST, docker context) instead of a tar.
+func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
+	platform, err := opts.loadOptions()
+	if err != nil {
+		return err
+	}
+	sources, err := exportSources(opts.images, opts.names)
+	if err != nil {
+		return err
+	}
+	r, err := opts.newResolver(dockerCli)
+	if err != nil {
+		return err
+	}
+	printer, err := progress.NewPrinter(context.WithoutCancel(ctx), dockerCli.Err(), opts.progress, progress.WithPhase("Loading"))
+	if err != nil {
+		return err
+	}
+	err = loadWithProgress(ctx, printer, r, dockerCli.Client(), sources, imagetools.EngineLoadOptions{
+		Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: printer,
+	})
+	if waitErr := printer.Wait(); err == nil {
+		err = waitErr
+	}
+	return err
+}
+
+func loadWithProgress(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, engine imagetools.EngineClient, sources []exportSource, opts imagetools.EngineLoadOptions) error {
+	imgs := make([]imagetools.ExportImage, 0, len(sources))
+	for _, s := range sources {
+		img, err := resolveExportImage(ctx, pw, r, s)
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	}
+	return imagetools.EngineLoad(ctx, engine, imgs, opts)
+}
+
+// loadOptions checks the flags that go with --load and returns the platform
+// to load: nil (the engine's) when none or only "all" is given.
+func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
+	if o.output != "" {
+		return nil, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
+	}
+	if o.format != "" && o.format != imagetools.ExportFormatDocker {
+		return nil, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
+	}
+	if o.maxConcurrency < 1 {
+		return nil, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
+	}
+	var explicit []string
+	for _, v := range o.platforms {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" && s != exportAllPlatforms {
+				explicit = append(explicit, s)
+			}
+		}
+	}
+	switch len(explicit) {
+	case 0:
+		return nil, nil
+	case 1:
+		p, err := platforms.Parse(explicit[0])
+		if err != nil {
+			return nil, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", explicit[0], err)
+		}
+		return &p, nil
+	default:
+		return nil, fmt.Errorf("--load takes one --platform, got %s: the engine keeps one image per name", strings.Join(explicit, ", "))
+	}
 }
 
 // exportWithProgress resolves the sources, then writes them to the target
@@ -263,7 +341,9 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Long: `Write images from registries or OCI layouts into one tar: a Docker image tar
 (manifest.json, for docker load) and an OCI image layout (for ctr images import,
 podman load and skopeo) at once. Blobs are the registry's bytes, checked against
-their digests while they are copied; the output file appears only when complete.`,
+their digests while they are copied; the output file appears only when complete.
+With --load, the same tar is streamed into the Docker engine of the current
+context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 		Args: cli.RequiresMinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.images = args
@@ -278,6 +358,7 @@ their digests while they are copied; the output file appears only when complete.
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.ExportDefaultConcurrency, "Number of blobs fetched in parallel")
+	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
 	return cmd
 }

@@ -183,7 +183,7 @@ func TestExportCheckConfig(t *testing.T) {
 	}{
 		{name: "ok", config: `{"rootfs":{"type":"layers","diff_ids":["` + d1.String() + `","` + d2.String() + `"]}}`},
 		{name: "ok with history", config: `{"rootfs":{"diff_ids":["` + d1.String() + `","` + d2.String() + `"]},"history":[{},{"empty_layer":true},{}]}`},
-		{name: "too few diff_ids", config: `{"rootfs":{"diff_ids":["` + d1.String() + `"]}}`, errContains: "image app: config " + digest.FromString("c").String() + " lists 1 diff_ids for 2 layers"},
+		{name: "too few diff_ids", config: `{"rootfs":{"diff_ids":["` + d1.String() + `"]}}`, errContains: "image app (config " + digest.FromString("c").String() + "): config lists 1 diff_ids for 2 layers"},
 		{name: "history mismatch", config: `{"rootfs":{"diff_ids":["` + d1.String() + `","` + d2.String() + `"]},"history":[{},{"empty_layer":true}]}`, errContains: "1 non-empty history entries for 2 layers"},
 		{name: "bad diff_id", config: `{"rootfs":{"diff_ids":["` + d1.String() + `","sha256:nope"]}}`, errContains: "invalid diff_id"},
 		{name: "not json", config: `nope`, errContains: "parse config"},

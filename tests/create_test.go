@@ -672,3 +672,53 @@ func TestCreateFailureMovesNoTag(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateOCIFlag checks --oci: Docker children in an OCI index (the OCI
+// index may list Docker manifests; a Docker manifest list may not list OCI
+// ones, so without --oci the type follows the children), a Docker manifest
+// list converted, an OCI index kept byte for byte.
+func TestCreateOCIFlag(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 51, Docker: true})
+	arm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 52, Docker: true})
+	ociArm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 53})
+	list := fixture.NewIndex([]fixture.Image{amd, arm}, true, nil)
+	idx := fixture.NewIndex([]fixture.Image{ociArm, amd}, false, nil)
+	pushImage(t, reg, "test/oci", "amd64", amd)
+	pushImage(t, reg, "test/oci", "arm64", arm)
+	pushImage(t, reg, "test/oci", "oci-arm64", ociArm)
+	pushIndex(t, reg, "test/oci", "list", list)
+	pushIndex(t, reg, "test/oci", "index", idx)
+	x := newImgx(t)
+	ref := func(tag string) string { return reg.Host + "/test/oci:" + tag }
+	dryRun := func(args ...string) string {
+		t.Helper()
+		return strings.TrimSuffix(x.MustRun(append([]string{"create", "--dry-run"}, args...)...).Stdout, "\n")
+	}
+	dockerPair := []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}
+
+	if got, want := dryRun("--oci", ref("amd64"), ref("arm64")), string(wantIndex(ocispec.MediaTypeImageIndex, dockerPair, nil)); got != want {
+		t.Errorf("--oci with Docker children:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := dryRun(ref("amd64"), ref("arm64")), string(wantIndex(fixture.MediaTypeDockerManifestList, dockerPair, nil)); got != want {
+		t.Errorf("Docker children without --oci:\n%s\nwant:\n%s", got, want)
+	}
+	// One Docker child with an OCI one: an OCI index, with or without --oci.
+	mixed := string(wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, ociArm.Manifest.Desc}, nil))
+	for _, args := range [][]string{{ref("amd64"), ref("oci-arm64")}, {"--oci", ref("amd64"), ref("oci-arm64")}} {
+		if got := dryRun(args...); got != mixed {
+			t.Errorf("%v:\n%s\nwant:\n%s", args, got, mixed)
+		}
+	}
+	// A Docker manifest list alone is passed as is, or converted with --oci.
+	if got := dryRun(ref("list")); got != string(list.Index.Data) {
+		t.Errorf("manifest list alone:\n%s\nwant it as is:\n%s", got, list.Index.Data)
+	}
+	if got, want := dryRun("--oci", ref("list")), string(wantIndex(ocispec.MediaTypeImageIndex, dockerPair, nil)); got != want {
+		t.Errorf("--oci with a manifest list:\n%s\nwant:\n%s", got, want)
+	}
+	// An OCI index alone is already what --oci asks for.
+	if got := dryRun("--oci", ref("index")); got != string(idx.Index.Data) {
+		t.Errorf("--oci with an OCI index:\n%s\nwant it as is:\n%s", got, idx.Index.Data)
+	}
+}
