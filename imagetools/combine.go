@@ -129,6 +129,8 @@ func Combine(srcs []Loaded, opts CombineOptions) (Combined, error) {
 		switch {
 		case images.IsIndexType(mt) && !(opts.ForceOCI && mt == images.MediaTypeDockerSchema2ManifestList):
 			return combinePassIndex(srcs[0], descs[0], opts.Platforms)
+		case !images.IsIndexType(mt) && !opts.PreferIndex && opts.ForceOCI:
+			return Combined{}, fmt.Errorf("%w: --oci asks for an index, but --prefer-index=false keeps the single manifest %s as it is: drop one of them", ErrConflictingOptions, descs[0].Digest)
 		case !images.IsIndexType(mt) && !opts.PreferIndex:
 			return combinePassManifest(srcs[0], descs[0], opts.Platforms)
 		}

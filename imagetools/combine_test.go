@@ -231,6 +231,16 @@ func TestCombine(t *testing.T) {
 			wantMT: ocispec.MediaTypeImageIndex, want: []string{"dAmd linux/amd64", "dArm linux/arm64"}, sameBytes: -1,
 		},
 		{
+			name: "force OCI with one manifest kept as it is: conflicting options",
+			srcs: []Loaded{dAmd}, opts: CombineOptions{ForceOCI: true, PreferIndex: false},
+			wantErr: ErrConflictingOptions, sameBytes: -1,
+		},
+		{
+			name: "force OCI wraps one docker manifest in an OCI index",
+			srcs: []Loaded{dAmd}, opts: CombineOptions{ForceOCI: true, PreferIndex: true},
+			wantMT: ocispec.MediaTypeImageIndex, want: []string{"dAmd linux/amd64"}, sameBytes: -1,
+		},
+		{
 			name:   "an index contributes its children, in order",
 			srcs:   []Loaded{ociIdx, oArmV7},
 			wantMT: ocispec.MediaTypeImageIndex, want: []string{"oAmd linux/amd64", "attAmd unknown/unknown", "oArm linux/arm64/v8", "attArm unknown/unknown", "oArmV7 linux/arm/v7"}, sameBytes: -1,

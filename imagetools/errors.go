@@ -41,4 +41,7 @@ var (
 
 	// ErrNoSources reports a combine call without sources.
 	ErrNoSources = errors.New("no sources specified")
+
+	// ErrConflictingOptions reports options that ask for opposite results.
+	ErrConflictingOptions = errors.New("conflicting options")
 )
