@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
@@ -106,25 +105,6 @@ func readSourceFiles(files []string, stdin io.Reader) ([]string, error) {
 			if line != "" && !strings.HasPrefix(line, "#") {
 				out = append(out, line)
 			}
-		}
-	}
-	return out, nil
-}
-
-// parsePlatforms parses repeatable, comma-separated --platform values.
-func parsePlatforms(in []string) ([]ocispec.Platform, error) {
-	var out []ocispec.Platform
-	for _, v := range in {
-		for _, s := range strings.Split(v, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			p, err := platforms.Parse(s)
-			if err != nil {
-				return nil, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", s, err)
-			}
-			out = append(out, p)
 		}
 	}
 	return out, nil

@@ -17,9 +17,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// exportAllPlatforms is the --platform value that keeps every platform.
-const exportAllPlatforms = "all"
-
 type exportOptions struct {
 	*rootOptions
 	images         []string
@@ -133,7 +130,7 @@ func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
 	var explicit []string
 	for _, v := range o.platforms {
 		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" && s != exportAllPlatforms {
+			if s = strings.TrimSpace(s); s != "" && s != allPlatforms {
 				explicit = append(explicit, s)
 			}
 		}
@@ -249,26 +246,9 @@ func (o exportOptions) engineOptions(target exportTarget) (imagetools.ExportOpti
 // "all" keeps every platform. Without a platform (or with "all" alone) the
 // local platform is the one docker load sees.
 func parseExportPlatforms(values []string) ([]ocispec.Platform, bool, error) {
-	var (
-		out []ocispec.Platform
-		all bool
-	)
-	for _, v := range values {
-		for _, s := range strings.Split(v, ",") {
-			s = strings.TrimSpace(s)
-			switch {
-			case s == "":
-				continue
-			case s == exportAllPlatforms:
-				all = true
-			default:
-				p, err := platforms.Parse(s)
-				if err != nil {
-					return nil, false, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64, or %s)", s, err, exportAllPlatforms)
-				}
-				out = append(out, p)
-			}
-		}
+	out, all, err := parsePlatformsOrAll(values)
+	if err != nil {
+		return nil, false, err
 	}
 	if len(out) == 0 {
 		out = []ocispec.Platform{platforms.DefaultSpec()}
