@@ -136,8 +136,11 @@ func (o ExportOptions) withDefaults() (ExportOptions, error) {
 //
 // Export first fetches the small blobs (indexes, manifests, configs) and
 // validates the structure, so that most errors come before a byte is
-// written; then it streams the blobs in tar order while up to
-// MaxConcurrency blobs are fetched ahead. Same inputs give the same bytes.
+// written. When w is a regular *os.File (as WriteFileAtomic hands out), the
+// whole tar is laid out first and up to MaxConcurrency blobs are fetched at
+// once, each written at its offset. Otherwise the blobs are streamed in tar
+// order while up to MaxConcurrency blobs are fetched ahead. Either way, same
+// inputs give the same bytes.
 func Export(ctx context.Context, w io.Writer, imgs []ExportImage, opts ExportOptions) error {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -149,6 +152,9 @@ func Export(ctx context.Context, w io.Writer, imgs []ExportImage, opts ExportOpt
 	plan, err := exportResolve(ctx, imgs, opts)
 	if err != nil {
 		return err
+	}
+	if f, base, ok := exportFileAt(w); ok {
+		return exportWriteAt(ctx, f, base, imgs, plan, opts)
 	}
 	return exportWrite(ctx, w, imgs, plan, opts)
 }
