@@ -28,17 +28,23 @@ const (
 	ExportFormatOCI = "oci"
 )
 
-// ExportDefaultConcurrency is the default number of blobs fetched ahead:
+// ExportDefaultConcurrency is the default number of blobs fetched at once:
 // enough to keep a link to one registry busy while a large layer is written,
-// few enough that memory stays bounded (each blob ahead holds at most
-// exportChunksAhead chunks) and registries do not throttle.
+// few enough that memory stays bounded (when streaming, a blob ahead holds at
+// most exportChunksAhead chunks plus its share of exportStreamExtraChunks)
+// and registries do not throttle.
 const ExportDefaultConcurrency = 4
 
 const (
 	// exportChunkSize and exportChunksAhead bound the memory of one blob being
-	// fetched ahead: at most exportChunksAhead full chunks wait in its pipe.
+	// fetched ahead: at most exportChunksAhead full chunks of its own wait in
+	// its pipe, which keeps the blob being written going whatever the others do.
 	exportChunkSize   = 512 << 10
 	exportChunksAhead = 4
+	// exportStreamExtraChunks are shared by the blobs fetched ahead when the
+	// tar is streamed, so that large layers download in parallel rather than
+	// waiting for the one before them (24 MiB, within a 64 MiB process).
+	exportStreamExtraChunks = 48
 	// exportMaxSmallBlob caps manifests, indexes and configs, which are held
 	// in memory.
 	exportMaxSmallBlob = 32 << 20
@@ -437,11 +443,12 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 			streamed = append(streamed, rec.Blob)
 		}
 	}
+	shared := make(chan struct{}, exportStreamExtraChunks)
 	pipes := make([]*exportPipe, len(streamed))
 	for i := range pipes {
-		pipes[i] = &exportPipe{chunks: make(chan []byte, exportChunksAhead)}
+		pipes[i] = newExportPipe(shared)
 	}
-	bufs := &exportBufs{free: make(chan []byte, opts.MaxConcurrency*(exportChunksAhead+2))}
+	bufs := &exportBufs{free: make(chan []byte, opts.MaxConcurrency*(exportChunksAhead+1)+exportStreamExtraChunks)}
 
 	tw := tar.NewWriter(w)
 	g, gctx := errgroup.WithContext(ctx)
@@ -491,14 +498,7 @@ func exportWriteRecord(ctx context.Context, tw *tar.Writer, rec exportRecord, pi
 		return err
 	}
 	if rec.Blob != nil {
-		switch rec.Blob.Kind {
-		case exportKindManifest:
-			progress.Manifest(rec.Blob.Desc)
-		case exportKindConfig:
-			progress.Config(rec.Blob.Desc)
-		default:
-			progress.Blob(rec.Blob.Desc, 0)
-		}
+		exportReportStart(progress, rec.Blob)
 	}
 	if err := tw.WriteHeader(rec.Header); err != nil {
 		return fmt.Errorf("export: write %s: %w", rec.Header.Name, err)
@@ -515,7 +515,7 @@ func exportWriteRecord(ctx context.Context, tw *tar.Writer, rec exportRecord, pi
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case chunk, ok := <-pipe.chunks:
+		case c, ok := <-pipe.chunks:
 			if !ok {
 				// fill sets err before it closes chunks.
 				if pipe.err != nil {
@@ -526,11 +526,13 @@ func exportWriteRecord(ctx context.Context, tw *tar.Writer, rec exportRecord, pi
 				}
 				return nil
 			}
-			if _, err := tw.Write(chunk); err != nil {
+			_, err := tw.Write(c.buf)
+			pipe.release(c)
+			bufs.put(c.buf)
+			if err != nil {
 				return fmt.Errorf("export: write %s: %w", rec.Header.Name, err)
 			}
-			written += int64(len(chunk))
-			bufs.put(chunk)
+			written += int64(len(c.buf))
 			if rec.Blob.Kind == exportKindLayer {
 				progress.Blob(desc, written)
 			}
@@ -539,10 +541,56 @@ func exportWriteRecord(ctx context.Context, tw *tar.Writer, rec exportRecord, pi
 }
 
 // exportPipe carries one blob from its fetcher to the tar writer in bounded
-// chunks, so that a blob fetched ahead holds at most exportChunksAhead chunks.
+// chunks. Each chunk in the pipe holds a token: one of the pipe's own
+// exportChunksAhead, or one of the tokens shared by all pipes. A pipe can
+// always use its own tokens, so the blob being written never waits for the
+// blobs behind it; the shared ones let blobs behind it download meanwhile.
 type exportPipe struct {
-	chunks chan []byte
+	chunks chan exportChunk
+	own    chan struct{}
+	shared chan struct{}
 	err    error // set by fill before chunks is closed
+}
+
+// exportChunk is a piece of a blob and the token it holds.
+type exportChunk struct {
+	buf    []byte
+	shared bool
+}
+
+func newExportPipe(shared chan struct{}) *exportPipe {
+	return &exportPipe{
+		// Room for every token, so a send never blocks: tokens bound the pipe.
+		chunks: make(chan exportChunk, exportChunksAhead+cap(shared)),
+		own:    make(chan struct{}, exportChunksAhead),
+		shared: shared,
+	}
+}
+
+// acquire takes a token, the pipe's own first.
+func (p *exportPipe) acquire(ctx context.Context) (shared bool, err error) {
+	select {
+	case p.own <- struct{}{}:
+		return false, nil
+	default:
+	}
+	select {
+	case p.own <- struct{}{}:
+		return false, nil
+	case p.shared <- struct{}{}:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// release gives back the token of a chunk taken from the pipe.
+func (p *exportPipe) release(c exportChunk) {
+	if c.shared {
+		<-p.shared
+	} else {
+		<-p.own
+	}
 }
 
 // fill fetches desc, verifying digest and size, into the pipe.
@@ -560,16 +608,18 @@ func (p *exportPipe) copyFrom(ctx context.Context, f remotes.Fetcher, desc ocisp
 	defer rc.Close()
 	r := NewVerifyingReader(rc, desc)
 	for {
-		buf := bufs.get()
-		n, err := io.ReadFull(r, buf)
+		shared, err := p.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		c := exportChunk{buf: bufs.get(), shared: shared}
+		n, err := io.ReadFull(r, c.buf)
 		if n > 0 {
-			select {
-			case p.chunks <- buf[:n]:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			c.buf = c.buf[:n]
+			p.chunks <- c
 		} else {
-			bufs.put(buf)
+			p.release(c)
+			bufs.put(c.buf)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil

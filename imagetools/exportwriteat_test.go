@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/containerd/platforms"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -150,11 +147,10 @@ func TestExportLayoutMatchesTarWriter(t *testing.T) {
 
 // exptestLockstepStore holds back the last byte of every layer until every
 // layer has delivered all the others. The stream path, which buffers only a
-// little of each blob ahead of the tar, cannot finish such an export; the
-// offset path must.
+// bounded amount ahead of the tar, cannot finish such an export when the
+// layers are larger than that; the offset path must.
 type exptestLockstepStore struct {
-	*exptestStore
-	layers map[digest.Digest]bool
+	*exptestSynthetic
 
 	mu      sync.Mutex
 	waiting int
@@ -162,8 +158,8 @@ type exptestLockstepStore struct {
 }
 
 func (s *exptestLockstepStore) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	rc, err := s.exptestStore.Fetch(ctx, desc)
-	if err != nil || !s.layers[desc.Digest] {
+	rc, err := s.exptestSynthetic.Fetch(ctx, desc)
+	if _, ok := s.layers[desc.Digest]; err != nil || !ok {
 		return rc, err
 	}
 	return &exptestLockstepReader{ReadCloser: rc, ctx: ctx, s: s, left: desc.Size}, nil
@@ -197,48 +193,48 @@ func (r *exptestLockstepReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func TestExportFileFetchesInParallel(t *testing.T) {
-	s := newExptestStore()
-	lockstep := &exptestLockstepStore{exptestStore: s, layers: map[digest.Digest]bool{}, all: make(chan struct{})}
-	var layers []ocispec.Descriptor
-	var diffIDs []digest.Digest
-	for i := range 4 {
-		// Larger than what the stream path holds of a blob ahead of the tar.
-		data, err := io.ReadAll(io.LimitReader(&exptestPattern{seed: byte(i)}, 2*exportChunkSize*exportChunksAhead+int64(i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := s.add(ocispec.MediaTypeImageLayer, data)
-		lockstep.layers[l.Digest] = true
-		layers, diffIDs = append(layers, l), append(diffIDs, l.Digest)
-	}
-	cfg, err := json.Marshal(ocispec.Image{Platform: platforms.MustParse("linux/amd64"), RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest := s.manifest(t, s.add(ocispec.MediaTypeImageConfig, cfg), layers, nil)
+// exptestHashWriter hashes what is written to it.
+type exptestHashWriter struct{ d digest.Digester }
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func (w exptestHashWriter) Write(p []byte) (int, error) { return w.d.Hash().Write(p) }
+
+func TestExportFileFetchesInParallel(t *testing.T) {
+	// Larger than all the stream path may hold ahead of the tar.
+	const size = (exportChunksAhead+exportStreamExtraChunks+2)*exportChunkSize + 1
+	f, manifest := exptestBigImage(t, 2, size)
+	lockstep := &exptestLockstepStore{exptestSynthetic: f, all: make(chan struct{})}
+	imgs := []ExportImage{{Fetcher: lockstep, Desc: manifest, Name: "localhost:5000/app:1"}}
+	opts := ExportOptions{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var p exptestProgress
+	opts.Progress = &p
 	target := filepath.Join(t.TempDir(), "out.tar")
-	err = WriteFileAtomic(target, func(w io.Writer) error {
-		return Export(ctx, w, []ExportImage{{Fetcher: lockstep, Desc: manifest, Name: "localhost:5000/app:1"}}, ExportOptions{Platforms: exptestLinux("amd64"), MaxConcurrency: 4, Progress: &p})
-	})
+	err := WriteFileAtomic(target, func(w io.Writer) error { return Export(ctx, w, imgs, opts) })
 	if err != nil {
 		t.Fatalf("Export: %v", err)
 	}
-	got, err := os.ReadFile(target)
+	file, err := os.Open(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := exptestExport(t, []ExportImage{{Fetcher: s, Desc: manifest, Name: "localhost:5000/app:1"}}, ExportOptions{Platforms: exptestLinux("amd64")})
-	if !bytes.Equal(got, want) {
+	defer file.Close()
+	got, err := digest.SHA256.FromReader(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := exptestHashWriter{d: digest.SHA256.Digester()}
+	opts.Progress = nil
+	if err := Export(context.Background(), want, []ExportImage{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got != want.d.Digest() {
 		t.Error("file output differs from the stream")
 	}
-	for _, l := range layers {
-		if p.blobDone[l.Digest] != l.Size {
-			t.Errorf("layer %s: last progress %d, want %d", l.Digest, p.blobDone[l.Digest], l.Size)
+	for d := range f.layers {
+		if p.blobDone[d] != size {
+			t.Errorf("layer %s: last progress %d, want %d", d, p.blobDone[d], size)
 		}
 	}
 	if n := len(p.events); n == 0 || p.events[n-1] != "naming localhost:5000/app:1" {
@@ -315,5 +311,31 @@ func TestExportFileCancelled(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("files left after a cancelled export: %v", left)
+	}
+}
+
+// TestExportStreamFetchesAhead checks that, when streaming, a layer behind
+// the one being written downloads further than its own chunks, into the
+// budget shared by the pipes.
+func TestExportStreamFetchesAhead(t *testing.T) {
+	const size = 4 * (exportChunksAhead + 2) * exportChunkSize
+	if size >= exportStreamExtraChunks*exportChunkSize {
+		t.Fatal("fixture: layers must fit in the shared budget")
+	}
+	f, manifest := exptestBigImage(t, 2, size)
+	lockstep := &exptestLockstepStore{exptestSynthetic: f, all: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	opts := ExportOptions{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
+	got := exptestHashWriter{d: digest.SHA256.Digester()}
+	if err := Export(ctx, got, []ExportImage{{Fetcher: lockstep, Desc: manifest}}, opts); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	want := exptestHashWriter{d: digest.SHA256.Digester()}
+	if err := Export(context.Background(), want, []ExportImage{{Fetcher: f, Desc: manifest}}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got.d.Digest() != want.d.Digest() {
+		t.Error("two streamed exports differ")
 	}
 }
