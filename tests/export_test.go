@@ -719,6 +719,25 @@ func TestExportInterrupted(t *testing.T) {
 // benchmark image in MiB (default 256; the reported figures use 1024).
 const benchExportMiB = "IMGX_BENCH_EXPORT_MIB"
 
+// benchExportDir is the environment variable that sets the folder of the
+// file benchmarks' output (default: a temporary folder); a tmpfs takes the
+// disk out of the figures.
+const benchExportDir = "IMGX_BENCH_EXPORT_DIR"
+
+// benchOutput returns a path for a file benchmark's output.
+func benchOutput(b *testing.B, name string) string {
+	dir := os.Getenv(benchExportDir)
+	if dir == "" {
+		return filepath.Join(b.TempDir(), name)
+	}
+	dir, err := os.MkdirTemp(dir, "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, name)
+}
+
 // benchLayerSize is the size of each benchmark layer: few large layers, as
 // in the big images users export.
 const benchLayerSize = 64 << 20
@@ -804,13 +823,28 @@ func benchUpload(host, repo string, blob fixture.Blob) error {
 // BenchmarkExport runs the real binary exporting the image to stdout (a
 // pipe drained by the benchmark) and reports the export process's peak RSS.
 func BenchmarkExport(b *testing.B) {
+	benchExport(b, false)
+}
+
+// BenchmarkExportFile is BenchmarkExport writing to a file with -o, which
+// lets the exporter write blobs at their offsets in parallel.
+func BenchmarkExportFile(b *testing.B) {
+	benchExport(b, true)
+}
+
+func benchExport(b *testing.B, toFile bool) {
 	_, ref, _, total := benchImage(b)
 	x := newImgx(b)
+	out := benchOutput(b, "out.tar")
 	b.SetBytes(total)
 	var peak int64
 	b.ResetTimer()
 	for b.Loop() {
-		cmd := exec.Command(imgxBinary, "export", "--progress", "quiet", ref)
+		args := []string{"export", "--progress", "quiet", ref}
+		if toFile {
+			args = append(args, "-o", out)
+		}
+		cmd := exec.Command(imgxBinary, args...)
 		cmd.Env = x.Env
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
@@ -820,6 +854,12 @@ func BenchmarkExport(b *testing.B) {
 		peak = max(peak, watchHWM(cmd.Process.Pid, cmd.Wait, func(err error) {
 			b.Fatalf("export: %v\n%s", err, stderr.String())
 		}))
+		if toFile {
+			st, err := os.Stat(out)
+			if err != nil || st.Size() < total {
+				b.Fatalf("output: %v, size below %d", err, total)
+			}
+		}
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 }
@@ -869,14 +909,39 @@ func readHWM(pid int) int64 {
 // BenchmarkExportBaseline downloads the same blobs, as many at once as the
 // export fetches, and hashes them: the speed an export can hope for.
 func BenchmarkExportBaseline(b *testing.B) {
+	benchBaseline(b, false)
+}
+
+// BenchmarkExportBaselineFile is BenchmarkExportBaseline also writing the
+// blobs into one file, synced: what an export to a file can hope for on the
+// machine's disk.
+func BenchmarkExportBaselineFile(b *testing.B) {
+	benchBaseline(b, true)
+}
+
+func benchBaseline(b *testing.B, toFile bool) {
 	reg, _, layers, total := benchImage(b)
+	out := benchOutput(b, "blobs")
 	b.SetBytes(total)
 	client := &http.Client{}
 	b.ResetTimer()
 	for b.Loop() {
+		var f *os.File
+		if toFile {
+			var err error
+			if f, err = os.Create(out); err != nil {
+				b.Fatal(err)
+			}
+		}
 		var g errgroup.Group
 		g.SetLimit(4) // the export's default concurrency
+		var off int64
 		for _, l := range layers {
+			w := io.Writer(io.Discard)
+			if f != nil {
+				w = io.NewOffsetWriter(f, off)
+			}
+			off += l.Size
 			g.Go(func() error {
 				resp, err := client.Get(reg.URL() + "/v2/bench/big/blobs/" + l.Digest.String())
 				if err != nil {
@@ -884,7 +949,7 @@ func BenchmarkExportBaseline(b *testing.B) {
 				}
 				defer resp.Body.Close()
 				h := sha256.New()
-				if _, err := io.Copy(h, resp.Body); err != nil {
+				if _, err := io.Copy(io.MultiWriter(h, w), resp.Body); err != nil {
 					return err
 				}
 				if got := digest.NewDigest(digest.SHA256, h); got != l.Digest {
@@ -895,6 +960,14 @@ func BenchmarkExportBaseline(b *testing.B) {
 		}
 		if err := g.Wait(); err != nil {
 			b.Fatal(err)
+		}
+		if f != nil {
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
