@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -65,7 +66,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	err = exportWithProgress(ctx, printer, r, sources, target, dockerCli.Out(), engineOpts)
+	err = exportWithProgress(ctx, printer, r, sources, target, stdoutWriter(dockerCli), engineOpts)
 	if waitErr := printer.Wait(); err == nil {
 		err = waitErr
 	}
@@ -180,6 +181,20 @@ func resolveExportImage(ctx context.Context, pw progress.Writer, r *imagetools.R
 		img.Fetcher, err = r.Fetcher(ctx, s.loc)
 	}
 	return img, done(err)
+}
+
+// stdoutWriter is the CLI's stdout, or the file behind it when stdout is
+// redirected to a regular file (export IMAGE > image.tar), so that the
+// engine can write blobs in parallel at their offsets.
+func stdoutWriter(dockerCli command.Cli) io.Writer {
+	out := dockerCli.Out()
+	if out.FD() != os.Stdout.Fd() {
+		return out
+	}
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode().IsRegular() {
+		return os.Stdout
+	}
+	return out
 }
 
 // writeExport writes the tar to stdout or a file (beside the target, renamed

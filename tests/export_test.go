@@ -265,6 +265,19 @@ func TestExportDeterministicAndStdout(t *testing.T) {
 	if len(readTar(t, strings.NewReader(res.Stdout))) == 0 {
 		t.Fatal("stdout holds no tar entry")
 	}
+	// Stdout redirected to a regular file (written at offsets, in parallel):
+	// the same bytes.
+	redirected, err := os.Create(filepath.Join(t.TempDir(), "redirected.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer redirected.Close()
+	toFile := *x
+	toFile.StdoutFile = redirected
+	toFile.MustRun(append([]string{"export", "--progress", "quiet"}, args...)...)
+	if c, err := os.ReadFile(redirected.Name()); err != nil || !bytes.Equal(c, a) {
+		t.Fatalf("export > file (%d bytes, %v) differs from -o (%d bytes)", len(c), err, len(a))
+	}
 	// As a Docker CLI plugin: the same bytes.
 	if res := x.RunPlugin(append([]string{"export", "--progress", "quiet"}, args...)...); res.ExitCode != 0 || res.Stdout != string(a) {
 		t.Fatalf("docker imgx export: exit %d, %d bytes, want the file's %d\n%s", res.ExitCode, len(res.Stdout), len(a), res.Stderr)

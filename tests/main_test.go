@@ -56,6 +56,9 @@ type imgx struct {
 	Env          []string
 	// Stdin is fed to the process when set.
 	Stdin []byte
+	// StdoutFile, when set, receives stdout instead of a pipe (a shell's
+	// "> file" redirection).
+	StdoutFile *os.File
 }
 
 // newImgx returns a runner with an empty Docker config folder and no access
@@ -122,6 +125,9 @@ func (x *imgx) exec(bin string, args ...string) result {
 	cmd.Env = x.Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if x.StdoutFile != nil {
+		cmd.Stdout = x.StdoutFile
+	}
 	if x.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(x.Stdin)
 	}
