@@ -439,6 +439,9 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 
 	tw := tar.NewWriter(w)
 	g, gctx := errgroup.WithContext(ctx)
+	// fetchErr is the fetchers' first error: when one fails, the others
+	// end with context.Canceled, which the writer may report first.
+	var fetchErr error
 	g.Go(func() error {
 		// Launch fetchers in tar order; SetLimit makes Go wait until a
 		// fetcher has been drained, so at most MaxConcurrency blobs are ahead.
@@ -452,7 +455,8 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 				return pipes[i].fill(fctx, imgs[b.Source].Fetcher, b.Desc, bufs)
 			})
 		}
-		return fg.Wait()
+		fetchErr = fg.Wait()
+		return fetchErr
 	})
 	g.Go(func() error {
 		next := 0
@@ -469,6 +473,9 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 		return nil
 	})
 	if err := g.Wait(); err != nil {
+		if fetchErr != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			return fetchErr
+		}
 		return err
 	}
 	if err := tw.Close(); err != nil {
