@@ -9,8 +9,10 @@ LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/interna
 PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
 GOLANGCI_LINT_VERSION ?= v2.6.2
 TEST_FLAGS ?= -race -count=1
+FUZZTIME ?= 10s
+FUZZ_TARGETS ?= FuzzParseLocation FuzzParseSource FuzzParseAnnotation FuzzPlatform FuzzLayoutIndex
 
-.PHONY: help build install test unit integration lint docs validate-docs demo bench clean
+.PHONY: help build install test unit integration lint docs validate-docs demo bench fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +47,12 @@ demo: build ## Build, start a throwaway local registry, run the commands on samp
 
 bench: build ## Run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## Run each fuzz target of imagetools for FUZZTIME (default 10s)
+	@set -e; for f in $(FUZZ_TARGETS); do \
+		echo "==> $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./imagetools/; \
+	done
 
 clean: ## Remove build output
 	rm -rf bin
