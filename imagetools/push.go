@@ -299,7 +299,7 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOpti
 		eg.Go(func() error {
 			return progress.Wrap("[internal] pushing "+p.repo.Repository(), opts.Progress, func(sub progress.SubLogger) error {
 				if err := p.pushContent(ctx, r, sub, slots, opts.MaxConcurrency); err != nil {
-					return err
+					return explainTLS(p.repo.Host(), err)
 				}
 				mu.Lock()
 				remaining--
@@ -312,7 +312,7 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOpti
 				case <-ctx.Done():
 					return context.Cause(ctx)
 				}
-				return p.pushTags(ctx, r, sub)
+				return explainTLS(p.repo.Host(), p.pushTags(ctx, r, sub))
 			})
 		})
 	}
