@@ -268,6 +268,9 @@ func (r *exportResolver) addIndex(ctx context.Context, i int, desc ocispec.Descr
 	if err := json.Unmarshal(data, &index); err != nil {
 		return nil, fmt.Errorf("parse index %s: %w", desc.Digest, err)
 	}
+	if index.MediaType != "" && index.MediaType != desc.MediaType {
+		return nil, fmt.Errorf("index %s: media type %q in its body contradicts %q", desc.Digest, index.MediaType, desc.MediaType)
+	}
 	sel, err := exportSelectChildren(index, r.opts.Platforms, r.opts.AllPlatforms, r.opts.Format == ExportFormatDocker)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
@@ -320,6 +323,9 @@ func (r *exportResolver) readManifest(ctx context.Context, i int, desc ocispec.D
 	}
 	if err := json.Unmarshal(data, &m); err != nil {
 		return m, fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
+	}
+	if m.MediaType != "" && m.MediaType != desc.MediaType {
+		return m, fmt.Errorf("manifest %s: media type %q in its body contradicts %q", desc.Digest, m.MediaType, desc.MediaType)
 	}
 	return m, nil
 }

@@ -676,6 +676,12 @@ func describeManifest(loc Location, h http.Header, dt []byte) (ocispec.Descripto
 		}
 	}
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	var body struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(dt, &body) == nil && body.MediaType != "" && (images.IsIndexType(mt) || images.IsManifestType(mt)) && body.MediaType != mt {
+		return ocispec.Descriptor{}, fmt.Errorf("fetch %s: media type %q in its body contradicts the registry's %q", loc, body.MediaType, mt)
+	}
 	if !images.IsIndexType(mt) && !images.IsManifestType(mt) {
 		detected, err := combineDetectMediaType(dt)
 		if err != nil {
