@@ -10,8 +10,10 @@ PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
 GOLANGCI_LINT_VERSION ?= v2.15.0
 TOOLS := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1
+FUZZTIME ?= 10s
+FUZZ_TARGETS ?= FuzzParseLocation FuzzParseSource FuzzParseAnnotation FuzzPlatform FuzzLayoutIndex
 
-.PHONY: help build install test unit integration lint docs validate-docs demo bench clean
+.PHONY: help build install test unit integration lint docs validate-docs demo bench fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +49,12 @@ demo: build ## Build, start a throwaway local registry, run the commands on samp
 bench: build ## Run the Go benchmarks, then the suite through the binary (writes docs/bench)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./tests/bench -binary $(BIN) $(BENCH_FLAGS)
+
+fuzz: ## Run each fuzz target of imagetools for FUZZTIME (default 10s)
+	@set -e; for f in $(FUZZ_TARGETS); do \
+		echo "==> $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./imagetools/; \
+	done
 
 clean: ## Remove build output
 	rm -rf bin

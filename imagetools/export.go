@@ -281,6 +281,9 @@ func (r *exportResolver) addIndex(ctx context.Context, i int, desc ocispec.Descr
 	if err := json.Unmarshal(data, &index); err != nil {
 		return nil, fmt.Errorf("parse index %s: %w", desc.Digest, err)
 	}
+	if index.MediaType != "" && index.MediaType != desc.MediaType {
+		return nil, fmt.Errorf("index %s: media type %q in its body contradicts %q", desc.Digest, index.MediaType, desc.MediaType)
+	}
 	sel, err := exportSelectChildren(index, r.opts.Platforms, r.opts.AllPlatforms, r.opts.Format == ExportFormatDocker)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
@@ -333,6 +336,9 @@ func (r *exportResolver) readManifest(ctx context.Context, i int, desc ocispec.D
 	}
 	if err := json.Unmarshal(data, &m); err != nil {
 		return m, fmt.Errorf("parse manifest %s: %w", desc.Digest, err)
+	}
+	if m.MediaType != "" && m.MediaType != desc.MediaType {
+		return m, fmt.Errorf("manifest %s: media type %q in its body contradicts %q", desc.Digest, m.MediaType, desc.MediaType)
 	}
 	return m, nil
 }
@@ -453,6 +459,9 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 
 	tw := tar.NewWriter(w)
 	g, gctx := errgroup.WithContext(ctx)
+	// fetchErr is the fetchers' first error: when one fails, the others
+	// end with context.Canceled, which the writer may report first.
+	var fetchErr error
 	g.Go(func() error {
 		// Launch fetchers in tar order; SetLimit makes Go wait until a
 		// fetcher has been drained, so at most MaxConcurrency blobs are ahead.
@@ -466,7 +475,8 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 				return pipes[i].fill(fctx, imgs[b.Source].Fetcher, b.Desc, bufs)
 			})
 		}
-		return fg.Wait()
+		fetchErr = fg.Wait()
+		return fetchErr
 	})
 	g.Go(func() error {
 		next := 0
@@ -483,6 +493,9 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 		return nil
 	})
 	if err := g.Wait(); err != nil {
+		if fetchErr != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			return fetchErr
+		}
 		return err
 	}
 	if err := tw.Close(); err != nil {

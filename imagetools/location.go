@@ -77,6 +77,11 @@ func (l Location) IsLayout() bool { return l.Name == nil }
 // Repository names the repository (or layout folder) without tag or digest.
 func (l Location) Repository() string {
 	if l.IsLayout() {
+		// A folder whose name holds ":" gets a trailing slash, or it would
+		// read back as PATH:TAG.
+		if strings.Contains(filepath.Base(l.Layout), ":") {
+			return LayoutPrefix + l.Layout + "/"
+		}
 		return LayoutPrefix + l.Layout
 	}
 	return l.Name.String()

@@ -298,7 +298,7 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOpti
 		eg.Go(func() error {
 			return progress.Wrap("[internal] pushing "+p.repo.Repository(), opts.Progress, func(sub progress.SubLogger) error {
 				if err := p.pushContent(ctx, r, sub, slots, opts.MaxConcurrency); err != nil {
-					return err
+					return explainTLS(p.repo.Host(), err)
 				}
 				mu.Lock()
 				remaining--
@@ -311,7 +311,7 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOpti
 				case <-ctx.Done():
 					return context.Cause(ctx)
 				}
-				return p.pushTags(ctx, r, sub)
+				return explainTLS(p.repo.Host(), p.pushTags(ctx, r, sub))
 			})
 		})
 	}
@@ -675,6 +675,12 @@ func describeManifest(loc Location, h http.Header, dt []byte) (ocispec.Descripto
 		}
 	}
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	var body struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(dt, &body) == nil && body.MediaType != "" && (images.IsIndexType(mt) || images.IsManifestType(mt)) && body.MediaType != mt {
+		return ocispec.Descriptor{}, fmt.Errorf("fetch %s: media type %q in its body contradicts the registry's %q", loc, body.MediaType, mt)
+	}
 	if !images.IsIndexType(mt) && !images.IsManifestType(mt) {
 		detected, err := combineDetectMediaType(dt)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -49,6 +50,20 @@ type tokenServer struct {
 	bundlePath         string
 	username, password string
 	signer             jose.Signer
+
+	mu     sync.Mutex
+	issued []string
+}
+
+// IssuedTokens returns every bearer token the token server issued, in order
+// (none for other auth modes), so tests can check that no output shows one.
+func (r *Registry) IssuedTokens() []string {
+	if r.tokens == nil {
+		return nil
+	}
+	r.tokens.mu.Lock()
+	defer r.tokens.mu.Unlock()
+	return append([]string(nil), r.tokens.issued...)
 }
 
 // newTokenServer generates the signing certificate and writes it to dir as the
@@ -152,6 +167,9 @@ func (ts *tokenServer) writeToken(w http.ResponseWriter, subject string, access 
 		writeTokenError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return
 	}
+	ts.mu.Lock()
+	ts.issued = append(ts.issued, raw)
+	ts.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token":        raw,
 		"access_token": raw,

@@ -106,6 +106,7 @@ type Registry struct {
 
 	tls       bool
 	dir       string
+	tokens    *tokenServer
 	log       *requestLog
 	servers   []*http.Server
 	apps      []*handlers.App
@@ -302,7 +303,7 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 		if err != nil {
 			return nil, nil, err
 		}
-		auth, tokens = ts.registryAuth(), ts
+		auth, tokens, r.tokens = ts.registryAuth(), ts, ts
 	default:
 		return nil, nil, fmt.Errorf("registry auth mode %v: unknown", opts.Auth)
 	}

@@ -1,0 +1,138 @@
+package tests
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+)
+
+// credentialSource is how a run gets the registries' credentials.
+type credentialSource struct {
+	name string
+	// setup writes the Docker config (and helper) for regs with the given
+	// passwords, and returns the runner to use.
+	setup func(t *testing.T, x *imgx, regs []*registrytest.Registry, passwords []string) *imgx
+}
+
+func credentialSources() []credentialSource {
+	return []credentialSource{
+		{name: "config-auths", setup: func(t *testing.T, x *imgx, regs []*registrytest.Registry, passwords []string) *imgx {
+			var auths []string
+			for i, reg := range regs {
+				auths = append(auths, fmt.Sprintf(`"%s":{"auth":"%s"}`, reg.Host, basicAuth(reg.Username, passwords[i])))
+			}
+			writeDockerConfig(t, x.DockerConfig, `{"auths":{`+strings.Join(auths, ",")+`}}`)
+			return x
+		}},
+		{name: "credential-helper", setup: func(t *testing.T, x *imgx, regs []*registrytest.Registry, passwords []string) *imgx {
+			bin := filepath.Join(x.DockerConfig, "bin")
+			if err := os.MkdirAll(bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			script := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\ncase \"$host\" in\n"
+			var helpers []string
+			for i, reg := range regs {
+				script += fmt.Sprintf("%s) printf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$host\" ;;\n", reg.Host, reg.Username, passwords[i])
+				helpers = append(helpers, fmt.Sprintf(`"%s":"imgxsecrets"`, reg.Host))
+			}
+			script += "*) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n"
+			if err := os.WriteFile(filepath.Join(bin, "docker-credential-imgxsecrets"), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeDockerConfig(t, x.DockerConfig, `{"credHelpers":{`+strings.Join(helpers, ",")+`}}`)
+			return x.With("PATH=" + bin + ":" + os.Getenv("PATH"))
+		}},
+	}
+}
+
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// secretsOf lists what no output may show: the passwords, their base64
+// auths, and every bearer token issued (and its signature alone).
+func secretsOf(regs []*registrytest.Registry, passwords []string) []string {
+	var out []string
+	for i, reg := range regs {
+		out = append(out, passwords[i], basicAuth(reg.Username, passwords[i]))
+		for _, tok := range reg.IssuedTokens() {
+			out = append(out, tok)
+			if parts := strings.Split(tok, "."); len(parts) == 3 {
+				out = append(out, parts[2])
+			}
+		}
+	}
+	return out
+}
+
+// TestSecretsNeverShown runs every command with --debug, in plain and rawjson
+// progress, against registries with basic and token auth, with credentials
+// from config.json and from a credential helper, and with a wrong password,
+// and searches all output for the credentials and issued tokens.
+func TestSecretsNeverShown(t *testing.T) {
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 51})
+	idx := multiIndex()
+	for _, mode := range []registrytest.AuthMode{registrytest.AuthBasic, registrytest.AuthToken} {
+		src := registrytest.Start(t, registrytest.Options{Auth: mode})
+		dst := registrytest.Start(t, registrytest.Options{Auth: mode})
+		pushImage(t, src, "test/app", "1", img)
+		pushIndex(t, src, "test/multi", "v1", idx)
+		regs := []*registrytest.Registry{src, dst}
+		for _, cs := range credentialSources() {
+			t.Run(mode.String()+"/"+cs.name, func(t *testing.T) {
+				runs := secretRuns(t, src, dst)
+				x := cs.setup(t, newImgx(t), regs, []string{src.Password, dst.Password})
+				var outputs []string
+				for _, args := range runs {
+					res := x.MustRun(append([]string{"--debug"}, args...)...)
+					outputs = append(outputs, res.Stdout+res.Stderr)
+				}
+				wrong := []string{"wrong-" + src.Password, "wrong-" + dst.Password}
+				bad := cs.setup(t, newImgx(t), regs, wrong)
+				for _, args := range runs {
+					res := bad.Run(append([]string{"--debug"}, args...)...)
+					if res.ExitCode == 0 {
+						t.Fatalf("%v succeeded with a wrong password", args)
+					}
+					outputs = append(outputs, res.Stdout+res.Stderr)
+				}
+				secrets := secretsOf(regs, []string{src.Password, dst.Password})
+				secrets = append(secrets, wrong[0], wrong[1], basicAuth(src.Username, wrong[0]), basicAuth(dst.Username, wrong[1]))
+				if mode == registrytest.AuthToken && len(src.IssuedTokens()) == 0 {
+					t.Fatal("the token server issued no token: the runs did not authenticate")
+				}
+				for i, out := range outputs {
+					for _, s := range secrets {
+						if strings.Contains(out, s) {
+							t.Errorf("run %d (%v) shows a secret %q:\n%s", i%len(runs), runs[i%len(runs)], s, out)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// secretRuns are the command lines of TestSecretsNeverShown.
+func secretRuns(t *testing.T, src, dst *registrytest.Registry) [][]string {
+	dir := t.TempDir()
+	app, multi := src.Host+"/test/app:1", src.Host+"/test/multi:v1"
+	var runs [][]string
+	runs = append(runs,
+		[]string{"inspect", "--raw", multi},
+		[]string{"inspect", "--format", "json", multi})
+	for i, mode := range []string{"plain", "rawjson"} {
+		runs = append(runs,
+			[]string{"create", "--progress", mode, "-t", src.Host + fmt.Sprintf("/test/same:%d", i), app, multi},
+			[]string{"create", "--progress", mode, "-t", dst.Host + fmt.Sprintf("/test/copy:%d", i), multi},
+			[]string{"export", "--progress", mode, "--platform", "all", "-o", filepath.Join(dir, mode+".tar"), multi},
+			[]string{"export", "--progress", mode, "-o", "oci-layout://" + filepath.Join(dir, mode), app})
+	}
+	return runs
+}
