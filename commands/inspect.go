@@ -42,7 +42,7 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	}
 	needData := opts.format != "" && opts.format != "{{.Manifest}}"
 	img, err := imagetools.Load(ctx, r, loc, imagetools.LoadOptions{
-		Platform: p, Configs: needData, Attestations: needData,
+		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
 	})
 	if err != nil {
 		return err

@@ -43,6 +43,8 @@ type LoadOptions struct {
 	Configs bool
 	// Attestations loads provenance and SBOM from attestation manifests.
 	Attestations bool
+	// ManifestOnly loads the manifest bytes and nothing else (inspect --raw).
+	ManifestOnly bool
 	// MaxConcurrency bounds parallel fetches; 0 means 8.
 	MaxConcurrency int
 }
@@ -75,17 +77,14 @@ type Attestation struct {
 
 // Load reads the image or index at loc.
 func Load(ctx context.Context, r *Resolver, loc Location, opts LoadOptions) (*Image, error) {
-	desc, err := r.Resolve(ctx, loc)
+	// One GET gives the bytes and the digest; a HEAD first would add a round trip.
+	desc, raw, err := r.GetManifest(ctx, loc)
 	if err != nil {
 		return nil, err
 	}
 	f, err := r.Fetcher(ctx, loc)
 	if err != nil {
 		return nil, err
-	}
-	raw, err := FetchManifest(ctx, f, desc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
 	img := &Image{Location: loc, Desc: desc, Raw: raw,
 		Children: map[digest.Digest]*ocispec.Manifest{}, Configs: map[digest.Digest]*ocispec.Image{},
@@ -109,6 +108,9 @@ func Load(ctx context.Context, r *Resolver, loc Location, opts LoadOptions) (*Im
 				return nil, err
 			}
 		}
+	}
+	if opts.ManifestOnly {
+		return img, nil
 	}
 	if err := img.loadDetails(ctx, f, opts); err != nil {
 		return nil, fmt.Errorf("%s: %w", loc, err)

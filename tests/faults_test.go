@@ -214,14 +214,15 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		{name: "no faults"},
 		{
 			name:   "429 burst",
+			except: []string{"inspect-raw"},
 			faults: []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Times: 2, Kind: faultproxy.Status429}},
 			check:  wantHits(faultproxy.Status429, 2),
 		},
 		{
-			// create reads the root with one GET by tag: the HEAD faults
-			// have create variants below.
+			// create and inspect read the root with one GET by tag: the
+			// HEAD faults have tag-GET variants below.
 			name:   "429 with Retry-After",
-			except: []string{"create"},
+			only:   []string{"export"},
 			faults: []faultproxy.Fault{{Method: head, PathContains: manifestByTag, Times: 1, Kind: faultproxy.Status429RetryAfter, RetryAfter: "1"}},
 			check: func(t *testing.T, p *faultproxy.Proxy, stderr string) {
 				wantHits(faultproxy.Status429RetryAfter, 1)(t, p, stderr)
@@ -243,8 +244,8 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			},
 		},
 		{
-			name:   "5xx burst",
-			except: []string{"create"},
+			name: "5xx burst",
+			only: []string{"export"},
 			faults: []faultproxy.Fault{
 				{Method: head, PathContains: manifestByTag, Times: 1, Kind: faultproxy.Status500},
 				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Status502},
@@ -259,7 +260,7 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		},
 		{
 			name:    "503 that never ends",
-			except:  []string{"create"},
+			only:    []string{"export"},
 			faults:  []faultproxy.Fault{{Method: head, PathContains: manifestByTag, Kind: faultproxy.Status503}},
 			wantErr: []string{fx.repo + ":" + fx.tag, "gave up after 5 attempts: 503 Service Unavailable"},
 			check: func(t *testing.T, p *faultproxy.Proxy, _ string) {
@@ -282,7 +283,8 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			},
 		},
 		{
-			name: "reset mid-body",
+			name:   "reset mid-body",
+			except: []string{"inspect-raw"},
 			faults: []faultproxy.Fault{
 				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.ResetMidBody},
 				{Method: get, PathContains: "/blobs/", Times: 1, Kind: faultproxy.ResetMidBody},
@@ -290,7 +292,8 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			check: wantHits(faultproxy.ResetMidBody, -1),
 		},
 		{
-			name: "truncated body",
+			name:   "truncated body",
+			except: []string{"inspect-raw"},
 			faults: []faultproxy.Fault{
 				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.TruncateBody},
 				{Method: get, PathContains: "/blobs/", Times: 1, Kind: faultproxy.TruncateBody},
@@ -301,8 +304,9 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			},
 		},
 		{
-			name: "stall, resumed",
-			env:  []string{"DOCKER_IMGX_STALL_TIMEOUT=500ms"},
+			name:   "stall, resumed",
+			except: []string{"inspect-raw"},
+			env:    []string{"DOCKER_IMGX_STALL_TIMEOUT=500ms"},
 			faults: []faultproxy.Fault{
 				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Stall},
 				{Method: get, PathContains: "/blobs/", Times: 1, Kind: faultproxy.Stall},
@@ -319,11 +323,15 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			// The registry ignores Range on manifests: the resumed request
 			// re-reads the start, stalls at the same byte, and that ends it.
 			name:    "stall every time on a manifest",
+			except:  []string{"inspect-raw"},
 			env:     []string{"DOCKER_IMGX_STALL_TIMEOUT=300ms"},
 			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.Stall}},
 			wantErr: []string{fx.indexDigest().String(), "registry stalled: no data for 300ms", "after 1 resume attempts"},
 			// create has the root from its GET by tag: a child stalls.
-			wantErrFor: map[string][]string{"create": {fx.repo + "@sha256:", "registry stalled: no data for 300ms", "after 1 resume attempts"}},
+			wantErrFor: map[string][]string{
+				"create":       {fx.repo + "@sha256:", "registry stalled: no data for 300ms", "after 1 resume attempts"},
+				"inspect-json": {"manifest sha256:", "registry stalled: no data for 300ms", "after 1 resume attempts"},
+			},
 		},
 		{
 			// Blobs honour Range: each resume gets further, until the limit.
@@ -340,11 +348,13 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		},
 		{
 			name:    "corrupt manifest",
+			except:  []string{"inspect-raw"},
 			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.CorruptBody}},
 			wantErr: []string{fx.indexDigest().String() + ": content has digest sha256:"},
 			wantErrFor: map[string][]string{
-				"export": {fx.indexDigest().String() + ": content hashes to sha256:", "digest mismatch"},
-				"create": {fx.repo + "@sha256:", "content has digest sha256:"},
+				"export":       {fx.indexDigest().String() + ": content hashes to sha256:", "digest mismatch"},
+				"create":       {fx.repo + "@sha256:", "content has digest sha256:"},
+				"inspect-json": {"manifest sha256:", "content has digest sha256:"},
 			},
 		},
 		{
@@ -361,13 +371,13 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		},
 		{
 			name:    "wrong Docker-Content-Digest",
-			except:  []string{"create"},
+			only:    []string{"export"},
 			faults:  []faultproxy.Fault{{Method: head, PathContains: manifestByTag, Kind: faultproxy.WrongDigestHeader}},
 			wantErr: []string{fx.repo + ":" + fx.tag, faultproxy.WrongDigest().String(), "not found"},
 		},
 		{
 			name: "429 with Retry-After on the tag GET",
-			only: []string{"create"},
+			only: []string{"create", "inspect-json"},
 			faults: []faultproxy.Fault{
 				{Method: get, PathContains: manifestByTag, Times: 1, Kind: faultproxy.Status429RetryAfter, RetryAfter: "1"},
 				{Method: get, PathContains: "/blobs/", Times: 2, Kind: faultproxy.Status429},
@@ -382,7 +392,7 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		},
 		{
 			name: "5xx burst on the tag GET and blobs",
-			only: []string{"create"},
+			only: []string{"create", "inspect-json"},
 			faults: []faultproxy.Fault{
 				{Method: get, PathContains: manifestByTag, Times: 1, Kind: faultproxy.Status500},
 				{Method: get, PathContains: manifestByDigest, Times: 1, Kind: faultproxy.Status502},
@@ -397,7 +407,7 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		},
 		{
 			name:    "503 on the tag GET that never ends",
-			only:    []string{"create"},
+			only:    []string{"create", "inspect-raw", "inspect-json"},
 			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByTag, Kind: faultproxy.Status503}},
 			wantErr: []string{fx.repo + ":" + fx.tag, "gave up after 5 attempts: 503 Service Unavailable"},
 			check: func(t *testing.T, p *faultproxy.Proxy, _ string) {
@@ -408,13 +418,14 @@ func faultScenarios(fx faultFixture) []faultScenario {
 		},
 		{
 			name:    "wrong Docker-Content-Digest on the tag GET",
-			only:    []string{"create"},
+			only:    []string{"create", "inspect-raw", "inspect-json"},
 			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByTag, Kind: faultproxy.WrongDigestHeader}},
 			wantErr: []string{fx.repo + ":" + fx.tag, faultproxy.WrongDigest().String()},
 		},
 		{
-			name: "redirect to another host",
-			auth: true,
+			name:   "redirect to another host",
+			except: []string{"inspect-raw"},
+			auth:   true,
 			faults: []faultproxy.Fault{
 				{Method: get, PathContains: manifestByDigest, Kind: faultproxy.RedirectOtherHost},
 				{Method: get, PathContains: "/blobs/", Kind: faultproxy.RedirectOtherHost},
