@@ -55,6 +55,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if err != nil {
 		return err
 	}
+	ctx = withProgressNotices(ctx, printer)
 	res, err := imagetools.Create(ctx, r, imagetools.CreateOptions{
 		Sources: append(fileSources, opts.sources...), Tags: opts.tags,
 		Annotations: anns, Platforms: plats, PreferIndex: opts.preferIndex, ForceOCI: opts.oci,

@@ -66,6 +66,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
+	ctx = withProgressNotices(ctx, printer)
 	err = exportWithProgress(ctx, printer, r, sources, target, stdoutWriter(dockerCli), engineOpts)
 	if waitErr := printer.Wait(); err == nil {
 		err = waitErr
@@ -95,6 +96,7 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 	if err != nil {
 		return err
 	}
+	ctx = withProgressNotices(ctx, printer)
 	err = loadWithProgress(ctx, printer, r, dockerCli.Client(), sources, imagetools.EngineLoadOptions{
 		Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: printer,
 	})

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,19 +86,29 @@ func stallTimeout() (time.Duration, error) {
 	return d, nil
 }
 
-// warnings writes retry and resume notices, one line each, to a writer
-// (stderr today; a progress writer's sub-logger can take these funcs later).
+// warnings writes retry and resume notices: into the progress display of a
+// command that put one in the context (imagetools.WithNotices), else one
+// WARN line each on stderr.
 type warnings struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
 func (l *warnings) retry(req *http.Request, attempt, max int, reason string) {
-	l.printf("WARN: %s\n", imagetools.RetryMessage(req, attempt, max, reason))
+	l.notice(req.Context(), imagetools.RetryMessage(req, attempt, max, reason))
 }
 
-func (l *warnings) resume(desc ocispec.Descriptor, offset int64, cause error) {
-	l.printf("WARN: resuming %s at byte %d of %d: %v\n", desc.Digest, offset, desc.Size, cause)
+func (l *warnings) resume(ctx context.Context, desc ocispec.Descriptor, offset int64, cause error) {
+	l.notice(ctx, fmt.Sprintf("resuming %s at byte %d of %d: %v", desc.Digest, offset, desc.Size, cause))
+}
+
+// notice goes to the progress display when the command has one in ctx.
+func (l *warnings) notice(ctx context.Context, msg string) {
+	if fn := imagetools.NoticesFrom(ctx); fn != nil {
+		fn(msg)
+		return
+	}
+	l.printf("WARN: %s\n", msg)
 }
 
 func (l *warnings) printf(format string, args ...any) {

@@ -19,7 +19,7 @@ type ResumeOptions struct {
 	MaxResumes int
 	// OnResume is told about each resume before it is made, for progress:
 	// the blob, the offset it restarts from and the error that cut it.
-	OnResume func(desc ocispec.Descriptor, offset int64, cause error)
+	OnResume func(ctx context.Context, desc ocispec.Descriptor, offset int64, cause error)
 }
 
 // NewResumingFetcher wraps a remotes.Fetcher: when the body of a fetch fails
@@ -116,7 +116,7 @@ func (r *resumingReader) resume(cause error) error {
 	_ = r.rc.Close()
 	r.rc = io.NopCloser(errReader{cause})
 	if r.fetcher.opts.OnResume != nil {
-		r.fetcher.opts.OnResume(r.desc, r.offset, cause)
+		r.fetcher.opts.OnResume(r.ctx, r.desc, r.offset, cause)
 	}
 	rc, err := r.fetcher.f.Fetch(r.ctx, r.desc)
 	if err != nil {

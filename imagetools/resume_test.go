@@ -159,7 +159,7 @@ func TestResumingFetcher(t *testing.T) {
 			reg := newBlobRegistry(t, tc.actions...)
 			var resumed []int64
 			got, err := reg.fetch(context.Background(), t, RetryOptions{StallTimeout: 200 * time.Millisecond},
-				ResumeOptions{OnResume: func(_ ocispec.Descriptor, off int64, _ error) { resumed = append(resumed, off) }})
+				ResumeOptions{OnResume: func(_ context.Context, _ ocispec.Descriptor, off int64, _ error) { resumed = append(resumed, off) }})
 			if err != nil {
 				t.Fatal(err)
 			}
