@@ -100,12 +100,31 @@ func Push(ctx context.Context, r *Resolver, c PushContent, opts PushOptions) err
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard()
 	}
+	if err := configureRegistries(r, c, opts.Targets); err != nil {
+		return err
+	}
 	graph, err := loadGraph(ctx, r, c, opts.Targets, opts.MaxConcurrency)
 	if err != nil {
 		return err
 	}
 	plans := planPush(graph, c, opts.Targets)
 	return runPlans(ctx, r, plans, opts)
+}
+
+// configureRegistries sets up every registry Push reaches before anything
+// runs in parallel: a host's bad configuration fails before anything moves,
+// and no host is configured while the shared transport makes its first
+// request (configuring a host clones the TLS settings that request writes).
+func configureRegistries(r *Resolver, c PushContent, targets []Location) error {
+	for _, l := range append(append([]Location{c.RootOrigin}, c.Origins...), targets...) {
+		if l.IsLayout() || l.Host() == "" {
+			continue
+		}
+		if _, err := r.registryHosts(l.Host()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loadGraph fetches the manifests under the root that some target does not

@@ -234,6 +234,19 @@ func (f *fakeRegistry) has(d digest.Digest) bool {
 	return ok
 }
 
+// newTestUploader configures the registries first, as Push does.
+func newTestUploader(t *testing.T, regs ...*fakeRegistry) *uploader {
+	r := NewResolver(ResolverOptions{})
+	var locs []Location
+	for _, reg := range regs {
+		locs = append(locs, reg.loc(t))
+	}
+	if err := configureRegistries(r, PushContent{}, locs); err != nil {
+		t.Fatal(err)
+	}
+	return newUploader(r)
+}
+
 func layerBlob(s string) (ocispec.Descriptor, []byte) {
 	data := []byte(s)
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(data), Size: int64(len(data))}, data
@@ -255,7 +268,7 @@ func TestPutBytesSinglePost(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			reg := newFakeRegistry(t)
 			reg.singlePost = c.singlePost
-			up := newUploader(NewResolver(ResolverOptions{}))
+			up := newTestUploader(t, reg)
 			for _, s := range []string{"config one", "config two"} {
 				desc, data := layerBlob(s)
 				if err := up.putBytes(ctx, reg.loc(t), desc, data, nil); err != nil {
@@ -283,8 +296,8 @@ func TestCopyStream(t *testing.T) {
 	sub := progress.Discard()
 	err := progress.Wrap("test", sub, func(sub progress.SubLogger) error {
 		t.Run("one session, one PUT", func(t *testing.T) {
-			_, dst, b := setup(t)
-			if err := newUploader(NewResolver(ResolverOptions{})).copyStream(ctx, sub, b, dst.loc(t), nil); err != nil {
+			src, dst, b := setup(t)
+			if err := newTestUploader(t, src, dst).copyStream(ctx, sub, b, dst.loc(t), nil); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := dst.requests(), []string{"POST upload", "PUT session"}; !slices.Equal(got, want) || !dst.has(desc.Digest) {
@@ -294,7 +307,7 @@ func TestCopyStream(t *testing.T) {
 		t.Run("a failed PUT starts over from the source", func(t *testing.T) {
 			src, dst, b := setup(t)
 			dst.failPuts = 1
-			if err := newUploader(NewResolver(ResolverOptions{})).copyStream(ctx, sub, b, dst.loc(t), nil); err != nil {
+			if err := newTestUploader(t, src, dst).copyStream(ctx, sub, b, dst.loc(t), nil); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := dst.requests(), []string{"POST upload", "PUT session", "POST upload", "PUT session"}; !slices.Equal(got, want) {
@@ -305,9 +318,9 @@ func TestCopyStream(t *testing.T) {
 			}
 		})
 		t.Run("attempts are bounded", func(t *testing.T) {
-			_, dst, b := setup(t)
+			src, dst, b := setup(t)
 			dst.failPuts = blobCopyAttempts + 1
-			err := newUploader(NewResolver(ResolverOptions{})).copyStream(ctx, sub, b, dst.loc(t), nil)
+			err := newTestUploader(t, src, dst).copyStream(ctx, sub, b, dst.loc(t), nil)
 			if err == nil || !strings.Contains(err.Error(), "503") {
 				t.Fatalf("err = %v, want the 503", err)
 			}
@@ -318,7 +331,7 @@ func TestCopyStream(t *testing.T) {
 		t.Run("a corrupt source is not retried", func(t *testing.T) {
 			src, dst, b := setup(t)
 			src.corrupt = true
-			err := newUploader(NewResolver(ResolverOptions{})).copyStream(ctx, sub, b, dst.loc(t), nil)
+			err := newTestUploader(t, src, dst).copyStream(ctx, sub, b, dst.loc(t), nil)
 			if !errors.Is(err, ErrDigestMismatch) {
 				t.Fatalf("err = %v, want ErrDigestMismatch", err)
 			}
@@ -347,7 +360,7 @@ func TestPushBlobs(t *testing.T) {
 	p := &repoPlan{repo: dst.loc(t), blobs: []blobJob{
 		{desc: present, from: src.loc(t)}, {desc: missing, from: src.loc(t)}, {desc: config, from: src.loc(t), data: configData},
 	}}
-	up := newUploader(NewResolver(ResolverOptions{}))
+	up := newTestUploader(t, src, dst)
 	err := progress.Wrap("test", progress.Discard(), func(sub progress.SubLogger) error {
 		return p.pushBlobs(context.Background(), up, sub, make(chan struct{}, 2), 2)
 	})
