@@ -26,9 +26,13 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// DefaultMaxConcurrency bounds parallel blob transfers when none is given:
-// the Docker daemon's default for concurrent uploads, a pace registries and
-// their rate limits are used to.
+// DefaultMaxConcurrency bounds parallel blob transfers when none is given.
+// Measured with the benchmark (create of 8 images to a second registry, 0
+// and 20 ms latency, 2 cores): 2 and 4 leave round trips unhidden, 8 and 12
+// gained nothing over 5 (the copy is bound by hashing and the registries'
+// own work, not by waiting). 5 is also the Docker daemon's default for
+// concurrent uploads, a pace registries and their rate limits are used to.
+// Existence checks run ahead of the transfers, up to as many again.
 const DefaultMaxConcurrency = 5
 
 // PushContent is what Push writes: a root (the new index, or a manifest

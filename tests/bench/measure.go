@@ -313,7 +313,8 @@ func copyBlob(ctx context.Context, client *http.Client, from, to, repo string, b
 }
 
 func copyManifest(ctx context.Context, client *http.Client, from, to, repo string, m blobRef) error {
-	resp, err := send(ctx, client, http.MethodGet, fmt.Sprintf("http://%s/v2/%s/manifests/%s", from, m.repo, m.desc.Digest), nil, -1, http.StatusOK)
+	resp, err := send(ctx, client, http.MethodGet, fmt.Sprintf("http://%s/v2/%s/manifests/%s", from, m.repo, m.desc.Digest), nil, -1,
+		http.StatusOK, "Accept", m.desc.MediaType)
 	if err != nil {
 		return err
 	}
@@ -342,9 +343,6 @@ func send(ctx context.Context, client *http.Client, method, url string, body io.
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
-	}
-	if method == http.MethodGet {
-		req.Header.Set("Accept", "*/*")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
