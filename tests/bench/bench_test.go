@@ -81,7 +81,7 @@ func sampleReport() report {
 		{Case: "export <big> & co", Command: "export", Latency: 20 * time.Millisecond, Content: 256 << 20,
 			Wall: 2 * time.Second, Baseline: time.Second, Requests: 12, Bytes: 257 << 20, RSSKiB: 40 << 10},
 		{Case: "create 2 images, same repository", Command: "create", Content: 16 << 20,
-			Status: "n/a (command missing)", Baseline: 100 * time.Millisecond},
+			Status: "n/a (command missing)", Baseline: 100 * time.Millisecond, CopyBaseline: 200 * time.Millisecond},
 		{Case: "inspect", Command: "inspect", Content: 40 << 10, Wall: 300 * time.Millisecond, Baseline: 200 * time.Millisecond},
 	}}
 }
@@ -93,15 +93,15 @@ func TestTable(t *testing.T) {
 		t.Fatalf("table has %d lines, want header, rule and 3 rows:\n%s", len(lines), table)
 	}
 	for i, l := range lines {
-		if n := strings.Count(l, "|"); n != 11 {
-			t.Errorf("line %d has %d cells separators, want 11: %s", i, n, l)
+		if n := strings.Count(l, "|"); n != 12 {
+			t.Errorf("line %d has %d cells separators, want 12: %s", i, n, l)
 		}
 	}
-	want := "| export <big> & co | 20 ms | 256.0 MiB | 2.00 s | 1.00 s | 128 MiB/s | 256 MiB/s | 12 | 257.0 MiB | 40.0 MiB |"
+	want := "| export <big> & co | 20 ms | 256.0 MiB | 2.00 s | 1.00 s | 128 MiB/s | 256 MiB/s | – | 12 | 257.0 MiB | 40.0 MiB |"
 	if lines[2] != want {
 		t.Errorf("row:\n got %s\nwant %s", lines[2], want)
 	}
-	if !strings.Contains(lines[3], "| n/a (command missing) | 100 ms | – | 160 MiB/s | – | – | – |") {
+	if !strings.Contains(lines[3], "| n/a (command missing) | 100 ms | – | 160 MiB/s | 200 ms, 80 MiB/s | – | – | – |") {
 		t.Errorf("missing command row: %s", lines[3])
 	}
 }

@@ -23,6 +23,9 @@ type benchCase struct {
 	command string
 	// concurrency of the baseline download of blobs.
 	concurrency int
+	// copies is set when the command copies blobs to registry B: the row
+	// gets a copy baseline too.
+	copies bool
 	// blobs are what the command must read: the baseline downloads them and
 	// the throughput is their size over the wall time.
 	blobs []blobRef
@@ -83,6 +86,7 @@ func (l *lab) createCases(n int) []benchCase {
 			name:        fmt.Sprintf("create %d images, %s", n, where),
 			command:     "create",
 			concurrency: createConcurrency,
+			copies:      strings.Contains(where, "second registry"),
 			blobs:       blobs,
 			args: func(ln link, _, token string) []string {
 				return append([]string{"create", "--progress", "quiet", "-t", target(ln, token)}, sources(ln)...)

@@ -43,6 +43,11 @@ type row struct {
 	FloorKiB int64
 	// Baseline is the median time to download and hash the case's blobs.
 	Baseline time.Duration
+	// CopyBaseline, for a case that copies to registry B, is the median time
+	// to copy the same blobs and manifests from A to B with raw requests:
+	// per blob an upload POST and a source GET at once, then one streamed
+	// PUT (hashed on the way); then the manifests. 0 for other cases.
+	CopyBaseline time.Duration
 }
 
 // sample is one run of the binary.
@@ -67,6 +72,18 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 		baselines = append(baselines, d)
 	}
 	r.Baseline = median(baselines)
+	if c.copies {
+		var copies []time.Duration
+		for i := range l.cfg.runs {
+			repo := fmt.Sprintf("baseline/l%d-r%d-%d", lat.Milliseconds(), i, len(c.blobs))
+			d, err := copyBlobs(ctx, ln.a.Host(), ln.b.Host(), repo, c.blobs, c.concurrency)
+			if err != nil {
+				return r, fmt.Errorf("copy baseline of %s: %w", c.name, err)
+			}
+			copies = append(copies, d)
+		}
+		r.CopyBaseline = median(copies)
+	}
 	if !l.commands[c.command] {
 		r.Status = "n/a (command missing)"
 		return r, nil
@@ -212,6 +229,130 @@ func fetchAndHash(ctx context.Context, client *http.Client, host string, b blobR
 		return errors.New("fetch " + b.desc.Digest.String() + ": got content with digest " + got.String())
 	}
 	return nil
+}
+
+// copyBlobs copies blobs from registry host from to repo on registry host
+// to, concurrency at a time, with the fewest requests the distribution
+// protocol allows a client that does not check what the target holds: per
+// blob an upload POST to the target and a GET from the source at once, then
+// the source body streamed into one PUT, hashed on the way and checked;
+// then every manifest, by digest, at once. It returns the wall time.
+func copyBlobs(ctx context.Context, from, to, repo string, blobs []blobRef, concurrency int) (time.Duration, error) {
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2 * concurrency, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	start := time.Now()
+	var manifests []blobRef
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(concurrency)
+	for _, b := range blobs {
+		if fixture.IsManifest(b.desc.MediaType) {
+			manifests = append(manifests, b)
+			continue
+		}
+		eg.Go(func() error { return copyBlob(ectx, client, from, to, repo, b) })
+	}
+	if err := eg.Wait(); err != nil {
+		return 0, err
+	}
+	eg, ectx = errgroup.WithContext(ctx)
+	eg.SetLimit(concurrency)
+	for _, m := range manifests {
+		eg.Go(func() error { return copyManifest(ectx, client, from, to, repo, m) })
+	}
+	if err := eg.Wait(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func copyBlob(ctx context.Context, client *http.Client, from, to, repo string, b blobRef) error {
+	var session string
+	var body io.ReadCloser
+	var eg errgroup.Group
+	eg.Go(func() error {
+		resp, err := send(ctx, client, http.MethodPost, fmt.Sprintf("http://%s/v2/%s/blobs/uploads/", to, repo), nil, -1, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", b.desc.Digest, err)
+		}
+		q := loc.Query()
+		q.Set("digest", b.desc.Digest.String())
+		loc.RawQuery = q.Encode()
+		session = loc.String()
+		return nil
+	})
+	eg.Go(func() error {
+		resp, err := send(ctx, client, http.MethodGet, fmt.Sprintf("http://%s/v2/%s/blobs/%s", from, b.repo, b.desc.Digest), nil, -1, http.StatusOK)
+		if err == nil {
+			body = resp.Body
+		}
+		return err
+	})
+	err := eg.Wait()
+	if body != nil {
+		defer body.Close()
+	}
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	resp, err := send(ctx, client, http.MethodPut, session, io.TeeReader(body, h), b.desc.Size, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != b.desc.Digest {
+		return fmt.Errorf("copy %s: got content with digest %s", b.desc.Digest, got)
+	}
+	return nil
+}
+
+func copyManifest(ctx context.Context, client *http.Client, from, to, repo string, m blobRef) error {
+	resp, err := send(ctx, client, http.MethodGet, fmt.Sprintf("http://%s/v2/%s/manifests/%s", from, m.repo, m.desc.Digest), nil, -1,
+		http.StatusOK, "Accept", m.desc.MediaType)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", m.desc.Digest, err)
+	}
+	resp, err = send(ctx, client, http.MethodPut, fmt.Sprintf("http://%s/v2/%s/manifests/%s", to, repo, m.desc.Digest),
+		bytes.NewReader(data), int64(len(data)), http.StatusCreated, "Content-Type", m.desc.MediaType)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// send makes one request with a body of size bytes (-1: none) and header
+// pairs, and fails unless the answer has status want.
+func send(ctx context.Context, client *http.Client, method, url string, body io.Reader, size int64, want int, header ...string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 {
+		req.ContentLength = size
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	if resp.StatusCode != want {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: status %d, want %d", method, url, resp.StatusCode, want)
+	}
+	return resp, nil
 }
 
 // sha256Throughput hashes mib MiB in memory on one goroutine and returns MiB/s.
