@@ -65,7 +65,7 @@ func NewResolver(opts ResolverOptions) *Resolver {
 	}
 	r := &Resolver{
 		opts:  opts,
-		base:  newBaseTransport(),
+		base:  newTransport(defaultTLSConfig()),
 		hosts: map[string][]docker.RegistryHost{},
 	}
 	headers := http.Header{}
@@ -76,10 +76,18 @@ func NewResolver(opts ResolverOptions) *Resolver {
 	return r
 }
 
-// newBaseTransport is the shared transport: keep-alive, enough idle
-// connections per host for parallel blob transfers, and no total timeout (a
-// large blob may take long; stalls are caught per read by the retry layer).
-func newBaseTransport() *http.Transport {
+// defaultTLSConfig is the TLS configuration every host starts from. Each
+// transport gets its own copy: a transport in use writes to its config
+// (HTTP/2 setup), so cloning a live one would race.
+func defaultTLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12}
+}
+
+// newTransport is a registry transport: keep-alive, enough idle connections
+// per host for parallel blob transfers, and no total timeout (a large blob
+// may take long; stalls are caught per read by the retry layer). One is
+// shared by every host without TLS settings of its own.
+func newTransport(tlsConfig *tls.Config) *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
@@ -93,7 +101,7 @@ func newBaseTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 5 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       tlsConfig,
 	}
 }
 
@@ -175,7 +183,7 @@ func (r *Resolver) configureHost(host string) ([]docker.RegistryHost, error) {
 		}
 	}
 	insecure := r.opts.Insecure(host)
-	tlsConfig := r.base.TLSClientConfig.Clone()
+	tlsConfig := defaultTLSConfig()
 	custom := insecure
 	if dir != "" {
 		if err := loadCertsDir(tlsConfig, dir); err != nil {
@@ -188,9 +196,7 @@ func (r *Resolver) configureHost(host string) ([]docker.RegistryHost, error) {
 	}
 	var rt http.RoundTripper = r.base
 	if custom {
-		tr := r.base.Clone()
-		tr.TLSClientConfig = tlsConfig
-		rt = tr
+		rt = newTransport(tlsConfig)
 	}
 	// Loopback registries and hosts marked insecure may speak plain HTTP:
 	// try HTTPS first, fall back on the server's plain-HTTP answer. Unlike
