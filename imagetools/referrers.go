@@ -98,20 +98,26 @@ func mergeReferrerIndex(existing []byte, add []ocispec.Descriptor) ([]byte, bool
 	return dt, true, nil
 }
 
-// nextLink returns the next page a list answer points at (RFC 5988 Link
-// with rel="next"), resolved against the request, or nil.
+// nextLink returns the next page a list answer points at (RFC 8288 Link
+// with rel="next"), resolved against the request, or nil. A page on
+// another host is not followed: the registry's credentials stay with it.
 func nextLink(resp *http.Response) *url.URL {
 	for _, h := range resp.Header.Values("Link") {
 		for _, part := range strings.Split(h, ",") {
 			target, params, ok := strings.Cut(part, ";")
-			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+			params = strings.NewReplacer(" ", "", `"`, "").Replace(params)
+			if !ok || !strings.Contains(";"+params+";", ";rel=next;") {
 				continue
 			}
 			u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
 			if err != nil {
 				return nil
 			}
-			return resp.Request.URL.ResolveReference(u)
+			next := resp.Request.URL.ResolveReference(u)
+			if next.Host != resp.Request.URL.Host {
+				return nil
+			}
+			return next
 		}
 	}
 	return nil
