@@ -224,3 +224,36 @@ func rebuildReferrer(t *testing.T, f referrerFixture, described ocispec.Descript
 	}))
 	return f
 }
+
+// TestCreateReferrerUnreadable checks that a referrer the source lists but
+// cannot serve fails the create before any tag moves.
+func TestCreateReferrerUnreadable(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg2 := registrytest.Start(t, registrytest.Options{})
+	amd, _ := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	refs := newReferrers(t, amd.Manifest.Desc, amd.Manifest.Desc)
+	refs.push(t, reg, "test/app")
+	// The signature's payload is gone from the source repository.
+	req, err := http.NewRequest(http.MethodDelete, "http://"+reg.AdminHost+"/v2/test/app/blobs/"+refs.sig[1].Desc.Digest.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete blob: %s", resp.Status)
+	}
+	x := newImgx(t)
+	x.MustFail([]string{refs.sig[1].Desc.Digest.String()}, "create", "--progress", "quiet", "-t", reg2.Host+"/copy/app:1", reg.Host+"/test/app:amd64")
+	for _, tag := range []string{"1", refs.sigTag, refs.refTag} {
+		if got := fetchTag(t, reg2, "copy/app", tag); got != "" {
+			t.Errorf("copy/app:%s was written by a failed create", tag)
+		}
+	}
+	// Without referrers the same create succeeds.
+	x.MustRun("create", "--progress", "quiet", "--referrers=false", "-t", reg2.Host+"/copy/app:1", reg.Host+"/test/app:amd64")
+}
