@@ -1,11 +1,15 @@
 package imagetools
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -173,5 +177,93 @@ func TestPlanReferrers(t *testing.T) {
 	}
 	if (&referrerPlan{}).empty() != true || rp.empty() {
 		t.Error("empty() wrong")
+	}
+}
+
+// referrersAPIRegistry serves a repository through a registry that has the
+// referrers API and pages its tags list, and counts what it is asked.
+type referrersAPIRegistry struct {
+	mu        sync.Mutex
+	asked     map[string]int
+	tags      [][]string
+	manifests map[string][]byte
+	referrers map[digest.Digest][]ocispec.Descriptor
+}
+
+func (f *referrersAPIRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.asked[r.Method+" "+r.URL.Path]++
+	f.mu.Unlock()
+	const base = "/v2/team/app/"
+	switch p := strings.TrimPrefix(r.URL.Path, base); {
+	case r.URL.Path == "/v2/":
+	case p == "tags/list":
+		page := 0
+		if r.URL.Query().Get("last") != "" {
+			page = 1
+		} else {
+			w.Header().Set("Link", `<`+base+`tags/list?last=x>; rel="next"`)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": "team/app", "tags": f.tags[page]})
+	case strings.HasPrefix(p, "referrers/"):
+		d := digest.Digest(strings.TrimPrefix(p, "referrers/"))
+		w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
+		_ = json.NewEncoder(w).Encode(ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: append([]ocispec.Descriptor{}, f.referrers[d]...)})
+	case strings.HasPrefix(p, "manifests/") && f.manifests[strings.TrimPrefix(p, "manifests/")] != nil:
+		dt := f.manifests[strings.TrimPrefix(p, "manifests/")]
+		w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
+		w.Header().Set("Docker-Content-Digest", digest.FromBytes(dt).String())
+		w.Header().Set("Content-Length", strconv.Itoa(len(dt)))
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(dt)
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestFindReferrersAPI(t *testing.T) {
+	manifest := func(name string) ([]byte, ocispec.Descriptor) {
+		dt, _ := json.Marshal(ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
+			Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromString("{}"), Size: 2},
+			Layers: []ocispec.Descriptor{{MediaType: "x/" + name, Digest: digest.FromString(name), Size: int64(len(name))}}})
+		return dt, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(dt), Size: int64(len(dt))}
+	}
+	signed, other := digest.FromString("signed"), digest.FromString("other")
+	sig, sigDesc := manifest("sig")
+	ref, refDesc := manifest("sbom")
+	refDesc.ArtifactType = "x/sbom"
+	reg := &referrersAPIRegistry{asked: map[string]int{},
+		tags:      [][]string{{"latest"}, {fallbackTag(signed) + ".sig", fallbackTag(signed)}},
+		manifests: map[string][]byte{fallbackTag(signed) + ".sig": sig, refDesc.Digest.String(): ref},
+		referrers: map[digest.Digest][]ocispec.Descriptor{signed: {refDesc}},
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	origin := mustLoc(t, strings.TrimPrefix(srv.URL, "http://")+"/team/app")
+	r := NewResolver(ResolverOptions{})
+	if err := configureRegistries(r, PushContent{}, []Location{origin}); err != nil {
+		t.Fatal(err)
+	}
+	f := newReferrerFinder(r, PushContent{}, 2)
+	found, err := f.find(context.Background(), []subject{{digest: signed, origin: origin}, {digest: other, origin: origin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 2 || found[0].tag != fallbackTag(signed)+".sig" || found[0].n.desc.Digest != sigDesc.Digest ||
+		found[1].tag != "" || found[1].n.desc.Digest != refDesc.Digest || found[1].subject != signed {
+		t.Fatalf("found %+v, want the signature by tag, then the referrer", found)
+	}
+	if len(found[1].n.children) != 2 {
+		t.Errorf("referrer's config and layer not listed: %+v", found[1].n.children)
+	}
+	base := "GET /v2/team/app/"
+	for path, want := range map[string]int{
+		"tags/list": 2, "referrers/" + signed.String(): 1, "referrers/" + other.String(): 1,
+		"manifests/" + fallbackTag(signed): 0, // the registry answers the API: the fallback tag is not read
+	} {
+		if got := reg.asked[base+path]; got != want {
+			t.Errorf("%s asked %d times, want %d (all: %v)", path, got, want, reg.asked)
+		}
 	}
 }
