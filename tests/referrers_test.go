@@ -127,12 +127,13 @@ func TestCreateReferrers(t *testing.T) {
 	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
 	x := newImgx(t)
 	srcs := []string{reg.Host + "/test/app:amd64", reg.Host + "/test/app:arm64"}
-	create := func(t *testing.T, extra ...string) {
+	create := func(t *testing.T, extra ...string) result {
 		t.Helper()
-		res := x.MustRun(append(append([]string{"create", "--progress", "quiet"}, extra...), srcs...)...)
+		res := x.MustRun(append(append([]string{"create", "--progress", "plain"}, extra...), srcs...)...)
 		if d := mustDigestLine(t, res); d != digest.FromBytes(want) {
 			t.Fatalf("digest %s, want %s", d, digest.FromBytes(want))
 		}
+		return res
 	}
 
 	t.Run("same repository asks nothing more", func(t *testing.T) {
@@ -160,8 +161,17 @@ func TestCreateReferrers(t *testing.T) {
 	})
 	t.Run("other registry copies them", func(t *testing.T) {
 		reg.ResetRequests()
-		create(t, "-t", reg2.Host+"/copy/app:1")
+		res := create(t, "-t", reg2.Host+"/copy/app:1")
 		refs.assertCopied(t, reg2, "copy/app")
+		for _, line := range []string{
+			"copying " + refs.sigTag + " " + refs.sig[2].Desc.Digest.String() + " of " + amd.Manifest.Desc.Digest.String(),
+			"copying referrer " + refs.referrer[2].Desc.Digest.String() + " of " + arm.Manifest.Desc.Digest.String(),
+			"pushing " + refs.sig[2].Desc.Digest.String() + " to " + reg2.Host + "/copy/app:" + refs.sigTag,
+		} {
+			if !strings.Contains(res.Stderr, line) {
+				t.Errorf("progress does not say %q:\n%s", line, res.Stderr)
+			}
+		}
 		// 6 as TestCreateTwoImages, 2 discovery, 1+2 for the signature's
 		// manifest and blobs, 1+1+2 for the referrer's index, manifest and blobs.
 		assertRequests(t, reg, 6+2+3+4)
