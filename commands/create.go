@@ -25,6 +25,7 @@ type createOptions struct {
 	appendTo       bool
 	dryRun         bool
 	preferIndex    bool
+	referrers      bool
 	oci            bool
 	metadataFile   string
 	progress       string
@@ -59,7 +60,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	res, err := imagetools.Create(ctx, r, imagetools.CreateOptions{
 		Sources: append(fileSources, opts.sources...), Tags: opts.tags,
 		Annotations: anns, Platforms: plats, PreferIndex: opts.preferIndex, ForceOCI: opts.oci,
-		Append: opts.appendTo, DryRun: opts.dryRun, MaxConcurrency: opts.maxConcurrency, Progress: printer,
+		Append: opts.appendTo, DryRun: opts.dryRun, Referrers: opts.referrers, MaxConcurrency: opts.maxConcurrency, Progress: printer,
 	})
 	if perr := printer.Wait(); err == nil && perr != nil {
 		err = perr
@@ -163,6 +164,7 @@ The digest of the result is printed on stdout.`,
 	flags.BoolVar(&opts.dryRun, "dry-run", false, "Print the resulting index on stdout and push nothing")
 	flags.StringArrayVar(&opts.annotations, "annotation", nil, "Add an annotation (`[TYPE:]KEY=VALUE`, TYPE index or manifest-descriptor[OS/ARCH])")
 	flags.BoolVar(&opts.preferIndex, "prefer-index", true, "Wrap a single image manifest in an index (false: tag the manifest as it is)")
+	flags.BoolVar(&opts.referrers, "referrers", true, "Copy the cosign signatures and OCI referrers of the images copied to another repository")
 	flags.BoolVar(&opts.oci, "oci", false, "Make an OCI image index even when every child is a Docker manifest")
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms (`OS/ARCH[/VARIANT]`, repeatable or comma-separated)")
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE`")

@@ -31,7 +31,10 @@ type CreateOptions struct {
 	// does not exist yet is created.
 	Append bool
 	// DryRun combines without pushing anything.
-	DryRun         bool
+	DryRun bool
+	// Referrers copies the cosign signatures and OCI referrers of every
+	// manifest copied into another repository (see PushOptions.Referrers).
+	Referrers      bool
 	MaxConcurrency int
 	Progress       progress.Writer
 }
@@ -110,7 +113,8 @@ func Create(ctx context.Context, r *Resolver, opts CreateOptions) (*CreateResult
 	for _, o := range combined.Origins {
 		c.Origins = append(c.Origins, srcs[o].loc)
 	}
-	if err := Push(ctx, r, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress}); err != nil {
+	if err := Push(ctx, r, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+		Referrers: opts.Referrers}); err != nil {
 		return nil, err
 	}
 	return res, nil

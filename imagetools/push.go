@@ -62,6 +62,9 @@ type PushOptions struct {
 	MaxConcurrency int
 	// Progress receives one vertex per target repository; nil discards.
 	Progress progress.Writer
+	// Referrers copies, with every manifest copied into another registry
+	// repository, its cosign tags and OCI referrers (see referrers.go).
+	Referrers bool
 }
 
 // node is one object of the pushed graph, with where it is read from.
@@ -112,7 +115,11 @@ func Push(ctx context.Context, r *Resolver, c PushContent, opts PushOptions) err
 		return err
 	}
 	plans := planPush(graph, c, opts.Targets)
-	return runPlans(ctx, r, plans, opts)
+	var refs *referrerFinder
+	if opts.Referrers {
+		refs = newReferrerFinder(r, c, opts.MaxConcurrency)
+	}
+	return runPlans(ctx, r, plans, refs, opts)
 }
 
 // configureRegistries sets up every registry Push reaches before anything
@@ -311,8 +318,9 @@ func (p *repoPlan) addBlobs(n *node, seen map[digest.Digest]bool) {
 }
 
 // runPlans runs every repository's plan in its own progress vertex: content
-// first; then, when every repository has all its content, the tags.
-func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOptions) error {
+// (with referrers, when refs is set) first; then, when every repository has
+// all its content, the tags: referrers' first, the user's last.
+func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
 	slots := make(chan struct{}, opts.MaxConcurrency)
 	up := newUploader(r)
 	contentDone := make(chan struct{})
@@ -322,7 +330,8 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOpti
 	for _, p := range plans {
 		eg.Go(func() error {
 			return progress.Wrap("[internal] pushing "+p.repo.Repository(), opts.Progress, func(sub progress.SubLogger) error {
-				if err := p.pushContent(ctx, up, sub, slots, opts.MaxConcurrency); err != nil {
+				rp, err := p.pushWithReferrers(ctx, up, sub, slots, opts.MaxConcurrency, refs)
+				if err != nil {
 					return explainTLS(p.repo.Host(), err)
 				}
 				mu.Lock()
@@ -335,6 +344,9 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, opts PushOpti
 				case <-contentDone:
 				case <-ctx.Done():
 					return context.Cause(ctx)
+				}
+				if err := rp.pushTags(ctx, r, sub); err != nil {
+					return explainTLS(p.repo.Host(), err)
 				}
 				return explainTLS(p.repo.Host(), p.pushTags(ctx, r, sub))
 			})

@@ -187,8 +187,9 @@ func TestCreateTwoImages(t *testing.T) {
 			t.Errorf("%d blob uploads, want none:\n%s", n, requestSummary(reg))
 		}
 		assertBlobsIn(t, reg, "test/other", amd, arm)
-		// 2 manifest GETs, 2 config GETs, 4 mounts, 2 child manifest PUTs, 1 tag PUT.
-		assertRequests(t, reg, 11)
+		// 2 manifest GETs, 2 config GETs, 4 mounts, 2 child manifest PUTs, 1 tag PUT,
+		// and the referrers discovery: 1 tags list, 1 referrers API probe.
+		assertRequests(t, reg, 11+2)
 	})
 	t.Run("second registry streams", func(t *testing.T) {
 		reg2 := registrytest.Start(t, registrytest.Options{})
@@ -203,7 +204,8 @@ func TestCreateTwoImages(t *testing.T) {
 		// uploaded from memory). Target: per layer HEAD, POST, PUT; per
 		// config (in memory, no HEAD) a single POST that distribution answers
 		// with a session, then PUT; 2 child manifest PUTs, 1 tag PUT.
-		assertRequests(t, reg, 6)
+		// The source also answers the referrers discovery (tags list, probe).
+		assertRequests(t, reg, 6+2)
 		assertRequests(t, reg2, 13)
 	})
 }
