@@ -105,7 +105,7 @@ func TestInferRepository(t *testing.T) {
 
 func TestInferRepositoryMessage(t *testing.T) {
 	_, err := InferRepository("sha256:"+testHex, []string{"a", "b"})
-	want := `multiple repositories specified, cannot infer repository for "sha256:` + testHex + `"`
+	want := `multiple repositories specified, cannot infer repository for "sha256:` + testHex + `" among a, b: write it as REPOSITORY@DIGEST`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
