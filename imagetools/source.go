@@ -79,7 +79,7 @@ func ParseSource(s string) (Source, error) {
 		return Source{Kind: SourceRef, Ref: in}, nil
 	}
 	if !strings.HasPrefix(in, "{") {
-		return Source{}, fmt.Errorf("%w: %q: %w: valid sources are digests, references and descriptors", ErrInvalidSource, in, refErr)
+		return Source{}, fmt.Errorf("%w: %q: %w (want NAME[:TAG][@DIGEST], %sPATH[:TAG][@DIGEST], a digest or descriptor JSON)", ErrInvalidSource, in, referenceReason(in, refErr), LayoutPrefix)
 	}
 	desc, err := sourceParseDescriptor(in)
 	if err != nil {

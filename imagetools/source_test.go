@@ -27,7 +27,7 @@ func TestParseSource(t *testing.T) {
 		{name: "tag and digest", in: "localhost:5000/a/b:1@sha256:" + testHex, want: Source{Kind: SourceRef, Ref: "localhost:5000/a/b:1@sha256:" + testHex}},
 		{name: "oci layout", in: "oci-layout://./out:v1", want: Source{Kind: SourceRef, Ref: "oci-layout://./out:v1"}},
 		{name: "oci layout without path", in: "oci-layout://", wantErr: "names no directory"},
-		{name: "upper case name", in: "Alpine", wantErr: "valid sources are digests, references and descriptors"},
+		{name: "upper case name", in: "Alpine", wantErr: "must be lowercase (want NAME[:TAG][@DIGEST], oci-layout://PATH[:TAG][@DIGEST], a digest or descriptor JSON)"},
 		{name: "empty", in: "  ", wantErr: "empty source"},
 		{
 			name: "descriptor",
