@@ -115,8 +115,11 @@ func (r *Resolver) Resolve(ctx context.Context, loc Location) (ocispec.Descripto
 		}
 		return l.resolve(ctx, loc)
 	}
-	_, desc, err := r.resolver.Resolve(ctx, loc.TagOrLatest().registryRef())
-	if errdefs.IsNotFound(err) {
+	ref := loc.TagOrLatest().registryRef()
+	_, desc, err := r.resolver.Resolve(ctx, ref)
+	// Only containerd's plain "<ref>: not found" (a 404) is a missing tag or
+	// digest; an oversized manifest is also ErrNotFound but says so itself.
+	if errdefs.IsNotFound(err) && err.Error() == ref+": "+errdefs.ErrNotFound.Error() {
 		return ocispec.Descriptor{}, errNotFoundAt(loc, false, "")
 	}
 	if err != nil {
