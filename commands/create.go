@@ -48,6 +48,12 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if opts.maxConcurrency < 1 {
 		return fmt.Errorf("invalid --max-concurrency %d: want 1 or more", opts.maxConcurrency)
 	}
+	if opts.metadataFile != "" && !opts.dryRun {
+		// Checked before the push, so that no tag moves for a file that cannot be written.
+		if err := checkParentDir("--metadata-file", opts.metadataFile); err != nil {
+			return err
+		}
+	}
 	r, err := opts.newResolver(dockerCli)
 	if err != nil {
 		return err

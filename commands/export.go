@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/progress"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -225,13 +225,36 @@ func parseExportTarget(output string) (exportTarget, error) {
 		return exportTarget{stdout: true}, nil
 	case strings.HasPrefix(output, imagetools.LayoutPrefix):
 		dir := strings.TrimPrefix(output, imagetools.LayoutPrefix)
-		if dir == "" || strings.ContainsAny(dir, "@") {
-			return exportTarget{}, fmt.Errorf("invalid output %q: want %sDIR (names come from the images or --name)", output, imagetools.LayoutPrefix)
+		if dir == "" || strings.ContainsAny(dir, "@") || layoutTagged(dir) {
+			return exportTarget{}, fmt.Errorf("invalid output %q: want %sDIR, without :TAG or @DIGEST (names come from the images or --name)", output, imagetools.LayoutPrefix)
 		}
 		return exportTarget{layoutDir: dir}, nil
 	default:
-		return exportTarget{file: output}, nil
+		return exportTarget{file: output}, checkParentDir("-o", output)
 	}
+}
+
+// layoutTagged reports whether an oci-layout:// path ends in ":TAG", which
+// reads back as PATH:TAG and so cannot name an output folder.
+func layoutTagged(dir string) bool {
+	i := strings.LastIndex(dir, ":")
+	return i >= 0 && !strings.ContainsAny(dir[i+1:], `/\`)
+}
+
+// checkParentDir refuses, before any download, a file whose folder does not
+// exist: the file is written beside its target and renamed.
+func checkParentDir(flag, file string) error {
+	dir := filepath.Dir(file)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s %s: folder %s does not exist: create it first", flag, file, dir)
+	case err != nil:
+		return fmt.Errorf("%s %s: %w", flag, file, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s %s: %s is not a folder", flag, file, dir)
+	}
+	return nil
 }
 
 // engineOptions turns the flags into the engine's options. The format
@@ -341,7 +364,7 @@ podman load and skopeo) at once. Blobs are the registry's bytes, checked against
 their digests while they are copied; the output file appears only when complete.
 With --load, the same tar is streamed into the Docker engine of the current
 context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
-		Args: cli.RequiresMinArgs(1),
+		Args: argCount(1, -1, "IMAGE [IMAGE...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.images = args
 			return runExport(cmd.Context(), dockerCli, opts)

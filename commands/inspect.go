@@ -6,7 +6,6 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -62,7 +61,7 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME",
 		Short: "Show an image or index in a registry or OCI layout",
-		Args:  cli.ExactArgs(1),
+		Args:  argCount(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
 			return runInspect(cmd.Context(), dockerCli, opts)

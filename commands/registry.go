@@ -46,7 +46,7 @@ func (o *rootOptions) newResolver(dockerCli command.Cli) (*imagetools.Resolver, 
 	}
 	match, err := imagetools.NewHostMatcher(insecure)
 	if err != nil {
-		return nil, err
+		return nil, o.insecureOrigin(err)
 	}
 	stall, err := stallTimeout()
 	if err != nil {
@@ -137,6 +137,18 @@ func (o *rootOptions) insecureRegistries() ([]string, error) {
 		return nil, err
 	}
 	return append(out, fromDaemon...), nil
+}
+
+// insecureOrigin names where a bad insecure registry entry came from: the
+// flag or the environment variable (else daemon.json).
+func (o *rootOptions) insecureOrigin(err error) error {
+	if _, ferr := imagetools.NewHostMatcher(o.insecure); ferr != nil {
+		return fmt.Errorf("invalid --insecure-registry: %w", ferr)
+	}
+	if _, eerr := imagetools.NewHostMatcher(strings.Split(os.Getenv(envInsecure), ",")); eerr != nil {
+		return fmt.Errorf("invalid %s: %w", envInsecure, eerr)
+	}
+	return fmt.Errorf("invalid insecure-registries in the daemon config (%s): %w", envDaemonConfig, err)
 }
 
 // certsDirs are the folders searched for per-registry TLS files: the list in

@@ -3,7 +3,9 @@
 package commands
 
 import (
-	"github.com/docker/cli/cli"
+	"fmt"
+	"strings"
+
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -34,7 +36,7 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 	}
 	if !isPlugin {
 		cmd.TraverseChildren = true
-		cmd.Args = cli.NoArgs
+		cmd.Args = noSubcommand
 		cmd.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
 	}
 	flags := cmd.PersistentFlags()
@@ -49,4 +51,38 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		versionCmd(dockerCli),
 	)
 	return cmd
+}
+
+// noSubcommand is the root's argument check: anything left is an unknown
+// command, reported on one line.
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return fmt.Errorf("unknown command %q for %q: see '%s --help' (commands: create, inspect, export, version)", args[0], cmd.CommandPath(), cmd.CommandPath())
+}
+
+// argCount checks a command's number of arguments, min to max (max < 0: no
+// limit), and says on one line what it takes; usage names them, e.g. "NAME".
+func argCount(min, max int, usage string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= min && (max < 0 || len(args) <= max) {
+			return nil
+		}
+		want := fmt.Sprintf("%d", min)
+		switch {
+		case max < 0:
+			want = fmt.Sprintf("at least %d", min)
+		case max != min:
+			want = fmt.Sprintf("%d to %d", min, max)
+		}
+		got := "none"
+		if len(args) > 0 {
+			got = fmt.Sprintf("%d (%s)", len(args), strings.Join(args, " "))
+		}
+		if usage != "" {
+			usage = " (" + usage + ")"
+		}
+		return fmt.Errorf("%q takes %s argument(s)%s, got %s: see '%s --help'", cmd.CommandPath(), want, usage, got, cmd.CommandPath())
+	}
 }

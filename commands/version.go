@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/docker-imgx/docker-imgx/internal/version"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -18,7 +17,7 @@ func versionCmd(dockerCli command.Cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Show the docker-imgx version and the commit it was built from",
-		Args:  cli.NoArgs,
+		Args:  argCount(0, 0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVersion(dockerCli)
 		},

@@ -7,8 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 )
+
+// insecureHostPattern is a host name, IPv4 or bracketed IPv6 address, with an
+// optional port.
+var insecureHostPattern = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
 
 // NewHostMatcher returns a predicate over registry hosts for a list of
 // entries: "host", "host:port", or a CIDR range such as "10.0.0.0/8" (which
@@ -26,10 +31,13 @@ func NewHostMatcher(entries []string) (func(host string) bool, error) {
 		if strings.Contains(e, "/") {
 			_, n, err := net.ParseCIDR(e)
 			if err != nil {
-				return nil, fmt.Errorf("insecure registry %q: not a host, host:port or CIDR range", e)
+				return nil, fmt.Errorf("insecure registry %q: not a host, host:port or CIDR range (e.g. registry.local:5000 or 10.0.0.0/8)", e)
 			}
 			nets = append(nets, n)
 			continue
+		}
+		if net.ParseIP(e) == nil && !insecureHostPattern.MatchString(e) {
+			return nil, fmt.Errorf("insecure registry %q: not a host, host:port or CIDR range (e.g. registry.local:5000 or 10.0.0.0/8)", e)
 		}
 		hosts = append(hosts, e)
 	}
@@ -68,7 +76,7 @@ func ReadDaemonInsecureRegistries(path string) ([]string, error) {
 		InsecureRegistries []string `json:"insecure-registries"`
 	}
 	if err := json.Unmarshal(dt, &cfg); err != nil {
-		return nil, fmt.Errorf("read daemon config %s: %w", path, err)
+		return nil, fmt.Errorf("read daemon config %s: %w (fix the file, or set DOCKER_IMGX_DAEMON_CONFIG to another file, or to empty to skip it)", path, err)
 	}
 	return cfg.InsecureRegistries, nil
 }

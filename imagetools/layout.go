@@ -3,10 +3,13 @@ package imagetools
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -28,9 +31,11 @@ type ociLayout struct {
 
 func openLayout(dir string, create bool) (*ociLayout, error) {
 	if !create {
-		if _, err := os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile)); err != nil {
-			return nil, fmt.Errorf("%s%s is not an OCI image layout (no %s file): %w", LayoutPrefix, dir, ocispec.ImageLayoutFile, err)
+		if err := checkLayoutDir(dir); err != nil {
+			return nil, err
 		}
+	} else if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("OCI layout %s: exists and is not a folder", dir)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create OCI layout %s: %w", dir, err)
 	}
@@ -41,30 +46,86 @@ func openLayout(dir string, create bool) (*ociLayout, error) {
 	return &ociLayout{dir: dir, store: store, index: ociindex.NewStoreIndex(dir)}, nil
 }
 
+// checkLayoutDir says why dir is not a layout to read: missing, a file, or
+// a folder without the oci-layout file.
+func checkLayoutDir(dir string) error {
+	notLayout := LayoutPrefix + dir + " is not an OCI image layout"
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: folder %s does not exist", notLayout, dir)
+	case err != nil:
+		return fmt.Errorf("%s: %w", notLayout, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s: %s is a file, not a folder", notLayout, dir)
+	}
+	_, err = os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: no %s file in %s (want a folder with %s, index.json and blobs/)", notLayout, ocispec.ImageLayoutFile, dir, ocispec.ImageLayoutFile)
+	case err != nil:
+		return fmt.Errorf("%s: %w", notLayout, err)
+	}
+	return nil
+}
+
 // resolve finds the descriptor for a tag, a digest, or the only entry.
 func (l *ociLayout) resolve(ctx context.Context, loc Location) (ocispec.Descriptor, error) {
-	switch {
-	case loc.Digest != "":
+	if loc.Digest != "" {
 		return l.resolveDigest(ctx, loc)
-	case loc.Tag != "":
+	}
+	idx, err := l.readIndex(loc)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if loc.Tag != "" {
 		d, err := l.index.Get(loc.Tag)
 		if err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("read %s: %w", loc, err)
 		}
 		if d == nil {
-			return ocispec.Descriptor{}, fmt.Errorf("%s: tag %q not found in index.json: %w", loc, loc.Tag, errdefs.ErrNotFound)
-		}
-		return *d, nil
-	default:
-		d, err := l.index.GetSingle()
-		if err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("read %s: %w", loc, err)
-		}
-		if d == nil {
-			return ocispec.Descriptor{}, fmt.Errorf("%s: index.json does not hold exactly one image: name one with :TAG or @DIGEST", loc)
+			return ocispec.Descriptor{}, errNotFoundAt(loc, false, layoutTagsHint(idx))
 		}
 		return *d, nil
 	}
+	if len(idx.Manifests) != 1 {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: index.json holds %d images, not one: name one with %s:TAG or @DIGEST (%s)",
+			loc, len(idx.Manifests), loc.Repository(), layoutTagsHint(idx))
+	}
+	return idx.Manifests[0], nil
+}
+
+// readIndex reads index.json, saying plainly when it is missing or not JSON.
+func (l *ociLayout) readIndex(loc Location) (*ocispec.Index, error) {
+	idx, err := l.index.Read()
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%s: no index.json in %s: not a complete OCI image layout", loc, l.dir)
+	case errors.As(err, &syntaxErr):
+		return nil, fmt.Errorf("%s: index.json is not valid JSON: %w", loc, syntaxErr)
+	case errors.As(err, &typeErr):
+		return nil, fmt.Errorf("%s: index.json is not an OCI image index: %w", loc, typeErr)
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", loc, err)
+	}
+	return idx, nil
+}
+
+// layoutTagsHint lists the tags of index.json, for an error message.
+func layoutTagsHint(idx *ocispec.Index) string {
+	var tags []string
+	for _, m := range idx.Manifests {
+		if t := m.Annotations[ocispec.AnnotationRefName]; t != "" {
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) == 0 {
+		return "it has no tags: name an image by @DIGEST"
+	}
+	sort.Strings(tags)
+	return "tags: " + strings.Join(tags, ", ")
 }
 
 // resolveDigest finds a digest in index.json, or else reads the blob and
@@ -78,6 +139,9 @@ func (l *ociLayout) resolveDigest(ctx context.Context, loc Location) (ocispec.De
 		}
 	}
 	info, err := l.store.Info(ctx, loc.Digest)
+	if errdefs.IsNotFound(err) {
+		return ocispec.Descriptor{}, errNotFoundAt(loc, false, "")
+	}
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", loc, err)
 	}

@@ -112,10 +112,29 @@ func Load(ctx context.Context, r *Resolver, loc Location, opts LoadOptions) (*Im
 	if opts.ManifestOnly {
 		return img, nil
 	}
+	single := img.Index == nil && img.Desc.Digest == desc.Digest
 	if err := img.loadDetails(ctx, f, opts); err != nil {
 		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
+	if single && opts.Platform != nil {
+		if err := img.checkSinglePlatform(*opts.Platform); err != nil {
+			return nil, fmt.Errorf("%s: %w", loc, err)
+		}
+	}
 	return img, nil
+}
+
+// checkSinglePlatform refuses a platform that a single image (not an index)
+// does not match, as docker pull does, rather than show it as if it did.
+func (img *Image) checkSinglePlatform(p ocispec.Platform) error {
+	cfg := img.Configs[img.Desc.Digest]
+	if cfg == nil || cfg.OS == "" || cfg.Architecture == "" {
+		return nil
+	}
+	if got := cfg.Platform; !platforms.Only(p).Match(got) {
+		return fmt.Errorf("a single %s image, not %s: drop --platform (it picks from an index)", platforms.Format(got), platforms.Format(p))
+	}
+	return nil
 }
 
 func loadChild(ctx context.Context, f remotes.Fetcher, loc Location, desc ocispec.Descriptor) (*Image, error) {

@@ -34,7 +34,7 @@ func ParseLocation(s string) (Location, error) {
 	}
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
-		return Location{}, fmt.Errorf("invalid reference %q: %w (want NAME[:TAG][@DIGEST] or %sPATH[:TAG][@DIGEST])", s, err, LayoutPrefix)
+		return Location{}, fmt.Errorf("invalid reference %q: %w (want NAME[:TAG][@DIGEST] or %sPATH[:TAG][@DIGEST])", s, referenceReason(s, err), LayoutPrefix)
 	}
 	loc := Location{Name: reference.TrimNamed(named)}
 	if t, ok := named.(reference.Tagged); ok {
@@ -44,6 +44,30 @@ func ParseLocation(s string) (Location, error) {
 		loc.Digest = d.Digest()
 	}
 	return loc, nil
+}
+
+// referenceReason says which part of a reference is wrong when the parser
+// only says "invalid reference format"; err stays wrapped.
+func referenceReason(s string, err error) error {
+	if err.Error() != reference.ErrReferenceInvalidFormat.Error() {
+		return err
+	}
+	name, dgst, hasDigest := strings.Cut(s, "@")
+	tag, hasTag := "", false
+	if i := strings.LastIndex(name, ":"); i >= 0 && !strings.Contains(name[i+1:], "/") {
+		name, tag, hasTag = name[:i], name[i+1:], true
+	}
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("empty: %w", err)
+	case name == "":
+		return fmt.Errorf("no repository name before %q: %w", s, err)
+	case hasDigest && digest.Digest(dgst).Validate() != nil:
+		return fmt.Errorf("digest %q is not sha256: and 64 hex digits: %w", dgst, err)
+	case hasTag && !tagPattern.MatchString(tag):
+		return fmt.Errorf("tag %q may hold up to 128 letters, digits, '_', '.' and '-', not first '.' or '-': %w", tag, err)
+	}
+	return err
 }
 
 func parseLayoutLocation(s string) (Location, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -89,11 +90,11 @@ func (p *Printer) Format(w io.Writer, format string) error {
 		},
 	}).Parse(format)
 	if err != nil {
-		return fmt.Errorf("parse --format template: %w", err)
+		return fmt.Errorf("invalid --format %q: %w (want json, or a Go template such as '{{json .Manifest}}')", format, err)
 	}
 	var sb strings.Builder
 	if err := tmpl.Execute(&sb, p.Data()); err != nil {
-		return fmt.Errorf("run --format template: %w", err)
+		return templateExecError(format, err)
 	}
 	out := sb.String()
 	if !strings.HasSuffix(out, "\n") {
@@ -276,4 +277,16 @@ func writeAnnotations(out io.Writer, w *tabwriter.Writer, pfx string, ann map[st
 		fmt.Fprintf(w2, "%s  %s:\t%s\n", pfx, k, ann[k])
 	}
 	return w2.Flush()
+}
+
+// unknownFieldPattern finds the field a template asked for that does not exist.
+var unknownFieldPattern = regexp.MustCompile(`can't evaluate field (\w+) in type [\w.*]*TemplateData`)
+
+// templateExecError names an unknown top-level field and lists the ones
+// there are, instead of Go's type name.
+func templateExecError(format string, err error) error {
+	if m := unknownFieldPattern.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("invalid --format %q: no field .%s (fields: .Name, .Manifest, .Image, .Provenance, .SBOM, .Platforms, .Warnings)", format, m[1])
+	}
+	return fmt.Errorf("run --format %q: %w", format, err)
 }

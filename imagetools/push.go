@@ -784,7 +784,7 @@ func (r *Resolver) GetManifest(ctx context.Context, loc Location) (ocispec.Descr
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusOK {
-		return ocispec.Descriptor{}, nil, statusError("fetch "+loc.String(), resp)
+		return ocispec.Descriptor{}, nil, manifestStatusError("fetch "+loc.String(), loc, resp)
 	}
 	dt, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
 	if err != nil {

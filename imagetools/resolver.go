@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	dockerconfig "github.com/containerd/containerd/v2/core/remotes/docker/config"
+	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -114,7 +115,13 @@ func (r *Resolver) Resolve(ctx context.Context, loc Location) (ocispec.Descripto
 		}
 		return l.resolve(ctx, loc)
 	}
-	_, desc, err := r.resolver.Resolve(ctx, loc.TagOrLatest().registryRef())
+	ref := loc.TagOrLatest().registryRef()
+	_, desc, err := r.resolver.Resolve(ctx, ref)
+	// Only containerd's plain "<ref>: not found" (a 404) is a missing tag or
+	// digest; an oversized manifest is also ErrNotFound but says so itself.
+	if errdefs.IsNotFound(err) && err.Error() == ref+": "+errdefs.ErrNotFound.Error() {
+		return ocispec.Descriptor{}, errNotFoundAt(loc, false, "")
+	}
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", loc, explainTLS(loc.Host(), err))
 	}

@@ -79,7 +79,7 @@ func ParseSource(s string) (Source, error) {
 		return Source{Kind: SourceRef, Ref: in}, nil
 	}
 	if !strings.HasPrefix(in, "{") {
-		return Source{}, fmt.Errorf("%w: %q: %w: valid sources are digests, references and descriptors", ErrInvalidSource, in, refErr)
+		return Source{}, fmt.Errorf("%w: %q: %w (want NAME[:TAG][@DIGEST], %sPATH[:TAG][@DIGEST], a digest or descriptor JSON)", ErrInvalidSource, in, referenceReason(in, refErr), LayoutPrefix)
 	}
 	desc, err := sourceParseDescriptor(in)
 	if err != nil {
@@ -88,11 +88,14 @@ func ParseSource(s string) (Source, error) {
 	return Source{Kind: SourceDescriptor, Desc: desc}, nil
 }
 
+// descriptorForm is the shape of a descriptor source, for messages.
+const descriptorForm = `{"mediaType":"...","digest":"sha256:...","size":N}`
+
 // sourceParseDescriptor decodes descriptor JSON and checks the fields create cannot do without.
 func sourceParseDescriptor(in string) (ocispec.Descriptor, error) {
 	var desc ocispec.Descriptor
 	if err := json.Unmarshal([]byte(in), &desc); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("%w: descriptor %s: %w", ErrInvalidSource, in, err)
+		return ocispec.Descriptor{}, fmt.Errorf("%w: descriptor %s is not valid JSON: %w (want %s)", ErrInvalidSource, in, err, descriptorForm)
 	}
 	var missing []string
 	if desc.MediaType == "" {
@@ -105,7 +108,7 @@ func sourceParseDescriptor(in string) (ocispec.Descriptor, error) {
 		missing = append(missing, "size")
 	}
 	if len(missing) > 0 {
-		return ocispec.Descriptor{}, fmt.Errorf("%w: descriptor %s: missing %s", ErrInvalidSource, in, strings.Join(missing, ", "))
+		return ocispec.Descriptor{}, fmt.Errorf("%w: descriptor %s: missing %s (want %s)", ErrInvalidSource, in, strings.Join(missing, ", "), descriptorForm)
 	}
 	if err := desc.Digest.Validate(); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("%w: descriptor %s: digest: %w", ErrInvalidSource, in, err)
@@ -126,6 +129,6 @@ func InferRepository(source string, repos []string) (string, error) {
 	case 1:
 		return uniq[0], nil
 	default:
-		return "", fmt.Errorf("%w, cannot infer repository for %q", ErrMultipleRepositories, source)
+		return "", fmt.Errorf("%w, cannot infer repository for %q among %s: write it as REPOSITORY@DIGEST", ErrMultipleRepositories, source, strings.Join(uniq, ", "))
 	}
 }

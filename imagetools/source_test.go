@@ -27,7 +27,7 @@ func TestParseSource(t *testing.T) {
 		{name: "tag and digest", in: "localhost:5000/a/b:1@sha256:" + testHex, want: Source{Kind: SourceRef, Ref: "localhost:5000/a/b:1@sha256:" + testHex}},
 		{name: "oci layout", in: "oci-layout://./out:v1", want: Source{Kind: SourceRef, Ref: "oci-layout://./out:v1"}},
 		{name: "oci layout without path", in: "oci-layout://", wantErr: "names no directory"},
-		{name: "upper case name", in: "Alpine", wantErr: "valid sources are digests, references and descriptors"},
+		{name: "upper case name", in: "Alpine", wantErr: "must be lowercase (want NAME[:TAG][@DIGEST], oci-layout://PATH[:TAG][@DIGEST], a digest or descriptor JSON)"},
 		{name: "empty", in: "  ", wantErr: "empty source"},
 		{
 			name: "descriptor",
@@ -105,7 +105,7 @@ func TestInferRepository(t *testing.T) {
 
 func TestInferRepositoryMessage(t *testing.T) {
 	_, err := InferRepository("sha256:"+testHex, []string{"a", "b"})
-	want := `multiple repositories specified, cannot infer repository for "sha256:` + testHex + `"`
+	want := `multiple repositories specified, cannot infer repository for "sha256:` + testHex + `" among a, b: write it as REPOSITORY@DIGEST`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
