@@ -4,9 +4,12 @@ import (
 	"github.com/containerd/log"
 )
 
-// setupLogging routes containerd's request logs to stderr at debug level with --debug.
+// setupLogging shows containerd's logs on stderr only with --debug (at debug
+// level). Without it, only its errors: its warnings (such as a filesystem
+// without fsverity under an OCI layout) are not the user's concern, and every
+// failure reaches the user as our own one-line error anyway.
 func setupLogging(debug bool) {
-	level := log.WarnLevel
+	level := log.ErrorLevel
 	if debug {
 		level = log.DebugLevel
 	}
