@@ -277,24 +277,20 @@ func (o exportOptions) engineOptions(target exportTarget) (imagetools.ExportOpti
 	if o.maxConcurrency < 1 {
 		return opts, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
 	}
-	var err error
-	opts.Platforms, opts.AllPlatforms, err = parseExportPlatforms(o.platforms)
-	return opts, err
+	plats, all, err := parsePlatformsOrAll(o.platforms)
+	if err != nil {
+		return opts, err
+	}
+	// Without a platform (or with "all" alone) the local platform is the one
+	// docker load sees; a named one also refuses a single image of another.
+	opts.ExplicitPlatforms = len(plats) > 0
+	if len(plats) == 0 {
+		plats = []ocispec.Platform{platforms.DefaultSpec()}
+	}
+	opts.Platforms, opts.AllPlatforms = plats, all
+	return opts, nil
 }
 
-// parseExportPlatforms reads --platform values (repeatable, comma lists);
-// "all" keeps every platform. Without a platform (or with "all" alone) the
-// local platform is the one docker load sees.
-func parseExportPlatforms(values []string) ([]ocispec.Platform, bool, error) {
-	out, all, err := parsePlatformsOrAll(values)
-	if err != nil {
-		return nil, false, err
-	}
-	if len(out) == 0 {
-		out = []ocispec.Platform{platforms.DefaultSpec()}
-	}
-	return out, all, nil
-}
 
 // exportSource is one IMAGE argument and the name it gets in the tar.
 type exportSource struct {

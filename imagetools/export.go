@@ -70,6 +70,9 @@ type ExportOptions struct {
 	// AllPlatforms keeps every child of an index in the OCI layout; Platforms
 	// then only choose the manifest.json image.
 	AllPlatforms bool
+	// ExplicitPlatforms says the user named Platforms: then a single image
+	// (not an index) of another platform is an error rather than exported.
+	ExplicitPlatforms bool
 	// Format is ExportFormatDocker (default) or ExportFormatOCI.
 	Format string
 	// IncludeForeign writes non-distributable layers too; by default they are
@@ -255,6 +258,9 @@ func (r *exportResolver) addImage(ctx context.Context, i int) error {
 		if err := r.addManifest(ctx, i, img.Desc, false); err != nil {
 			return fmt.Errorf("export %s: %w", label, err)
 		}
+		if err := r.checkSinglePlatform(ctx, i, img.Desc); err != nil {
+			return fmt.Errorf("export %s: %w", label, err)
+		}
 		primary = img.Desc
 	case mt == images.MediaTypeDockerSchema1Manifest:
 		return fmt.Errorf("export %s: schema1 manifests are not supported", label)
@@ -341,6 +347,33 @@ func (r *exportResolver) readManifest(ctx context.Context, i int, desc ocispec.D
 		return m, fmt.Errorf("manifest %s: media type %q in its body contradicts %q", desc.Digest, m.MediaType, desc.MediaType)
 	}
 	return m, nil
+}
+
+// checkSinglePlatform refuses a single image whose config names a platform
+// other than the ones the user asked for (an index is where --platform picks).
+func (r *exportResolver) checkSinglePlatform(ctx context.Context, i int, desc ocispec.Descriptor) error {
+	if !r.opts.ExplicitPlatforms || r.opts.AllPlatforms {
+		return nil
+	}
+	m, err := r.readManifest(ctx, i, desc)
+	if err != nil {
+		return err
+	}
+	dt, err := r.addSmall(ctx, i, m.Config, exportKindConfig)
+	if err != nil {
+		return err
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(dt, &cfg); err != nil || cfg.OS == "" {
+		return nil // not an image config: nothing to match
+	}
+	got := platforms.Normalize(cfg.Platform)
+	for _, p := range r.opts.Platforms {
+		if platforms.Only(p).Match(got) {
+			return nil
+		}
+	}
+	return fmt.Errorf("a single %s image, not %s: drop --platform (it picks from an index)", platforms.Format(got), platforms.Format(r.opts.Platforms[0]))
 }
 
 // addDockerImage records the manifest.json entry for manifest desc of image

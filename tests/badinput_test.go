@@ -267,6 +267,7 @@ func TestBadInputExport(t *testing.T) {
 		{"format", export("--format", "tar", app), []string{`invalid --format "tar"`, "want docker or oci"}},
 		{"platform-bad", export("--platform", "linux/", app), []string{`invalid --platform "linux/"`, "want OS/ARCH[/VARIANT]"}},
 		{"platform-absent", export("--platform", "foo/bar", multi), []string{multi, "no image for platform foo/bar", "available: linux/amd64, linux/arm64/v8, linux/arm/v7"}},
+		{"platform-single-image", export("--platform", "linux/arm64", app), []string{app, "a single linux/amd64 image, not linux/arm64", "drop --platform"}},
 		{"no-args", []string{"export"}, []string{`"docker-imgx export" takes at least 1 argument(s) (IMAGE [IMAGE...]), got none`}},
 		{"load-output", []string{"export", "--load", "-o", out, app}, []string{"--load and --output are exclusive"}},
 		{"load-format", []string{"export", "--load", "--format", "oci", app}, []string{"--load with --format oci", "the Docker engine loads the docker format"}},
