@@ -291,7 +291,6 @@ func (o exportOptions) engineOptions(target exportTarget) (imagetools.ExportOpti
 	return opts, nil
 }
 
-
 // exportSource is one IMAGE argument and the name it gets in the tar.
 type exportSource struct {
 	loc  imagetools.Location
