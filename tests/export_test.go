@@ -858,7 +858,7 @@ func benchExport(b *testing.B, toFile bool) {
 			args = append(args, "-o", out)
 		}
 		cmd := exec.Command(imgxBinary, args...)
-		cmd.Env = x.Env
+		cmd.Env = append(x.Env, "DOCKER_IMGX_CPUPROFILE="+os.Getenv("DOCKER_IMGX_CPUPROFILE"))
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 		if err := cmd.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/docker-imgx/docker-imgx/commands"
@@ -24,6 +25,14 @@ func main() {
 }
 
 func run() int {
+	if path := os.Getenv("DOCKER_IMGX_CPUPROFILE"); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -61,4 +70,21 @@ func execute(ctx context.Context, dockerCli *command.DockerCli) error {
 		ShortDescription: "Create, inspect and export images in registries",
 		URL:              "https://" + version.Package,
 	})
+}
+
+// startCPUProfile writes a CPU profile to path until the returned func is
+// called: DOCKER_IMGX_CPUPROFILE=FILE, for measuring (go tool pprof FILE).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("DOCKER_IMGX_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("DOCKER_IMGX_CPUPROFILE: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
