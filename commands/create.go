@@ -58,19 +58,16 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if err != nil {
 		return err
 	}
-	printer, err := progress.NewPrinter(context.WithoutCancel(ctx), dockerCli.Err(), opts.progress, progress.WithPhase("Pushing"))
-	if err != nil {
+	var res *imagetools.CreateResult
+	err = withProgress(ctx, dockerCli, opts.progress, "Pushing", func(ctx context.Context, pw progress.Writer) error {
+		var err error
+		res, err = imagetools.Create(ctx, r, imagetools.CreateOptions{
+			Sources: append(fileSources, opts.sources...), Tags: opts.tags,
+			Annotations: anns, Platforms: plats, PreferIndex: opts.preferIndex, ForceOCI: opts.oci,
+			Append: opts.appendTo, DryRun: opts.dryRun, Referrers: opts.referrers, MaxConcurrency: opts.maxConcurrency, Progress: pw,
+		})
 		return err
-	}
-	ctx = withProgressNotices(ctx, printer)
-	res, err := imagetools.Create(ctx, r, imagetools.CreateOptions{
-		Sources: append(fileSources, opts.sources...), Tags: opts.tags,
-		Annotations: anns, Platforms: plats, PreferIndex: opts.preferIndex, ForceOCI: opts.oci,
-		Append: opts.appendTo, DryRun: opts.dryRun, Referrers: opts.referrers, MaxConcurrency: opts.maxConcurrency, Progress: printer,
 	})
-	if perr := printer.Wait(); err == nil && perr != nil {
-		err = perr
-	}
 	if err != nil {
 		return err
 	}

@@ -61,16 +61,9 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	// The display outlives ctx so that a cancelled export still shows why.
-	printer, err := progress.NewPrinter(context.WithoutCancel(ctx), dockerCli.Err(), opts.progress, progress.WithPhase("Exporting"))
-	if err != nil {
-		return err
-	}
-	ctx = withProgressNotices(ctx, printer)
-	err = exportWithProgress(ctx, printer, r, sources, target, stdoutWriter(dockerCli), engineOpts)
-	if waitErr := printer.Wait(); err == nil {
-		err = waitErr
-	}
+	err = withProgress(ctx, dockerCli, opts.progress, "Exporting", func(ctx context.Context, pw progress.Writer) error {
+		return exportWithProgress(ctx, pw, r, sources, target, stdoutWriter(dockerCli), engineOpts)
+	})
 	if err != nil && target.stdout {
 		return fmt.Errorf("the tar stream on stdout is incomplete: %w", err)
 	}
@@ -92,18 +85,11 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 	if err != nil {
 		return err
 	}
-	printer, err := progress.NewPrinter(context.WithoutCancel(ctx), dockerCli.Err(), opts.progress, progress.WithPhase("Loading"))
-	if err != nil {
-		return err
-	}
-	ctx = withProgressNotices(ctx, printer)
-	err = loadWithProgress(ctx, printer, r, dockerCli.Client(), sources, imagetools.EngineLoadOptions{
-		Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: printer,
+	return withProgress(ctx, dockerCli, opts.progress, "Loading", func(ctx context.Context, pw progress.Writer) error {
+		return loadWithProgress(ctx, pw, r, dockerCli.Client(), sources, imagetools.EngineLoadOptions{
+			Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: pw,
+		})
 	})
-	if waitErr := printer.Wait(); err == nil {
-		err = waitErr
-	}
-	return err
 }
 
 func loadWithProgress(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, engine imagetools.EngineClient, sources []exportSource, opts imagetools.EngineLoadOptions) error {
