@@ -80,11 +80,13 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("DOCKER_IMGX_CPUPROFILE: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		_ = f.Close() // the profile was never started: nothing to lose
 		return nil, fmt.Errorf("DOCKER_IMGX_CPUPROFILE: %w", err)
 	}
 	return func() {
 		pprof.StopCPUProfile()
-		f.Close()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "WARN: DOCKER_IMGX_CPUPROFILE: %v\n", err)
+		}
 	}, nil
 }
