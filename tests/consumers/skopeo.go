@@ -1,6 +1,8 @@
 package consumers
 
 import (
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -11,6 +13,21 @@ import (
 func SkopeoInspect(t testing.TB, transportRef string) ([]byte, error) {
 	t.Helper()
 	return skopeo(t, "inspect", transportRef)
+}
+
+// SkopeoDigest returns the manifest digest `skopeo inspect` reports for
+// transportRef.
+func SkopeoDigest(t testing.TB, transportRef string) (string, error) {
+	t.Helper()
+	out, err := SkopeoInspect(t, transportRef)
+	if err != nil {
+		return "", err
+	}
+	var inspected struct{ Digest string }
+	if err := json.Unmarshal(out, &inspected); err != nil {
+		return "", fmt.Errorf("parse skopeo inspect %s: %w\n%s", transportRef, err, out)
+	}
+	return inspected.Digest, nil
 }
 
 // SkopeoInspectRaw runs `skopeo inspect --raw transportRef` and returns the
