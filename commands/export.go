@@ -165,7 +165,8 @@ func resolveExportImage(ctx context.Context, pw progress.Writer, r *imagetools.R
 	done := progress.OneOff(pw, "resolving "+s.loc.String())
 	img := imagetools.ExportImage{Name: s.name}
 	var err error
-	if img.Desc, err = r.Resolve(ctx, s.loc); err == nil {
+	// One GET by tag gives the descriptor and the bytes the engine needs.
+	if img.Desc, img.Data, err = r.GetManifest(ctx, s.loc); err == nil {
 		img.Fetcher, err = r.Fetcher(ctx, s.loc)
 	}
 	return img, done(err)

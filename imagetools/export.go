@@ -60,6 +60,9 @@ type ExportImage struct {
 	// Name is the fully qualified name to write, e.g. "localhost:5000/app:1";
 	// "" writes the image without a name.
 	Name string
+	// Data is the root's bytes when the caller already read them (checked
+	// against Desc); nil means they are fetched.
+	Data []byte
 }
 
 // ExportOptions controls Export.
@@ -242,6 +245,9 @@ func (r *exportResolver) addImage(ctx context.Context, i int) error {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
 	r.entries = append(r.entries, exportIndexEntry{Desc: img.Desc, Name: name})
+	if err := r.seedRoot(i); err != nil {
+		return fmt.Errorf("export %s: %w", label, err)
+	}
 
 	var primary ocispec.Descriptor
 	switch mt := img.Desc.MediaType; {
@@ -409,6 +415,22 @@ func (r *exportResolver) addDockerImage(ctx context.Context, i int, desc ocispec
 	}
 	r.docker = append(r.docker, d)
 	return nil
+}
+
+// seedRoot records the root bytes the caller already read, after checking
+// them, so that they are not fetched a second time.
+func (r *exportResolver) seedRoot(i int) error {
+	img := r.imgs[i]
+	if img.Data == nil {
+		return nil
+	}
+	if err := exportValidateDigest(img.Desc.Digest); err != nil {
+		return err
+	}
+	if int64(len(img.Data)) != img.Desc.Size || digest.FromBytes(img.Data) != img.Desc.Digest {
+		return fmt.Errorf("root %s: the bytes given do not match the descriptor: %w", img.Desc.Digest, ErrDigestMismatch)
+	}
+	return r.addBlob(i, img.Desc, exportKindManifest, img.Data)
 }
 
 // addBlob records a blob once; the first image that names it provides it.

@@ -857,3 +857,31 @@ func TestExportUnnamed(t *testing.T) {
 		t.Errorf("naming reported for an unnamed image: %q", p.events)
 	}
 }
+
+func TestExportSeededRoot(t *testing.T) {
+	s := newExptestStore()
+	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
+	root := exptestRoot(img.manifest)
+	var fetched, seeded bytes.Buffer
+	if err := Export(context.Background(), &fetched, []ExportImage{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1"}}, ExportOptions{Platforms: exptestLinux("amd64")}); err != nil {
+		t.Fatal(err)
+	}
+	s.fetchedBy = map[digest.Digest]int{}
+	data := slices.Clone(s.blobs[root.Digest])
+	if err := Export(context.Background(), &seeded, []ExportImage{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1", Data: data}}, ExportOptions{Platforms: exptestLinux("amd64")}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fetched.Bytes(), seeded.Bytes()) {
+		t.Fatal("a seeded root gives another tar")
+	}
+	if n := s.fetchedBy[root.Digest]; n != 0 {
+		t.Fatalf("the seeded root was fetched %d times", n)
+	}
+
+	data[len(data)-1] ^= 0xff
+	var buf bytes.Buffer
+	err := Export(context.Background(), &buf, []ExportImage{{Fetcher: s, Desc: root, Data: data}}, ExportOptions{Platforms: exptestLinux("amd64")})
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), root.Digest.String()) || buf.Len() != 0 {
+		t.Fatalf("tampered seed: got %v, %d bytes written", err, buf.Len())
+	}
+}
