@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -79,6 +80,22 @@ func ReadDaemonInsecureRegistries(path string) ([]string, error) {
 		return nil, fmt.Errorf("read daemon config %s: %w (fix the file, or set DOCKER_IMGX_DAEMON_CONFIG to another file, or to empty to skip it)", path, err)
 	}
 	return cfg.InsecureRegistries, nil
+}
+
+// tlsHintTransport adds to a certificate error what would fix it. It sits on
+// every host's round tripper, so each request to the host gets the hint,
+// whichever command or containerd call made it.
+type tlsHintTransport struct {
+	rt   http.RoundTripper
+	host string
+}
+
+func (t tlsHintTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err != nil {
+		return nil, explainTLS(t.host, err)
+	}
+	return resp, nil
 }
 
 // explainTLS adds what to do to a certificate error from host.

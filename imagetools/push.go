@@ -332,7 +332,7 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, refs *referre
 			return progress.Wrap("[internal] pushing "+p.repo.Repository(), opts.Progress, func(sub progress.SubLogger) error {
 				rp, err := p.pushWithReferrers(ctx, up, sub, slots, opts.MaxConcurrency, refs)
 				if err != nil {
-					return explainTLS(p.repo.Host(), err)
+					return err
 				}
 				mu.Lock()
 				remaining--
@@ -346,9 +346,9 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, refs *referre
 					return context.Cause(ctx)
 				}
 				if err := rp.pushTags(ctx, r, sub); err != nil {
-					return explainTLS(p.repo.Host(), err)
+					return err
 				}
-				return explainTLS(p.repo.Host(), p.pushTags(ctx, r, sub))
+				return p.pushTags(ctx, r, sub)
 			})
 		})
 	}
@@ -651,7 +651,7 @@ func (r *Resolver) do(ctx context.Context, req apiRequest) (*http.Response, erro
 	for attempt := 0; attempt < 2; attempt++ {
 		resp, err = r.send(ctx, host, req, u.String())
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, explainTLS(req.loc.Host(), err))
+			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, err)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
 			break

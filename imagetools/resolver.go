@@ -123,7 +123,7 @@ func (r *Resolver) Resolve(ctx context.Context, loc Location) (ocispec.Descripto
 		return ocispec.Descriptor{}, errNotFoundAt(loc, false, "")
 	}
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", loc, explainTLS(loc.Host(), err))
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", loc, err)
 	}
 	return desc, nil
 }
@@ -212,6 +212,7 @@ func (r *Resolver) configureHost(host string) ([]docker.RegistryHost, error) {
 	if insecure || docker.IsLocalhost(host) {
 		rt = docker.NewHTTPFallback(rt)
 	}
+	rt = tlsHintTransport{rt: rt, host: host}
 	if r.opts.Transport != nil {
 		rt = r.opts.Transport(rt)
 	}
@@ -231,6 +232,7 @@ func (r *Resolver) containerdHosts(host, dir string) ([]docker.RegistryHost, err
 	hosts := dockerconfig.ConfigureHosts(context.Background(), dockerconfig.HostOptions{
 		HostDir: func(string) (string, error) { return dir, nil },
 		UpdateClient: func(c *http.Client) error {
+			c.Transport = tlsHintTransport{rt: c.Transport, host: host}
 			if r.opts.Transport != nil {
 				c.Transport = r.opts.Transport(c.Transport)
 			}
