@@ -141,6 +141,7 @@ func ParseTargets(tags []string) ([]Location, error) {
 // digest or descriptor takes the one repository named anywhere.
 func locateSources(in []string, targets []Location) ([]sourceAt, error) {
 	parsed := make([]Source, len(in))
+	out := make([]sourceAt, len(in))
 	var repos []string
 	for _, t := range targets {
 		repos = append(repos, t.Repository())
@@ -151,19 +152,18 @@ func locateSources(in []string, targets []Location) ([]sourceAt, error) {
 			return nil, err
 		}
 		parsed[i] = p
-		if p.Kind == SourceRef {
-			loc, err := ParseLocation(p.Ref)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidSource, err)
-			}
-			repos = append(repos, loc.Repository())
+		if p.NeedsRepository() {
+			continue
 		}
+		loc, err := ParseLocation(p.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidSource, err)
+		}
+		out[i] = sourceAt{name: p.Ref, loc: loc}
+		repos = append(repos, loc.Repository())
 	}
-	out := make([]sourceAt, len(parsed))
 	for i, p := range parsed {
-		if p.Kind == SourceRef {
-			loc, _ := ParseLocation(p.Ref) // parsed above
-			out[i] = sourceAt{name: p.Ref, loc: loc}
+		if !p.NeedsRepository() {
 			continue
 		}
 		repo, err := InferRepository(strings.TrimSpace(in[i]), repos)
