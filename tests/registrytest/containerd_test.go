@@ -3,7 +3,6 @@ package registrytest_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -20,61 +19,55 @@ import (
 // containerd's resolver pushes through Host (basic or token auth, HTTPS with the CA)
 // and reads back what it pushed.
 func TestContainerdResolver(t *testing.T) {
-	for _, useTLS := range []bool{false, true} {
-		for _, mode := range []registrytest.AuthMode{registrytest.AuthNone, registrytest.AuthBasic, registrytest.AuthToken} {
-			t.Run(fmt.Sprintf("tls=%v/auth=%v", useTLS, mode), func(t *testing.T) {
-				t.Parallel()
-				ctx := t.Context()
-				reg := registrytest.Start(t, registrytest.Options{TLS: useTLS, Auth: mode})
-				resolver := containerdResolver(reg)
-				img := fixture.NewImage(fixture.ImageOptions{Seed: 21, Layers: 2})
-				ref := reg.Host + "/test/containerd:v1"
+	eachVariant(t, func(t *testing.T, opts registrytest.Options, reg *registrytest.Registry) {
+		ctx := t.Context()
+		resolver := containerdResolver(reg)
+		img := fixture.NewImage(fixture.ImageOptions{Seed: 21, Layers: 2})
+		ref := reg.Host + "/test/containerd:v1"
 
-				pusher, err := resolver.Pusher(ctx, ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, b := range img.Blobs() {
-					if err := pushBlob(ctx, pusher, b); err != nil {
-						t.Fatalf("push %s: %v", b.Desc.Digest, err)
-					}
-				}
-
-				name, desc, err := resolver.Resolve(ctx, ref)
-				if err != nil {
-					t.Fatalf("resolve %s: %v", ref, err)
-				}
-				if desc.Digest != img.Manifest.Desc.Digest {
-					t.Fatalf("resolved %s, want %s", desc.Digest, img.Manifest.Desc.Digest)
-				}
-				fetcher, err := resolver.Fetcher(ctx, name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rc, err := fetcher.Fetch(ctx, img.Layers[1].Desc)
-				if err != nil {
-					t.Fatalf("fetch layer: %v", err)
-				}
-				data, err := io.ReadAll(rc)
-				_ = rc.Close()
-				if err != nil || !bytes.Equal(data, img.Layers[1].Data) {
-					t.Fatalf("fetched layer differs (%v)", err)
-				}
-				// containerd uses the OAuth2 POST first; a failure would hide behind its GET fallback.
-				for _, r := range reg.Requests() {
-					if r.Path == "/token" && (r.Method != http.MethodPost || r.Status != http.StatusOK) {
-						t.Fatalf("token request %+v, want POST answered 200", r)
-					}
-				}
-				if mode == registrytest.AuthToken && reg.Count(http.MethodPost, "/token") == 0 {
-					t.Fatal("containerd fetched no token")
-				}
-				if got, _, err := fixture.Fetch(ctx, reg.AdminHost, "test/containerd", "v1"); err != nil || !bytes.Equal(got, img.Manifest.Data) {
-					t.Fatalf("admin host has %q (%v), want the pushed manifest", got, err)
-				}
-			})
+		pusher, err := resolver.Pusher(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, b := range img.Blobs() {
+			if err := pushBlob(ctx, pusher, b); err != nil {
+				t.Fatalf("push %s: %v", b.Desc.Digest, err)
+			}
+		}
+
+		name, desc, err := resolver.Resolve(ctx, ref)
+		if err != nil {
+			t.Fatalf("resolve %s: %v", ref, err)
+		}
+		if desc.Digest != img.Manifest.Desc.Digest {
+			t.Fatalf("resolved %s, want %s", desc.Digest, img.Manifest.Desc.Digest)
+		}
+		fetcher, err := resolver.Fetcher(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := fetcher.Fetch(ctx, img.Layers[1].Desc)
+		if err != nil {
+			t.Fatalf("fetch layer: %v", err)
+		}
+		data, err := io.ReadAll(rc)
+		_ = rc.Close()
+		if err != nil || !bytes.Equal(data, img.Layers[1].Data) {
+			t.Fatalf("fetched layer differs (%v)", err)
+		}
+		// containerd uses the OAuth2 POST first; a failure would hide behind its GET fallback.
+		for _, r := range reg.Requests() {
+			if r.Path == "/token" && (r.Method != http.MethodPost || r.Status != http.StatusOK) {
+				t.Fatalf("token request %+v, want POST answered 200", r)
+			}
+		}
+		if opts.Auth == registrytest.AuthToken && reg.Count(http.MethodPost, "/token") == 0 {
+			t.Fatal("containerd fetched no token")
+		}
+		if got, _, err := fixture.Fetch(ctx, reg.AdminHost, "test/containerd", "v1"); err != nil || !bytes.Equal(got, img.Manifest.Data) {
+			t.Fatalf("admin host has %q (%v), want the pushed manifest", got, err)
+		}
+	})
 }
 
 func containerdResolver(reg *registrytest.Registry) remotes.Resolver {

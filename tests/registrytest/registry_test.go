@@ -24,39 +24,33 @@ import (
 // TestRoundTrip pushes through each variant's main host with credentials and reads
 // back through the admin host, and the reverse.
 func TestRoundTrip(t *testing.T) {
-	for _, useTLS := range []bool{false, true} {
-		for _, mode := range []registrytest.AuthMode{registrytest.AuthNone, registrytest.AuthBasic, registrytest.AuthToken} {
-			t.Run(fmt.Sprintf("tls=%v/auth=%v", useTLS, mode), func(t *testing.T) {
-				t.Parallel()
-				ctx := t.Context()
-				reg := registrytest.Start(t, registrytest.Options{TLS: useTLS, Auth: mode})
-				img := fixture.NewImage(fixture.ImageOptions{Seed: 7, Layers: 2})
+	eachVariant(t, func(t *testing.T, opts registrytest.Options, reg *registrytest.Registry) {
+		ctx := t.Context()
+		img := fixture.NewImage(fixture.ImageOptions{Seed: 7, Layers: 2})
 
-				if err := fixture.PushTo(ctx, reg.AuthClient(), reg.URL(), "test/pushed", "v1", img.Blobs()...); err != nil {
-					t.Fatalf("push through main host: %v", err)
-				}
-				got, mediaType, err := fixture.Fetch(ctx, reg.AdminHost, "test/pushed", "v1")
-				if err != nil {
-					t.Fatalf("fetch through admin host: %v", err)
-				}
-				if !bytes.Equal(got, img.Manifest.Data) || mediaType != img.Manifest.Desc.MediaType {
-					t.Fatalf("admin host returned %s %q, want the pushed manifest %s", mediaType, got, img.Manifest.Desc.Digest)
-				}
-
-				other := fixture.NewImage(fixture.ImageOptions{Seed: 8})
-				if err := fixture.PushImage(ctx, reg.AdminHost, "test/seeded", "v2", other); err != nil {
-					t.Fatalf("push through admin host: %v", err)
-				}
-				got, _, err = fixture.FetchFrom(ctx, reg.AuthClient(), reg.URL(), "test/seeded", other.Manifest.Desc.Digest.String())
-				if err != nil {
-					t.Fatalf("fetch through main host: %v", err)
-				}
-				if !bytes.Equal(got, other.Manifest.Data) {
-					t.Fatalf("main host returned %q, want the manifest pushed to the admin host", got)
-				}
-			})
+		if err := fixture.PushTo(ctx, reg.AuthClient(), reg.URL(), "test/pushed", "v1", img.Blobs()...); err != nil {
+			t.Fatalf("push through main host: %v", err)
 		}
-	}
+		got, mediaType, err := fixture.Fetch(ctx, reg.AdminHost, "test/pushed", "v1")
+		if err != nil {
+			t.Fatalf("fetch through admin host: %v", err)
+		}
+		if !bytes.Equal(got, img.Manifest.Data) || mediaType != img.Manifest.Desc.MediaType {
+			t.Fatalf("admin host returned %s %q, want the pushed manifest %s", mediaType, got, img.Manifest.Desc.Digest)
+		}
+
+		other := fixture.NewImage(fixture.ImageOptions{Seed: 8})
+		if err := fixture.PushImage(ctx, reg.AdminHost, "test/seeded", "v2", other); err != nil {
+			t.Fatalf("push through admin host: %v", err)
+		}
+		got, _, err = fixture.FetchFrom(ctx, reg.AuthClient(), reg.URL(), "test/seeded", other.Manifest.Desc.Digest.String())
+		if err != nil {
+			t.Fatalf("fetch through main host: %v", err)
+		}
+		if !bytes.Equal(got, other.Manifest.Data) {
+			t.Fatalf("main host returned %q, want the manifest pushed to the admin host", got)
+		}
+	})
 }
 
 func TestTLSRequiresTheCA(t *testing.T) {
@@ -326,4 +320,18 @@ func do(t *testing.T, hc *http.Client, req *http.Request) *http.Response {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	return resp
+}
+
+// eachVariant runs fn, in parallel subtests, against a fresh registry of
+// every variant: plain HTTP or TLS, with no auth, basic or token auth.
+func eachVariant(t *testing.T, fn func(t *testing.T, opts registrytest.Options, reg *registrytest.Registry)) {
+	for _, useTLS := range []bool{false, true} {
+		for _, mode := range []registrytest.AuthMode{registrytest.AuthNone, registrytest.AuthBasic, registrytest.AuthToken} {
+			opts := registrytest.Options{TLS: useTLS, Auth: mode}
+			t.Run(fmt.Sprintf("tls=%v/auth=%v", useTLS, mode), func(t *testing.T) {
+				t.Parallel()
+				fn(t, opts, registrytest.Start(t, opts))
+			})
+		}
+	}
 }
