@@ -103,6 +103,9 @@ func exportWriteAt(ctx context.Context, f *os.File, base int64, imgs []ExportIma
 	if err != nil {
 		return err
 	}
+	if err := exportPreallocate(f, base, layout.size); err != nil {
+		return err
+	}
 	// Blobs report from several goroutines; the lock keeps ExportProgress's
 	// promise of one call at a time.
 	progress := &exportLockedProgress{p: opts.Progress}

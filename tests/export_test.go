@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -684,7 +685,10 @@ func TestExportInterrupted(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
 	big := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 16 << 20, Seed: 31, Compression: fixture.Uncompressed})
 	pushImage(t, reg, "test/big", "1", big)
-	proxy := blobProxy(t, reg.Host, func(_ string, body io.ReadCloser) io.ReadCloser { return slowBody{body} })
+	// sent counts the layer bytes the proxy has passed on: the file is
+	// preallocated, so its size says nothing of the transfer.
+	var sent atomic.Int64
+	proxy := blobProxy(t, reg.Host, func(_ string, body io.ReadCloser) io.ReadCloser { return slowBody{&countingBody{body, &sent}} })
 
 	dir := t.TempDir()
 	x := newImgx(t)
@@ -695,20 +699,18 @@ func TestExportInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Interrupt once the temporary file has received data: mid-transfer.
+	// Interrupt once a megabyte of layers has gone through: mid-transfer.
 	deadline := time.Now().Add(time.Minute)
-	for {
-		tmp, _ := filepath.Glob(filepath.Join(dir, ".out.tar.tmp-*"))
-		if len(tmp) == 1 {
-			if fi, err := os.Stat(tmp[0]); err == nil && fi.Size() > 0 {
-				break
-			}
-		}
+	for sent.Load() < 1<<20 {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			t.Fatalf("no data written within a minute:\n%s", stderr.String())
+			t.Fatalf("no layer data sent within a minute:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".out.tar.tmp-*")); len(tmp) != 1 {
+		_ = cmd.Process.Kill()
+		t.Fatalf("mid-transfer, the temporary file is not there: %v", tmp)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -720,6 +722,56 @@ func TestExportInterrupted(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "ERROR: interrupted") {
 		t.Errorf("stderr does not say interrupted:\n%s", stderr.String())
+	}
+	noFilesLeft(t, dir)
+}
+
+// countingBody adds the bytes read through it to n.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	k, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// TestExportNoSpace runs an export whose tar cannot fit (a file size limit
+// stands in for a full disk): it must fail at once, naming the file and what
+// to do, before any layer is downloaded, and leave nothing behind.
+func TestExportNoSpace(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 32, Compression: fixture.Uncompressed})
+	pushImage(t, reg, "test/big", "1", img)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.tar")
+	reg.ResetRequests()
+	// ulimit -f counts 512-byte blocks in dash and 1024-byte ones in bash:
+	// either way 256 blocks are far below the 2 MiB of layers.
+	cmd := exec.Command("sh", "-c", `ulimit -f 256 && exec "$0" "$@"`, imgxBinary, "export", "--progress", "plain", "-o", out, reg.Host+"/test/big:1")
+	cmd.Env = newImgx(t).Env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want 1\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"ERROR: export: the tar (", ") does not fit where it is written: ", "free some space, or write elsewhere with -o"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("error %q does not contain %q", last, want)
+		}
+	}
+	for _, l := range img.Layers {
+		for _, req := range reg.Requests() {
+			if strings.HasSuffix(req.Path, "/blobs/"+l.Desc.Digest.String()) {
+				t.Errorf("layer %s was requested (%s) though the tar could not fit", l.Desc.Digest, req.Method)
+			}
+		}
 	}
 	noFilesLeft(t, dir)
 }
@@ -841,7 +893,18 @@ func BenchmarkExportFile(b *testing.B) {
 	benchExport(b, true)
 }
 
+// BenchmarkExportDevNull is BenchmarkExport with stdout on /dev/null: the
+// tar is streamed as to a pipe, but writing it costs nothing, which leaves
+// the fetch, the digest checks and the tar framing.
+func BenchmarkExportDevNull(b *testing.B) {
+	benchExportTo(b, false, true)
+}
+
 func benchExport(b *testing.B, toFile bool) {
+	benchExportTo(b, toFile, false)
+}
+
+func benchExportTo(b *testing.B, toFile, devNull bool) {
 	_, ref, _, total := benchImage(b)
 	x := newImgx(b)
 	out := benchOutput(b, "out.tar")
@@ -857,6 +920,14 @@ func benchExport(b *testing.B, toFile bool) {
 		cmd.Env = append(x.Env, "DOCKER_IMGX_CPUPROFILE="+os.Getenv("DOCKER_IMGX_CPUPROFILE"))
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		if devNull {
+			null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer null.Close()
+			cmd.Stdout = null
+		}
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
