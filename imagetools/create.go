@@ -186,12 +186,13 @@ func locateSources(in []string, targets []Location) ([]sourceAt, error) {
 }
 
 // loadSources fetches every source's manifest (and config, when its platform
-// is unknown) in parallel. With Append, a first source that does not exist
+// is unknown) in parallel, as many at once as other small requests
+// (metadataLimit). With Append, a first source that does not exist
 // yet is dropped (appended is false) and the tag created.
 func loadSources(ctx context.Context, r *Resolver, srcs []sourceAt, opts CreateOptions) ([]Loaded, map[digest.Digest][]byte, bool, error) {
 	loaded := make([]Loaded, len(srcs))
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(opts.MaxConcurrency)
+	eg.SetLimit(metadataLimit(opts.MaxConcurrency))
 	missing := false
 	for i, s := range srcs {
 		eg.Go(func() error {

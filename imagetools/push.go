@@ -32,8 +32,27 @@ import (
 // gained nothing over 5 (the copy is bound by hashing and the registries'
 // own work, not by waiting). 5 is also the Docker daemon's default for
 // concurrent uploads, a pace registries and their rate limits are used to.
-// Existence checks run ahead of the transfers, up to as many again.
+// Requests that move no blob bytes run beside the transfers, up to
+// metadataFactor times as many (see metadataLimit).
 const DefaultMaxConcurrency = 5
+
+// metadataFactor scales --max-concurrency into the bound of the small
+// requests that carry no layer: reads of source manifests and configs,
+// existence checks (HEAD) and mounts. They cost the registry a lookup, not
+// a stream, and bounding them like transfers made a create of 8 images into
+// a new repository wait 8 round trips for its 40 mounts and 4 for its 16
+// source reads (make bench, 20 ms latency); at 4x they take 2 and 2.
+const metadataFactor = 4
+
+// metadataLimit is the bound of existence checks and mounts for a transfer
+// bound of limit; 1 keeps them one at a time too, so that a create can be
+// run in order, request by request, to follow what a registry does.
+func metadataLimit(limit int) int {
+	if limit == 1 {
+		return 1
+	}
+	return metadataFactor * limit
+}
 
 // PushContent is what Push writes: a root (the new index, or a manifest
 // kept as is) and the manifests under it, each with where it can be read.
@@ -77,10 +96,47 @@ type node struct {
 
 // blobJob is one blob to put in a target repository.
 type blobJob struct {
-	desc  ocispec.Descriptor
-	from  Location
-	data  []byte
-	mount bool // same registry: link it instead of copying
+	desc ocispec.Descriptor
+	// from is where the blob is read when it is uploaded.
+	from Location
+	data []byte
+	// mount links the blob from mountFrom, a repository of the target's
+	// registry (from itself, or another target), instead of copying it.
+	mount     bool
+	mountFrom Location
+	// after, for a mount from another target, is closed once that target
+	// holds the blob; ready, for the upload it waits on, is that signal.
+	after *blobReady
+	ready *blobReady
+}
+
+// blobReady tells the mounts waiting on a blob's upload to another
+// repository of the same registry that it is there.
+type blobReady struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func newBlobReady() *blobReady { return &blobReady{done: make(chan struct{})} }
+
+// signal marks the blob as present; later calls do nothing.
+func (r *blobReady) signal() {
+	if r != nil {
+		r.once.Do(func() { close(r.done) })
+	}
+}
+
+// wait returns when the blob is present or ctx ends.
+func (r *blobReady) wait(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // repoPlan is everything one target repository receives, in order: blobs
@@ -154,7 +210,7 @@ func loadGraph(ctx context.Context, r *Resolver, c PushContent, targets []Locati
 	}
 	g := &graphLoader{r: r, known: c.Known, fetched: map[digest.Digest]*manifestFetch{}}
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(limit)
+	eg.SetLimit(metadataLimit(limit))
 	for _, n := range needed {
 		eg.Go(func() error { return g.expand(ctx, n) })
 	}
@@ -290,7 +346,43 @@ func planPush(graph []*node, c PushContent, targets []Location) []*repoPlan {
 		// safely as a PUT by digest would: nothing else has moved before it.
 		p.pushRoot = len(plans) > 1 || p.repo.IsLayout()
 	}
+	mountFromSiblings(plans)
 	return plans
+}
+
+// mountFromSiblings uploads a blob that several target repositories of one
+// registry need to the first of them only: the others mount it from there
+// once it is in (1 request and no bytes instead of a check and an upload).
+// A mount only ever waits on a plan listed before its own, so no two plans
+// wait on each other.
+func mountFromSiblings(plans []*repoPlan) {
+	type key struct {
+		host string
+		dgst digest.Digest
+	}
+	first := map[key]*blobJob{}
+	firstRepo := map[key]Location{}
+	for _, p := range plans {
+		if p.repo.IsLayout() {
+			continue
+		}
+		for i := range p.blobs {
+			b := &p.blobs[i]
+			if b.mount {
+				continue
+			}
+			k := key{p.repo.Host(), b.desc.Digest}
+			up, ok := first[k]
+			if !ok {
+				first[k], firstRepo[k] = b, p.repo
+				continue
+			}
+			if up.ready == nil {
+				up.ready = newBlobReady()
+			}
+			b.mount, b.mountFrom, b.after = true, firstRepo[k], up.ready
+		}
+	}
 }
 
 // addNode plans a manifest (or index) and what is under it, children first.
@@ -300,7 +392,12 @@ func (p *repoPlan) addNode(n *node, seen map[digest.Digest]bool) {
 	}
 	seen[n.desc.Digest] = true
 	if !images.IsIndexType(n.desc.MediaType) && !images.IsManifestType(n.desc.MediaType) {
-		p.blobs = append(p.blobs, blobJob{desc: n.desc, from: n.origin, data: n.data, mount: sameRegistry(n.origin, p.repo)})
+		mount := sameRegistry(n.origin, p.repo)
+		b := blobJob{desc: n.desc, from: n.origin, data: n.data, mount: mount}
+		if mount {
+			b.mountFrom = n.origin
+		}
+		p.blobs = append(p.blobs, b)
 		return
 	}
 	for _, child := range n.children {
@@ -356,14 +453,14 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, refs *referre
 }
 
 // pushContent puts blobs (in parallel), then manifests, children before
-// parents, each level in parallel.
+// parents, each level in parallel, as many at once as other small requests.
 func (p *repoPlan) pushContent(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, limit int) error {
 	if err := p.pushBlobs(ctx, up, sub, slots, limit); err != nil {
 		return err
 	}
 	for _, level := range manifestLevels(p.manifests) {
 		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(limit)
+		eg.SetLimit(metadataLimit(limit))
 		for _, n := range level {
 			eg.Go(func() error {
 				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
@@ -380,35 +477,57 @@ func (p *repoPlan) pushContent(ctx context.Context, up *uploader, sub progress.S
 	return nil
 }
 
-// pushBlobs transfers the blobs the repository lacks. The existence checks
-// run ahead, limit at a time, while transfers start in plan order, each
-// holding one of the slots shared by every target: a transfer rarely waits
-// on a check, and --max-concurrency 1 keeps the log in plan order.
+// pushBlobs puts in the repository the blobs it lacks. Mounts move no
+// bytes: they run beside the transfers, up to metadataLimit at once, and
+// take a transfer slot only when the registry wants an upload instead. The
+// existence checks of the others run ahead, also up to metadataLimit,
+// while transfers start in plan order, each holding one of the slots shared
+// by every target: a transfer rarely waits on a check, and
+// --max-concurrency 1 keeps the transfers in plan order.
 func (p *repoPlan) pushBlobs(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, limit int) error {
 	eg, ectx := errgroup.WithContext(ctx)
-	found := make([]chan bool, len(p.blobs))
+	found := make([]chan checked, len(p.blobs))
 	for i, b := range p.blobs {
 		if needsCheck(p.repo, b) {
-			found[i] = make(chan bool, 1)
+			found[i] = make(chan checked, 1)
 		}
 	}
+	// Mounts and checks run in groups of their own: a mount waiting on
+	// another target's upload holds up no check.
+	eg.Go(func() error {
+		var mounts errgroup.Group
+		mounts.SetLimit(metadataLimit(limit))
+		for _, b := range p.blobs {
+			if b.mount {
+				mounts.Go(func() error { return p.mountBlob(ectx, up, sub, slots, b) })
+			}
+		}
+		return mounts.Wait()
+	})
 	eg.Go(func() error {
 		var checks errgroup.Group
-		checks.SetLimit(limit)
+		checks.SetLimit(metadataLimit(limit))
 		for i, b := range p.blobs {
-			if found[i] == nil {
-				continue
+			if found[i] != nil {
+				checks.Go(func() error {
+					c, err := up.check(ectx, p.repo, b.desc)
+					found[i] <- c
+					return err
+				})
 			}
-			checks.Go(func() error {
-				ok, err := up.exists(ectx, p.repo, b.desc)
-				found[i] <- ok
-				return err
-			})
 		}
 		return checks.Wait()
 	})
 	for i, b := range p.blobs {
-		if found[i] != nil && <-found[i] {
+		if b.mount {
+			continue
+		}
+		var c checked
+		if found[i] != nil {
+			c = <-found[i]
+		}
+		if c.present {
+			b.ready.signal()
 			continue
 		}
 		release, err := acquire(ectx, slots)
@@ -417,10 +536,38 @@ func (p *repoPlan) pushBlobs(ctx context.Context, up *uploader, sub progress.Sub
 		}
 		eg.Go(func() error {
 			defer release()
-			return p.pushBlob(ectx, up, sub, b)
+			return p.pushBlob(ectx, up, sub, b, c.session)
 		})
 	}
 	return eg.Wait()
+}
+
+// checked is what the check of a blob found: the blob in the repository, or
+// an upload session opened for it.
+type checked struct {
+	present bool
+	session *url.URL
+}
+
+// mountBlob links a blob from another repository of the registry, once it
+// is there; when the registry wants an upload instead, the blob is uploaded
+// in a transfer slot.
+func (p *repoPlan) mountBlob(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, b blobJob) error {
+	if err := b.after.wait(ctx); err != nil {
+		return err
+	}
+	logf(sub, "mounting %s from %s", b.desc.Digest, b.mountFrom.Repository())
+	ok, session, err := up.r.mountBlob(ctx, p.repo, b.desc, b.mountFrom)
+	if err != nil || ok {
+		b.ready.signal()
+		return err
+	}
+	release, err := acquire(ctx, slots)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return p.pushBlob(ctx, up, sub, b, session)
 }
 
 // needsCheck reports whether a blob is looked for in the target before it
@@ -463,29 +610,26 @@ func acquire(ctx context.Context, slots chan struct{}) (func(), error) {
 	}
 }
 
-// pushBlob puts one blob in the repository in the fewest requests its case
-// allows: a mount (1; an upload in the session it opens when refused),
-// bytes in memory (1 single POST, or 2), else, the check done, the source
-// read and the upload session opened at once, then the streamed upload.
-func (p *repoPlan) pushBlob(ctx context.Context, up *uploader, sub progress.SubLogger, b blobJob) error {
-	if p.repo.IsLayout() {
-		logf(sub, "copying %s from %s to %s", b.desc.Digest, b.from.Repository(), p.repo.Repository())
-		return copyBlob(ctx, up.r, sub, b, p.repo)
-	}
-	var session *url.URL
-	if b.mount {
-		logf(sub, "mounting %s from %s", b.desc.Digest, b.from.Repository())
-		ok, s, err := up.r.mountBlob(ctx, p.repo, b.desc, b.from)
-		if err != nil || ok {
-			return err
-		}
-		session = s
-	}
+// pushBlob puts one blob in the repository by copying it, in the fewest
+// requests its case allows: bytes in memory (1 single POST, or 2), else,
+// the check done, the source read and the upload session opened at once,
+// then the streamed upload. session, when set, is an upload session a
+// refused mount opened.
+func (p *repoPlan) pushBlob(ctx context.Context, up *uploader, sub progress.SubLogger, b blobJob, session *url.URL) error {
 	logf(sub, "copying %s from %s to %s", b.desc.Digest, b.from.Repository(), p.repo.Repository())
-	if b.data != nil {
-		return up.putBytes(ctx, p.repo, b.desc, b.data, session)
+	var err error
+	switch {
+	case p.repo.IsLayout():
+		err = copyBlob(ctx, up.r, sub, b, p.repo)
+	case b.data != nil:
+		err = up.putBytes(ctx, p.repo, b.desc, b.data, session)
+	default:
+		err = up.copyStream(ctx, sub, b, p.repo, session)
 	}
-	return up.copyStream(ctx, sub, b, p.repo, session)
+	if err == nil {
+		b.ready.signal()
+	}
+	return err
 }
 
 // copyBlob streams a blob from its origin into an OCI layout through
@@ -882,10 +1026,13 @@ func (r *Resolver) mountBlob(ctx context.Context, loc Location, desc ocispec.Des
 
 // Blob uploads, in the fewest requests the registry protocol allows. A blob
 // read from a source is checked first (HEAD: 1 request; nothing more when
-// the target has it), then the upload session is opened (POST) while the
-// source read starts, then the body is streamed into the session in one PUT
-// with its digest: 3 requests in 3 sequential round trips, where containerd's
-// pusher makes 3 in 4 (its source read starts after the POST). Bytes already
+// the target has it), and the upload session is opened (POST) as soon as it
+// is known missing, while the blob may still wait for a transfer slot. The
+// transfer is then one PUT with the digest, its body streamed from the
+// source read, which containerd's fetcher sends on the body's first read, so
+// source GET and target PUT go out together: 4 requests, and once the blob
+// has a slot, one round trip before bytes flow. containerd's pusher makes the
+// check, the POST and the PUT in sequence with the slot held. Bytes already
 // in memory (configs fetched for their platform) skip the check: they are
 // offered to the registry in one POST carrying digest and body (the OCI
 // distribution "single POST"); a registry that does not take it, as
@@ -917,6 +1064,21 @@ type uploader struct {
 
 func newUploader(r *Resolver) *uploader {
 	return &uploader{r: r, noSinglePost: map[string]bool{}}
+}
+
+// check looks for a blob in to's repository (one HEAD) and, when it is
+// missing, opens the upload session it will need (one POST) at once, before
+// the blob waits for a transfer slot: the transfer then starts with its PUT,
+// the source read going out with it, one round trip instead of two. A session
+// that expires while the blob waits costs a fresh one (uploadResult starts
+// over on 404).
+func (u *uploader) check(ctx context.Context, to Location, desc ocispec.Descriptor) (checked, error) {
+	ok, err := u.exists(ctx, to, desc)
+	if err != nil || ok {
+		return checked{present: ok}, err
+	}
+	session, _, err := u.start(ctx, to, desc, nil, false)
+	return checked{session: session}, err
 }
 
 // exists reports whether to's repository holds the blob (one HEAD).
@@ -1012,8 +1174,9 @@ func (u *uploader) copyStream(ctx context.Context, sub progress.SubLogger, b blo
 	}
 }
 
-// copyOnce opens the source read and the upload session at once, then
-// streams the one into the other, checking size and digest on the way.
+// copyOnce streams a blob from its source into an upload session, opening
+// the session first when none is open, and checks size and digest on the
+// way. The source read is lazy: its GET goes out with the PUT's body.
 func (u *uploader) copyOnce(ctx context.Context, sub progress.SubLogger, b blobJob, to Location, session *url.URL) error {
 	var src io.Reader
 	closeSrc := func() {}
@@ -1078,7 +1241,10 @@ func uploadResult(resp *http.Response, err error, to Location, desc ocispec.Desc
 	case http.StatusCreated, http.StatusNoContent:
 		return nil
 	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
-		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+		// An upload session the registry no longer knows (it expired):
+		// a fresh one may do.
+		http.StatusNotFound:
 		return fmt.Errorf("%w: %w", statusError(what, resp), errStartOver)
 	}
 	return statusError(what, resp)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -88,6 +89,47 @@ func TestPlanPush(t *testing.T) {
 		// Several repositories: the root goes by digest before any tag.
 		if !p.pushRoot {
 			t.Errorf("%s: root not pushed by digest although several repositories are written", c.repo)
+		}
+	}
+}
+
+// TestPlanPushSiblings: several repositories of a registry the blobs are
+// copied into get each blob uploaded once, into the first; the others mount
+// it from there after it is in. Layouts and other registries copy.
+func TestPlanPushSiblings(t *testing.T) {
+	src := mustLoc(t, "reg.example/team/app")
+	shared := blobNode("shared-layer", src)
+	graph := []*node{imageNode("amd64", src, shared), imageNode("arm64", src, shared)}
+	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString("index")}
+	plans := planPush(graph, PushContent{Root: root}, []Location{
+		mustLoc(t, "mirror.example/one/app:v1"),
+		mustLoc(t, "mirror.example/two/app:v1"),
+		mustLoc(t, "oci-layout:///tmp/out:v1"),
+		mustLoc(t, "other.example/one/app:v1"),
+		mustLoc(t, "mirror.example/three/app:v1"),
+	})
+	first := plans[0]
+	for _, b := range first.blobs {
+		if b.mount || b.after != nil || b.ready == nil {
+			t.Errorf("first repository: blob %s mount=%v after=%v ready=%v; want an upload others wait on", b.desc.Digest, b.mount, b.after, b.ready)
+		}
+	}
+	for _, i := range []int{1, 4} {
+		for j, b := range plans[i].blobs {
+			if !b.mount || b.mountFrom.Repository() != "mirror.example/one/app" || b.after != first.blobs[j].ready {
+				t.Errorf("%s: blob %s mount=%v from %q; want a mount from mirror.example/one/app after its upload",
+					plans[i].repo.Repository(), b.desc.Digest, b.mount, b.mountFrom.Repository())
+			}
+			if b.from.Repository() != src.Repository() {
+				t.Errorf("%s: blob %s would be uploaded from %s, want the source", plans[i].repo.Repository(), b.desc.Digest, b.from.Repository())
+			}
+		}
+	}
+	for _, i := range []int{2, 3} {
+		for _, b := range plans[i].blobs {
+			if b.mount || b.after != nil || b.ready != nil {
+				t.Errorf("%s: blob %s is tied to another repository", plans[i].repo.Repository(), b.desc.Digest)
+			}
 		}
 	}
 }
@@ -188,6 +230,9 @@ func (f *fakeRegistry) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost:
 		w.Header().Set("Location", "/v2/team/app/blobs/uploads/s1?_state=x")
 		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPut && kind == "session" && r.URL.Query().Get("_state") == "expired":
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, `{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}`, http.StatusNotFound)
 	case r.Method == http.MethodPut && kind == "session":
 		if r.URL.Query().Get("_state") != "x" {
 			http.Error(w, "session state lost", http.StatusBadRequest)
@@ -317,6 +362,19 @@ func TestCopyStream(t *testing.T) {
 				t.Errorf("source requests %q, want the blob read twice", got)
 			}
 		})
+		t.Run("an expired session starts over with a new one", func(t *testing.T) {
+			src, dst, b := setup(t)
+			expired, err := url.Parse(dst.URL + "/v2/team/app/blobs/uploads/s0?_state=expired")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := newTestUploader(t, src, dst).copyStream(ctx, sub, b, dst.loc(t), expired); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := dst.requests(), []string{"PUT session", "POST upload", "PUT session"}; !slices.Equal(got, want) || !dst.has(desc.Digest) {
+				t.Errorf("requests %q, want %q; stored %v", got, want, dst.has(desc.Digest))
+			}
+		})
 		t.Run("attempts are bounded", func(t *testing.T) {
 			src, dst, b := setup(t)
 			dst.failPuts = blobCopyAttempts + 1
@@ -347,7 +405,7 @@ func TestCopyStream(t *testing.T) {
 }
 
 // TestPushBlobs checks the requests per kind of blob: one the target has
-// (HEAD only), one it lacks (HEAD, POST with the source GET, PUT), one in
+// (HEAD only), one it lacks (HEAD and POST, then PUT with the source GET), one in
 // memory (no HEAD).
 func TestPushBlobs(t *testing.T) {
 	src, dst := newFakeRegistry(t), newFakeRegistry(t)

@@ -510,7 +510,7 @@ func (rp *referrerPlan) pushManifests(ctx context.Context, r *Resolver, sub prog
 	p := rp.content
 	for _, level := range manifestLevels(p.manifests) {
 		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(limit)
+		eg.SetLimit(metadataLimit(limit))
 		for _, n := range level {
 			eg.Go(func() error {
 				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())

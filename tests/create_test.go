@@ -208,6 +208,43 @@ func TestCreateTwoImages(t *testing.T) {
 		assertRequests(t, reg, 6+2)
 		assertRequests(t, reg2, 13)
 	})
+	t.Run("second registry, two repositories", func(t *testing.T) {
+		reg2 := registrytest.Start(t, registrytest.Options{})
+		reg.ResetRequests()
+		res := x.MustRun(append([]string{"create", "--progress", "quiet", "-t", reg2.Host + "/copy/one:multi", "-t", reg2.Host + "/copy/two:multi"}, srcs...)...)
+		mustDigestLine(t, res)
+		for _, repo := range []string{"copy/one", "copy/two"} {
+			if got := fetchTag(t, reg2, repo, "multi"); got != string(want) {
+				t.Fatalf("%s index:\n%s\nwant:\n%s", repo, got, want)
+			}
+			assertBlobsIn(t, reg2, repo, amd, arm)
+		}
+		// Each blob travels once: uploaded to copy/one, mounted from there
+		// into copy/two.
+		mounts := 0
+		for _, r := range reg2.Requests() {
+			switch {
+			case r.Method == http.MethodPost && strings.Contains(r.RawQuery, "mount="):
+				if !strings.HasPrefix(r.Path, "/v2/copy/two/") || !strings.Contains(r.RawQuery, "from=copy%2Fone") || r.Status != http.StatusCreated {
+					t.Errorf("mount %s?%s answered %d, want copy/two from copy/one, 201", r.Path, r.RawQuery, r.Status)
+				}
+				mounts++
+			case (r.Method == http.MethodPut || r.Method == http.MethodPatch) && strings.Contains(r.Path, "/blobs/uploads/"):
+				if !strings.HasPrefix(r.Path, "/v2/copy/one/") {
+					t.Errorf("blob upload %s %s, want uploads into copy/one only", r.Method, r.Path)
+				}
+			}
+		}
+		if mounts != 4 {
+			t.Errorf("%d mounts, want 4 (2 configs, 2 layers):\n%s", mounts, requestSummary(reg2))
+		}
+		// Source as above; layers are read once.
+		assertRequests(t, reg, 6+2)
+		// copy/one: 2 layers by HEAD, POST, PUT; 2 configs by POST, PUT; 2
+		// child manifests; the index by digest (two repositories). copy/two:
+		// 4 mounts, 2 child manifests, the index by digest. Then 2 tag PUTs.
+		assertRequests(t, reg2, (6+4+2+1)+(4+2+1)+2)
+	})
 }
 
 // TestCreateReleaseTags is scripted release tagging: one index, three tags,
