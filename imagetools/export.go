@@ -187,10 +187,13 @@ type exportResolver struct {
 	docker  []*exportDockerImage
 	zstd    []digest.Digest
 	entries []exportIndexEntry
+	// ahead holds the small blobs exportPrefetch read.
+	ahead *exportPrefetched
 }
 
 func exportResolve(ctx context.Context, imgs []ExportImage, opts ExportOptions) (exportPlan, error) {
-	r := &exportResolver{imgs: imgs, opts: opts, blobs: map[digest.Digest]*exportBlob{}}
+	r := &exportResolver{imgs: imgs, opts: opts, blobs: map[digest.Digest]*exportBlob{},
+		ahead: exportPrefetch(ctx, imgs, opts, metadataLimit(opts.MaxConcurrency))}
 	for i := range imgs {
 		if err := r.addImage(ctx, i); err != nil {
 			return exportPlan{}, err
@@ -473,7 +476,13 @@ func (r *exportResolver) addSmall(ctx context.Context, i int, desc ocispec.Descr
 	if desc.Size > exportMaxSmallBlob {
 		return nil, fmt.Errorf("blob %s: %d bytes is too large for a manifest or config (limit %d)", desc.Digest, desc.Size, exportMaxSmallBlob)
 	}
-	data, err := exportFetchAll(ctx, r.imgs[i].Fetcher, desc)
+	var data []byte
+	var err error
+	if f, ok := r.ahead.get(desc.Digest); ok {
+		data, err = f.data, f.err
+	} else {
+		data, err = exportFetchAll(ctx, r.imgs[i].Fetcher, desc)
+	}
 	if err != nil {
 		return nil, err
 	}

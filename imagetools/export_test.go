@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
@@ -883,5 +884,64 @@ func TestExportSeededRoot(t *testing.T) {
 	err := Export(context.Background(), &buf, []ExportImage{{Fetcher: s, Desc: root, Data: data}}, ExportOptions{Platforms: exptestLinux("amd64")})
 	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), root.Digest.String()) || buf.Len() != 0 {
 		t.Fatalf("tampered seed: got %v, %d bytes written", err, buf.Len())
+	}
+}
+
+// exptestGate holds manifest fetches until want of them are in flight (or a
+// second passes), and notes the most in flight at once.
+type exptestGate struct {
+	*exptestStore
+	want    int
+	mu      sync.Mutex
+	flying  int
+	most    int
+	release chan struct{}
+}
+
+func (g *exptestGate) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	if images.IsManifestType(desc.MediaType) {
+		g.mu.Lock()
+		g.flying++
+		g.most = max(g.most, g.flying)
+		if g.flying == g.want {
+			close(g.release)
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.release:
+		case <-time.After(time.Second):
+		}
+		defer func() {
+			g.mu.Lock()
+			g.flying--
+			g.mu.Unlock()
+		}()
+	}
+	return g.exptestStore.Fetch(ctx, desc)
+}
+
+// TestExportPrefetchesManifests: the manifests an index selects are read at
+// once, not one round trip after another, each once, and the tar is the
+// one the sequential reading lays out.
+func TestExportPrefetchesManifests(t *testing.T) {
+	s := newExptestStore()
+	m := exptestMulti(t, s)
+	opts := ExportOptions{Platforms: exptestLinux("amd64"), AllPlatforms: true}
+	want, _ := exptestExport(t, []ExportImage{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, opts)
+
+	s.fetchedBy = map[digest.Digest]int{}
+	g := &exptestGate{exptestStore: s, want: 4, release: make(chan struct{})} // 2 images, 2 attestations
+	root := ExportImage{Fetcher: g, Desc: exptestRoot(m.index), Data: s.blobs[m.index.Digest], Name: "localhost:5000/multi:1"}
+	got, _ := exptestExport(t, []ExportImage{root}, opts)
+	if g.most != 4 {
+		t.Errorf("at most %d manifests fetched at once, want all 4", g.most)
+	}
+	for d, n := range s.fetchedBy {
+		if n != 1 {
+			t.Errorf("%s fetched %d times", d, n)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the tar differs from the one read without prefetching")
 	}
 }

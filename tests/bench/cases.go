@@ -26,6 +26,9 @@ type benchCase struct {
 	// copies is set when the command copies blobs to registry B: the row
 	// gets a copy baseline too.
 	copies bool
+	// floor is the fewest sequential round trips the registry protocol
+	// allows for the case, with no bound on concurrency (see floors).
+	floor int
 	// blobs are what the command must read: the baseline downloads them and
 	// the throughput is their size over the wall time.
 	blobs []blobRef
@@ -36,6 +39,28 @@ type benchCase struct {
 	check func(stdout []byte, outFile string) error
 }
 
+// Protocol floors: the fewest sequential round trips a client can make for a
+// case, however many requests it sends at once. A create must read each
+// source's manifest by tag, then its config (a tag gives no platform), and
+// it ends with the index PUT to the tag. In between, within the source
+// repository, nothing; into a new repository of the same registry, the
+// mounts (the layer digests are known from the manifest, so they can go
+// beside the config reads), then the child manifests; into a second
+// registry, per blob a check, then the upload session opened beside the
+// source read, then the streamed PUT (the check, too, can go beside the
+// config read), then the child manifests. An export reads the manifest by
+// tag, then configs and layers at once; an index adds its manifests. An
+// inspect of an index with attestations reads the index, the manifests, then
+// configs and attestation layers.
+const (
+	floorCreateSame    = 3 // tag, config, index PUT
+	floorCreateMount   = 4 // tag, config beside mounts, manifests, index PUT
+	floorCreateCopy    = 6 // tag, config beside checks, POST beside GET, PUT, manifests, index PUT
+	floorExportImage   = 2 // tag, config beside layers
+	floorExportIndex   = 3 // index, manifests, configs beside layers
+	floorInspectIndex8 = 3 // index, manifests, configs beside attestation layers
+)
+
 // cases lists the measured cases, in report order.
 func (l *lab) cases() []benchCase {
 	var out []benchCase
@@ -43,13 +68,14 @@ func (l *lab) cases() []benchCase {
 		out = append(out, l.createCases(n)...)
 	}
 	out = append(out,
-		l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), l.big, "src/big:latest"),
-		l.exportCase("export 8-platform index", l.index8, "src/multi:8"),
-		l.exportCase("export 2 images sharing 4 of 6 layers", append(append([]blobRef{}, l.shared[0]...), l.shared[1]...),
+		l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), floorExportImage, l.big, "src/big:latest"),
+		l.exportCase("export 8-platform index", floorExportIndex, l.index8, "src/multi:8"),
+		l.exportCase("export 2 images sharing 4 of 6 layers", floorExportImage, append(append([]blobRef{}, l.shared[0]...), l.shared[1]...),
 			"src/shared-a:latest", "src/shared-b:latest"),
 		benchCase{
 			name:        "inspect --format json, 8-platform index with attestations",
 			command:     "inspect",
+			floor:       floorInspectIndex8,
 			concurrency: inspectConcurrency,
 			blobs:       l.attestedMetadata(),
 			args: func(ln link, _, _ string) []string {
@@ -81,10 +107,11 @@ func (l *lab) createCases(n int) []benchCase {
 		}
 		return out
 	}
-	mk := func(where string, target func(ln link, token string) string) benchCase {
+	mk := func(where string, floor int, target func(ln link, token string) string) benchCase {
 		return benchCase{
 			name:        fmt.Sprintf("create %d images, %s", n, where),
 			command:     "create",
+			floor:       floor,
 			concurrency: createConcurrency,
 			copies:      strings.Contains(where, "second registry"),
 			blobs:       blobs,
@@ -100,23 +127,24 @@ func (l *lab) createCases(n int) []benchCase {
 		}
 	}
 	return []benchCase{
-		mk("same repository", func(ln link, token string) string {
+		mk("same repository", floorCreateSame, func(ln link, token string) string {
 			return fmt.Sprintf("%s/src/app:multi%d-%s", ln.a.Host(), n, token)
 		}),
-		mk("new repository (mount)", func(ln link, token string) string {
+		mk("new repository (mount)", floorCreateMount, func(ln link, token string) string {
 			return fmt.Sprintf("%s/mount%d/%s:latest", ln.a.Host(), n, token)
 		}),
-		mk("second registry (copy)", func(ln link, token string) string {
+		mk("second registry (copy)", floorCreateCopy, func(ln link, token string) string {
 			return fmt.Sprintf("%s/copy%d/%s:latest", ln.b.Host(), n, token)
 		}),
 	}
 }
 
 // exportCase exports refs (repositories of registry A) with every platform.
-func (l *lab) exportCase(name string, blobs []blobRef, refs ...string) benchCase {
+func (l *lab) exportCase(name string, floor int, blobs []blobRef, refs ...string) benchCase {
 	return benchCase{
 		name:        name,
 		command:     "export",
+		floor:       floor,
 		concurrency: exportConcurrency,
 		blobs:       dedupe(blobs),
 		args: func(ln link, outFile, _ string) []string {

@@ -14,9 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/tests/registrytest"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
@@ -41,6 +43,12 @@ type row struct {
 	RSSKiB   int64
 	// FloorKiB is the launcher's peak RSS, below which RSSKiB cannot go.
 	FloorKiB int64
+	// RoundTrips is the median of the longest chains of requests each made
+	// after the one before it was answered (0 without latency, where a chain
+	// cannot be told from requests that merely follow each other);
+	// FloorRoundTrips is the case's protocol floor.
+	RoundTrips      int
+	FloorRoundTrips int
 	// Baseline is the median time to download and hash the case's blobs.
 	Baseline time.Duration
 	// CopyBaseline, for a case that copies to registry B, is the median time
@@ -52,6 +60,7 @@ type row struct {
 
 // sample is one run of the binary.
 type sample struct {
+	chain    int
 	wall     time.Duration
 	requests int
 	bytes    int64
@@ -62,7 +71,7 @@ type sample struct {
 // measure runs c cfg.runs times at latency lat, then its baseline.
 func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row, error) {
 	ln := l.links[lat]
-	r := row{Case: c.name, Command: c.command, Latency: lat, Content: totalSize(c.blobs)}
+	r := row{Case: c.name, Command: c.command, Latency: lat, Content: totalSize(c.blobs), FloorRoundTrips: c.floor}
 	var baselines []time.Duration
 	for range l.cfg.runs {
 		d, err := download(ctx, ln.a.Host(), c.blobs, c.concurrency)
@@ -90,7 +99,7 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 	}
 	var samples []sample
 	for i := range l.cfg.runs {
-		s, err := l.runOnce(ctx, c, ln, fmt.Sprintf("l%d-r%d", lat.Milliseconds(), i))
+		s, err := l.runOnce(ctx, c, ln, lat, fmt.Sprintf("l%d-r%d", lat.Milliseconds(), i))
 		if err != nil {
 			if ctx.Err() != nil {
 				return r, ctx.Err()
@@ -105,11 +114,12 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 	r.Bytes = median(mapSlice(samples, func(s sample) int64 { return s.bytes }))
 	r.RSSKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.rssKiB }))
 	r.FloorKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.floorKiB }))
+	r.RoundTrips = median(mapSlice(samples, func(s sample) int { return s.chain }))
 	return r, nil
 }
 
 // runOnce runs the binary once with fresh request logs and byte counters.
-func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, token string) (sample, error) {
+func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Duration, token string) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
@@ -127,14 +137,68 @@ func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, token string) (
 	if err := c.check(stdout, outFile); err != nil {
 		return sample{}, err
 	}
+	reqs := append(l.a.Requests(), l.b.Requests()...)
+	chain := longestChain(reqs, lat)
+	if l.cfg.chains && len(chain) > 0 {
+		fmt.Fprintf(os.Stderr, "%s at %s: %d sequential round trips\n%s", c.name, formatDuration(lat), len(chain), formatChain(chain))
+	}
 	return sample{
+		chain:    len(chain),
 		wall:     time.Duration(res.WallNanos),
-		requests: len(l.a.Requests()) + len(l.b.Requests()),
+		requests: len(reqs),
 		bytes:    ln.a.Stats().Bytes() + ln.b.Stats().Bytes(),
 		rssKiB:   res.MaxRSSKiB,
 		floorKiB: res.FloorKiB,
 	}, nil
 }
+
+// longestChain returns the longest chain of requests where each reached the
+// registry at least gap after the one before it was answered. A client
+// sends a request that waits on an answer once it has that answer, and the
+// proxy holds every request for the latency before the registry sees it, so
+// with gap the latency every such pair is in the log that way; requests sent
+// at once overlap or follow closer. Its length is the number of sequential
+// round trips the command made, give or take requests that merely happened
+// to follow that far apart. Empty when gap is 0.
+func longestChain(reqs []registrytest.Request, gap time.Duration) []registrytest.Request {
+	if gap <= 0 {
+		return nil
+	}
+	reqs = slices.Clone(reqs)
+	slices.SortFunc(reqs, func(a, b registrytest.Request) int { return a.Start.Compare(b.Start) })
+	depth := make([]int, len(reqs))
+	prev := make([]int, len(reqs))
+	last := -1
+	for i, r := range reqs {
+		depth[i], prev[i] = 1, -1
+		for j := range i {
+			if !reqs[j].End.Add(gap).After(r.Start) && depth[j]+1 > depth[i] {
+				depth[i], prev[i] = depth[j]+1, j
+			}
+		}
+		if last < 0 || depth[i] > depth[last] {
+			last = i
+		}
+	}
+	var chain []registrytest.Request
+	for i := last; i >= 0; i = prev[i] {
+		chain = append(chain, reqs[i])
+	}
+	slices.Reverse(chain)
+	return chain
+}
+
+// formatChain lists a chain's requests, one a line, with their times from
+// the first one's start.
+func formatChain(chain []registrytest.Request) string {
+	var b strings.Builder
+	for _, r := range chain {
+		fmt.Fprintf(&b, "  %6.1f–%6.1f ms  %s %s -> %d\n", msSince(chain[0].Start, r.Start), msSince(chain[0].Start, r.End), r.Method, r.Path, r.Status)
+	}
+	return b.String()
+}
+
+func msSince(t0, t time.Time) float64 { return float64(t.Sub(t0)) / float64(time.Millisecond) }
 
 // launchResult is what the launcher program reports about one command.
 type launchResult struct {

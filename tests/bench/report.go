@@ -106,6 +106,10 @@ func (r report) markdown(table string) string {
 	fmt.Fprintf(&b, "- Peak RSS floor (the launcher's own peak, see below): %s\n\n", formatSize(r.floorKiB()<<10))
 	b.WriteString("![Throughput of each case beside its baseline](chart.svg)\n\n")
 	b.WriteString(table)
+	if rt := r.roundTripTable(); rt != "" {
+		b.WriteString("\nRound trips, where the proxy adds latency:\n\n")
+		b.WriteString(rt)
+	}
 	b.WriteString(`
 How to read it:
 
@@ -122,6 +126,15 @@ How to read it:
   source at once, then the body streamed into one PUT and hashed on the way; then the
   manifests. It pays the target registry's own cost (in the same process, on the same
   cores), which the download baseline does not.
+- Round trips: the longest chain of requests in the registries' logs where each reached
+  the registry at least the latency after the one before it was answered, which is what
+  a request waiting on an answer does (median of the runs; requests that merely happen
+  to follow that far apart can lengthen it, so it is an upper bound;
+  "go run ./tests/bench -chains" prints each chain). Floor: the fewest
+  sequential round trips the registry protocol allows for the case with unbounded
+  concurrency (derived in tests/bench/cases.go). Added by latency: wall time at this
+  latency less wall time without; beside it, round trips times the latency, the part
+  of it the chain explains.
 - Requests: as logged by the registries. Moved: request plus response body bytes through
   the proxies. Peak RSS: the largest maximum resident set size of the process over the runs,
   taken by a small launcher program: Linux carries the peak of the address space a process
@@ -155,6 +168,39 @@ func (r report) table() string {
 			cells[3], cells[5] = formatDuration(x.Wall), formatRate(x.Content, x.Wall)
 			cells[8], cells[9], cells[10] = fmt.Sprint(x.Requests), formatSize(x.Bytes), formatSize(x.RSSKiB<<10)
 		}
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	return b.String()
+}
+
+// roundTripTable renders, for every row measured with latency, the
+// sequential round trips beside the floor and the time latency added.
+func (r report) roundTripTable() string {
+	wall0 := map[string]time.Duration{}
+	for _, x := range r.Rows {
+		if x.Latency == 0 && x.Status == "" {
+			wall0[x.Case] = x.Wall
+		}
+	}
+	var b strings.Builder
+	for _, x := range r.Rows {
+		if x.Latency == 0 || x.Status != "" {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| Case | Latency | Requests | Round trips | Floor | Wall time | Added by latency | Round trips × latency |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		}
+		added := "–"
+		if w, ok := wall0[x.Case]; ok {
+			added = formatDuration(x.Wall - w)
+		}
+		floor := "–"
+		if x.FloorRoundTrips > 0 {
+			floor = fmt.Sprint(x.FloorRoundTrips)
+		}
+		cells := []string{x.Case, formatDuration(x.Latency), fmt.Sprint(x.Requests), fmt.Sprint(x.RoundTrips), floor,
+			formatDuration(x.Wall), added, formatDuration(time.Duration(x.RoundTrips) * x.Latency)}
 		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
 	}
 	return b.String()

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // requestLog records requests in arrival order; safe for concurrent use.
@@ -22,12 +23,20 @@ func (l *requestLog) wrap(next http.Handler) http.Handler {
 			RawQuery:      req.URL.RawQuery,
 			Authorization: req.Header.Get("Authorization") != "",
 			UserAgent:     req.UserAgent(),
+			Start:         time.Now(),
 		})
 		rec := &statusRecorder{ResponseWriter: w, log: l, entry: entry}
 		next.ServeHTTP(rec, req)
 		// A handler that wrote nothing answered 200; net/http sends it after we return.
 		rec.record(http.StatusOK)
+		l.setEnd(entry, time.Now())
 	})
+}
+
+func (l *requestLog) setEnd(entry *Request, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	entry.End = t
 }
 
 func (l *requestLog) add(r Request) *Request {

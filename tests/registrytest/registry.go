@@ -90,6 +90,9 @@ type Request struct {
 	Authorization bool
 	// UserAgent is the request's User-Agent header.
 	UserAgent string
+	// Start is when the handler got the request (its headers); End is when
+	// it returned, its answer written.
+	Start, End time.Time
 }
 
 // Registry is a running in-process registry.
