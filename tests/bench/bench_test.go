@@ -79,7 +79,10 @@ func TestMedian(t *testing.T) {
 func sampleReport() report {
 	return report{Runs: 3, Rows: []row{
 		{Case: "export <big> & co", Command: "export", Latency: 20 * time.Millisecond, Content: 256 << 20,
-			Wall: 2 * time.Second, Baseline: time.Second, Requests: 12, Bytes: 257 << 20, RSSKiB: 40 << 10},
+			Wall: 2 * time.Second, Baseline: time.Second, WriteBaseline: 1600 * time.Millisecond, Requests: 12,
+			Bytes: 257 << 20, RSSKiB: 40 << 10, RoundTrips: 4, FloorRoundTrips: 2},
+		{Case: "export <big> & co", Command: "export", Content: 256 << 20,
+			Wall: 1900 * time.Millisecond, Baseline: time.Second, Requests: 12, Bytes: 257 << 20, RSSKiB: 40 << 10},
 		{Case: "create 2 images, same repository", Command: "create", Content: 16 << 20,
 			Status: "n/a (command missing)", Baseline: 100 * time.Millisecond, CopyBaseline: 200 * time.Millisecond},
 		{Case: "inspect", Command: "inspect", Content: 40 << 10, Wall: 300 * time.Millisecond, Baseline: 200 * time.Millisecond},
@@ -89,20 +92,32 @@ func sampleReport() report {
 func TestTable(t *testing.T) {
 	table := sampleReport().table()
 	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
-	if len(lines) != 2+3 {
-		t.Fatalf("table has %d lines, want header, rule and 3 rows:\n%s", len(lines), table)
+	if len(lines) != 2+4 {
+		t.Fatalf("table has %d lines, want header, rule and 4 rows:\n%s", len(lines), table)
 	}
 	for i, l := range lines {
 		if n := strings.Count(l, "|"); n != 12 {
 			t.Errorf("line %d has %d cells separators, want 12: %s", i, n, l)
 		}
 	}
-	want := "| export <big> & co | 20 ms | 256.0 MiB | 2.00 s | 1.00 s | 128 MiB/s | 256 MiB/s | – | 12 | 257.0 MiB | 40.0 MiB |"
+	want := "| export <big> & co | 20 ms | 256.0 MiB | 2.00 s | 1.00 s | 128 MiB/s | 256 MiB/s | write 1.60 s, 160 MiB/s | 12 | 257.0 MiB | 40.0 MiB |"
 	if lines[2] != want {
 		t.Errorf("row:\n got %s\nwant %s", lines[2], want)
 	}
-	if !strings.Contains(lines[3], "| n/a (command missing) | 100 ms | – | 160 MiB/s | 200 ms, 80 MiB/s | – | – | – |") {
-		t.Errorf("missing command row: %s", lines[3])
+	if !strings.Contains(lines[4], "| n/a (command missing) | 100 ms | – | 160 MiB/s | copy 200 ms, 80 MiB/s | – | – | – |") {
+		t.Errorf("missing command row: %s", lines[4])
+	}
+}
+
+// TestRoundTripTable: one row per case measured with latency, the time
+// latency added taken against the same case without it.
+func TestRoundTripTable(t *testing.T) {
+	got := sampleReport().roundTripTable()
+	want := "| Case | Latency | Requests | Round trips | Floor | Wall time | Added by latency | Round trips × latency |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|---:|\n" +
+		"| export <big> & co | 20 ms | 12 | 4 | 2 | 2.00 s | 100 ms | 80 ms |\n"
+	if got != want {
+		t.Errorf("round-trip table:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -130,7 +145,7 @@ func TestChartIsWellFormed(t *testing.T) {
 		}
 	}
 	// Background, two legend swatches, then the bars.
-	if want := 3 + 2 + 1 + 2; rects != want {
+	if want := 3 + 2 + 2 + 1 + 2; rects != want {
 		t.Errorf("chart has %d rects, want %d", rects, want)
 	}
 	all := strings.Join(texts, "\n")

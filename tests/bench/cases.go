@@ -26,6 +26,9 @@ type benchCase struct {
 	// copies is set when the command copies blobs to registry B: the row
 	// gets a copy baseline too.
 	copies bool
+	// writes is set when the command writes the blobs into a file: the row
+	// gets a write baseline too.
+	writes bool
 	// floor is the fewest sequential round trips the registry protocol
 	// allows for the case, with no bound on concurrency (see floors).
 	floor int
@@ -70,6 +73,10 @@ func (l *lab) cases() []benchCase {
 	out = append(out,
 		l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), floorExportImage, l.big, "src/big:latest"),
 		l.exportCase("export 8-platform index", floorExportIndex, l.index8, "src/multi:8"),
+		l.exportCase(fmt.Sprintf("export %s in %d layers", formatSize(layeredSize), layeredCounts[0]), floorExportImage,
+			l.layered[layeredCounts[0]], fmt.Sprintf("src/layers:%d", layeredCounts[0])),
+		l.exportCase(fmt.Sprintf("export %s in %d layers", formatSize(layeredSize), layeredCounts[1]), floorExportImage,
+			l.layered[layeredCounts[1]], fmt.Sprintf("src/layers:%d", layeredCounts[1])),
 		l.exportCase("export 2 images sharing 4 of 6 layers", floorExportImage, append(append([]blobRef{}, l.shared[0]...), l.shared[1]...),
 			"src/shared-a:latest", "src/shared-b:latest"),
 		benchCase{
@@ -145,6 +152,7 @@ func (l *lab) exportCase(name string, floor int, blobs []blobRef, refs ...string
 		name:        name,
 		command:     "export",
 		floor:       floor,
+		writes:      true,
 		concurrency: exportConcurrency,
 		blobs:       dedupe(blobs),
 		args: func(ln link, outFile, _ string) []string {

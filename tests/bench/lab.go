@@ -26,7 +26,12 @@ const (
 	sourceLayerSize = 2 << 20 // 8 MiB per create source image
 	sharedLayerSize = 8 << 20
 	bigLayers       = 8
+	layeredSize     = 64 << 20
 )
+
+// layeredCounts are the layer counts of the layeredSize images: the same
+// bytes in few large layers and in many small ones.
+var layeredCounts = [2]int{4, 64}
 
 // sourcePlatforms are the platforms of the single-platform create sources and
 // of the 8-platform index.
@@ -63,6 +68,9 @@ type lab struct {
 	attested []blobRef     // src/attested:8
 	big      []blobRef     // src/big:latest
 	shared   [2][]blobRef  // src/shared-a:latest, src/shared-b:latest
+	// layered holds, per layer count, an image of layeredSize bytes in
+	// that many layers (src/layers:N): export time should follow bytes.
+	layered map[int][]blobRef
 }
 
 // sourceImage is a create source: its tag in src/app and its blobs.
@@ -168,7 +176,25 @@ func (l *lab) pushFixtures(ctx context.Context) error {
 		}
 		l.shared[i] = refs(repo, img.Blobs())
 	}
+	if err := l.pushLayered(ctx, host); err != nil {
+		return err
+	}
 	return l.pushBig(ctx, host)
+}
+
+// pushLayered pushes layeredSize bytes as images of each of layeredCounts
+// layers.
+func (l *lab) pushLayered(ctx context.Context, host string) error {
+	l.layered = map[int][]blobRef{}
+	for _, n := range layeredCounts {
+		img := fixture.NewImage(fixture.ImageOptions{Layers: n, LayerSize: layeredSize / n,
+			Compression: fixture.Uncompressed, Seed: int64(7000 + n)})
+		if err := fixture.PushImage(ctx, host, "src/layers", fmt.Sprint(n), img); err != nil {
+			return err
+		}
+		l.layered[n] = refs("src/layers", img.Blobs())
+	}
+	return nil
 }
 
 // pushBig pushes the image exported whole; only its descriptors are kept.

@@ -56,6 +56,10 @@ type row struct {
 	// per blob an upload POST and a source GET at once, then one streamed
 	// PUT (hashed on the way); then the manifests. 0 for other cases.
 	CopyBaseline time.Duration
+	// WriteBaseline, for a case that writes a file, is the median time to
+	// download and hash the blobs as Baseline does while writing each at
+	// its own offset of one file in the same folder, synced at the end.
+	WriteBaseline time.Duration
 }
 
 // sample is one run of the binary.
@@ -92,6 +96,17 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 			copies = append(copies, d)
 		}
 		r.CopyBaseline = median(copies)
+	}
+	if c.writes {
+		var writes []time.Duration
+		for range l.cfg.runs {
+			d, err := downloadTo(ctx, ln.a.Host(), c.blobs, c.concurrency, filepath.Join(l.tmp, "baseline.out"))
+			if err != nil {
+				return r, fmt.Errorf("write baseline of %s: %w", c.name, err)
+			}
+			writes = append(writes, d)
+		}
+		r.WriteBaseline = median(writes)
 	}
 	if !l.commands[c.command] {
 		r.Status = "n/a (command missing)"
@@ -250,23 +265,53 @@ func buildLauncher(ctx context.Context, dir string) (string, error) {
 // time, hashing each with sha256 and checking its digest: the most any client
 // can do over that link. It returns the wall time.
 func download(ctx context.Context, host string, blobs []blobRef, concurrency int) (time.Duration, error) {
+	return downloadTo(ctx, host, blobs, concurrency, "")
+}
+
+// downloadTo is download that, with a path, also writes every blob at its
+// own offset of one file there (each blob where it would lie in a tar,
+// headers aside) and syncs it: the most an export to a file can do on this
+// link and disk. The file is removed.
+func downloadTo(ctx context.Context, host string, blobs []blobRef, concurrency int, path string) (time.Duration, error) {
 	// A fresh transport per baseline: connections are set up as a new process would.
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: concurrency, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	start := time.Now()
+	var f *os.File
+	if path != "" {
+		var err error
+		if f, err = os.Create(path); err != nil {
+			return 0, err
+		}
+		defer os.Remove(path)
+		defer f.Close()
+	}
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(concurrency)
+	var off int64
 	for _, b := range blobs {
-		eg.Go(func() error { return fetchAndHash(ctx, client, host, b) })
+		w := io.Writer(nil)
+		if f != nil {
+			w = io.NewOffsetWriter(f, off)
+		}
+		off += b.desc.Size
+		eg.Go(func() error { return fetchAndHash(ctx, client, host, b, w) })
 	}
 	if err := eg.Wait(); err != nil {
 		return 0, err
 	}
+	if f != nil {
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+	}
 	return time.Since(start), nil
 }
 
-func fetchAndHash(ctx context.Context, client *http.Client, host string, b blobRef) error {
+// fetchAndHash downloads one blob, checks its digest and, when w is set,
+// writes it there on the way.
+func fetchAndHash(ctx context.Context, client *http.Client, host string, b blobRef, w io.Writer) error {
 	kind := "blobs"
 	if fixture.IsManifest(b.desc.MediaType) {
 		kind = "manifests"
@@ -286,7 +331,12 @@ func fetchAndHash(ctx context.Context, client *http.Client, host string, b blobR
 		return fmt.Errorf("fetch %s from %s: status %d", b.desc.Digest, b.repo, resp.StatusCode)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
+	dst := io.Writer(h)
+	if w != nil {
+		dst = io.MultiWriter(h, w)
+	}
+	// The export's own chunk size, so the write baseline writes as it does.
+	if _, err := io.CopyBuffer(dst, struct{ io.Reader }{resp.Body}, make([]byte, 512<<10)); err != nil {
 		return fmt.Errorf("fetch %s: %w", b.desc.Digest, err)
 	}
 	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != b.desc.Digest {

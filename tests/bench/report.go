@@ -121,11 +121,16 @@ How to read it:
   create within one registry nothing is copied, so it is how fast the index is made, not a link speed).
 - Baseline: downloading the same blobs over the same proxy, as many at once as the
   command's default concurrency, hashing each with sha256: the most any client could do.
-- Copy baseline (cases that copy to the second registry): the same blobs copied with raw
-  requests, as many at once: per blob an upload POST to the target and a GET from the
-  source at once, then the body streamed into one PUT and hashed on the way; then the
-  manifests. It pays the target registry's own cost (in the same process, on the same
-  cores), which the download baseline does not.
+- Output baseline, what the baseline leaves out and the command must also do:
+  - copy (cases that copy to the second registry): the same blobs copied with raw
+    requests, as many at once: per blob an upload POST to the target and a GET from the
+    source at once, then the body streamed into one PUT and hashed on the way; then the
+    manifests. It pays the target registry's own cost (in the same process, on the same
+    cores), which the download baseline does not.
+  - write (exports): the download baseline also writing each blob at its own offset of
+    one file in the folder the export writes to, synced at the end, as the export does
+    before it renames its file into place. On a machine with few cores the write competes
+    with hashing and with the registry for the same CPUs.
 - Round trips: the longest chain of requests in the registries' logs where each reached
   the registry at least the latency after the one before it was answered, which is what
   a request waiting on an answer does (median of the runs; requests that merely happen
@@ -156,13 +161,16 @@ func (r report) floorKiB() int64 {
 // table renders the rows as a markdown table.
 func (r report) table() string {
 	var b strings.Builder
-	b.WriteString("| Case | Latency | Content | Wall time | Baseline | Throughput | Baseline throughput | Copy baseline | Requests | Moved | Peak RSS |\n")
+	b.WriteString("| Case | Latency | Content | Wall time | Baseline | Throughput | Baseline throughput | Output baseline | Requests | Moved | Peak RSS |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Rows {
 		cells := []string{x.Case, formatDuration(x.Latency), formatSize(x.Content), x.Status,
 			formatDuration(x.Baseline), "–", formatRate(x.Content, x.Baseline), "–", "–", "–", "–"}
-		if x.CopyBaseline > 0 {
-			cells[7] = formatDuration(x.CopyBaseline) + ", " + formatRate(x.Content, x.CopyBaseline)
+		switch {
+		case x.CopyBaseline > 0:
+			cells[7] = "copy " + formatDuration(x.CopyBaseline) + ", " + formatRate(x.Content, x.CopyBaseline)
+		case x.WriteBaseline > 0:
+			cells[7] = "write " + formatDuration(x.WriteBaseline) + ", " + formatRate(x.Content, x.WriteBaseline)
 		}
 		if x.Status == "" {
 			cells[3], cells[5] = formatDuration(x.Wall), formatRate(x.Content, x.Wall)
