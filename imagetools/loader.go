@@ -45,7 +45,9 @@ type LoadOptions struct {
 	Attestations bool
 	// ManifestOnly loads the manifest bytes and nothing else (inspect --raw).
 	ManifestOnly bool
-	// MaxConcurrency bounds parallel fetches; 0 means 8.
+	// MaxConcurrency bounds parallel fetches; 0 means as many as create's small requests
+	// (metadataLimit of DefaultMaxConcurrency: 20), which reads a 16-child
+	// index (8 images, 8 attestations) in one wave instead of two.
 	MaxConcurrency int
 }
 
@@ -208,7 +210,7 @@ func (img *Image) loadAttestationsFrom(ctx context.Context, f remotes.Fetcher, _
 	}
 	limit := opts.MaxConcurrency
 	if limit <= 0 {
-		limit = 8
+		limit = metadataLimit(DefaultMaxConcurrency)
 	}
 	var mu sync.Mutex
 	eg, ctx := errgroup.WithContext(ctx)

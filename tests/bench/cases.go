@@ -14,7 +14,7 @@ import (
 const (
 	createConcurrency  = 5
 	exportConcurrency  = 4
-	inspectConcurrency = 8
+	inspectConcurrency = 20
 )
 
 // benchCase is one command line measured through the real binary.
