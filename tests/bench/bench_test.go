@@ -24,6 +24,22 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]int64{"1Gbit": 125_000_000, "500Mbit": 62_500_000, "0": 0} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"1G", "-1Gbit", "1.5Gbit", "Gbit", "fast"} {
+		if _, err := parseRate(bad); err == nil {
+			t.Errorf("parseRate(%q) accepted", bad)
+		}
+	}
+	if got := formatRate8(125_000_000); got != "1 Gbit/s" {
+		t.Errorf("formatRate8 = %q, want 1 Gbit/s", got)
+	}
+}
+
 func TestParseLatencies(t *testing.T) {
 	got, err := parseLatencies("0, 20ms,1s")
 	if err != nil {

@@ -29,6 +29,9 @@ type benchCase struct {
 	// writes is set when the command writes the blobs into a file: the row
 	// gets a write baseline too.
 	writes bool
+	// linkBound cases move enough bytes to also run over a link of limited
+	// rate (-rate), where the link, not the machine, is the limit.
+	linkBound bool
 	// floor is the fewest sequential round trips the registry protocol
 	// allows for the case, with no bound on concurrency (see floors).
 	floor int
@@ -71,7 +74,7 @@ func (l *lab) cases() []benchCase {
 		out = append(out, l.createCases(n)...)
 	}
 	out = append(out,
-		l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), floorExportImage, l.big, "src/big:latest"),
+		linkBound(l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), floorExportImage, l.big, "src/big:latest")),
 		l.exportCase("export 8-platform index", floorExportIndex, l.index8, "src/multi:8"),
 		l.exportCase(fmt.Sprintf("export %s in %d layers", formatSize(layeredSize), layeredCounts[0]), floorExportImage,
 			l.layered[layeredCounts[0]], fmt.Sprintf("src/layers:%d", layeredCounts[0])),
@@ -133,6 +136,10 @@ func (l *lab) createCases(n int) []benchCase {
 			},
 		}
 	}
+	copyCase := mk("second registry (copy)", floorCreateCopy, func(ln link, token string) string {
+		return fmt.Sprintf("%s/copy%d/%s:latest", ln.b.Host(), n, token)
+	})
+	copyCase.linkBound = n == 8
 	return []benchCase{
 		mk("same repository", floorCreateSame, func(ln link, token string) string {
 			return fmt.Sprintf("%s/src/app:multi%d-%s", ln.a.Host(), n, token)
@@ -140,10 +147,14 @@ func (l *lab) createCases(n int) []benchCase {
 		mk("new repository (mount)", floorCreateMount, func(ln link, token string) string {
 			return fmt.Sprintf("%s/mount%d/%s:latest", ln.a.Host(), n, token)
 		}),
-		mk("second registry (copy)", floorCreateCopy, func(ln link, token string) string {
-			return fmt.Sprintf("%s/copy%d/%s:latest", ln.b.Host(), n, token)
-		}),
+		copyCase,
 	}
+}
+
+// linkBound marks c to run over the rate-limited link too.
+func linkBound(c benchCase) benchCase {
+	c.linkBound = true
+	return c
 }
 
 // exportCase exports refs (repositories of registry A) with every platform.

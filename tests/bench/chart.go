@@ -43,7 +43,7 @@ func (r report) chart() []byte {
 	}
 	for i, x := range r.Rows {
 		y := headerH + rowH*i
-		label := fmt.Sprintf("%s, %s", x.Case, formatDuration(x.Latency))
+		label := fmt.Sprintf("%s, %s", x.Case, x.link())
 		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", labelWidth-8, y+rowH/2+4, html.EscapeString(label))
 		if x.Status != "" {
 			fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", labelWidth+4, y+4+barH-2, missingText, html.EscapeString(x.Status))

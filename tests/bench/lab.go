@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,8 @@ type lab struct {
 	env      []string
 	a, b     *registrytest.Registry
 	links    map[time.Duration]link
+	// rated is the link of cfg.rate at the largest latency, when set.
+	rated link
 	commands map[string]bool
 	closers  []func() error
 
@@ -110,6 +113,18 @@ func newLab(ctx context.Context, cfg config, tmp string) (l *lab, err error) {
 		}
 		l.links[lat] = link{a: pa, b: pb}
 	}
+	if cfg.rate > 0 {
+		lat := slices.Max(cfg.latencies)
+		pa, err := l.startProxyRated(ctx, l.a.Host, lat, cfg.rate)
+		if err != nil {
+			return nil, err
+		}
+		pb, err := l.startProxyRated(ctx, l.b.Host, lat, cfg.rate)
+		if err != nil {
+			return nil, err
+		}
+		l.rated = link{a: pa, b: pb}
+	}
 	return l, l.pushFixtures(ctx)
 }
 
@@ -123,7 +138,11 @@ func (l *lab) startRegistry(ctx context.Context) (*registrytest.Registry, error)
 }
 
 func (l *lab) startProxy(ctx context.Context, upstream string, lat time.Duration) (*latencyproxy.Proxy, error) {
-	p, err := latencyproxy.Start(ctx, latencyproxy.Options{Upstream: upstream, Latency: lat})
+	return l.startProxyRated(ctx, upstream, lat, 0)
+}
+
+func (l *lab) startProxyRated(ctx context.Context, upstream string, lat time.Duration, rate int64) (*latencyproxy.Proxy, error) {
+	p, err := latencyproxy.Start(ctx, latencyproxy.Options{Upstream: upstream, Latency: lat, Rate: rate})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -31,6 +32,9 @@ type config struct {
 	hashMiB   int
 	only      string
 	chains    bool
+	// rate, in bytes per second, is the capacity of the link the
+	// link-bound cases also run over, at the largest latency; 0: not run.
+	rate int64
 }
 
 func main() {
@@ -81,6 +85,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			rep.Rows = append(rep.Rows, row)
 		}
+		if c.linkBound && cfg.rate > 0 {
+			lat := slices.Max(cfg.latencies)
+			fmt.Fprintf(stderr, "bench: %s, latency %v, %s\n", c.name, lat, formatRate8(cfg.rate))
+			row, err := l.measureOn(ctx, c, l.rated, lat, cfg.rate)
+			if err != nil {
+				return err
+			}
+			rep.Rows = append(rep.Rows, row)
+		}
 	}
 	return rep.write(stdout, cfg.out)
 }
@@ -92,11 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	size := fs.String("size", "256MiB", "size of the image exported whole (e.g. 1GiB)")
 	latencies := fs.String("latency", "0,20ms", "comma-separated delays the proxy adds per request; each case runs at each")
 	fs.StringVar(&cfg.binary, "binary", os.Getenv("IMGX_BINARY"), "docker-imgx binary (default $IMGX_BINARY, else built with go build)")
-	fs.IntVar(&cfg.runs, "runs", 3, "runs per case; the median is reported")
+	fs.IntVar(&cfg.runs, "runs", 5, "runs per case; the median is reported")
 	fs.StringVar(&cfg.out, "out", "docs/bench", "folder for RESULTS.md and chart.svg (\"\": stdout only)")
 	fs.IntVar(&cfg.hashMiB, "hash", 256, "MiB hashed in memory for the one-core sha256 baseline")
 	fs.StringVar(&cfg.only, "only", "", "run only the cases whose name contains this")
 	fs.BoolVar(&cfg.chains, "chains", false, "print each run's longest chain of sequential requests to stderr")
+	linkRate := fs.String("rate", "1Gbit", "capacity of the link (e.g. 1Gbit, 500Mbit; 0: none) the large export and copy also run over, at the largest latency")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -110,10 +124,41 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.latencies, err = parseLatencies(*latencies); err != nil {
 		return cfg, fmt.Errorf("-latency: %w", err)
 	}
+	if cfg.rate, err = parseRate(*linkRate); err != nil {
+		return cfg, fmt.Errorf("-rate: %w", err)
+	}
 	if cfg.runs < 1 || cfg.hashMiB < 1 {
 		return cfg, errors.New("-runs and -hash must be at least 1")
 	}
 	return cfg, nil
+}
+
+// parseRate reads "1Gbit", "500Mbit" or "0" (no limit) as bytes per second.
+func parseRate(s string) (int64, error) {
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	for _, u := range []struct {
+		suffix string
+		bits   int64
+	}{{"Gbit", 1e9}, {"Mbit", 1e6}} {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			var n int64
+			if _, err := fmt.Sscanf(num, "%d", &n); err == nil && fmt.Sprint(n) == num && n > 0 {
+				return n * u.bits / 8, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("rate %q: want a positive count with Gbit or Mbit, or 0", s)
+}
+
+// formatRate8 writes bytes per second as bits per second.
+func formatRate8(bytesPerSec int64) string {
+	bits := bytesPerSec * 8
+	if bits%1e9 == 0 {
+		return fmt.Sprintf("%d Gbit/s", bits/1e9)
+	}
+	return fmt.Sprintf("%d Mbit/s", bits/1e6)
 }
 
 // parseSize reads "256MiB", "1GiB", "512KiB" or a byte count.

@@ -31,6 +31,8 @@ type row struct {
 	Case    string
 	Command string
 	Latency time.Duration
+	// Rate is the link's capacity in bytes per second; 0 is unlimited.
+	Rate int64
 	// Status is "" when every run succeeded, else why there are no figures.
 	Status string
 	// Content is the size of the blobs the case reads.
@@ -74,8 +76,13 @@ type sample struct {
 
 // measure runs c cfg.runs times at latency lat, then its baseline.
 func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row, error) {
-	ln := l.links[lat]
-	r := row{Case: c.name, Command: c.command, Latency: lat, Content: totalSize(c.blobs), FloorRoundTrips: c.floor}
+	return l.measureOn(ctx, c, l.links[lat], lat, 0)
+}
+
+// measureOn measures c over the link ln, of latency lat and rate bytes per
+// second (0: unlimited).
+func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Duration, rate int64) (row, error) {
+	r := row{Case: c.name, Command: c.command, Latency: lat, Rate: rate, Content: totalSize(c.blobs), FloorRoundTrips: c.floor}
 	var baselines []time.Duration
 	for range l.cfg.runs {
 		d, err := download(ctx, ln.a.Host(), c.blobs, c.concurrency)
@@ -88,7 +95,7 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 	if c.copies {
 		var copies []time.Duration
 		for i := range l.cfg.runs {
-			repo := fmt.Sprintf("baseline/l%d-r%d-%d", lat.Milliseconds(), i, len(c.blobs))
+			repo := fmt.Sprintf("baseline/l%d-b%d-r%d-%d", lat.Milliseconds(), rate, i, len(c.blobs))
 			d, err := copyBlobs(ctx, ln.a.Host(), ln.b.Host(), repo, c.blobs, c.concurrency)
 			if err != nil {
 				return r, fmt.Errorf("copy baseline of %s: %w", c.name, err)
@@ -114,7 +121,7 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 	}
 	var samples []sample
 	for i := range l.cfg.runs {
-		s, err := l.runOnce(ctx, c, ln, lat, fmt.Sprintf("l%d-r%d", lat.Milliseconds(), i))
+		s, err := l.runOnce(ctx, c, ln, lat, fmt.Sprintf("l%d-b%d-r%d", lat.Milliseconds(), rate, i))
 		if err != nil {
 			if ctx.Err() != nil {
 				return r, ctx.Err()

@@ -121,6 +121,10 @@ How to read it:
   create within one registry nothing is copied, so it is how fast the index is made, not a link speed).
 - Baseline: downloading the same blobs over the same proxy, as many at once as the
   command's default concurrency, hashing each with sha256: the most any client could do.
+- Latency "20 ms, 1 Gbit/s" (make bench's -rate): the large export and the 8-image copy
+  also run over proxies that pass at most that many bytes per second each way, shared by
+  all connections, as a link to a remote registry would: there the link, not the
+  machine's cores, is the limit, for the command and its baselines alike.
 - Output baseline, what the baseline leaves out and the command must also do:
   - copy (cases that copy to the second registry): the same blobs copied with raw
     requests, as many at once: per blob an upload POST to the target and a GET from the
@@ -164,7 +168,7 @@ func (r report) table() string {
 	b.WriteString("| Case | Latency | Content | Wall time | Baseline | Throughput | Baseline throughput | Output baseline | Requests | Moved | Peak RSS |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Rows {
-		cells := []string{x.Case, formatDuration(x.Latency), formatSize(x.Content), x.Status,
+		cells := []string{x.Case, x.link(), formatSize(x.Content), x.Status,
 			formatDuration(x.Baseline), "–", formatRate(x.Content, x.Baseline), "–", "–", "–", "–"}
 		switch {
 		case x.CopyBaseline > 0:
@@ -181,6 +185,14 @@ func (r report) table() string {
 	return b.String()
 }
 
+// link describes the row's link: its latency, and its rate when limited.
+func (x row) link() string {
+	if x.Rate > 0 {
+		return formatDuration(x.Latency) + ", " + formatRate8(x.Rate)
+	}
+	return formatDuration(x.Latency)
+}
+
 // roundTripTable renders, for every row measured with latency, the
 // sequential round trips beside the floor and the time latency added.
 func (r report) roundTripTable() string {
@@ -192,7 +204,7 @@ func (r report) roundTripTable() string {
 	}
 	var b strings.Builder
 	for _, x := range r.Rows {
-		if x.Latency == 0 || x.Status != "" {
+		if x.Latency == 0 || x.Rate > 0 || x.Status != "" {
 			continue
 		}
 		if b.Len() == 0 {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 )
 
 // Options configures a Proxy.
@@ -28,7 +29,14 @@ type Options struct {
 	// Latency is added before each request is forwarded; 0 forwards at once
 	// (bytes are still counted).
 	Latency time.Duration
+	// Rate, in bytes per second, is the capacity of the link in each
+	// direction, shared by every connection: request bodies go up at most at
+	// Rate, response bodies come down at most at Rate. 0 is no limit.
+	Rate int64
 }
+
+// rateBurst is how many bytes a rate-limited link passes at once.
+const rateBurst = 64 << 10
 
 // Stats are the counters of a Proxy since it started or was last reset.
 type Stats struct {
@@ -54,6 +62,8 @@ type Proxy struct {
 	requests      atomic.Int64
 	requestBytes  atomic.Int64
 	responseBytes atomic.Int64
+	// up and down pace request and response bodies; nil without a rate.
+	up, down *rate.Limiter
 }
 
 // Start listens on a free port of 127.0.0.1 and forwards to opts.Upstream
@@ -65,6 +75,9 @@ func Start(ctx context.Context, opts Options) (*Proxy, error) {
 	if opts.Latency < 0 {
 		return nil, fmt.Errorf("start latency proxy to %s: negative latency %v", opts.Upstream, opts.Latency)
 	}
+	if opts.Rate < 0 {
+		return nil, fmt.Errorf("start latency proxy to %s: negative rate %d", opts.Upstream, opts.Rate)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,6 +87,10 @@ func Start(ctx context.Context, opts Options) (*Proxy, error) {
 		host:    ln.Addr().String(),
 		latency: opts.Latency,
 		serving: &errgroup.Group{},
+	}
+	if opts.Rate > 0 {
+		p.up = rate.NewLimiter(rate.Limit(opts.Rate), rateBurst)
+		p.down = rate.NewLimiter(rate.Limit(opts.Rate), rateBurst)
 	}
 	upstream := opts.Upstream
 	p.rp = &httputil.ReverseProxy{
@@ -137,9 +154,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return // the client went away
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &countingReader{ReadCloser: r.Body, n: &p.requestBytes}
+		r.Body = &countingReader{ReadCloser: r.Body, n: &p.requestBytes, pace: p.up, ctx: r.Context()}
 	}
-	p.rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &p.responseBytes}, r)
+	p.rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: &p.responseBytes, pace: p.down, ctx: r.Context()}, r)
 }
 
 // sleep waits d or until ctx ends, and tells whether the whole delay passed.
@@ -157,28 +174,57 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// countingReader adds the bytes read through it to n.
+// countingReader adds the bytes read through it to n, paced by pace when
+// set.
 type countingReader struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n    *atomic.Int64
+	pace *rate.Limiter
+	ctx  context.Context
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {
+	if c.pace != nil && len(b) > rateBurst {
+		b = b[:rateBurst]
+	}
 	k, err := c.ReadCloser.Read(b)
 	c.n.Add(int64(k))
+	if c.pace != nil && k > 0 {
+		if werr := c.pace.WaitN(c.ctx, k); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	return k, err
 }
 
-// countingWriter adds the body bytes written through it to n.
+// countingWriter adds the body bytes written through it to n, paced by pace
+// when set.
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n    *atomic.Int64
+	pace *rate.Limiter
+	ctx  context.Context
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
-	k, err := c.ResponseWriter.Write(b)
-	c.n.Add(int64(k))
-	return k, err
+	written := 0
+	for len(b) > 0 {
+		chunk := b
+		if c.pace != nil {
+			chunk = b[:min(len(b), rateBurst)]
+			if err := c.pace.WaitN(c.ctx, len(chunk)); err != nil {
+				return written, err
+			}
+		}
+		k, err := c.ResponseWriter.Write(chunk)
+		c.n.Add(int64(k))
+		written += k
+		if err != nil {
+			return written, err
+		}
+		b = b[len(chunk):]
+	}
+	return written, nil
 }
 
 // Unwrap lets http.ResponseController (used by the reverse proxy to flush)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -158,5 +159,50 @@ func TestBodiesAreStreamed(t *testing.T) {
 	}
 	if s := p.Stats(); s.ResponseBytes != size+1+int64(len(got)) || s.RequestBytes != size {
 		t.Errorf("Stats = %+v", s)
+	}
+}
+
+// TestRateIsKept sends bodies both ways through a link of 4 MiB/s, shared by
+// two transfers at once: 4 MiB in all cannot pass in less than about a
+// second, and every byte arrives.
+func TestRateIsKept(t *testing.T) {
+	const rate = 4 << 20
+	p, err := Start(context.Background(), Options{Upstream: upstream(t), Rate: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	for _, dir := range []string{"down", "up"} {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				// Not do: it fails the test with Fatal, which belongs to the test's goroutine.
+				method, url, body, want := http.MethodGet, "http://"+p.Host()+"/size/2097152", io.Reader(nil), 2<<20
+				if dir == "up" {
+					method, url, body, want = http.MethodPut, "http://"+p.Host()+"/up", io.LimitReader(zeros{}, 2<<20), len("2097152")
+				}
+				req, err := http.NewRequestWithContext(context.Background(), method, url, body)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				data, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != http.StatusOK || len(data) != want {
+					t.Errorf("%s %s: status %d, %d bytes (%v), want 200 and %d bytes", method, url, resp.StatusCode, len(data), err, want)
+				}
+			})
+		}
+		wg.Wait()
+		// The bucket starts full: one burst passes at once.
+		if took, least := time.Since(start), time.Duration(float64(4<<20-rateBurst)/rate*float64(time.Second)); took < least {
+			t.Errorf("%s: 4 MiB took %v through a 4 MiB/s link, want at least %v", dir, took, least)
+		}
 	}
 }
