@@ -62,7 +62,7 @@ type lab struct {
 	a, b     *registrytest.Registry
 	links    map[time.Duration]link
 	// rated is the link of cfg.rate at the largest latency, when set.
-	rated link
+	rated    link
 	commands map[string]bool
 	closers  []func() error
 
