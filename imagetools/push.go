@@ -44,9 +44,10 @@ const DefaultMaxConcurrency = 5
 // source reads (make bench, 20 ms latency); at 4x they take 2 and 2.
 const metadataFactor = 4
 
-// metadataLimit is the bound of existence checks and mounts for a transfer
-// bound of limit; 1 keeps them one at a time too, so that a create can be
-// run in order, request by request, to follow what a registry does.
+// metadataLimit is the bound of the small requests (see metadataFactor;
+// export's and inspect's manifest and config reads use it too) for a
+// transfer bound of limit; 1 keeps them one at a time too, so that a command
+// can be run in order, request by request, to follow what a registry does.
 func metadataLimit(limit int) int {
 	if limit == 1 {
 		return 1
