@@ -53,11 +53,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	sources, err := exportSources(opts.images, opts.names)
-	if err != nil {
-		return err
-	}
-	r, err := opts.newResolver(dockerCli)
+	sources, r, err := opts.sourcesAndResolver(dockerCli)
 	if err != nil {
 		return err
 	}
@@ -70,6 +66,20 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	return err
 }
 
+// sourcesAndResolver parses the IMAGE arguments with their --name values
+// and sets up the resolver that reads them: what export and --load share.
+func (o exportOptions) sourcesAndResolver(dockerCli command.Cli) ([]exportSource, *imagetools.Resolver, error) {
+	sources, err := exportSources(o.images, o.names)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := o.newResolver(dockerCli)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sources, r, nil
+}
+
 // runLoad exports the images into the Docker engine of the current context
 // (DOCKER_HOST, docker context) instead of a tar.
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
@@ -77,11 +87,7 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 	if err != nil {
 		return err
 	}
-	sources, err := exportSources(opts.images, opts.names)
-	if err != nil {
-		return err
-	}
-	r, err := opts.newResolver(dockerCli)
+	sources, r, err := opts.sourcesAndResolver(dockerCli)
 	if err != nil {
 		return err
 	}
