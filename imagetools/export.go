@@ -476,13 +476,7 @@ func (r *exportResolver) addSmall(ctx context.Context, i int, desc ocispec.Descr
 	if desc.Size > exportMaxSmallBlob {
 		return nil, fmt.Errorf("blob %s: %d bytes is too large for a manifest or config (limit %d)", desc.Digest, desc.Size, exportMaxSmallBlob)
 	}
-	var data []byte
-	var err error
-	if f, ok := r.ahead.get(desc.Digest); ok {
-		data, err = f.data, f.err
-	} else {
-		data, err = exportFetchAll(ctx, r.imgs[i].Fetcher, desc)
-	}
+	data, err := r.ahead.fetch(ctx, r.imgs[i].Fetcher, desc)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -39,6 +40,14 @@ func (p *exportPrefetched) get(d digest.Digest) (exportSmallFetch, bool) {
 	defer p.mu.Unlock()
 	f, ok := p.blobs[d]
 	return f, ok
+}
+
+// fetch returns what was read ahead for desc, else reads it now.
+func (p *exportPrefetched) fetch(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
+	if got, ok := p.get(desc.Digest); ok {
+		return got.data, got.err
+	}
+	return exportFetchAll(ctx, f, desc)
 }
 
 func (p *exportPrefetched) put(d digest.Digest, f exportSmallFetch) {
