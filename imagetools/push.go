@@ -10,6 +10,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -167,6 +169,35 @@ func Push(ctx context.Context, r *Resolver, c PushContent, opts PushOptions) err
 	if err := configureRegistries(r, c, opts.Targets); err != nil {
 		return err
 	}
+	fresh := newLayoutFolders(opts.Targets)
+	if err := push(ctx, r, c, opts); err != nil {
+		// A layout this push created holds only part of the content and no
+		// tag: remove it, as a failed export removes its output.
+		for _, dir := range fresh {
+			_ = os.RemoveAll(dir)
+		}
+		return err
+	}
+	return nil
+}
+
+// newLayoutFolders lists the layout targets whose folder does not exist yet.
+func newLayoutFolders(targets []Location) []string {
+	var out []string
+	for _, t := range targets {
+		if !t.IsLayout() || slices.Contains(out, t.Layout) {
+			continue
+		}
+		if _, err := os.Lstat(t.Layout); errors.Is(err, os.ErrNotExist) {
+			out = append(out, t.Layout)
+		}
+	}
+	return out
+}
+
+// push loads what is under the root, plans each target repository and runs
+// the plans.
+func push(ctx context.Context, r *Resolver, c PushContent, opts PushOptions) error {
 	graph, err := loadGraph(ctx, r, c, opts.Targets, opts.MaxConcurrency)
 	if err != nil {
 		return err
