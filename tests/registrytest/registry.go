@@ -327,8 +327,14 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
 		var errs []error
+		// Shutdown lets handlers still running (an upload its client gave up
+		// on) finish before the storage goes; Close ends what outlasts it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		for _, srv := range r.servers {
-			errs = append(errs, srv.Close())
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, srv.Close())
+			}
 		}
 		errs = append(errs, r.serving.Wait())
 		for _, app := range r.apps {
