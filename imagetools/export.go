@@ -530,7 +530,11 @@ func exportWrite(ctx context.Context, w io.Writer, imgs []ExportImage, plan expo
 				break
 			}
 			fg.Go(func() error {
-				return pipes[i].fill(fctx, imgs[b.Source].Fetcher, b.Desc, bufs)
+				if err := pipes[i].fill(fctx, imgs[b.Source].Fetcher, b.Desc, bufs); err != nil {
+					// Reported as is when it stops the writer too: name the blob.
+					return fmt.Errorf("export blob %s: %w", b.Desc.Digest, err)
+				}
+				return nil
 			})
 		}
 		fetchErr = fg.Wait()

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/containerd/containerd/v2/core/remotes"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
+	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -85,6 +88,10 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		if err == nil {
 			return n, nil
 		}
+		if serr := r.sizeError(err); serr != nil {
+			r.err = serr
+			return n, serr
+		}
 		if err == io.EOF {
 			if r.desc.Size <= 0 || r.offset >= r.desc.Size {
 				return n, err
@@ -145,6 +152,21 @@ func resumable(err error) bool {
 		return false
 	}
 	return errors.Is(err, ErrStalled) || isTransientNetError(err)
+}
+
+// sizeError tells a blob whose size is not its descriptor's from a cut
+// transfer: containerd's reader refuses a byte past desc.Size, and a blob
+// that ends early ends cleanly, so its resume, at the blob's real end, is
+// answered 416. Either is final. The callers name the blob.
+func (r *resumingReader) sizeError(err error) error {
+	var status remoteerrors.ErrUnexpectedStatus
+	switch {
+	case errdefs.IsFailedPrecondition(err):
+		return fmt.Errorf("the registry sent more than the %d bytes the descriptor gives: %w", r.desc.Size, ErrSizeMismatch)
+	case r.resumes > 0 && errors.As(err, &status) && status.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("the registry's blob ends at byte %d, the descriptor gives %d bytes: %w", r.offset, r.desc.Size, ErrSizeMismatch)
+	}
+	return nil
 }
 
 func (r *resumingReader) giveUp(cause error) error {
