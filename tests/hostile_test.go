@@ -2,6 +2,8 @@ package tests
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/tests/registrytest"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -105,6 +109,52 @@ func TestHostileRegistry(t *testing.T) {
 					t.Errorf("%s: error shows a file's content: %s", args[0], line)
 				}
 				noFilesLeft(t, dir)
+			}
+		})
+	}
+}
+
+// TestHostileBlobSize: a manifest whose layer descriptor gives a size the
+// blob does not have, shorter or longer by a few bytes, its digest right.
+// Every command that reads the layer fails, naming it, and leaves no file,
+// no layout and no tag behind.
+func TestHostileBlobSize(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg2 := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Layers: 2, LayerSize: 64 << 10, Seed: 41, Compression: fixture.Uncompressed})
+	bad := img.Layers[1].Desc.Digest
+	for tag, delta := range map[string]int64{"short": -10, "long": 10} {
+		var m ocispec.Manifest
+		if err := json.Unmarshal(img.Manifest.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		m.Layers[1].Size += delta
+		data, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs := append(append([]fixture.Blob{img.Config}, img.Layers...), fixture.NewBlob(ocispec.MediaTypeImageManifest, data))
+		if err := fixture.Push(context.Background(), reg.AdminHost, "test/size", tag, blobs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tag := range []string{"short", "long"} {
+		t.Run(tag, func(t *testing.T) {
+			x := newImgx(t)
+			ref := reg.Host + "/test/size:" + tag
+			dir := t.TempDir()
+			target := reg2.Host + "/copy/size:" + tag
+			for _, args := range [][]string{
+				{"export", "-o", filepath.Join(dir, "out.tar"), ref},
+				{"export", "-o", "oci-layout://" + filepath.Join(dir, "layout"), ref},
+				{"create", "--progress", "quiet", "-t", "oci-layout://" + filepath.Join(dir, "created"), ref},
+				{"create", "--progress", "quiet", "-t", target, ref},
+			} {
+				x.MustFail([]string{bad.String(), "the descriptor gives", "size mismatch"}, args...)
+				noFilesLeft(t, dir)
+			}
+			if got := fetchTag(t, reg2, "copy/size", tag); got != "" {
+				t.Errorf("the failed copy left %s tagged", target)
 			}
 		})
 	}
