@@ -365,7 +365,7 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	flags.StringVar(&opts.format, "format", "", "Output format: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.ExportDefaultConcurrency, "Number of blobs fetched in parallel; manifests and configs are read up to 4 times as many at once")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.ExportDefaultConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
 	return cmd

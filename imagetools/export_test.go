@@ -887,23 +887,32 @@ func TestExportSeededRoot(t *testing.T) {
 	}
 }
 
-// exptestGate holds manifest fetches until want of them are in flight (or a
-// second passes), and notes the most in flight at once.
+// exptestGate holds the fetches it gates (manifests, unless gates says
+// otherwise) until want of them are in flight (or a second passes), and
+// notes the most in flight at once.
 type exptestGate struct {
 	*exptestStore
-	want    int
-	mu      sync.Mutex
-	flying  int
-	most    int
-	release chan struct{}
+	want   int
+	gates  func(ocispec.Descriptor) bool
+	mu     sync.Mutex
+	flying int
+	most   int
+	// release is closed, once, when want fetches are in flight.
+	release  chan struct{}
+	released bool
 }
 
 func (g *exptestGate) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	if images.IsManifestType(desc.MediaType) {
+	gated := images.IsManifestType(desc.MediaType)
+	if g.gates != nil {
+		gated = g.gates(desc)
+	}
+	if gated {
 		g.mu.Lock()
 		g.flying++
 		g.most = max(g.most, g.flying)
-		if g.flying == g.want {
+		if g.flying == g.want && !g.released {
+			g.released = true
 			close(g.release)
 		}
 		g.mu.Unlock()
@@ -943,5 +952,41 @@ func TestExportPrefetchesManifests(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Error("the tar differs from the one read without prefetching")
+	}
+}
+
+// TestExportWriteAtSmallBlobs: to a file, small layers are fetched as many
+// at once as other small requests (metadataLimit), not MaxConcurrency at a
+// time, and no more; the tar is the one the stream path writes.
+func TestExportWriteAtSmallBlobs(t *testing.T) {
+	s := newExptestStore()
+	var layers []string
+	for i := range 12 {
+		layers = append(layers, fmt.Sprintf("small layer %d", i))
+	}
+	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: layers})
+	opts := ExportOptions{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
+	want, _ := exptestExport(t, []ExportImage{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, opts)
+
+	limit := metadataLimit(opts.MaxConcurrency)
+	g := &exptestGate{exptestStore: s, want: limit, release: make(chan struct{}),
+		gates: func(d ocispec.Descriptor) bool { return images.IsLayerType(d.MediaType) }}
+	f, err := os.Create(filepath.Join(t.TempDir(), "out.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Export(context.Background(), f, []ExportImage{{Fetcher: g, Desc: exptestRoot(img.manifest)}}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if g.most != limit {
+		t.Errorf("at most %d small layers fetched at once, want %d", g.most, limit)
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the tar written at offsets differs from the streamed one")
 	}
 }

@@ -22,6 +22,12 @@ import (
 // exportTarBlock is the tar block size: every entry's content is padded to it.
 const exportTarBlock = 512
 
+// exportSmallBlob is the largest blob fetched as a small request when the
+// tar goes to a file. At 1 Gbit/s, 4 MiB take about 34 ms, under two round
+// trips to a remote registry: for such a blob the round trip weighs as much
+// as the bytes. Memory does not grow with it: a fetcher holds one chunk.
+const exportSmallBlob = 4 << 20
+
 // exportSlot is where one record lies in the tar.
 type exportSlot struct {
 	rec exportRecord
@@ -123,21 +129,39 @@ func exportWriteAt(ctx context.Context, f *os.File, base int64, imgs []ExportIma
 		return fmt.Errorf("export: finish tar: %w", err)
 	}
 
-	bufs := &exportBufs{free: make(chan []byte, opts.MaxConcurrency)}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.MaxConcurrency)
+	// Large blobs hold the MaxConcurrency transfer slots. A small one is
+	// mostly a round trip: small ones go as many at once as the other small
+	// requests (metadataLimit), so many small layers do not queue behind 4.
+	var small, large []exportSlot
 	for _, s := range streamed {
-		if gctx.Err() != nil {
-			break
+		if s.rec.Blob.Desc.Size <= exportSmallBlob {
+			small = append(small, s)
+		} else {
+			large = append(large, s)
 		}
-		b := s.rec.Blob
-		g.Go(func() error {
-			if err := exportFetchAt(gctx, w, s.content(), imgs[b.Source].Fetcher, b, bufs, progress); err != nil {
-				return fmt.Errorf("export blob %s: %w", b.Desc.Digest, err)
-			}
-			return nil
-		})
 	}
+	limitSmall := metadataLimit(opts.MaxConcurrency)
+	bufs := &exportBufs{free: make(chan []byte, opts.MaxConcurrency+limitSmall)}
+	g, gctx := errgroup.WithContext(ctx)
+	launch := func(slots []exportSlot, limit int) error {
+		lg, lctx := errgroup.WithContext(gctx)
+		lg.SetLimit(limit)
+		for _, s := range slots {
+			if lctx.Err() != nil {
+				break
+			}
+			b := s.rec.Blob
+			lg.Go(func() error {
+				if err := exportFetchAt(lctx, w, s.content(), imgs[b.Source].Fetcher, b, bufs, progress); err != nil {
+					return fmt.Errorf("export blob %s: %w", b.Desc.Digest, err)
+				}
+				return nil
+			})
+		}
+		return lg.Wait()
+	}
+	g.Go(func() error { return launch(large, opts.MaxConcurrency) })
+	g.Go(func() error { return launch(small, limitSmall) })
 	if err := g.Wait(); err != nil {
 		return err
 	}
