@@ -21,8 +21,10 @@ const (
 type benchCase struct {
 	name    string
 	command string
-	// concurrency of the baseline download of blobs.
-	concurrency int
+	// concurrency of the baseline download of blobs; with smallConcurrency,
+	// blobs up to smallBlob go that many at once beside, as export does.
+	concurrency      int
+	smallConcurrency int
 	// copies is set when the command copies blobs to registry B: the row
 	// gets a copy baseline too.
 	copies bool
@@ -160,12 +162,14 @@ func linkBound(c benchCase) benchCase {
 // exportCase exports refs (repositories of registry A) with every platform.
 func (l *lab) exportCase(name string, floor int, blobs []blobRef, refs ...string) benchCase {
 	return benchCase{
-		name:        name,
-		command:     "export",
-		floor:       floor,
-		writes:      true,
-		concurrency: exportConcurrency,
-		blobs:       dedupe(blobs),
+		name:    name,
+		command: "export",
+		floor:   floor,
+		writes:  true,
+		// export's small requests: 4x its concurrency (metadataLimit).
+		smallConcurrency: 4 * exportConcurrency,
+		concurrency:      exportConcurrency,
+		blobs:            dedupe(blobs),
 		args: func(ln link, outFile, _ string) []string {
 			args := []string{"export", "--progress", "quiet", "-o", outFile, "--platform", "all"}
 			for _, r := range refs {

@@ -85,7 +85,7 @@ func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Dura
 	r := row{Case: c.name, Command: c.command, Latency: lat, Rate: rate, Content: totalSize(c.blobs), FloorRoundTrips: c.floor}
 	var baselines []time.Duration
 	for range l.cfg.runs {
-		d, err := download(ctx, ln.a.Host(), c.blobs, c.concurrency)
+		d, err := download(ctx, ln.a.Host(), c.blobs, c.concurrency, c.smallConcurrency)
 		if err != nil {
 			return r, fmt.Errorf("baseline of %s: %w", c.name, err)
 		}
@@ -107,7 +107,7 @@ func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Dura
 	if c.writes {
 		var writes []time.Duration
 		for range l.cfg.runs {
-			d, err := downloadTo(ctx, ln.a.Host(), c.blobs, c.concurrency, filepath.Join(l.tmp, "baseline.out"))
+			d, err := downloadTo(ctx, ln.a.Host(), c.blobs, c.concurrency, c.smallConcurrency, filepath.Join(l.tmp, "baseline.out"))
 			if err != nil {
 				return r, fmt.Errorf("write baseline of %s: %w", c.name, err)
 			}
@@ -269,19 +269,24 @@ func buildLauncher(ctx context.Context, dir string) (string, error) {
 }
 
 // download fetches blobs from a plain-HTTP registry host, concurrency at a
-// time, hashing each with sha256 and checking its digest: the most any client
-// can do over that link. It returns the wall time.
-func download(ctx context.Context, host string, blobs []blobRef, concurrency int) (time.Duration, error) {
-	return downloadTo(ctx, host, blobs, concurrency, "")
+// time (and, with small, blobs up to smallBlob that many at once beside),
+// hashing each with sha256 and checking its digest: the most any client can
+// do over that link. It returns the wall time.
+func download(ctx context.Context, host string, blobs []blobRef, concurrency, small int) (time.Duration, error) {
+	return downloadTo(ctx, host, blobs, concurrency, small, "")
 }
+
+// smallBlob is the largest blob export fetches as a small request to a
+// file (imagetools' exportSmallBlob).
+const smallBlob = 4 << 20
 
 // downloadTo is download that, with a path, also writes every blob at its
 // own offset of one file there (each blob where it would lie in a tar,
 // headers aside) and syncs it: the most an export to a file can do on this
 // link and disk. The file is removed.
-func downloadTo(ctx context.Context, host string, blobs []blobRef, concurrency int, path string) (time.Duration, error) {
+func downloadTo(ctx context.Context, host string, blobs []blobRef, concurrency, small int, path string) (time.Duration, error) {
 	// A fresh transport per baseline: connections are set up as a new process would.
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: concurrency, DisableCompression: true}
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: concurrency + small, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	start := time.Now()
@@ -294,17 +299,35 @@ func downloadTo(ctx context.Context, host string, blobs []blobRef, concurrency i
 		defer os.Remove(path)
 		defer f.Close()
 	}
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(concurrency)
+	type job struct {
+		b blobRef
+		w io.Writer
+	}
+	var large, smalls []job
 	var off int64
 	for _, b := range blobs {
-		w := io.Writer(nil)
+		j := job{b: b}
 		if f != nil {
-			w = io.NewOffsetWriter(f, off)
+			j.w = io.NewOffsetWriter(f, off)
 		}
 		off += b.desc.Size
-		eg.Go(func() error { return fetchAndHash(ctx, client, host, b, w) })
+		if small > 0 && b.desc.Size <= smallBlob {
+			smalls = append(smalls, j)
+		} else {
+			large = append(large, j)
+		}
 	}
+	eg, ctx := errgroup.WithContext(ctx)
+	launch := func(jobs []job, limit int) error {
+		lg, lctx := errgroup.WithContext(ctx)
+		lg.SetLimit(limit)
+		for _, j := range jobs {
+			lg.Go(func() error { return fetchAndHash(lctx, client, host, j.b, j.w) })
+		}
+		return lg.Wait()
+	}
+	eg.Go(func() error { return launch(large, concurrency) })
+	eg.Go(func() error { return launch(smalls, max(small, 1)) })
 	if err := eg.Wait(); err != nil {
 		return 0, err
 	}

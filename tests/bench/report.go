@@ -120,7 +120,8 @@ How to read it:
 - Content: the blobs and manifests the case reads. Throughput: content over wall time (for a
   create within one registry nothing is copied, so it is how fast the index is made, not a link speed).
 - Baseline: downloading the same blobs over the same proxy, as many at once as the
-  command's default concurrency, hashing each with sha256: the most any client could do.
+  command's default concurrency (for exports, blobs up to 4 MiB 16 at once beside, as
+  export fetches them into a file), hashing each with sha256: the most any client could do.
 - Latency "20 ms, 1 Gbit/s" (make bench's -rate): the large export and the 8-image copy
   also run over proxies that pass at most that many bytes per second each way, shared by
   all connections, as a link to a remote registry would: there the link, not the
