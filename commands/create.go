@@ -172,6 +172,6 @@ The digest of the result is printed on stdout.`,
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms (`OS/ARCH[/VARIANT]`, repeatable or comma-separated)")
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE`")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.DefaultMaxConcurrency, "Most blob transfers running at once; small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order)")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once; smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order)")
 	return cmd
 }

@@ -22,12 +22,6 @@ import (
 // exportTarBlock is the tar block size: every entry's content is padded to it.
 const exportTarBlock = 512
 
-// exportSmallBlob is the largest blob fetched as a small request when the
-// tar goes to a file. At 1 Gbit/s, 4 MiB take about 34 ms, under two round
-// trips to a remote registry: for such a blob the round trip weighs as much
-// as the bytes. Memory does not grow with it: a fetcher holds one chunk.
-const exportSmallBlob = 4 << 20
-
 // exportSlot is where one record lies in the tar.
 type exportSlot struct {
 	rec exportRecord
@@ -134,7 +128,8 @@ func exportWriteAt(ctx context.Context, f *os.File, base int64, imgs []ExportIma
 	// requests (metadataLimit), so many small layers do not queue behind 4.
 	var small, large []exportSlot
 	for _, s := range streamed {
-		if s.rec.Blob.Desc.Size <= exportSmallBlob {
+		// With MaxConcurrency 1 every blob waits its turn.
+		if s.rec.Blob.Desc.Size <= smallBlobSize && opts.MaxConcurrency > 1 {
 			small = append(small, s)
 		} else {
 			large = append(large, s)

@@ -34,8 +34,9 @@ import (
 // gained nothing over 5 (the copy is bound by hashing and the registries'
 // own work, not by waiting). 5 is also the Docker daemon's default for
 // concurrent uploads, a pace registries and their rate limits are used to.
-// Requests that move no blob bytes run beside the transfers, up to
-// metadataFactor times as many (see metadataLimit).
+// It bounds the transfers of blobs over smallBlobSize; smaller blobs and
+// the requests that move no blob run beside them, up to metadataFactor
+// times as many (see metadataLimit and transferSlots).
 const DefaultMaxConcurrency = 5
 
 // metadataFactor scales --max-concurrency into the bound of the small
@@ -45,6 +46,42 @@ const DefaultMaxConcurrency = 5
 // a new repository wait 8 round trips for its 40 mounts and 4 for its 16
 // source reads (make bench, 20 ms latency); at 4x they take 2 and 2.
 const metadataFactor = 4
+
+// smallBlobSize is the largest blob copied or fetched as a small request:
+// at 1 Gbit/s, 4 MiB take about 34 ms, under two round trips to a remote
+// registry, so for such a blob the round trips weigh as much as the bytes.
+// A copy or a fetch into a file holds one buffer whatever the blob's size.
+const smallBlobSize = 4 << 20
+
+// transferSlots bound the blob copies running at once over all targets: a
+// large blob takes one of limit slots, a small one one of metadataLimit
+// (with limit 1, both share the one slot).
+type transferSlots struct {
+	large, small chan struct{}
+}
+
+func newTransferSlots(limit int) *transferSlots {
+	if limit == 1 {
+		// One at a time, whatever the size.
+		one := make(chan struct{}, 1)
+		return &transferSlots{large: one, small: one}
+	}
+	return &transferSlots{large: make(chan struct{}, limit), small: make(chan struct{}, metadataLimit(limit))}
+}
+
+// acquire takes a slot for desc; the returned func gives it back.
+func (s *transferSlots) acquire(ctx context.Context, desc ocispec.Descriptor) (func(), error) {
+	slots := s.large
+	if desc.Size <= smallBlobSize {
+		slots = s.small
+	}
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
 
 // metadataLimit is the bound of the small requests (see metadataFactor;
 // export's and inspect's manifest and config reads use it too) for a
@@ -450,7 +487,7 @@ func (p *repoPlan) addBlobs(n *node, seen map[digest.Digest]bool) {
 // (with referrers, when refs is set) first; then, when every repository has
 // all its content, the tags: referrers' first, the user's last.
 func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
-	slots := make(chan struct{}, opts.MaxConcurrency)
+	slots := newTransferSlots(opts.MaxConcurrency)
 	up := newUploader(r)
 	contentDone := make(chan struct{})
 	var mu sync.Mutex
@@ -486,7 +523,7 @@ func runPlans(ctx context.Context, r *Resolver, plans []*repoPlan, refs *referre
 
 // pushContent puts blobs (in parallel), then manifests, children before
 // parents, each level in parallel, as many at once as other small requests.
-func (p *repoPlan) pushContent(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, limit int) error {
+func (p *repoPlan) pushContent(ctx context.Context, up *uploader, sub progress.SubLogger, slots *transferSlots, limit int) error {
 	if err := p.pushBlobs(ctx, up, sub, slots, limit); err != nil {
 		return err
 	}
@@ -516,7 +553,7 @@ func (p *repoPlan) pushContent(ctx context.Context, up *uploader, sub progress.S
 // while transfers start in plan order, each holding one of the slots shared
 // by every target: a transfer rarely waits on a check, and
 // --max-concurrency 1 keeps the transfers in plan order.
-func (p *repoPlan) pushBlobs(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, limit int) error {
+func (p *repoPlan) pushBlobs(ctx context.Context, up *uploader, sub progress.SubLogger, slots *transferSlots, limit int) error {
 	eg, ectx := errgroup.WithContext(ctx)
 	found := make([]chan checked, len(p.blobs))
 	for i, b := range p.blobs {
@@ -562,7 +599,7 @@ func (p *repoPlan) pushBlobs(ctx context.Context, up *uploader, sub progress.Sub
 			b.ready.signal()
 			continue
 		}
-		release, err := acquire(ectx, slots)
+		release, err := slots.acquire(ectx, b.desc)
 		if err != nil {
 			break // eg.Wait has the cause
 		}
@@ -584,7 +621,7 @@ type checked struct {
 // mountBlob links a blob from another repository of the registry, once it
 // is there; when the registry wants an upload instead, the blob is uploaded
 // in a transfer slot.
-func (p *repoPlan) mountBlob(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, b blobJob) error {
+func (p *repoPlan) mountBlob(ctx context.Context, up *uploader, sub progress.SubLogger, slots *transferSlots, b blobJob) error {
 	if err := b.after.wait(ctx); err != nil {
 		return err
 	}
@@ -594,7 +631,7 @@ func (p *repoPlan) mountBlob(ctx context.Context, up *uploader, sub progress.Sub
 		b.ready.signal()
 		return err
 	}
-	release, err := acquire(ctx, slots)
+	release, err := slots.acquire(ctx, b.desc)
 	if err != nil {
 		return err
 	}
@@ -630,16 +667,6 @@ func manifestLevels(ms []*node) [][]*node {
 		levels[d] = append(levels[d], n)
 	}
 	return levels
-}
-
-// acquire takes a transfer slot; the returned func gives it back.
-func acquire(ctx context.Context, slots chan struct{}) (func(), error) {
-	select {
-	case slots <- struct{}{}:
-		return func() { <-slots }, nil
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
 }
 
 // pushBlob puts one blob in the repository by copying it, in the fewest

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/opencontainers/go-digest"
@@ -420,7 +421,7 @@ func TestPushBlobs(t *testing.T) {
 	}}
 	up := newTestUploader(t, src, dst)
 	err := progress.Wrap("test", progress.Discard(), func(sub progress.SubLogger) error {
-		return p.pushBlobs(context.Background(), up, sub, make(chan struct{}, 2), 2)
+		return p.pushBlobs(context.Background(), up, sub, newTransferSlots(2), 2)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -446,5 +447,36 @@ func TestManifestLevels(t *testing.T) {
 	levels := manifestLevels([]*node{a, b, nested})
 	if len(levels) != 2 || len(levels[0]) != 2 || levels[1][0] != nested {
 		t.Fatalf("levels %v: want the two manifests, then the index", levels)
+	}
+}
+
+// TestTransferSlots: blobs up to smallBlobSize take the metadataLimit slots,
+// larger ones the limit slots; with limit 1 they share one slot.
+func TestTransferSlots(t *testing.T) {
+	ctx := context.Background()
+	small := ocispec.Descriptor{Size: smallBlobSize}
+	large := ocispec.Descriptor{Size: smallBlobSize + 1}
+	held := func(s *transferSlots, d ocispec.Descriptor, n int) int {
+		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		got := 0
+		for range n {
+			if _, err := s.acquire(ctx, d); err != nil {
+				break
+			}
+			got++
+		}
+		return got
+	}
+	s := newTransferSlots(2)
+	if got := held(s, large, 5); got != 2 {
+		t.Errorf("%d large blobs at once, want 2", got)
+	}
+	if got := held(s, small, 20); got != metadataLimit(2) {
+		t.Errorf("%d small blobs at once beside 2 large ones, want %d", got, metadataLimit(2))
+	}
+	one := newTransferSlots(1)
+	if got := held(one, small, 2) + held(one, large, 2); got != 1 {
+		t.Errorf("%d blobs at once with limit 1, want 1", got)
 	}
 }

@@ -481,7 +481,7 @@ func (rp *referrerPlan) empty() bool {
 
 // prepareReferrers finds the referrers of what p copies and copies their
 // blobs; their manifests wait for p's own content (pushReferrerManifests).
-func (f *referrerFinder) prepareReferrers(ctx context.Context, p *repoPlan, up *uploader, sub progress.SubLogger, slots chan struct{}) (*referrerPlan, error) {
+func (f *referrerFinder) prepareReferrers(ctx context.Context, p *repoPlan, up *uploader, sub progress.SubLogger, slots *transferSlots) (*referrerPlan, error) {
 	subjects := f.subjects(p)
 	if len(subjects) == 0 {
 		return nil, nil
@@ -612,7 +612,7 @@ func (r *Resolver) putManifestSubject(ctx context.Context, loc Location, desc oc
 // pushWithReferrers puts the plan's content and, at the same time, finds
 // the referrers of what it copies and copies their blobs; their manifests
 // follow the content they refer to.
-func (p *repoPlan) pushWithReferrers(ctx context.Context, up *uploader, sub progress.SubLogger, slots chan struct{}, limit int, refs *referrerFinder) (*referrerPlan, error) {
+func (p *repoPlan) pushWithReferrers(ctx context.Context, up *uploader, sub progress.SubLogger, slots *transferSlots, limit int, refs *referrerFinder) (*referrerPlan, error) {
 	if refs == nil {
 		return nil, p.pushContent(ctx, up, sub, slots, limit)
 	}
