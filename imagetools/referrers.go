@@ -219,8 +219,39 @@ func (f *referrerFinder) subjects(p *repoPlan) []subject {
 	return out
 }
 
-// find returns the referrers of the subjects, in subject order.
+// maxReferrerDepth bounds how deep referrers of referrers are followed: a
+// signature on an attestation of an image is 2.
+const maxReferrerDepth = 4
+
+// find returns the referrers of the subjects, in subject order, then the
+// referrers of those (a signature on an attestation), and so on, each
+// manifest once.
 func (f *referrerFinder) find(ctx context.Context, subjects []subject) ([]referrer, error) {
+	seen := map[digest.Digest]bool{}
+	for _, s := range subjects {
+		seen[s.digest] = true
+	}
+	var all []referrer
+	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
+		found, err := f.findLevel(ctx, subjects)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, found...)
+		subjects = nil
+		for _, ref := range found {
+			d := ref.n.desc
+			if !seen[d.Digest] && (images.IsManifestType(d.MediaType) || images.IsIndexType(d.MediaType)) {
+				seen[d.Digest] = true
+				subjects = append(subjects, subject{digest: d.Digest, origin: ref.n.origin})
+			}
+		}
+	}
+	return all, nil
+}
+
+// findLevel returns the referrers of the subjects, in subject order.
+func (f *referrerFinder) findLevel(ctx context.Context, subjects []subject) ([]referrer, error) {
 	found := make([][]referrer, len(subjects))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(f.limit)

@@ -267,3 +267,37 @@ func TestCreateReferrerUnreadable(t *testing.T) {
 	// Without referrers the same create succeeds.
 	x.MustRun("create", "--progress", "quiet", "--referrers=false", "-t", reg2.Host+"/copy/app:1", reg.Host+"/test/app:amd64")
 }
+
+// TestCreateReferrersOfReferrers: a cosign signature of the image's SBOM
+// referrer and an SBOM-like referrer of the image's signature come along
+// too, each by the route it is stored under.
+func TestCreateReferrersOfReferrers(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg2 := registrytest.Start(t, registrytest.Options{})
+	amd, _ := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	refs := newReferrers(t, amd.Manifest.Desc, amd.Manifest.Desc)
+	refs.push(t, reg, "test/app")
+	// Signs the SBOM referrer; describes the signature.
+	deeper := newReferrers(t, refs.referrer[2].Desc, refs.sig[2].Desc)
+	deeper.push(t, reg, "test/app")
+
+	x := newImgx(t)
+	res := x.MustRun("create", "--progress", "plain", "-t", reg2.Host+"/copy/app:1", reg.Host+"/test/app:amd64")
+	mustDigestLine(t, res)
+	refs.assertCopied(t, reg2, "copy/app")
+	deeper.assertCopied(t, reg2, "copy/app")
+	for _, line := range []string{
+		"copying " + deeper.sigTag + " " + deeper.sig[2].Desc.Digest.String() + " of " + refs.referrer[2].Desc.Digest.String(),
+		"copying referrer " + deeper.referrer[2].Desc.Digest.String() + " of " + refs.sig[2].Desc.Digest.String(),
+	} {
+		if !strings.Contains(res.Stderr, line) {
+			t.Errorf("progress does not say %q:\n%s", line, res.Stderr)
+		}
+	}
+
+	// Without the flag, nothing of either level.
+	x.MustRun("create", "--progress", "quiet", "--referrers=false", "-t", reg2.Host+"/bare/app:1", reg.Host+"/test/app:amd64")
+	refs.assertAbsent(t, reg2, "bare/app")
+	deeper.assertAbsent(t, reg2, "bare/app")
+}
