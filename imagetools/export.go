@@ -292,12 +292,12 @@ func (r *exportResolver) addIndex(ctx context.Context, i int, desc ocispec.Descr
 	if err != nil {
 		return nil, err
 	}
-	var index ocispec.Index
-	if err := json.Unmarshal(data, &index); err != nil {
-		return nil, fmt.Errorf("parse index %s: %w", desc.Digest, err)
+	index, err := exportParseIndex(desc, data)
+	if err != nil {
+		return nil, err
 	}
-	if index.MediaType != "" && index.MediaType != desc.MediaType {
-		return nil, fmt.Errorf("index %s: media type %q in its body contradicts %q", desc.Digest, index.MediaType, desc.MediaType)
+	if index.Manifests, err = r.flattenIndexes(ctx, i, index.Manifests, 1); err != nil {
+		return nil, err
 	}
 	sel, err := exportSelectChildren(index, r.opts.Platforms, r.opts.AllPlatforms, r.opts.Format == ExportFormatDocker)
 	if err != nil {
@@ -312,6 +312,53 @@ func (r *exportResolver) addIndex(ctx context.Context, i int, desc ocispec.Descr
 		}
 	}
 	return sel.Primary, nil
+}
+
+// exportParseIndex parses the bytes of index desc, refusing a body whose
+// media type contradicts the descriptor's.
+func exportParseIndex(desc ocispec.Descriptor, data []byte) (ocispec.Index, error) {
+	var index ocispec.Index
+	if err := json.Unmarshal(data, &index); err != nil {
+		return index, fmt.Errorf("parse index %s: %w", desc.Digest, err)
+	}
+	if index.MediaType != "" && index.MediaType != desc.MediaType {
+		return index, fmt.Errorf("index %s: media type %q in its body contradicts %q", desc.Digest, index.MediaType, desc.MediaType)
+	}
+	return index, nil
+}
+
+// exportMaxIndexDepth bounds how deep indexes may nest in an export.
+const exportMaxIndexDepth = 4
+
+// flattenIndexes replaces each index among children by what it lists, so
+// that the images of a nested index are chosen like the others. Each nested
+// index is read and recorded: the tar holds it, for consumers that walk the
+// root index down.
+func (r *exportResolver) flattenIndexes(ctx context.Context, i int, children []ocispec.Descriptor, depth int) ([]ocispec.Descriptor, error) {
+	var out []ocispec.Descriptor
+	for _, c := range children {
+		if !images.IsIndexType(c.MediaType) {
+			out = append(out, c)
+			continue
+		}
+		if depth >= exportMaxIndexDepth {
+			return nil, fmt.Errorf("index %s: indexes nested deeper than %d", c.Digest, exportMaxIndexDepth)
+		}
+		data, err := r.addSmall(ctx, i, c, exportKindManifest)
+		if err != nil {
+			return nil, err
+		}
+		nested, err := exportParseIndex(c, data)
+		if err != nil {
+			return nil, err
+		}
+		kids, err := r.flattenIndexes(ctx, i, nested.Manifests, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kids...)
+	}
+	return out, nil
 }
 
 // addManifest adds an image manifest, its config and its layers. Layers and

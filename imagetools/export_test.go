@@ -990,3 +990,60 @@ func TestExportWriteAtSmallBlobs(t *testing.T) {
 		t.Error("the tar written at offsets differs from the streamed one")
 	}
 }
+
+// TestExportNestedIndex: an index that lists an index exports like the
+// inner one would, platforms chosen among the inner images, with both
+// index blobs in the tar and the outer one as the root.
+func TestExportNestedIndex(t *testing.T) {
+	s := newExptestStore()
+	m := exptestMulti(t, s)
+	outer := s.index(t, m.index)
+	twice := s.index(t, outer)
+	amd64Blobs := m.blobsOf(m.amd64, m.attAmd64, m.stmtAmd64, s)
+	arm64Blobs := m.blobsOf(m.arm64, m.attArm64, m.stmtArm64, s)
+	for _, tc := range []struct {
+		name   string
+		root   ocispec.Descriptor
+		opts   ExportOptions
+		blobs  []string
+		config ocispec.Descriptor
+	}{
+		{"arm64 only", outer, ExportOptions{Platforms: exptestLinux("arm64")}, arm64Blobs, m.arm64.config},
+		{"all platforms", outer, ExportOptions{Platforms: exptestLinux("amd64"), AllPlatforms: true}, append(slices.Clone(amd64Blobs), arm64Blobs...), m.amd64.config},
+		{"two levels", twice, ExportOptions{Platforms: exptestLinux("amd64")}, append(slices.Clone(amd64Blobs), exptestBlobName(outer)), m.amd64.config},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, entries := exptestExport(t, []ExportImage{{Fetcher: s, Desc: exptestRoot(tc.root), Name: "localhost:5000/nested:1"}}, tc.opts)
+			want := append([]string{exptestBlobName(tc.root), exptestBlobName(m.index)}, tc.blobs...)
+			slices.Sort(want)
+			want = slices.Compact(want)
+			if got := exptestBlobNames(entries); !slices.Equal(got, want) {
+				t.Errorf("blobs:\n got %v\nwant %v", got, want)
+			}
+			var items []exportManifestItem
+			if err := json.Unmarshal(exptestFile(t, entries, "manifest.json"), &items); err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != 1 || items[0].Config != exptestBlobName(tc.config) {
+				t.Errorf("manifest.json: %+v, want one entry with config %s", items, tc.config.Digest)
+			}
+			var index ocispec.Index
+			if err := json.Unmarshal(exptestFile(t, entries, "index.json"), &index); err != nil {
+				t.Fatal(err)
+			}
+			if len(index.Manifests) != 1 || index.Manifests[0].Digest != tc.root.Digest {
+				t.Errorf("index.json manifests: %+v, want the outer index", index.Manifests)
+			}
+		})
+	}
+	t.Run("too deep", func(t *testing.T) {
+		root := m.index
+		for range exportMaxIndexDepth {
+			root = s.index(t, root)
+		}
+		err := Export(context.Background(), io.Discard, []ExportImage{{Fetcher: s, Desc: exptestRoot(root)}}, ExportOptions{Platforms: exptestLinux("amd64")})
+		if err == nil || !strings.Contains(err.Error(), "nested deeper than") {
+			t.Fatalf("err = %v, want the nesting refused", err)
+		}
+	})
+}

@@ -47,6 +47,8 @@ type exportImages struct {
 	multi fixture.Index
 	// zstd is one image with zstd layers (test/zstd:1).
 	zstd fixture.Image
+	// nested is an index listing multi's index (test/nested:v1).
+	nested fixture.Blob
 }
 
 func pushExportImages(t *testing.T) exportImages {
@@ -66,6 +68,14 @@ func pushExportImages(t *testing.T) exportImages {
 	pushImage(t, e.reg, "test/app", "2", e.app2)
 	pushIndex(t, e.reg, "test/multi", "v1", e.multi)
 	pushImage(t, e.reg, "test/zstd", "1", e.zstd)
+	e.nested = fixture.NewBlob(ocispec.MediaTypeImageIndex, mustMarshal(t, ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{{MediaType: e.multi.Index.Desc.MediaType, Digest: e.multi.Index.Desc.Digest, Size: e.multi.Index.Desc.Size}},
+	}))
+	pushIndex(t, e.reg, "test/nested", "inner", e.multi)
+	if err := fixture.Push(context.Background(), e.reg.AdminHost, "test/nested", "v1", e.nested); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -339,6 +349,11 @@ func TestExportDockerLoad(t *testing.T) {
 			load(t, path, map[string]string{ref: e.multi.Images[0].Config.Desc.Digest.String()})
 		})
 	}
+	t.Run("nested index", func(t *testing.T) {
+		ref := e.ref("test/nested:v1")
+		path, _ := export(t, x, ref)
+		load(t, path, map[string]string{ref: e.multi.Images[0].Config.Desc.Digest.String()})
+	})
 	t.Run("rename", func(t *testing.T) {
 		path, _ := export(t, x, "--name", "app:renamed", "--name", "127.0.0.1:5999/other/app", e.ref("test/app:1"), e.ref("test/app:2"))
 		load(t, path, map[string]string{
@@ -406,6 +421,15 @@ func TestExportContainerdImport(t *testing.T) {
 			}
 		}
 		importTar(t, path, true, map[string]string{"docker.io/ctr/multi:all": e.multi.Index.Desc.Digest.String()})
+	})
+	t.Run("nested index all platforms", func(t *testing.T) {
+		path, _ := export(t, x, "--platform", "all", "--name", "ctr/nested:all", e.ref("test/nested:v1"))
+		for _, b := range []fixture.Blob{e.nested, e.multi.Index} {
+			if !hasTarFile(readTarFile(t, path), blobName(b)) {
+				t.Errorf("index %s missing from the tar", b.Desc.Digest)
+			}
+		}
+		importTar(t, path, true, map[string]string{"docker.io/ctr/nested:all": e.nested.Desc.Digest.String()})
 	})
 	t.Run("zstd and two images", func(t *testing.T) {
 		path, _ := export(t, x, e.ref("test/zstd:1"), e.ref("test/app:2"))
