@@ -134,9 +134,9 @@ func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
 	case 0:
 		return nil, nil
 	case 1:
-		p, err := platforms.Parse(explicit[0])
+		p, err := parsePlatform(explicit[0])
 		if err != nil {
-			return nil, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", explicit[0], err)
+			return nil, err
 		}
 		return &p, nil
 	default:

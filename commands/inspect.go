@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -29,9 +28,9 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	}
 	var p *ocispec.Platform
 	if opts.platform != "" {
-		pl, err := platforms.Parse(opts.platform)
+		pl, err := parsePlatform(opts.platform)
 		if err != nil {
-			return fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", opts.platform, err)
+			return err
 		}
 		p = &pl
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/docker-imgx/docker-imgx/imagetools"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -29,13 +30,26 @@ func parsePlatformsOrAll(in []string) (out []ocispec.Platform, all bool, err err
 			case allPlatforms:
 				all = true
 			default:
-				p, err := platforms.Parse(s)
+				p, err := parsePlatform(s)
 				if err != nil {
-					return nil, false, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", s, err)
+					return nil, false, err
 				}
 				out = append(out, p)
 			}
 		}
 	}
 	return out, all, nil
+}
+
+// parsePlatform parses one --platform value, refusing variants that do not
+// exist (imagetools.ValidatePlatform).
+func parsePlatform(s string) (ocispec.Platform, error) {
+	p, err := platforms.Parse(s)
+	if err == nil {
+		err = imagetools.ValidatePlatform(p)
+	}
+	if err != nil {
+		return ocispec.Platform{}, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", s, err)
+	}
+	return p, nil
 }

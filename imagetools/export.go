@@ -132,6 +132,11 @@ func (o ExportOptions) withDefaults() (ExportOptions, error) {
 	if len(o.Platforms) == 0 {
 		o.Platforms = []ocispec.Platform{platforms.DefaultSpec()}
 	}
+	for _, p := range o.Platforms {
+		if err := ValidatePlatform(p); err != nil {
+			return o, fmt.Errorf("export: platform %s: %w", platforms.Format(p), err)
+		}
+	}
 	if o.MaxConcurrency <= 0 {
 		o.MaxConcurrency = ExportDefaultConcurrency
 	}

@@ -129,6 +129,9 @@ func Load(ctx context.Context, r *Resolver, loc Location, opts LoadOptions) (*Im
 // checkSinglePlatform refuses a platform that a single image (not an index)
 // does not match, as docker pull does, rather than show it as if it did.
 func (img *Image) checkSinglePlatform(p ocispec.Platform) error {
+	if err := ValidatePlatform(p); err != nil {
+		return err
+	}
 	cfg := img.Configs[img.Desc.Digest]
 	if cfg == nil || cfg.OS == "" || cfg.Architecture == "" {
 		return nil
@@ -376,6 +379,9 @@ func fetchBlob(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor, 
 // SelectPlatform picks the child of an index that best matches p (containerd
 // platform matching: linux/arm64 matches linux/arm64/v8), never an attestation.
 func SelectPlatform(children []ocispec.Descriptor, p ocispec.Platform) (ocispec.Descriptor, error) {
+	if err := ValidatePlatform(p); err != nil {
+		return ocispec.Descriptor{}, err
+	}
 	m := platforms.Only(p)
 	var best *ocispec.Descriptor
 	var available []string

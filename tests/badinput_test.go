@@ -147,6 +147,8 @@ func TestBadInputInspect(t *testing.T) {
 	e.run(t, x, []badInputCase{
 		{"platform-too-long", []string{"inspect", "--platform", "linux/amd64/v8/x", multi}, []string{`invalid --platform "linux/amd64/v8/x"`, "want OS/ARCH[/VARIANT]"}},
 		{"platform-all", []string{"inspect", "--platform", "all", multi}, []string{`invalid --platform "all"`, "want OS/ARCH[/VARIANT]"}},
+		// A variant containerd would walk down one by one for minutes (found by FuzzPlatform).
+		{"platform-variant-huge", []string{"inspect", "--platform", "linux/amd64/v6888888864", multi}, []string{`invalid --platform "linux/amd64/v6888888864"`, "amd64 has no variant v6888888864 (the highest is v4)"}},
 		{"platform-absent", []string{"inspect", "--platform", "linux/s390x", multi}, []string{"no image for platform linux/s390x", "linux/amd64, linux/arm64/v8, linux/arm/v7"}},
 		{"platform-single-mismatch", []string{"inspect", "--platform", "linux/arm64", app}, []string{app, "a single linux/amd64 image, not linux/arm64", "drop --platform"}},
 		{"format-parse", []string{"inspect", "--format", "{{.Nope", app}, []string{`invalid --format "{{.Nope"`, "unclosed action", "want json, or a Go template"}},
@@ -224,6 +226,7 @@ func TestBadInputCreate(t *testing.T) {
 		{"progress", []string{"create", "--progress", "bogus", "-t", target, app}, []string{`unknown progress mode "bogus"`, "auto, tty, plain, rawjson, quiet"}},
 		{"platform-all", create("--platform", "all", multi), []string{`invalid --platform "all"`, "OS/ARCH[/VARIANT]"}},
 		{"platform-bad", create("--platform", "linux/amd64/v8/x", multi), []string{`invalid --platform "linux/amd64/v8/x"`, "want OS/ARCH[/VARIANT]"}},
+		{"platform-variant-huge", create("--platform", "linux/arm/v99999999999", multi), []string{`invalid --platform "linux/arm/v99999999999"`, "arm has no variant v99999999999 (the highest is v8)"}},
 		{"platform-single-mismatch", create("--platform", "linux/arm64", app), []string{"no manifest matches the requested platforms", "linux/arm64"}},
 		{"append-no-tag", []string{"create", "--append", "--dry-run", app}, []string{"--append needs a --tag"}},
 		{"oci-no-index", create("--oci", "--prefer-index=false", app), []string{"--oci asks for an index", "--prefer-index=false", "drop one of them"}},
@@ -266,6 +269,7 @@ func TestBadInputExport(t *testing.T) {
 		{"progress", []string{"export", "--progress", "bogus", "-o", out, app}, []string{`unknown progress mode "bogus"`}},
 		{"format", export("--format", "tar", app), []string{`invalid --format "tar"`, "want docker or oci"}},
 		{"platform-bad", export("--platform", "linux/", app), []string{`invalid --platform "linux/"`, "want OS/ARCH[/VARIANT]"}},
+		{"platform-variant-huge", export("--platform", "linux/amd64/v6888888864", multi), []string{`invalid --platform "linux/amd64/v6888888864"`, "the highest is v4"}},
 		{"platform-absent", export("--platform", "foo/bar", multi), []string{multi, "no image for platform foo/bar", "available: linux/amd64, linux/arm64/v8, linux/arm/v7"}},
 		{"platform-single-image", export("--platform", "linux/arm64", app), []string{app, "a single linux/amd64 image, not linux/arm64", "drop --platform"}},
 		{"no-args", []string{"export"}, []string{`"docker-imgx export" takes at least 1 argument(s) (IMAGE [IMAGE...]), got none`}},
@@ -273,6 +277,7 @@ func TestBadInputExport(t *testing.T) {
 		{"load-format", []string{"export", "--load", "--format", "oci", app}, []string{"--load with --format oci", "the Docker engine loads the docker format"}},
 		{"load-platforms", []string{"export", "--load", "--platform", "linux/amd64,linux/arm64", app}, []string{"--load takes one --platform, got linux/amd64, linux/arm64"}},
 		{"load-platform-bad", []string{"export", "--load", "--platform", "linux/amd64/v8/x", app}, []string{`invalid --platform "linux/amd64/v8/x"`}},
+		{"load-platform-variant-huge", []string{"export", "--load", "--platform", "linux/amd64/v6888888864", app}, []string{`invalid --platform "linux/amd64/v6888888864"`, "the highest is v4"}},
 		{"load-max-concurrency", []string{"export", "--load", "--max-concurrency", "0", app}, []string{"invalid --max-concurrency 0"}},
 	})
 	e.assertEmpty(t)
