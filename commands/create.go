@@ -3,12 +3,18 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/create"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -37,7 +43,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if err != nil {
 		return err
 	}
-	anns, err := imagetools.ParseAnnotations(opts.annotations)
+	anns, err := combine.ParseAnnotations(opts.annotations)
 	if err != nil {
 		return err
 	}
@@ -54,14 +60,14 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 			return err
 		}
 	}
-	r, err := opts.newResolver(dockerCli)
+	reg, err := opts.registryOptions(dockerCli)
 	if err != nil {
 		return err
 	}
-	var res *imagetools.CreateResult
-	err = withProgress(ctx, dockerCli, opts.progress, "Pushing", func(ctx context.Context, pw progress.Writer) error {
+	var res *create.Result
+	err = withProgress(ctx, dockerCli, reg, opts.progress, "Pushing", func(ctx context.Context, pl place.Place, pw progress.Writer) error {
 		var err error
-		res, err = imagetools.Create(ctx, r, imagetools.CreateOptions{
+		res, err = create.Create(ctx, pl, create.Options{
 			Sources: append(fileSources, opts.sources...), Tags: opts.tags,
 			Annotations: anns, Platforms: plats, PreferIndex: opts.preferIndex, ForceOCI: opts.oci,
 			Append: opts.appendTo, DryRun: opts.dryRun, Referrers: opts.referrers, MaxConcurrency: opts.maxConcurrency, Progress: pw,
@@ -69,7 +75,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 		return err
 	})
 	if err != nil {
-		return err
+		return opts.explain(err)
 	}
 	if opts.dryRun {
 		_, err := fmt.Fprintln(dockerCli.Out(), string(res.Bytes))
@@ -116,7 +122,7 @@ func readSourceFiles(files []string, stdin io.Reader) ([]string, error) {
 }
 
 // writeCreateMetadata writes buildx's metadata keys, plus the tags written.
-func writeCreateMetadata(path string, res *imagetools.CreateResult) error {
+func writeCreateMetadata(path string, res *create.Result) error {
 	var repos, tags []string
 	seen := map[string]bool{}
 	for _, t := range res.Targets {
@@ -134,12 +140,28 @@ func writeCreateMetadata(path string, res *imagetools.CreateResult) error {
 	if err != nil {
 		return fmt.Errorf("write metadata file %s: %w", path, err)
 	}
-	return imagetools.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		if _, err := w.Write(append(dt, '\n')); err != nil {
 			return fmt.Errorf("write metadata file %s: %w", path, err)
 		}
 		return nil
 	})
+}
+
+// explain adds to an engine error the flag that changes the outcome: the
+// engine says what was wrong, the command which flag to change.
+func (o createOptions) explain(err error) error {
+	switch {
+	case errors.Is(err, imagetools.ErrNoTarget) && o.appendTo:
+		return errors.New("--append needs a --tag: the image at the first tag is appended to")
+	case errors.Is(err, imagetools.ErrNoTarget):
+		return errors.New("no --tag given: name where to push the result (or use --dry-run)")
+	case errors.Is(err, imagetools.ErrNoSources):
+		return fmt.Errorf("%w (or use --append with a --tag)", err)
+	case errors.Is(err, imagetools.ErrReferrers):
+		return fmt.Errorf("%w (--referrers=false skips referrers)", err)
+	}
+	return err
 }
 
 func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
@@ -172,6 +194,6 @@ The digest of the result is printed on stdout.`,
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms (`OS/ARCH[/VARIANT]`, repeatable or comma-separated)")
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE`")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once; smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order)")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once; smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order)")
 	return cmd
 }

@@ -11,7 +11,12 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
-	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/export"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/imagetools/registry"
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -53,31 +58,33 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	sources, r, err := opts.sourcesAndResolver(dockerCli)
+	sources, reg, err := opts.sourcesAndRegistry(dockerCli)
 	if err != nil {
 		return err
 	}
-	err = withProgress(ctx, dockerCli, opts.progress, "Exporting", func(ctx context.Context, pw progress.Writer) error {
-		return exportWithProgress(ctx, pw, r, sources, target, stdoutWriter(dockerCli), engineOpts)
+	err = withProgress(ctx, dockerCli, reg, opts.progress, "Exporting", func(ctx context.Context, p place.Place, pw progress.Writer) error {
+		return exportWithProgress(ctx, pw, p, sources, target, stdoutWriter(dockerCli), engineOpts)
 	})
+	err = explainPlatform(err)
 	if err != nil && target.stdout {
 		return fmt.Errorf("the tar stream on stdout is incomplete: %w", err)
 	}
 	return err
 }
 
-// sourcesAndResolver parses the IMAGE arguments with their --name values
-// and sets up the resolver that reads them: what export and --load share.
-func (o exportOptions) sourcesAndResolver(dockerCli command.Cli) ([]exportSource, *imagetools.Resolver, error) {
+// sourcesAndRegistry parses the IMAGE arguments with their --name values
+// and reads how registries are reached: what export and --load share, all
+// checked before anything is shown or sent.
+func (o exportOptions) sourcesAndRegistry(dockerCli command.Cli) ([]exportSource, registry.Options, error) {
 	sources, err := exportSources(o.images, o.names)
 	if err != nil {
-		return nil, nil, err
+		return nil, registry.Options{}, err
 	}
-	r, err := o.newResolver(dockerCli)
+	reg, err := o.registryOptions(dockerCli)
 	if err != nil {
-		return nil, nil, err
+		return nil, registry.Options{}, err
 	}
-	return sources, r, nil
+	return sources, reg, nil
 }
 
 // runLoad exports the images into the Docker engine of the current context
@@ -87,27 +94,25 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 	if err != nil {
 		return err
 	}
-	sources, r, err := opts.sourcesAndResolver(dockerCli)
+	sources, reg, err := opts.sourcesAndRegistry(dockerCli)
 	if err != nil {
 		return err
 	}
-	return withProgress(ctx, dockerCli, opts.progress, "Loading", func(ctx context.Context, pw progress.Writer) error {
-		return loadWithProgress(ctx, pw, r, dockerCli.Client(), sources, imagetools.EngineLoadOptions{
+	return withProgress(ctx, dockerCli, reg, opts.progress, "Loading", func(ctx context.Context, p place.Place, pw progress.Writer) error {
+		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
 			Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: pw,
 		})
 	})
 }
 
-func loadWithProgress(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, engine imagetools.EngineClient, sources []exportSource, opts imagetools.EngineLoadOptions) error {
-	imgs := make([]imagetools.ExportImage, 0, len(sources))
-	for _, s := range sources {
-		img, err := resolveExportImage(ctx, pw, r, s)
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, img)
+func loadWithProgress(ctx context.Context, pw progress.Writer, p place.Place, engine export.EngineClient, sources []exportSource, opts export.EngineOptions) error {
+	imgs, err := resolveExportImages(ctx, pw, p, sources)
+	if err != nil {
+		return err
 	}
-	return imagetools.EngineLoad(ctx, engine, imgs, opts)
+	res, err := export.ToEngine(ctx, engine, imgs, opts)
+	showWarnings(pw, res.Warnings)
+	return err
 }
 
 // loadOptions checks the flags that go with --load and returns the platform
@@ -116,7 +121,7 @@ func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
 	if o.output != "" {
 		return nil, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
 	}
-	if o.format != "" && o.format != imagetools.ExportFormatDocker {
+	if o.format != "" && o.format != export.FormatDocker {
 		return nil, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
 	}
 	if o.maxConcurrency < 1 {
@@ -146,34 +151,43 @@ func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
 
 // exportWithProgress resolves the sources, then writes them to the target
 // under one "exporting to ..." vertex.
-func exportWithProgress(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, sources []exportSource, target exportTarget, stdout io.Writer, opts imagetools.ExportOptions) error {
-	imgs := make([]imagetools.ExportImage, 0, len(sources))
-	for _, s := range sources {
-		img, err := resolveExportImage(ctx, pw, r, s)
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, img)
+func exportWithProgress(ctx context.Context, pw progress.Writer, p place.Place, sources []exportSource, target exportTarget, stdout io.Writer, opts export.Options) error {
+	imgs, err := resolveExportImages(ctx, pw, p, sources)
+	if err != nil {
+		return err
 	}
 	final := "sending tarball"
 	if target.layoutDir != "" {
 		final = "writing layout"
 	}
 	return progress.Wrap("exporting to "+opts.Format+" image format", pw, func(sub progress.SubLogger) error {
-		rep := imagetools.NewExportProgressReporter(sub, final)
-		defer rep.Done()
-		opts.Progress = rep
-		return writeExport(ctx, target, stdout, imgs, opts)
+		return reportExport(sub, final, func(rep export.Progress) (export.Result, error) {
+			opts.Progress = rep
+			return writeExport(ctx, target, stdout, imgs, opts)
+		})
 	})
 }
 
-func resolveExportImage(ctx context.Context, pw progress.Writer, r *imagetools.Resolver, s exportSource) (imagetools.ExportImage, error) {
+// resolveExportImages reads the root of each source, in order.
+func resolveExportImages(ctx context.Context, pw progress.Writer, p place.Place, sources []exportSource) ([]export.Image, error) {
+	imgs := make([]export.Image, 0, len(sources))
+	for _, s := range sources {
+		img, err := resolveExportImage(ctx, pw, p, s)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+func resolveExportImage(ctx context.Context, pw progress.Writer, p place.Place, s exportSource) (export.Image, error) {
 	done := progress.OneOff(pw, "resolving "+s.loc.String())
-	img := imagetools.ExportImage{Name: s.name}
+	img := export.Image{Name: s.name}
 	var err error
 	// One GET by tag gives the descriptor and the bytes the engine needs.
-	if img.Desc, img.Data, err = r.GetManifest(ctx, s.loc); err == nil {
-		img.Fetcher, err = r.Fetcher(ctx, s.loc)
+	if img.Desc, img.Data, err = p.Manifest(ctx, s.loc); err == nil {
+		img.Fetcher, err = p.Fetcher(ctx, s.loc)
 	}
 	return img, done(err)
 }
@@ -194,20 +208,22 @@ func stdoutWriter(dockerCli command.Cli) io.Writer {
 
 // writeExport writes the tar to stdout or a file (beside the target, renamed
 // on success), or the layout folder.
-func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, imgs []imagetools.ExportImage, opts imagetools.ExportOptions) error {
+func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, imgs []export.Image, opts export.Options) (export.Result, error) {
+	if target.layoutDir != "" {
+		return export.WriteLayoutDir(ctx, target.layoutDir, imgs, opts)
+	}
+	var res export.Result
 	// No bufio: the engine writes blobs in 512 KiB chunks, which a buffer
 	// would only copy once more; the few small entries cost little.
 	write := func(w io.Writer) error {
-		return imagetools.Export(ctx, w, imgs, opts)
+		var err error
+		res, err = export.Write(ctx, w, imgs, opts)
+		return err
 	}
-	switch {
-	case target.layoutDir != "":
-		return imagetools.ExportLayoutDir(ctx, target.layoutDir, imgs, opts)
-	case target.file != "":
-		return imagetools.WriteFileAtomic(target.file, write)
-	default:
-		return write(stdout)
+	if target.file != "" {
+		return res, atomicfile.Write(target.file, write)
 	}
+	return res, write(stdout)
 }
 
 // parseExportTarget reads -o: "" or "-" is stdout, oci-layout://DIR a
@@ -216,10 +232,10 @@ func parseExportTarget(output string) (exportTarget, error) {
 	switch {
 	case output == "" || output == "-":
 		return exportTarget{stdout: true}, nil
-	case strings.HasPrefix(output, imagetools.LayoutPrefix):
-		dir := strings.TrimPrefix(output, imagetools.LayoutPrefix)
+	case strings.HasPrefix(output, ref.LayoutPrefix):
+		dir := strings.TrimPrefix(output, ref.LayoutPrefix)
 		if dir == "" || strings.ContainsAny(dir, "@") || layoutTagged(dir) {
-			return exportTarget{}, fmt.Errorf("invalid output %q: want %sDIR, without :TAG or @DIGEST (names come from the images or --name)", output, imagetools.LayoutPrefix)
+			return exportTarget{}, fmt.Errorf("invalid output %q: want %sDIR, without :TAG or @DIGEST (names come from the images or --name)", output, ref.LayoutPrefix)
 		}
 		return exportTarget{layoutDir: dir}, nil
 	default:
@@ -252,20 +268,20 @@ func checkParentDir(flag, file string) error {
 
 // engineOptions turns the flags into the engine's options. The format
 // defaults to docker for a tar and oci for a layout folder.
-func (o exportOptions) engineOptions(target exportTarget) (imagetools.ExportOptions, error) {
-	opts := imagetools.ExportOptions{
+func (o exportOptions) engineOptions(target exportTarget) (export.Options, error) {
+	opts := export.Options{
 		Format:         o.format,
 		IncludeForeign: o.includeForeign,
 		MaxConcurrency: o.maxConcurrency,
 	}
 	if opts.Format == "" {
-		opts.Format = imagetools.ExportFormatDocker
+		opts.Format = export.FormatDocker
 		if target.layoutDir != "" {
-			opts.Format = imagetools.ExportFormatOCI
+			opts.Format = export.FormatOCI
 		}
 	}
-	if opts.Format != imagetools.ExportFormatDocker && opts.Format != imagetools.ExportFormatOCI {
-		return opts, fmt.Errorf("invalid --format %q: want %s or %s", o.format, imagetools.ExportFormatDocker, imagetools.ExportFormatOCI)
+	if opts.Format != export.FormatDocker && opts.Format != export.FormatOCI {
+		return opts, fmt.Errorf("invalid --format %q: want %s or %s", o.format, export.FormatDocker, export.FormatOCI)
 	}
 	if o.maxConcurrency < 1 {
 		return opts, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
@@ -286,7 +302,7 @@ func (o exportOptions) engineOptions(target exportTarget) (imagetools.ExportOpti
 
 // exportSource is one IMAGE argument and the name it gets in the tar.
 type exportSource struct {
-	loc  imagetools.Location
+	loc  ref.Location
 	name string
 }
 
@@ -300,11 +316,11 @@ func exportSources(images, names []string) ([]exportSource, error) {
 	}
 	out := make([]exportSource, 0, len(images))
 	for i, img := range images {
-		loc, err := imagetools.ParseLocation(img)
+		loc, err := ref.Parse(img)
 		if err != nil {
 			return nil, err
 		}
-		s := exportSource{loc: loc, name: defaultExportName(loc)}
+		s := exportSource{loc: loc, name: loc.ImageName()}
 		if len(names) > 0 {
 			if s.name, err = normalizeExportName(names[i]); err != nil {
 				return nil, err
@@ -313,19 +329,6 @@ func exportSources(images, names []string) ([]exportSource, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func defaultExportName(loc imagetools.Location) string {
-	switch {
-	case loc.IsLayout():
-		return ""
-	case loc.Tag != "":
-		return loc.Name.String() + ":" + loc.Tag
-	case loc.Digest != "":
-		return loc.Name.String() + "@" + loc.Digest.String()
-	default:
-		return loc.Name.String() + ":latest"
-	}
 }
 
 // normalizeExportName qualifies a --name fully ("app:1" is
@@ -365,7 +368,7 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	flags.StringVar(&opts.format, "format", "", "Output format: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", imagetools.ExportDefaultConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
 	return cmd

@@ -2,9 +2,12 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/inspect"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -22,7 +25,7 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	if opts.raw && opts.format != "" {
 		return fmt.Errorf("--format and --raw cannot be used together: pick one")
 	}
-	loc, err := imagetools.ParseLocation(opts.name)
+	loc, err := ref.Parse(opts.name)
 	if err != nil {
 		return err
 	}
@@ -34,25 +37,33 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		}
 		p = &pl
 	}
-	r, err := opts.newResolver(dockerCli)
+	reg, err := opts.registryOptions(dockerCli)
 	if err != nil {
 		return err
 	}
 	needData := opts.format != "" && opts.format != "{{.Manifest}}"
-	img, err := imagetools.Load(ctx, r, loc, imagetools.LoadOptions{
+	img, err := inspect.Read(ctx, placesFor(dockerCli, reg, nil), loc, inspect.Options{
 		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
 	})
 	if err != nil {
-		return err
+		return explainPlatform(err)
 	}
 	for _, w := range img.Warnings {
 		fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", w)
 	}
-	pr := imagetools.NewPrinter(img)
+	pr := inspect.NewPrinter(img)
 	if opts.raw {
 		return pr.Raw(dockerCli.Out())
 	}
 	return pr.Format(dockerCli.Out(), opts.format)
+}
+
+// explainPlatform names the flag of a platform asked of a single image.
+func explainPlatform(err error) error {
+	if errors.Is(err, imagetools.ErrSingleImagePlatform) {
+		return fmt.Errorf("%w: drop --platform", err)
+	}
+	return err
 }
 
 func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {

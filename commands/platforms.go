@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
-	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -42,11 +42,11 @@ func parsePlatformsOrAll(in []string) (out []ocispec.Platform, all bool, err err
 }
 
 // parsePlatform parses one --platform value, refusing variants that do not
-// exist (imagetools.ValidatePlatform).
+// exist (oci.ValidatePlatform).
 func parsePlatform(s string) (ocispec.Platform, error) {
 	p, err := platforms.Parse(s)
 	if err == nil {
-		err = imagetools.ValidatePlatform(p)
+		err = oci.ValidatePlatform(p)
 	}
 	if err != nil {
 		return ocispec.Platform{}, fmt.Errorf("invalid --platform %q: %w (want OS/ARCH[/VARIANT], e.g. linux/arm64)", s, err)

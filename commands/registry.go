@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/ocilayout"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/imagetools/registry"
 	"github.com/docker-imgx/docker-imgx/internal/version"
+	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -37,35 +43,54 @@ type rootOptions struct {
 	insecure []string
 }
 
-// newResolver builds the resolver from the flags, the environment and the
-// Docker CLI configuration (credentials).
-func (o *rootOptions) newResolver(dockerCli command.Cli) (*imagetools.Resolver, error) {
+// registryOptions reads how registries are reached from the flags, the
+// environment and the Docker CLI configuration (credentials), failing on a
+// bad setting before anything is shown or sent.
+func (o *rootOptions) registryOptions(dockerCli command.Cli) (registry.Options, error) {
 	insecure, err := o.insecureRegistries()
 	if err != nil {
-		return nil, err
+		return registry.Options{}, err
 	}
-	match, err := imagetools.NewHostMatcher(insecure)
+	match, err := registry.NewHostMatcher(insecure)
 	if err != nil {
-		return nil, o.insecureOrigin(err)
+		return registry.Options{}, o.insecureOrigin(err)
 	}
 	stall, err := stallTimeout()
 	if err != nil {
-		return nil, err
+		return registry.Options{}, err
 	}
-	warn := &warnings{w: dockerCli.Err()}
-	// Retries: 5 attempts per request, full-jitter backoff from 200ms to
-	// 10s, Retry-After honoured up to 30s (imagetools.RetryOptions defaults).
-	retry := imagetools.RetryOptions{StallTimeout: stall, OnRetry: warn.retry}
-	return imagetools.NewResolver(imagetools.ResolverOptions{
-		Credentials: imagetools.DockerConfigCredentials(dockerCli.ConfigFile()),
+	return registry.Options{
+		Credentials: registry.DockerConfigCredentials(dockerCli.ConfigFile()),
 		Insecure:    match,
 		CertsDirs:   certsDirs(),
 		UserAgent:   version.UserAgent(),
-		Transport: func(base http.RoundTripper) http.RoundTripper {
-			return imagetools.NewRetryTransport(base, retry)
+		// Retries: 5 attempts per request, full-jitter backoff from 200ms
+		// to 10s, Retry-After honoured up to 30s (the defaults); newPlaces
+		// routes their notices.
+		Retry: &registry.RetryOptions{StallTimeout: stall},
+		UntrustedHint: func(host string) string {
+			return fmt.Sprintf("to trust this registry put its CA certificate in <certs dir>/%s/ca.crt, see %s, or mark it with --insecure-registry %s", host, envCertsDirs, host)
 		},
-		Resume: imagetools.ResumeOptions{OnResume: warn.resume},
-	}), nil
+	}, nil
+}
+
+// placesFor is every place an image is read from or written to, behind one
+// router: registries (reached as opts says) and OCI layouts. Notices of
+// the registry layer (retried requests, resumed downloads) go to pw as
+// one-off steps, or, without a display (nil), as WARN lines on stderr.
+func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer) place.Place {
+	n := &notices{w: dockerCli.Err(), pw: pw}
+	retry := registry.RetryOptions{}
+	if opts.Retry != nil {
+		retry = *opts.Retry
+	}
+	retry.OnRetry = n.retry
+	opts.Retry = &retry
+	opts.Resume = registry.ResumeOptions{OnResume: n.resume}
+	return place.NewRouter(map[string]place.Place{
+		"":               registry.New(opts),
+		ref.SchemeLayout: ocilayout.Layouts{},
+	})
 }
 
 // stallTimeout reads DOCKER_IMGX_STALL_TIMEOUT. Unset or empty gives 0, which
@@ -86,35 +111,30 @@ func stallTimeout() (time.Duration, error) {
 	return d, nil
 }
 
-// warnings writes retry and resume notices: into the progress display of a
-// command that put one in the context (imagetools.WithNotices), else one
-// WARN line each on stderr.
-type warnings struct {
+// notices shows the registry layer's notices: in the progress display pw
+// when the command has one, else one WARN line each on stderr.
+type notices struct {
 	mu sync.Mutex
 	w  io.Writer
+	pw progress.Writer
 }
 
-func (l *warnings) retry(req *http.Request, attempt, max int, reason string) {
-	l.notice(req.Context(), imagetools.RetryMessage(req, attempt, max, reason))
+func (n *notices) retry(req *http.Request, attempt, max int, reason string) {
+	n.show(registry.RetryMessage(req, attempt, max, reason))
 }
 
-func (l *warnings) resume(ctx context.Context, desc ocispec.Descriptor, offset int64, cause error) {
-	l.notice(ctx, fmt.Sprintf("resuming %s at byte %d of %d: %v", desc.Digest, offset, desc.Size, cause))
+func (n *notices) resume(_ context.Context, desc ocispec.Descriptor, offset int64, cause error) {
+	n.show(fmt.Sprintf("resuming %s at byte %d of %d: %v", desc.Digest, offset, desc.Size, cause))
 }
 
-// notice goes to the progress display when the command has one in ctx.
-func (l *warnings) notice(ctx context.Context, msg string) {
-	if fn := imagetools.NoticesFrom(ctx); fn != nil {
-		fn(msg)
+func (n *notices) show(msg string) {
+	if n.pw != nil {
+		_ = progress.OneOff(n.pw, msg)(nil)
 		return
 	}
-	l.printf("WARN: %s\n", msg)
-}
-
-func (l *warnings) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, args...)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	fmt.Fprintf(n.w, "WARN: %s\n", msg)
 }
 
 // insecureRegistries joins --insecure-registry, DOCKER_IMGX_INSECURE_REGISTRIES
@@ -132,7 +152,7 @@ func (o *rootOptions) insecureRegistries() ([]string, error) {
 	if path == "" {
 		return out, nil
 	}
-	fromDaemon, err := imagetools.ReadDaemonInsecureRegistries(path)
+	fromDaemon, err := readDaemonInsecureRegistries(path)
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +162,10 @@ func (o *rootOptions) insecureRegistries() ([]string, error) {
 // insecureOrigin names where a bad insecure registry entry came from: the
 // flag or the environment variable (else daemon.json).
 func (o *rootOptions) insecureOrigin(err error) error {
-	if _, ferr := imagetools.NewHostMatcher(o.insecure); ferr != nil {
+	if _, ferr := registry.NewHostMatcher(o.insecure); ferr != nil {
 		return fmt.Errorf("invalid --insecure-registry: %w", ferr)
 	}
-	if _, eerr := imagetools.NewHostMatcher(strings.Split(os.Getenv(envInsecure), ",")); eerr != nil {
+	if _, eerr := registry.NewHostMatcher(strings.Split(os.Getenv(envInsecure), ",")); eerr != nil {
 		return fmt.Errorf("invalid %s: %w", envInsecure, eerr)
 	}
 	return fmt.Errorf("invalid insecure-registries in the daemon config (%s): %w", envDaemonConfig, err)
@@ -159,4 +179,23 @@ func certsDirs() []string {
 		return filepath.SplitList(v)
 	}
 	return []string{filepath.Join(config.Dir(), "certs.d"), "/etc/docker/certs.d", "/etc/containerd/certs.d"}
+}
+
+// readDaemonInsecureRegistries returns the "insecure-registries" of a Docker
+// daemon.json. A missing file is no error: it just lists none.
+func readDaemonInsecureRegistries(path string) ([]string, error) {
+	dt, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read daemon config %s: %w", path, err)
+	}
+	var cfg struct {
+		InsecureRegistries []string `json:"insecure-registries"`
+	}
+	if err := json.Unmarshal(dt, &cfg); err != nil {
+		return nil, fmt.Errorf("read daemon config %s: %w (fix the file, or set DOCKER_IMGX_DAEMON_CONFIG to another file, or to empty to skip it)", path, err)
+	}
+	return cfg.InsecureRegistries, nil
 }

@@ -1,3 +1,16 @@
+// Package imagetools is the engine of docker-imgx, one package per concern
+// (docs/design.md draws them):
+//
+//   - ref: locations as users write them (leaf)
+//   - oci: the OCI rules, written once (leaf)
+//   - place: the place interface that every location kind implements, and
+//     the router that picks the implementation for a location
+//   - registry, ocilayout: the places (registries, OCI layout folders)
+//   - combine: descriptors and manifests in, index bytes out (pure)
+//   - create, inspect, export: the commands' work, written against place
+//
+// This package holds only the sentinel errors they share, so that every one
+// of them may import it.
 package imagetools
 
 import "errors"
@@ -44,4 +57,35 @@ var (
 
 	// ErrConflictingOptions reports options that ask for opposite results.
 	ErrConflictingOptions = errors.New("conflicting options")
+
+	// ErrDigestMismatch reports content whose digest is not its descriptor's.
+	ErrDigestMismatch = errors.New("digest mismatch")
+
+	// ErrSizeMismatch reports content longer or shorter than its descriptor says.
+	ErrSizeMismatch = errors.New("size mismatch")
+
+	// ErrRetriesExhausted reports a request that failed on every attempt.
+	ErrRetriesExhausted = errors.New("retries exhausted")
+
+	// ErrStalled reports a registry that sent nothing for the stall timeout.
+	ErrStalled = errors.New("registry stalled")
+
+	// ErrEnginePlatform reports a platform the Docker engine cannot run.
+	ErrEnginePlatform = errors.New("platform not supported by the Docker engine")
+
+	// ErrNotLoaded reports an image or name the Docker engine's answer does
+	// not report as loaded.
+	ErrNotLoaded = errors.New("not reported loaded by the Docker engine")
+
+	// ErrReferrers reports a failure to list the referrers of a copied
+	// manifest (the command layer says how to skip them).
+	ErrReferrers = errors.New("cannot list referrers")
+
+	// ErrSingleImagePlatform reports a platform asked of a single image (not
+	// an index) of another platform: a platform picks from an index only.
+	ErrSingleImagePlatform = errors.New("a platform picks from an index only")
+
+	// ErrNoTarget reports a create with nowhere to push (the command layer
+	// names the flag).
+	ErrNoTarget = errors.New("no target given")
 )

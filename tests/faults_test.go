@@ -298,11 +298,12 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			name:    "corrupt manifest",
 			except:  []string{"inspect-raw"},
 			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.CorruptBody}},
-			wantErr: []string{fx.indexDigest().String() + ": content has digest sha256:"},
+			// One read of small blobs (oci.ReadBlob): every command says the same.
+			wantErr: []string{"blob " + fx.indexDigest().String() + ": content hashes to sha256:", "digest mismatch"},
 			wantErrFor: map[string][]string{
 				"export":       {"fetch sha256:", "content hashes to sha256:", "digest mismatch"},
-				"create":       {fx.repo + "@sha256:", "content has digest sha256:"},
-				"inspect-json": {"manifest sha256:", "content has digest sha256:"},
+				"create":       {fx.repo + "@sha256:", "content hashes to sha256:", "digest mismatch"},
+				"inspect-json": {"manifest sha256:", "content hashes to sha256:", "digest mismatch"},
 			},
 		},
 		{
@@ -315,7 +316,7 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			name:    "corrupt config",
 			only:    []string{"inspect-json"},
 			faults:  []faultproxy.Fault{{Method: get, PathContains: "/blobs/" + fx.configDigest().String(), Kind: faultproxy.CorruptBody}},
-			wantErr: []string{"config " + fx.configDigest().String(), "content has digest sha256:"},
+			wantErr: []string{"config " + fx.configDigest().String(), "content hashes to sha256:", "digest mismatch"},
 		},
 		{
 			name: "429 with Retry-After on the tag GET",

@@ -1,0 +1,144 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/docker-imgx/docker-imgx/imagetools/export"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/moby/buildkit/client"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// TestExportReporterStatuses drives the reporter through a real
+// export and checks the status lines it sends.
+func TestExportReporterStatuses(t *testing.T) {
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 1, Compression: fixture.Zstd})
+	var statuses []client.VertexStatus
+	var logs []string
+	w := progress.WriterFunc(func(st *client.SolveStatus) {
+		for _, s := range st.Statuses {
+			statuses = append(statuses, *s)
+		}
+		for _, l := range st.Logs {
+			logs = append(logs, string(l.Data))
+		}
+	})
+	err := progress.Wrap("exporting to docker image format", w, func(sub progress.SubLogger) error {
+		return reportExport(sub, "sending tarball", func(rep export.Progress) (export.Result, error) {
+			var buf bytes.Buffer
+			return export.Write(context.Background(), &buf, []export.Image{{Fetcher: newBlobFetcher(img), Desc: rootOf(img), Name: "localhost:5000/app:1"}},
+				export.Options{Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")}, Progress: rep})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last update of each line, in the order lines first appeared.
+	var order []string
+	last := map[string]client.VertexStatus{}
+	for _, st := range statuses {
+		if _, ok := last[st.ID]; !ok {
+			order = append(order, st.ID)
+		}
+		last[st.ID] = st
+	}
+	for _, id := range order {
+		st := last[id]
+		if st.Started == nil || st.Completed == nil {
+			t.Errorf("line %q not started and completed: %+v", id, st)
+		}
+	}
+	for _, l := range img.Layers {
+		st := last[l.Desc.Digest.String()]
+		if st.Total != l.Desc.Size || st.Current != l.Desc.Size {
+			t.Errorf("layer %s: %d/%d, want %d/%d", l.Desc.Digest, st.Current, st.Total, l.Desc.Size, l.Desc.Size)
+		}
+	}
+	for _, want := range []string{"sending tarball", "exporting layers", "exporting manifest " + img.Manifest.Desc.Digest.String(), "exporting config " + img.Config.Desc.Digest.String(), "naming to localhost:5000/app:1"} {
+		if _, ok := last[want]; !ok {
+			t.Errorf("no line %q in %q", want, order)
+		}
+	}
+	if order[0] != "sending tarball" || order[len(order)-1] != "naming to localhost:5000/app:1" {
+		t.Errorf("order %q: want sending tarball first (it spans the write) and naming last", order)
+	}
+	if len(logs) != 1 || !strings.HasPrefix(logs[0], "WARNING: 2 zstd-compressed layer(s)") || !strings.HasSuffix(logs[0], "\n") {
+		t.Errorf("logs %q, want one zstd warning line", logs)
+	}
+}
+
+// TestExportReporterPlain checks what the plain display prints.
+func TestExportReporterPlain(t *testing.T) {
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, LayerSize: 100, Seed: 2})
+	var out bytes.Buffer
+	t.Setenv(progress.EnvMode, "")
+	p, err := progress.NewPrinter(context.Background(), &out, progress.ModePlain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = progress.Wrap("exporting to docker image format", p, func(sub progress.SubLogger) error {
+		return reportExport(sub, "sending tarball", func(rep export.Progress) (export.Result, error) {
+			var buf bytes.Buffer
+			return export.Write(context.Background(), &buf, []export.Image{{Fetcher: newBlobFetcher(img), Desc: rootOf(img), Name: "localhost:5000/app:1"}},
+				export.Options{Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")}, Progress: rep})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := regexp.MustCompile(` [0-9.]+s`).ReplaceAllString(out.String(), "")
+	for _, want := range []string{
+		"#1 exporting to docker image format\n",
+		"#1 exporting manifest " + img.Manifest.Desc.Digest.String() + " done\n",
+		"#1 exporting config " + img.Config.Desc.Digest.String() + " done\n",
+		"#1 naming to localhost:5000/app:1 done\n",
+		"#1 exporting layers done\n",
+		"#1 sending tarball done\n",
+		"#1 DONE\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plain output has no %q:\n%s", want, got)
+		}
+	}
+	if !regexp.MustCompile(`#1 ` + img.Layers[0].Desc.Digest.String() + ` [0-9.]+B / [0-9.]+B done\n`).MatchString(got) {
+		t.Errorf("no byte count line for the layer:\n%s", got)
+	}
+}
+
+// blobFetcher serves an image's blobs from memory.
+type blobFetcher map[digest.Digest][]byte
+
+func newBlobFetcher(img fixture.Image) blobFetcher {
+	f := blobFetcher{}
+	for _, b := range img.Blobs() {
+		f[b.Desc.Digest] = b.Data
+	}
+	return f
+}
+
+func (f blobFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	data, ok := f[desc.Digest]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, errdefs.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// rootOf is the image's manifest descriptor as a registry resolves it.
+func rootOf(img fixture.Image) ocispec.Descriptor {
+	d := img.Manifest.Desc
+	return ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+}

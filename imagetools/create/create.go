@@ -1,0 +1,297 @@
+// Package create combines images and indexes into one and pushes it: it
+// reads the sources from their places, combines them (package combine),
+// plans what each target repository lacks, copies blobs and manifests by
+// digest (mounting where the place can, with the referrers of what it
+// copies), and moves the tags last, so that no tag points at a half-made
+// image. It imports imagetools, ref, oci, place, combine and progress.
+package create
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options describe one create: sources, targets and how to combine.
+type Options struct {
+	// Sources as the user wrote them (see ParseSource), file sources first.
+	Sources []string
+	// Tags are the targets: registry references (":latest" when untagged)
+	// or oci-layout://DIR[:TAG].
+	Tags        []string
+	Annotations []combine.Annotation
+	Platforms   []ocispec.Platform
+	PreferIndex bool
+	ForceOCI    bool
+	// Append makes the image at the first tag the first source; a tag that
+	// does not exist yet is created.
+	Append bool
+	// DryRun combines without pushing anything.
+	DryRun bool
+	// Referrers copies the cosign signatures and OCI referrers of every
+	// manifest copied into another repository (see PushOptions.Referrers).
+	Referrers      bool
+	MaxConcurrency int
+	Progress       progress.Writer
+}
+
+// Result is what create made.
+type Result struct {
+	// Desc describes Bytes (media type, digest, size).
+	Desc  ocispec.Descriptor
+	Bytes []byte
+	// Targets are the tagged locations written (or that would be, in a dry run).
+	Targets []ref.Location
+	// Replaced are the manifests of the appended image that a new source
+	// replaced (same platform, other digest), attestations included.
+	Replaced []ocispec.Descriptor
+}
+
+// sourceAt is a source with the location its manifest is read from.
+type sourceAt struct {
+	name string
+	loc  ref.Location
+	user *ocispec.Descriptor
+}
+
+// Create resolves the sources, combines them and pushes the result to every
+// tag (blobs and manifests by digest first, tags last).
+func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) {
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard()
+	}
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = oci.DefaultMaxConcurrency
+	}
+	targets, err := ParseTargets(opts.Tags)
+	if err != nil {
+		return nil, err
+	}
+	srcs, err := locateSources(opts.Sources, targets)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Append {
+		if len(targets) == 0 {
+			return nil, fmt.Errorf("%w: appending needs a target: the image at the first tag is appended to", imagetools.ErrNoTarget)
+		}
+		srcs = append([]sourceAt{{name: targets[0].String(), loc: targets[0]}}, srcs...)
+	}
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("%w: name images to combine", imagetools.ErrNoSources)
+	}
+	inputs, known, appended, err := readSources(ctx, pl, srcs, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Append && !appended {
+		srcs = srcs[1:]
+	}
+	combined, err := combine.Index(inputs, combine.Options{
+		Annotations: opts.Annotations, Platforms: opts.Platforms, PreferIndex: opts.PreferIndex,
+		ForceOCI: opts.ForceOCI, AppendFirst: appended,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(combined.Replaced) > 0 {
+		reportReplaced(opts.Progress, targets[0], combined)
+	}
+	res := &Result{Desc: combined.Desc, Bytes: combined.Bytes, Targets: targets, Replaced: combined.Replaced}
+	if opts.DryRun {
+		return res, nil
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: name where to push the result", imagetools.ErrNoTarget)
+	}
+	c := PushContent{Root: combined.Desc, RootBytes: combined.Bytes, RootOrigin: srcs[0].loc,
+		Children: combined.Children, Known: known}
+	for _, o := range combined.Origins {
+		c.Origins = append(c.Origins, srcs[o].loc)
+	}
+	if err := Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+		Referrers: opts.Referrers}); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ParseTargets parses --tag values: a registry reference without tag gets
+// "latest", as does an oci-layout:// folder; a digest is refused.
+func ParseTargets(tags []string) ([]ref.Location, error) {
+	var out []ref.Location
+	for _, t := range tags {
+		loc, err := ref.Parse(t)
+		if err != nil {
+			return nil, fmt.Errorf("invalid tag %q: %w", t, err)
+		}
+		if loc.Digest != "" {
+			return nil, fmt.Errorf("invalid tag %q: a tag cannot name a digest", t)
+		}
+		out = append(out, loc.TagOrLatest())
+	}
+	return out, nil
+}
+
+// locateSources parses the sources and gives each a location; a bare
+// digest or descriptor takes the one repository named anywhere.
+func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
+	parsed := make([]Source, len(in))
+	out := make([]sourceAt, len(in))
+	var repos []string
+	for _, t := range targets {
+		repos = append(repos, t.Repository())
+	}
+	for i, s := range in {
+		p, err := ParseSource(s)
+		if err != nil {
+			return nil, err
+		}
+		parsed[i] = p
+		if p.NeedsRepository() {
+			continue
+		}
+		loc, err := ref.Parse(p.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", imagetools.ErrInvalidSource, err)
+		}
+		out[i] = sourceAt{name: p.Ref, loc: loc}
+		repos = append(repos, loc.Repository())
+	}
+	for i, p := range parsed {
+		if !p.NeedsRepository() {
+			continue
+		}
+		repo, err := InferRepository(strings.TrimSpace(in[i]), repos)
+		if err != nil {
+			return nil, err
+		}
+		base, err := ref.Parse(repo)
+		if err != nil {
+			return nil, err
+		}
+		loc := base.WithDigest(p.Desc.Digest)
+		s := sourceAt{name: loc.String(), loc: loc}
+		if p.Kind == SourceDescriptor {
+			d := p.Desc
+			s.user = &d
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// readSources reads every source's manifest (and config, when its platform
+// is unknown) in parallel, as many at once as other small requests
+// (oci.MetadataLimit). With Append, a first source that does not exist
+// yet is dropped (appended is false) and the tag created.
+func readSources(ctx context.Context, pl place.Place, srcs []sourceAt, opts Options) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
+	loaded := make([]combine.Input, len(srcs))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
+	missing := false
+	for i, s := range srcs {
+		eg.Go(func() error {
+			l, err := readSource(ectx, pl, s)
+			if err != nil && i == 0 && opts.Append && isNotFound(err) {
+				missing = true
+				return nil
+			}
+			loaded[i] = l
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, nil, false, err
+	}
+	if missing {
+		_ = progress.Wrap("[internal] appending to "+srcs[0].loc.String(), opts.Progress, func(sub progress.SubLogger) error {
+			logf(sub, "%s does not exist yet: creating it", srcs[0].loc)
+			return nil
+		})
+		loaded = loaded[1:]
+	}
+	known := map[digest.Digest][]byte{}
+	for _, l := range loaded {
+		known[l.Desc.Digest] = l.Manifest
+		if l.Config != nil {
+			known[digest.FromBytes(l.Config)] = l.Config
+		}
+	}
+	return loaded, known, opts.Append && !missing, nil
+}
+
+func isNotFound(err error) bool {
+	return errdefs.IsNotFound(err) || errors.Is(err, os.ErrNotExist)
+}
+
+// readSource reads one source in one request (plus its config when needed).
+func readSource(ctx context.Context, pl place.Place, s sourceAt) (combine.Input, error) {
+	desc, dt, err := pl.Manifest(ctx, s.loc)
+	if err != nil {
+		return combine.Input{}, err
+	}
+	if s.user != nil {
+		if desc, err = combine.MergeDescriptor(desc, *s.user); err != nil {
+			return combine.Input{}, fmt.Errorf("source %s: %w", s.name, err)
+		}
+	}
+	l := combine.Input{Name: s.name, Desc: desc, Manifest: dt}
+	if !combine.NeedsConfig(l) {
+		return l, nil
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(dt, &m); err != nil {
+		return combine.Input{}, fmt.Errorf("parse manifest %s: %w", s.name, err)
+	}
+	f, err := pl.Fetcher(ctx, s.loc)
+	if err != nil {
+		return combine.Input{}, err
+	}
+	if l.Config, err = oci.ReadBlob(ctx, f, m.Config); err != nil {
+		return combine.Input{}, fmt.Errorf("config of %s: %w", s.name, err)
+	}
+	return l, nil
+}
+
+// reportReplaced says on the progress which manifests of the appended image
+// gave way to a new one of the same platform.
+func reportReplaced(w progress.Writer, target ref.Location, c combine.Result) {
+	_ = progress.Wrap("[internal] appending to "+target.String(), w, func(sub progress.SubLogger) error {
+		for _, old := range c.Replaced {
+			if subject, ok := oci.AttestationSubject(old); ok {
+				logf(sub, "dropping attestation %s of %s", old.Digest, subject)
+				continue
+			}
+			plat := "unknown"
+			if old.Platform != nil {
+				plat = platforms.Format(*old.Platform)
+			}
+			with := ""
+			for _, n := range c.Children {
+				if _, isAtt := oci.AttestationSubject(n); !isAtt && n.Platform != nil && old.Platform != nil &&
+					oci.PlatformKey(*n.Platform) == oci.PlatformKey(*old.Platform) {
+					with = " with " + n.Digest.String()
+					break
+				}
+			}
+			logf(sub, "replacing %s %s%s", plat, old.Digest, with)
+		}
+		return nil
+	})
+}

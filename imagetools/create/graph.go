@@ -1,0 +1,158 @@
+package create
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// PushContent is what Push writes: a root (the new index, or a manifest
+// kept as is) and the manifests under it, each with where it can be read.
+type PushContent struct {
+	// Root describes RootBytes.
+	Root      ocispec.Descriptor
+	RootBytes []byte
+	// RootOrigin is where the content under a root manifest (not an index)
+	// lives; unused for an index.
+	RootOrigin ref.Location
+	// Children are the manifests an index lists; Origins[i] is the
+	// repository (or layout) Children[i] and its blobs are read from.
+	Children []ocispec.Descriptor
+	Origins  []ref.Location
+	// Known holds bytes already fetched (manifests, configs) by digest, so
+	// that nothing is fetched twice.
+	Known map[digest.Digest][]byte
+}
+
+// node is one object of the pushed graph, with where it is read from.
+type node struct {
+	desc     ocispec.Descriptor
+	origin   ref.Location
+	data     []byte // manifests and known blobs; nil for blobs to stream
+	children []*node
+}
+
+// readGraph reads the manifests under the root that some target does not
+// already hold (a target that is the origin repository needs nothing), so
+// their blobs are known. Every manifest is read once.
+func readGraph(ctx context.Context, pl place.Place, c PushContent, targets []ref.Location, limit int) ([]*node, error) {
+	tops := c.topLevel()
+	var needed []*node
+	for _, n := range tops {
+		for _, t := range targets {
+			if !place.SameRepository(n.origin, t) {
+				needed = append(needed, n)
+				break
+			}
+		}
+	}
+	g := newGraphReader(pl, c.Known)
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(oci.MetadataLimit(limit))
+	for _, n := range needed {
+		eg.Go(func() error { return g.expand(ctx, n) })
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return tops, nil
+}
+
+// topLevel lists the nodes directly under the root: an index's children,
+// or for a root manifest its own config and layers.
+func (c PushContent) topLevel() []*node {
+	if oci.IsIndex(c.Root.MediaType) {
+		out := make([]*node, len(c.Children))
+		for i, d := range c.Children {
+			out[i] = &node{desc: d, origin: c.Origins[i], data: c.Known[d.Digest]}
+		}
+		return out
+	}
+	return []*node{{desc: c.Root, origin: c.RootOrigin, data: c.RootBytes, children: nil}}
+}
+
+type manifestFetch struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+// graphReader reads manifest bytes once per digest.
+type graphReader struct {
+	pl      place.Place
+	known   map[digest.Digest][]byte
+	mu      sync.Mutex
+	fetched map[digest.Digest]*manifestFetch
+}
+
+func newGraphReader(pl place.Place, known map[digest.Digest][]byte) *graphReader {
+	return &graphReader{pl: pl, known: known, fetched: map[digest.Digest]*manifestFetch{}}
+}
+
+func (g *graphReader) manifest(ctx context.Context, n *node) ([]byte, error) {
+	if n.data != nil {
+		return n.data, nil
+	}
+	g.mu.Lock()
+	f, ok := g.fetched[n.desc.Digest]
+	if !ok {
+		f = &manifestFetch{}
+		g.fetched[n.desc.Digest] = f
+	}
+	g.mu.Unlock()
+	f.once.Do(func() {
+		fetcher, err := g.pl.Fetcher(ctx, n.origin)
+		if err != nil {
+			f.err = err
+			return
+		}
+		f.data, f.err = oci.ReadBlob(ctx, fetcher, n.desc)
+		if f.err != nil {
+			f.err = fmt.Errorf("fetch %s@%s: %w", n.origin.Repository(), n.desc.Digest, f.err)
+		}
+	})
+	return f.data, f.err
+}
+
+// expand fills in a manifest's or index's children, recursively.
+func (g *graphReader) expand(ctx context.Context, n *node) error {
+	isIndex, isManifest := oci.IsIndex(n.desc.MediaType), oci.IsManifest(n.desc.MediaType)
+	if !isIndex && !isManifest {
+		return nil
+	}
+	dt, err := g.manifest(ctx, n)
+	if err != nil {
+		return err
+	}
+	n.data = dt
+	if isIndex {
+		var idx ocispec.Index
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			return fmt.Errorf("parse index %s: %w", n.desc.Digest, err)
+		}
+		for _, d := range idx.Manifests {
+			child := &node{desc: d, origin: n.origin, data: g.known[d.Digest]}
+			if err := g.expand(ctx, child); err != nil {
+				return err
+			}
+			n.children = append(n.children, child)
+		}
+		return nil
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(dt, &m); err != nil {
+		return fmt.Errorf("parse manifest %s: %w", n.desc.Digest, err)
+	}
+	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		n.children = append(n.children, &node{desc: d, origin: n.origin, data: g.known[d.Digest]})
+	}
+	return nil
+}

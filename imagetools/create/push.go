@@ -1,0 +1,281 @@
+package create
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// PushOptions say where and how Push writes.
+type PushOptions struct {
+	// Targets are tagged locations: registry references or OCI layouts.
+	Targets []ref.Location
+	// MaxConcurrency bounds blob transfers running at once over all targets;
+	// 0 means oci.DefaultMaxConcurrency.
+	MaxConcurrency int
+	// Progress receives one vertex per target repository; nil discards.
+	Progress progress.Writer
+	// Referrers copies, with every manifest copied into another repository
+	// of a place that keeps referrers, its cosign tags and OCI referrers
+	// (see referrers.go).
+	Referrers bool
+}
+
+// Push copies content to every target: each blob and child manifest by
+// digest first (skipping what a target repository is known to hold because
+// the source is that repository), then, once every target repository holds
+// all of it, the root to each tag. A failure before the tag step moves no tag.
+func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = oci.DefaultMaxConcurrency
+	}
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard()
+	}
+	// Every place is readied before anything runs in parallel, so that a bad
+	// configuration fails before anything moves.
+	undo, err := pl.Prepare(slices.Concat([]ref.Location{c.RootOrigin}, c.Origins, opts.Targets))
+	if err != nil {
+		return err
+	}
+	if err := push(ctx, pl, c, opts); err != nil {
+		// What this push created holds only part of the content and no tag
+		// (a new layout folder): remove it, as a failed export removes its
+		// output.
+		undo()
+		return err
+	}
+	return nil
+}
+
+// push reads what is under the root, plans each target repository and runs
+// the plans.
+func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
+	graph, err := readGraph(ctx, pl, c, opts.Targets, opts.MaxConcurrency)
+	if err != nil {
+		return err
+	}
+	plans := planPush(graph, c, opts.Targets, pl)
+	var refs *referrerFinder
+	if opts.Referrers {
+		refs = newReferrerFinder(pl, c, opts.MaxConcurrency)
+	}
+	return runPlans(ctx, pl, plans, refs, opts)
+}
+
+// runPlans runs every repository's plan in its own progress vertex: content
+// (with referrers, when refs is set) first; then, when every repository has
+// all its content, the tags: referrers' first, the user's last.
+func runPlans(ctx context.Context, pl place.Place, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
+	slots := newTransferSlots(opts.MaxConcurrency)
+	contentDone := make(chan struct{})
+	var mu sync.Mutex
+	remaining := len(plans)
+	eg, ctx := errgroup.WithContext(ctx)
+	for _, p := range plans {
+		eg.Go(func() error {
+			return progress.Wrap("[internal] pushing "+p.repo.Repository(), opts.Progress, func(sub progress.SubLogger) error {
+				rp, err := p.pushWithReferrers(ctx, pl, sub, slots, opts.MaxConcurrency, refs)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				remaining--
+				if remaining == 0 {
+					close(contentDone)
+				}
+				mu.Unlock()
+				select {
+				case <-contentDone:
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+				if err := rp.pushTags(ctx, pl, sub); err != nil {
+					return err
+				}
+				return p.pushTags(ctx, sub)
+			})
+		})
+	}
+	return eg.Wait()
+}
+
+// pushContent puts blobs (in parallel), then manifests, children before
+// parents, each level in parallel, as many at once as other small requests.
+func (p *repoPlan) pushContent(ctx context.Context, pl place.Place, sub progress.SubLogger, slots *transferSlots, limit int) error {
+	if err := p.pushBlobs(ctx, pl, sub, slots, limit); err != nil {
+		return err
+	}
+	for _, level := range manifestLevels(p.manifests) {
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(oci.MetadataLimit(limit))
+		for _, n := range level {
+			eg.Go(func() error {
+				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
+				return p.putByDigest(ectx, n.desc, n.data)
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+	}
+	if p.pushRoot {
+		return p.putByDigest(ctx, p.rootDesc, p.rootBytes)
+	}
+	return nil
+}
+
+// pushBlobs puts in the repository the blobs it lacks. Mounts move no
+// bytes: they run beside the transfers, up to metadataLimit at once, and
+// take a transfer slot only when the registry wants an upload instead. The
+// existence checks of the others run ahead, also up to metadataLimit,
+// while transfers start in plan order, each holding one of the slots shared
+// by every target: a transfer rarely waits on a check, and
+// --max-concurrency 1 keeps the transfers in plan order.
+func (p *repoPlan) pushBlobs(ctx context.Context, pl place.Place, sub progress.SubLogger, slots *transferSlots, limit int) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	found := make([]chan checked, len(p.blobs))
+	for i, b := range p.blobs {
+		if p.needsCheck(b) {
+			found[i] = make(chan checked, 1)
+		}
+	}
+	// Mounts and checks run in groups of their own: a mount waiting on
+	// another target's upload holds up no check.
+	eg.Go(func() error {
+		var mounts errgroup.Group
+		mounts.SetLimit(oci.MetadataLimit(limit))
+		for _, b := range p.blobs {
+			if b.mount {
+				mounts.Go(func() error { return p.mountBlob(ectx, sub, slots, b) })
+			}
+		}
+		return mounts.Wait()
+	})
+	eg.Go(func() error {
+		var checks errgroup.Group
+		checks.SetLimit(oci.MetadataLimit(limit))
+		for i, b := range p.blobs {
+			if found[i] != nil {
+				checks.Go(func() error {
+					present, up, err := pl.CheckBlob(ectx, p.repo, b.desc)
+					found[i] <- checked{present: present, up: up}
+					return err
+				})
+			}
+		}
+		return checks.Wait()
+	})
+	for i, b := range p.blobs {
+		if b.mount {
+			continue
+		}
+		var c checked
+		if found[i] != nil {
+			c = <-found[i]
+		}
+		if c.present {
+			b.ready.signal()
+			continue
+		}
+		release, err := slots.acquire(ectx, b.desc)
+		if err != nil {
+			break // eg.Wait has the cause
+		}
+		eg.Go(func() error {
+			defer release()
+			return p.pushBlob(ectx, sub, b, c.up)
+		})
+	}
+	return eg.Wait()
+}
+
+// checked is what the check of a blob found: the blob in the repository, or
+// the upload the place started for it.
+type checked struct {
+	present bool
+	up      place.Upload
+}
+
+// mountBlob links a blob from another repository of the place, once it is
+// there; when the place wants an upload instead, the blob is uploaded in a
+// transfer slot.
+func (p *repoPlan) mountBlob(ctx context.Context, sub progress.SubLogger, slots *transferSlots, b blobJob) error {
+	if err := b.after.wait(ctx); err != nil {
+		return err
+	}
+	logf(sub, "mounting %s from %s", b.desc.Digest, b.mountFrom.Repository())
+	ok, up, err := p.pl.MountBlob(ctx, p.repo, b.mountFrom, b.desc)
+	if err != nil || ok {
+		b.ready.signal()
+		return err
+	}
+	release, err := slots.acquire(ctx, b.desc)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return p.pushBlob(ctx, sub, b, up)
+}
+
+// needsCheck reports whether a blob is looked for in the target before it
+// is sent: only where the place says a check saves a transfer (a layout's
+// writer finds the blob itself), not when mounted (a mount is one request
+// either way), not for bytes in memory (sending them costs no more than
+// asking).
+func (p *repoPlan) needsCheck(b blobJob) bool {
+	return p.pl.Capabilities(p.repo).CheckFirst && !b.mount && b.data == nil
+}
+
+// pushBlob puts one blob in the repository by copying it, in the fewest
+// requests the place allows (see place.Writer.PushBlob). up, when set, is
+// the upload a check or a refused mount started.
+func (p *repoPlan) pushBlob(ctx context.Context, sub progress.SubLogger, b blobJob, up place.Upload) error {
+	logf(sub, "copying %s from %s to %s", b.desc.Digest, b.from.Repository(), p.repo.Repository())
+	err := p.pl.PushBlob(ctx, p.repo, place.Blob{Desc: b.desc, Data: b.data, Open: p.opener(b), From: b.from.Repository(), Progress: sub}, up)
+	if err == nil {
+		b.ready.signal()
+	}
+	return err
+}
+
+// opener reads a blob from where the plan found it, afresh at each call.
+func (p *repoPlan) opener(b blobJob) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		f, err := p.pl.Fetcher(ctx, b.from)
+		if err != nil {
+			return nil, err
+		}
+		return f.Fetch(ctx, b.desc)
+	}
+}
+
+// putByDigest stores a manifest by digest.
+func (p *repoPlan) putByDigest(ctx context.Context, desc ocispec.Descriptor, dt []byte) error {
+	_, err := p.pl.PutManifest(ctx, p.repo, desc, dt)
+	return err
+}
+
+// pushTags points every tag of the repository at the root.
+func (p *repoPlan) pushTags(ctx context.Context, sub progress.SubLogger) error {
+	for _, t := range p.tags {
+		logf(sub, "pushing %s to %s", p.rootDesc.Digest, t)
+		if err := p.pl.Tag(ctx, t, p.rootDesc, p.rootBytes); err != nil {
+			return fmt.Errorf("tag %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+func logf(sub progress.SubLogger, format string, args ...any) {
+	sub.Log(1, fmt.Appendf(nil, format+"\n", args...))
+}

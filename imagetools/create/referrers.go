@@ -1,0 +1,516 @@
+package create
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Referrers are manifests about other manifests: cosign signatures,
+// attestations and SBOMs stored under the tags sha256-<hex>.sig, .att and
+// .sbom of the repository of the manifest they describe, and OCI 1.1
+// artifacts whose "subject" is that manifest, listed by the registry's
+// referrers API or, where the registry has none, in an index at the
+// fallback tag sha256-<hex>. Create copies the referrers of every manifest
+// it copies into another repository, and the referrers of those (a
+// signature on an attestation), up to maxReferrerDepth levels.
+//
+// Cost per source repository read from: one tags list (all its cosign and
+// fallback tags at once) and, at the same time, one referrers API request
+// for the first copied manifest; only when the registry answers it, one more
+// per other copied manifest. Then each referrer found is read and copied
+// like any manifest. Nothing is asked when no manifest is copied (every
+// target is the source repository). A referrer that a source lists but
+// cannot serve fails the create before any tag moves.
+
+// cosignSuffixes are the tag suffixes of cosign's tag scheme.
+var cosignSuffixes = []string{".att", ".sbom", ".sig"}
+
+// fallbackTag is the OCI referrers tag schema tag of a subject: <alg>-<hex>.
+func fallbackTag(d digest.Digest) string {
+	return d.Algorithm().String() + "-" + d.Encoded()
+}
+
+// cosignTags returns the cosign tags of subject found among tags, sorted.
+func cosignTags(tags map[string]bool, subject digest.Digest) []string {
+	var out []string
+	for _, s := range cosignSuffixes {
+		if t := fallbackTag(subject) + s; tags[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// mergeReferrerIndex adds descriptors to a fallback tag index (nil or empty
+// existing: a new one), keeping what it lists. It reports false when
+// nothing was added.
+func mergeReferrerIndex(existing []byte, add []ocispec.Descriptor) ([]byte, bool, error) {
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex}
+	idx.SchemaVersion = 2
+	if len(existing) > 0 {
+		if err := json.Unmarshal(existing, &idx); err != nil {
+			return nil, false, fmt.Errorf("parse referrers index: %w", err)
+		}
+	}
+	have := map[digest.Digest]bool{}
+	for _, d := range idx.Manifests {
+		have[d.Digest] = true
+	}
+	changed := false
+	for _, d := range add {
+		if have[d.Digest] {
+			continue
+		}
+		have[d.Digest] = true
+		idx.Manifests = append(idx.Manifests, d)
+		changed = true
+	}
+	if !changed {
+		return existing, false, nil
+	}
+	if idx.Manifests == nil {
+		idx.Manifests = []ocispec.Descriptor{}
+	}
+	dt, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return nil, false, err
+	}
+	return dt, true, nil
+}
+
+// onceMap computes one value per key, once, however many ask at a time.
+type onceMap[T any] struct {
+	mu sync.Mutex
+	m  map[string]*onceValue[T]
+}
+
+type onceValue[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+func (o *onceMap[T]) do(key string, f func() (T, error)) (T, error) {
+	o.mu.Lock()
+	if o.m == nil {
+		o.m = map[string]*onceValue[T]{}
+	}
+	v, ok := o.m[key]
+	if !ok {
+		v = &onceValue[T]{}
+		o.m[key] = v
+	}
+	o.mu.Unlock()
+	v.once.Do(func() { v.v, v.err = f() })
+	return v.v, v.err
+}
+
+// repoTags is what one source repository told about referrers at once.
+type repoTags struct {
+	tags map[string]bool
+	api  bool
+}
+
+// referrerList is the OCI referrers of one subject; supported is false when
+// the registry has no referrers API.
+type referrerList struct {
+	descs     []ocispec.Descriptor
+	supported bool
+}
+
+// referrer is a manifest found to refer to a copied manifest.
+type referrer struct {
+	subject digest.Digest
+	n       *node
+	// tag is the cosign tag it is stored under; "" for an OCI referrer.
+	tag string
+}
+
+// referrerFinder discovers and reads referrers, each source repository
+// listed once and each referrer read once, for all target repositories.
+type referrerFinder struct {
+	pl     place.Place
+	c      PushContent
+	g      *graphReader
+	limit  int
+	repos  onceMap[repoTags]
+	lists  onceMap[referrerList]
+	tagged onceMap[*node]
+}
+
+func newReferrerFinder(pl place.Place, c PushContent, limit int) *referrerFinder {
+	return &referrerFinder{pl: pl, c: c, limit: limit, g: newGraphReader(pl, c.Known)}
+}
+
+// subject is a manifest copied into a target, with the repository it is
+// read from.
+type subject struct {
+	digest digest.Digest
+	origin ref.Location
+}
+
+// subjects lists the manifests the plan copies from other repositories of
+// places that keep referrers: the manifests it puts by digest and the root,
+// when the root is a source's manifest or index kept as it is.
+func (f *referrerFinder) subjects(p *repoPlan) []subject {
+	if !f.pl.Capabilities(p.repo).Referrers {
+		return nil
+	}
+	var out []subject
+	seen := map[digest.Digest]bool{}
+	add := func(d digest.Digest, origin ref.Location) {
+		if !seen[d] && f.pl.Capabilities(origin).Referrers && !place.SameRepository(origin, p.repo) {
+			seen[d] = true
+			out = append(out, subject{digest: d, origin: origin})
+		}
+	}
+	if _, fromSource := f.c.Known[f.c.Root.Digest]; fromSource || !oci.IsIndex(f.c.Root.MediaType) {
+		add(f.c.Root.Digest, f.c.RootOrigin)
+	}
+	for _, n := range p.manifests {
+		add(n.desc.Digest, n.origin)
+	}
+	return out
+}
+
+// maxReferrerDepth bounds how deep referrers of referrers are followed: a
+// signature on an attestation of an image is 2.
+const maxReferrerDepth = 4
+
+// find returns the referrers of the subjects, in subject order, then the
+// referrers of those (a signature on an attestation), and so on, each
+// manifest once.
+func (f *referrerFinder) find(ctx context.Context, subjects []subject) ([]referrer, error) {
+	seen := map[digest.Digest]bool{}
+	for _, s := range subjects {
+		seen[s.digest] = true
+	}
+	var all []referrer
+	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
+		found, err := f.findLevel(ctx, subjects)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, found...)
+		subjects = nil
+		for _, rf := range found {
+			d := rf.n.desc
+			if !seen[d.Digest] && (oci.IsManifestOrIndex(d.MediaType)) {
+				seen[d.Digest] = true
+				subjects = append(subjects, subject{digest: d.Digest, origin: rf.n.origin})
+			}
+		}
+	}
+	return all, nil
+}
+
+// findLevel returns the referrers of the subjects, in subject order.
+func (f *referrerFinder) findLevel(ctx context.Context, subjects []subject) ([]referrer, error) {
+	found := make([][]referrer, len(subjects))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(f.limit)
+	for i, s := range subjects {
+		eg.Go(func() error {
+			var err error
+			found[i], err = f.findOne(ctx, s, subjects)
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(found...), nil
+}
+
+// findOne returns the cosign and OCI referrers of one subject.
+func (f *referrerFinder) findOne(ctx context.Context, s subject, all []subject) ([]referrer, error) {
+	rt, err := f.repoTags(ctx, s.origin, all)
+	if err != nil {
+		return nil, err
+	}
+	var out []referrer
+	for _, tag := range cosignTags(rt.tags, s.digest) {
+		n, err := f.tagged.do(s.origin.Repository()+":"+tag, func() (*node, error) {
+			return f.readTagged(ctx, s.origin.WithTag(tag))
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, referrer{subject: s.digest, n: n, tag: tag})
+	}
+	var list referrerList
+	switch {
+	case rt.api:
+		list, err = f.apiList(ctx, s)
+	case rt.tags[fallbackTag(s.digest)]:
+		list, err = f.lists.do(s.origin.Repository()+":"+fallbackTag(s.digest), func() (referrerList, error) {
+			return f.readFallback(ctx, s)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range list.descs {
+		n := &node{desc: d, origin: s.origin, data: f.c.Known[d.Digest]}
+		if err := f.g.expand(ctx, n); err != nil {
+			return nil, fmt.Errorf("referrer %s of %s@%s: %w", d.Digest, s.origin.Repository(), s.digest, err)
+		}
+		out = append(out, referrer{subject: s.digest, n: n})
+	}
+	return out, nil
+}
+
+// repoTags lists the tags of a source repository and, at the same time,
+// asks its referrers API about the first subject read from it, which tells
+// whether the registry has that API.
+func (f *referrerFinder) repoTags(ctx context.Context, origin ref.Location, all []subject) (repoTags, error) {
+	return f.repos.do(origin.Repository(), func() (repoTags, error) {
+		var probe subject
+		for _, s := range all {
+			if s.origin.Repository() == origin.Repository() {
+				probe = s
+				break
+			}
+		}
+		var rt repoTags
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.Go(func() error {
+			var err error
+			rt.tags, err = f.pl.Tags(ectx, origin)
+			return err
+		})
+		eg.Go(func() error {
+			list, err := f.apiList(ectx, probe)
+			rt.api = list.supported
+			return err
+		})
+		return rt, eg.Wait()
+	})
+}
+
+// apiList asks the referrers API about a subject (once).
+func (f *referrerFinder) apiList(ctx context.Context, s subject) (referrerList, error) {
+	return f.lists.do(s.origin.Repository()+"@"+s.digest.String(), func() (referrerList, error) {
+		descs, supported, err := f.pl.Referrers(ctx, s.origin.WithDigest(s.digest))
+		return referrerList{descs: descs, supported: supported}, err
+	})
+}
+
+// readFallback reads the fallback tag index of a subject.
+func (f *referrerFinder) readFallback(ctx context.Context, s subject) (referrerList, error) {
+	_, dt, err := f.pl.Manifest(ctx, s.origin.WithTag(fallbackTag(s.digest)))
+	if err != nil {
+		return referrerList{}, fmt.Errorf("referrers of %s@%s: %w", s.origin.Repository(), s.digest, err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(dt, &idx); err != nil {
+		return referrerList{}, fmt.Errorf("referrers of %s@%s: parse %s: %w", s.origin.Repository(), s.digest, fallbackTag(s.digest), err)
+	}
+	return referrerList{descs: idx.Manifests}, nil
+}
+
+// readTagged reads a cosign manifest by its tag, and what is under it.
+func (f *referrerFinder) readTagged(ctx context.Context, loc ref.Location) (*node, error) {
+	desc, dt, err := f.pl.Manifest(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("referrer %s: %w", loc, err)
+	}
+	n := &node{desc: desc, origin: loc.WithTag(""), data: dt}
+	if err := f.g.expand(ctx, n); err != nil {
+		return nil, fmt.Errorf("referrer %s: %w", loc, err)
+	}
+	return n, nil
+}
+
+// referrerPlan is what one target repository receives of referrers:
+// blobs and manifests by digest (content), then cosign tags and, where the
+// registry has no referrers API, fallback tag indexes (tag step).
+type referrerPlan struct {
+	content *repoPlan
+	// top are the OCI referrers put by digest, whose answer tells whether
+	// the registry indexes subjects itself.
+	top map[digest.Digest]bool
+	// tags are the cosign manifests, put by tag.
+	tags []referrer
+	// bySubject lists the OCI referrers of each subject, in subject order.
+	subjects  []digest.Digest
+	bySubject map[digest.Digest][]ocispec.Descriptor
+	// fallback is set when a put by digest was not indexed by the registry.
+	mu       sync.Mutex
+	fallback bool
+}
+
+// planReferrers builds the referrer plan of p from what was found,
+// skipping content p already receives.
+func planReferrers(p *repoPlan, found []referrer) *referrerPlan {
+	rp := &referrerPlan{content: &repoPlan{repo: p.repo, pl: p.pl}, top: map[digest.Digest]bool{},
+		bySubject: map[digest.Digest][]ocispec.Descriptor{}}
+	seen := map[digest.Digest]bool{}
+	for _, b := range p.blobs {
+		seen[b.desc.Digest] = true
+	}
+	for _, n := range p.manifests {
+		seen[n.desc.Digest] = true
+	}
+	tagged := map[string]bool{}
+	listed := map[string]bool{}
+	for _, rf := range found {
+		if rf.tag != "" {
+			if !tagged[rf.tag] {
+				tagged[rf.tag] = true
+				rp.tags = append(rp.tags, rf)
+				for _, child := range rf.n.children {
+					rp.content.addNode(child, seen)
+				}
+			}
+			continue
+		}
+		if key := rf.subject.String() + rf.n.desc.Digest.String(); !listed[key] {
+			listed[key] = true
+			if _, ok := rp.bySubject[rf.subject]; !ok {
+				rp.subjects = append(rp.subjects, rf.subject)
+			}
+			rp.bySubject[rf.subject] = append(rp.bySubject[rf.subject], rf.n.desc)
+		}
+		if !seen[rf.n.desc.Digest] {
+			rp.top[rf.n.desc.Digest] = true
+		}
+		rp.content.addNode(rf.n, seen)
+	}
+	return rp
+}
+
+// empty reports whether there is nothing to copy.
+func (rp *referrerPlan) empty() bool {
+	return rp == nil || (len(rp.tags) == 0 && len(rp.bySubject) == 0)
+}
+
+// prepareReferrers finds the referrers of what p copies and copies their
+// blobs; their manifests wait for p's own content (pushReferrerManifests).
+func (f *referrerFinder) prepareReferrers(ctx context.Context, p *repoPlan, sub progress.SubLogger, slots *transferSlots) (*referrerPlan, error) {
+	subjects := f.subjects(p)
+	if len(subjects) == 0 {
+		return nil, nil
+	}
+	found, err := f.find(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	rp := planReferrers(p, found)
+	for _, rf := range found {
+		kind := "referrer"
+		if rf.tag != "" {
+			kind = rf.tag
+		}
+		logf(sub, "copying %s %s of %s", kind, rf.n.desc.Digest, rf.subject)
+	}
+	return rp, rp.content.pushBlobs(ctx, f.pl, sub, slots, f.limit)
+}
+
+// pushManifests puts the referrer manifests by digest, children first,
+// noting whether the registry indexed the OCI referrers itself.
+func (rp *referrerPlan) pushManifests(ctx context.Context, pl place.Place, sub progress.SubLogger, limit int) error {
+	if rp.empty() {
+		return nil
+	}
+	p := rp.content
+	for _, level := range manifestLevels(p.manifests) {
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(oci.MetadataLimit(limit))
+		for _, n := range level {
+			eg.Go(func() error {
+				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
+				indexed, err := pl.PutManifest(ectx, p.repo, n.desc, n.data)
+				if err == nil && rp.top[n.desc.Digest] && !indexed {
+					rp.mu.Lock()
+					rp.fallback = true
+					rp.mu.Unlock()
+				}
+				return err
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pushTags writes the cosign tags and, where the registry did not index
+// the OCI referrers, merges them into the fallback tag of their subject.
+func (rp *referrerPlan) pushTags(ctx context.Context, pl place.Place, sub progress.SubLogger) error {
+	if rp.empty() {
+		return nil
+	}
+	repo := rp.content.repo
+	for _, rf := range rp.tags {
+		t := repo.WithTag(rf.tag)
+		logf(sub, "pushing %s to %s", rf.n.desc.Digest, t)
+		if err := pl.Tag(ctx, t, rf.n.desc, rf.n.data); err != nil {
+			return fmt.Errorf("tag %s: %w", t, err)
+		}
+	}
+	if !rp.fallback {
+		return nil
+	}
+	for _, s := range rp.subjects {
+		if err := mergeFallbackTag(ctx, pl, sub, repo.WithTag(fallbackTag(s)), rp.bySubject[s]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeFallbackTag adds referrers to the fallback tag index at t (read
+// first, so that referrers already there stay listed).
+func mergeFallbackTag(ctx context.Context, pl place.Place, sub progress.SubLogger, t ref.Location, descs []ocispec.Descriptor) error {
+	existing, _, err := pl.ReadTag(ctx, t)
+	if err != nil {
+		return fmt.Errorf("read referrers tag %s: %w", t, err)
+	}
+	dt, changed, err := mergeReferrerIndex(existing, descs)
+	if err != nil {
+		return fmt.Errorf("referrers tag %s: %w", t, err)
+	}
+	if !changed {
+		return nil
+	}
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(dt), Size: int64(len(dt))}
+	logf(sub, "pushing %s to %s", desc.Digest, t)
+	if err := pl.Tag(ctx, t, desc, dt); err != nil {
+		return fmt.Errorf("tag %s: %w", t, err)
+	}
+	return nil
+}
+
+// pushWithReferrers puts the plan's content and, at the same time, finds
+// the referrers of what it copies and copies their blobs; their manifests
+// follow the content they refer to.
+func (p *repoPlan) pushWithReferrers(ctx context.Context, pl place.Place, sub progress.SubLogger, slots *transferSlots, limit int, refs *referrerFinder) (*referrerPlan, error) {
+	if refs == nil {
+		return nil, p.pushContent(ctx, pl, sub, slots, limit)
+	}
+	var rp *referrerPlan
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return p.pushContent(ectx, pl, sub, slots, limit) })
+	eg.Go(func() error {
+		var err error
+		rp, err = refs.prepareReferrers(ectx, p, sub, slots)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return rp, rp.pushManifests(ctx, pl, sub, limit)
+}

@@ -1,0 +1,297 @@
+package export
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/progress"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/moby/client"
+)
+
+// enginetestEngine answers like the classic image store: it reads the whole
+// tar, then reports every RepoTag of manifest.json ("Loaded image: " in the
+// familiar form) or, for an entry without one, its image ID. answer, when
+// set, replaces the report.
+type enginetestEngine struct {
+	os, arch string
+	answer   func(reported string) string
+
+	loads int
+	tar   []byte
+}
+
+func (e *enginetestEngine) ServerVersion(context.Context, client.ServerVersionOptions) (client.ServerVersionResult, error) {
+	return client.ServerVersionResult{Os: e.os, Arch: e.arch}, nil
+}
+
+func (e *enginetestEngine) ImageLoad(_ context.Context, r io.Reader, _ ...client.ImageLoadOption) (client.ImageLoadResult, error) {
+	e.loads++
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	e.tar = data
+	var items []manifestItem
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hdr.Name == manifestFile {
+			if err := json.NewDecoder(tr).Decode(&items); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out strings.Builder
+	for _, it := range items {
+		if len(it.RepoTags) == 0 {
+			fmt.Fprintf(&out, "Loaded image ID: sha256:%s\n", strings.TrimPrefix(it.Config, "blobs/sha256/"))
+		}
+		for _, tag := range it.RepoTags {
+			ref, err := reference.ParseNormalizedNamed(tag)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(&out, "Loaded image: %s\n", reference.FamiliarString(ref))
+		}
+	}
+	answer := out.String()
+	if e.answer != nil {
+		answer = e.answer(answer)
+	}
+	return io.NopCloser(strings.NewReader(answer)), nil
+}
+
+// enginetestJSON wraps text as the engine's JSON message stream does.
+func enginetestJSON(text string) string {
+	data, _ := json.Marshal(map[string]string{"stream": text})
+	return string(data) + "\r\n"
+}
+
+// enginetestSteps records the vertexes: name -> error ("" when done).
+type enginetestSteps struct {
+	mu    sync.Mutex
+	order []string
+	ended map[string]string
+}
+
+func (s *enginetestSteps) Write(st *bkclient.SolveStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range st.Vertexes {
+		if v.Completed == nil {
+			s.order = append(s.order, v.Name)
+			continue
+		}
+		s.ended[v.Name] = v.Error
+	}
+}
+
+func enginetestRun(t *testing.T, e *enginetestEngine, imgs []Image, opts EngineOptions) (*enginetestSteps, error) {
+	t.Helper()
+	steps := &enginetestSteps{ended: map[string]string{}}
+	opts.Progress = progress.Writer(steps)
+	_, err := ToEngine(context.Background(), e, imgs, opts)
+	return steps, err
+}
+
+func TestToEngine(t *testing.T) {
+	s := newExptestStore()
+	app := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"a", "b"}})
+	arm := s.image(t, exptestImageSpec{platform: "linux/arm64", layers: []string{"c"}})
+	multi := exptestMulti(t, s)
+	appImg := Image{Fetcher: s, Desc: exptestRoot(app.manifest), Name: "localhost:5000/app:1"}
+	multiImg := Image{Fetcher: s, Desc: exptestRoot(multi.index), Name: "docker.io/library/multi:1"}
+	s390x := platforms.MustParse("linux/s390x")
+	arm64 := platforms.MustParse("linux/arm64")
+
+	tests := []struct {
+		name    string
+		engine  enginetestEngine
+		imgs    []Image
+		opts    EngineOptions
+		wantErr error
+		errHas  []string
+		// steps that must end done ("") or with an error containing the value.
+		steps map[string]string
+		// noLoad: nothing may be sent to the engine.
+		noLoad bool
+	}{
+		{
+			name: "one image", imgs: []Image{appImg},
+			steps: map[string]string{"exporting layers": "", "writing image " + app.config.Digest.String(): "", "naming to localhost:5000/app:1": ""},
+		},
+		{
+			name: "index picks the engine platform, familiar answer", imgs: []Image{multiImg, appImg},
+			steps: map[string]string{"writing image " + multi.amd64.config.Digest.String(): "", "naming to docker.io/library/multi:1": "", "naming to localhost:5000/app:1": ""},
+		},
+		{
+			name: "arm64 engine", engine: enginetestEngine{os: "linux", arch: "arm64"}, imgs: []Image{multiImg},
+			steps: map[string]string{"writing image " + multi.arm64.config.Digest.String(): ""},
+		},
+		{
+			name: "unnamed image reported by ID", imgs: []Image{{Fetcher: s, Desc: exptestRoot(app.manifest)}},
+			steps: map[string]string{"writing image " + app.config.Digest.String(): ""},
+		},
+		{
+			name: "platform the engine cannot run", imgs: []Image{multiImg}, opts: EngineOptions{Platform: &s390x},
+			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"linux/s390x", "linux/amd64"}, noLoad: true,
+		},
+		{
+			name: "index without the engine platform", engine: enginetestEngine{os: "linux", arch: "s390x"}, imgs: []Image{multiImg},
+			errHas: []string{"no image for platform linux/s390x"}, noLoad: true,
+		},
+		{
+			name: "single image of another platform", imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
+			opts: EngineOptions{Platform: &arm64}, wantErr: imagetools.ErrEnginePlatform, noLoad: true,
+		},
+		{
+			name: "single image of another platform, engine default", imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
+			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"localhost:5000/arm:1", "image is linux/arm64"}, noLoad: true,
+		},
+		{
+			name: "name not reported", imgs: []Image{appImg, multiImg},
+			engine:  enginetestEngine{answer: func(string) string { return enginetestJSON("Loaded image: multi:1\n") }},
+			wantErr: imagetools.ErrNotLoaded, errHas: []string{"load localhost:5000/app:1:", "the engine reported docker.io/library/multi:1"},
+			steps: map[string]string{"naming to localhost:5000/app:1": imagetools.ErrNotLoaded.Error(), "naming to docker.io/library/multi:1": ""},
+		},
+		{
+			name: "image ID not reported", imgs: []Image{{Fetcher: s, Desc: exptestRoot(app.manifest)}},
+			engine:  enginetestEngine{answer: func(string) string { return "" }},
+			wantErr: imagetools.ErrNotLoaded, errHas: []string{"image ID " + app.config.Digest.String(), "reported nothing"},
+		},
+		{
+			name: "engine error shown as written", imgs: []Image{appImg},
+			engine: enginetestEngine{answer: func(string) string {
+				return `{"errorDetail":{"message":"open /var/lib/docker/tmp/x: no space left on device"},"error":"open /var/lib/docker/tmp/x: no space left on device"}` + "\r\n"
+			}},
+			errHas: []string{"load into the Docker engine: open /var/lib/docker/tmp/x: no space left on device"},
+			steps:  map[string]string{"writing image " + app.config.Digest.String(): "no space left on device"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.engine
+			if e.os == "" {
+				e.os, e.arch = "linux", "amd64"
+			}
+			if e.answer == nil {
+				e.answer = func(text string) string { return enginetestJSON(text) }
+			}
+			steps, err := enginetestRun(t, &e, tc.imgs, tc.opts)
+			wantFail := tc.wantErr != nil || len(tc.errHas) > 0
+			if (err != nil) != wantFail {
+				t.Fatalf("ToEngine: %v, want failure %v", err, wantFail)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Errorf("error %v is not %v", err, tc.wantErr)
+			}
+			for _, s := range tc.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+			if tc.noLoad && e.loads != 0 {
+				t.Errorf("%d load requests sent, want none", e.loads)
+			}
+			for name, want := range tc.steps {
+				got, ok := steps.ended[name]
+				if !ok {
+					t.Errorf("step %q did not end (steps: %v)", name, steps.order)
+					continue
+				}
+				if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+					t.Errorf("step %q ended with %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestToEngineSendsOnePlatform checks the tar the engine gets: the
+// docker format, manifest.json with the chosen platform's image only.
+func TestToEngineSendsOnePlatform(t *testing.T) {
+	s := newExptestStore()
+	multi := exptestMulti(t, s)
+	e := &enginetestEngine{os: "linux", arch: "amd64", answer: enginetestJSON}
+	if _, err := enginetestRun(t, e, []Image{{Fetcher: s, Desc: exptestRoot(multi.index), Name: "localhost:5000/multi:1"}}, EngineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	entries := exptestReadTar(t, e.tar)
+	var items []manifestItem
+	if err := json.Unmarshal(exptestFile(t, entries, manifestFile), &items); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].Config != exptestBlobName(multi.amd64.config) || items[0].RepoTags[0] != "localhost:5000/multi:1" {
+		t.Fatalf("manifest.json = %+v, want the amd64 image named localhost:5000/multi:1", items)
+	}
+	if exptestHasFile(entries, exptestBlobName(multi.arm64.config)) {
+		t.Errorf("the arm64 image was sent too")
+	}
+}
+
+func TestReadEngineAnswer(t *testing.T) {
+	stream := enginetestJSON("Loaded image: app:1\n") +
+		enginetestJSON("The image app:1 already exists, renaming the old one with ID sha256:aa to empty string\n") +
+		enginetestJSON("Loaded image ID: sha256:bb\n") +
+		enginetestJSON("Loaded image: localhost:5000/x/y:2\nLoaded image: z:3\n")
+	a, err := readEngineAnswer(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNames := "docker.io/library/app:1 localhost:5000/x/y:2 docker.io/library/z:3"
+	if got := strings.Join(a.Names, " "); got != wantNames {
+		t.Errorf("names %q, want %q", got, wantNames)
+	}
+	if len(a.IDs) != 1 || a.IDs[0] != "sha256:bb" {
+		t.Errorf("IDs %v, want [sha256:bb]", a.IDs)
+	}
+	_, err = readEngineAnswer(strings.NewReader(enginetestJSON("Loaded image: a:1\n") + `{"error":"old style error"}`))
+	var ee *EngineError
+	if !errors.As(err, &ee) || ee.Message != "old style error" {
+		t.Errorf("old error form: got %v", err)
+	}
+	if _, err := readEngineAnswer(strings.NewReader("not json")); err == nil {
+		t.Errorf("a non-JSON answer was accepted")
+	}
+}
+
+func TestEngineCause(t *testing.T) {
+	engineErr := fmt.Errorf("load into the Docker engine: %w", &EngineError{Message: "bad tar"})
+	registryErr := errors.New("fetch sha256:aa: 503")
+	tests := []struct {
+		name               string
+		exportErr, loadErr error
+		want               error
+	}{
+		{name: "both fine"},
+		{name: "engine failed, export cut by it", exportErr: fmt.Errorf("export: write x: %w", engineErr), loadErr: engineErr, want: engineErr},
+		{name: "engine failed, export cancelled", exportErr: context.Canceled, loadErr: engineErr, want: engineErr},
+		{name: "registry failed first", exportErr: registryErr, loadErr: engineErr, want: registryErr},
+		{name: "export failed alone", exportErr: registryErr, want: registryErr},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := engineCause(context.Background(), tc.exportErr, tc.loadErr); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,66 @@
+package oci
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/images"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// DockerMediaTypePrefix starts every Docker media type; buildx makes a
+// Docker manifest list only when all children have it.
+const DockerMediaTypePrefix = "application/vnd.docker."
+
+// ManifestAccept lists every manifest and index type the engine reads, for
+// a manifest request's Accept header.
+var ManifestAccept = strings.Join([]string{
+	ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,
+	images.MediaTypeDockerSchema2ManifestList, images.MediaTypeDockerSchema2Manifest,
+}, ", ")
+
+// IsIndex reports whether mt is an OCI index or a Docker manifest list.
+func IsIndex(mt string) bool { return images.IsIndexType(mt) }
+
+// IsManifest reports whether mt is an image manifest (OCI or Docker schema 2).
+func IsManifest(mt string) bool { return images.IsManifestType(mt) }
+
+// IsManifestOrIndex reports whether mt is either: content that names other
+// content and is stored by the manifest API, not as a blob.
+func IsManifestOrIndex(mt string) bool { return IsIndex(mt) || IsManifest(mt) }
+
+// IsImageConfig reports whether a config media type is an image config (not
+// an artifact's or an attestation's).
+func IsImageConfig(mt string) bool {
+	return mt == ocispec.MediaTypeImageConfig || mt == images.MediaTypeDockerSchema2Config
+}
+
+// IsZstd reports whether a layer media type is zstd-compressed, which
+// Docker Engine before 23.0 cannot load.
+func IsZstd(mt string) bool {
+	return strings.Contains(mt, "+zstd") || strings.HasSuffix(mt, ".zstd")
+}
+
+// DetectMediaType guesses a manifest's media type from its bytes when no
+// descriptor or header gave one, with buildx's rules (anything unrecognised
+// counts as a Docker manifest list).
+func DetectMediaType(b []byte) (string, error) {
+	var m struct {
+		MediaType string            `json:"mediaType"`
+		Config    json.RawMessage   `json:"config"`
+		FSLayers  []json.RawMessage `json:"fsLayers"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", err
+	}
+	switch {
+	case m.MediaType != "":
+		return m.MediaType, nil
+	case m.Config != nil:
+		return images.MediaTypeDockerSchema2Manifest, nil
+	case len(m.FSLayers) > 0:
+		return images.MediaTypeDockerSchema1Manifest, nil
+	default:
+		return images.MediaTypeDockerSchema2ManifestList, nil
+	}
+}

@@ -1,0 +1,178 @@
+// Package ocilayout is the OCI image layout place: a folder with oci-layout,
+// index.json and blobs/<alg>/<hex>, read and written through containerd's
+// local content store and BuildKit's index.json handling. Layouts
+// implements place.Place for oci-layout:// locations.
+//
+// It imports ref, oci and place of the engine.
+package ocilayout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/errdefs"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/moby/buildkit/client/ociindex"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ociLayout reads and writes an OCI image layout folder through containerd's
+// local content store (same blobs/<alg>/<hex> layout) and BuildKit's
+// index.json handling.
+type ociLayout struct {
+	dir   string
+	store content.Store
+	index ociindex.StoreIndex
+}
+
+func openLayout(dir string, create bool) (*ociLayout, error) {
+	if !create {
+		if err := checkLayoutDir(dir); err != nil {
+			return nil, err
+		}
+	} else if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("OCI layout %s: exists and is not a folder", dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create OCI layout %s: %w", dir, err)
+	}
+	store, err := local.NewStore(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
+	}
+	return &ociLayout{dir: dir, store: store, index: ociindex.NewStoreIndex(dir)}, nil
+}
+
+// checkLayoutDir says why dir is not a layout to read: missing, a file, or
+// a folder without the oci-layout file.
+func checkLayoutDir(dir string) error {
+	notLayout := ref.LayoutPrefix + dir + " is not an OCI image layout"
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: folder %s does not exist", notLayout, dir)
+	case err != nil:
+		return fmt.Errorf("%s: %w", notLayout, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s: %s is a file, not a folder", notLayout, dir)
+	}
+	_, err = os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: no %s file in %s (want a folder with %s, index.json and blobs/)", notLayout, ocispec.ImageLayoutFile, dir, ocispec.ImageLayoutFile)
+	case err != nil:
+		return fmt.Errorf("%s: %w", notLayout, err)
+	}
+	return nil
+}
+
+// resolve finds the descriptor for a tag, a digest, or the only entry.
+func (l *ociLayout) resolve(ctx context.Context, loc ref.Location) (ocispec.Descriptor, error) {
+	if loc.Digest != "" {
+		return l.resolveDigest(ctx, loc)
+	}
+	idx, err := l.readIndex(loc)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if loc.Tag != "" {
+		d, err := l.index.Get(loc.Tag)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("read %s: %w", loc, err)
+		}
+		if d == nil {
+			return ocispec.Descriptor{}, ref.NotFound(loc, false, layoutTagsHint(idx))
+		}
+		return *d, nil
+	}
+	if len(idx.Manifests) != 1 {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: index.json holds %d images, not one: name one with %s:TAG or @DIGEST (%s)",
+			loc, len(idx.Manifests), loc.Repository(), layoutTagsHint(idx))
+	}
+	return idx.Manifests[0], nil
+}
+
+// readIndex reads index.json, saying plainly when it is missing or not JSON.
+func (l *ociLayout) readIndex(loc ref.Location) (*ocispec.Index, error) {
+	idx, err := l.index.Read()
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%s: no index.json in %s: not a complete OCI image layout", loc, l.dir)
+	case errors.As(err, &syntaxErr):
+		return nil, fmt.Errorf("%s: index.json is not valid JSON: %w", loc, syntaxErr)
+	case errors.As(err, &typeErr):
+		return nil, fmt.Errorf("%s: index.json is not an OCI image index: %w", loc, typeErr)
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", loc, err)
+	}
+	return idx, nil
+}
+
+// layoutTagsHint lists the tags of index.json, for an error message.
+func layoutTagsHint(idx *ocispec.Index) string {
+	var tags []string
+	for _, m := range idx.Manifests {
+		if t := m.Annotations[ocispec.AnnotationRefName]; t != "" {
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) == 0 {
+		return "it has no tags: name an image by @DIGEST"
+	}
+	sort.Strings(tags)
+	return "tags: " + strings.Join(tags, ", ")
+}
+
+// resolveDigest finds a digest in index.json, or else reads the blob and
+// takes its media type from its body.
+func (l *ociLayout) resolveDigest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, error) {
+	if idx, err := l.index.Read(); err == nil {
+		for _, m := range idx.Manifests {
+			if m.Digest == loc.Digest {
+				return m, nil
+			}
+		}
+	}
+	info, err := l.store.Info(ctx, loc.Digest)
+	if errdefs.IsNotFound(err) {
+		return ocispec.Descriptor{}, ref.NotFound(loc, false, "")
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", loc, err)
+	}
+	desc := ocispec.Descriptor{Digest: loc.Digest, Size: info.Size}
+	dt, err := content.ReadBlob(ctx, l.store, desc)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("read %s: %w", loc, err)
+	}
+	var mt struct {
+		MediaType string `json:"mediaType"`
+	}
+	if err := json.Unmarshal(dt, &mt); err != nil || mt.MediaType == "" {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: blob is not a manifest or index with a mediaType", loc)
+	}
+	desc.MediaType = mt.MediaType
+	return desc, nil
+}
+
+// Fetch implements remotes.Fetcher over the layout's blobs.
+func (l *ociLayout) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	ra, err := l.store.ReaderAt(ctx, desc)
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", ref.LayoutPrefix, l.dir, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{content.NewReader(ra), ra}, nil
+}

@@ -1,0 +1,200 @@
+package ocilayout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/moby/buildkit/client/ociindex"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Layouts is the place of oci-layout:// locations: each call opens the
+// folder its location names (Path), so one value serves every folder.
+type Layouts struct{}
+
+var _ place.Place = Layouts{}
+
+// Capabilities implements place.Place: a layout has one repository (no
+// mounts), keeps no referrers, and its writer itself finds a blob present.
+func (Layouts) Capabilities(ref.Location) place.Capabilities { return place.Capabilities{} }
+
+// Manifest implements place.Place: the entry of index.json named by tag or
+// digest (or the only one), read and checked.
+func (Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	l, err := openLayout(loc.Path, false)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	desc, err := l.resolve(ctx, loc)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	dt, err := oci.ReadBlob(ctx, l, desc)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	// index.json annotations name the entry in the layout, not the image.
+	return ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}, dt, nil
+}
+
+// Fetcher implements place.Place over the folder's blobs.
+func (Layouts) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher, error) {
+	return openLayout(loc.Path, false)
+}
+
+// Tags implements place.Place: the names of index.json's entries.
+func (Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
+	l, err := openLayout(loc.Path, false)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := l.readIndex(loc)
+	if err != nil {
+		return nil, err
+	}
+	tags := map[string]bool{}
+	for _, m := range idx.Manifests {
+		if t := m.Annotations[ocispec.AnnotationRefName]; t != "" {
+			tags[t] = true
+		}
+	}
+	return tags, nil
+}
+
+// Referrers implements place.Place: a layout keeps no referrers index.
+func (Layouts) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {
+	return nil, false, nil
+}
+
+// Prepare implements place.Place: the undo removes each folder named that
+// did not exist yet, which then holds only part of the content and no tag.
+func (Layouts) Prepare(locs []ref.Location) (func(), error) {
+	var fresh []string
+	for _, l := range locs {
+		if slices.Contains(fresh, l.Path) {
+			continue
+		}
+		if _, err := os.Lstat(l.Path); errors.Is(err, os.ErrNotExist) {
+			fresh = append(fresh, l.Path)
+		}
+	}
+	return func() {
+		for _, dir := range fresh {
+			_ = os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// CheckBlob implements place.Place: whether the folder holds the blob.
+func (Layouts) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, place.Upload, error) {
+	l, err := openLayout(to.Path, true)
+	if err != nil {
+		return false, nil, err
+	}
+	_, err = l.store.Info(ctx, desc.Digest)
+	return err == nil, nil, nil
+}
+
+// MountBlob implements place.Place: a layout cannot mount; the blob is
+// copied instead.
+func (Layouts) MountBlob(context.Context, ref.Location, ref.Location, ocispec.Descriptor) (bool, place.Upload, error) {
+	return false, nil, nil
+}
+
+// PushBlob implements place.Place: the blob streamed into the content store,
+// its size and digest checked on the way; one already there is kept.
+func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob, _ place.Upload) error {
+	l, err := openLayout(to.Path, true)
+	if err != nil {
+		return err
+	}
+	return l.write(ctx, b)
+}
+
+// PutManifest implements place.Place: a manifest is a blob in a layout.
+func (Layouts) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
+	l, err := openLayout(to.Path, true)
+	if err != nil {
+		return false, err
+	}
+	return false, l.write(ctx, place.Blob{Desc: desc, Data: data, From: to.Repository()})
+}
+
+// Tag implements place.Place: the manifest's bytes, then its entry in
+// index.json under the tag (an entry of the same tag is replaced).
+func (Layouts) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
+	l, err := openLayout(to.Path, true)
+	if err != nil {
+		return err
+	}
+	if err := l.write(ctx, place.Blob{Desc: desc, Data: data, From: to.Repository()}); err != nil {
+		return err
+	}
+	if err := l.index.Put(desc, ociindex.Tag(to.Tag)); err != nil {
+		return fmt.Errorf("tag %s in %s: %w", to.Tag, to.Repository(), err)
+	}
+	return nil
+}
+
+// ReadTag implements place.Place: the manifest index.json names by the tag.
+func (Layouts) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
+	l, err := openLayout(t.Path, false)
+	if err != nil {
+		return nil, false, err
+	}
+	d, err := l.index.Get(t.Tag)
+	if err != nil || d == nil {
+		return nil, false, err
+	}
+	dt, err := oci.ReadBlob(ctx, l, *d)
+	return dt, err == nil, err
+}
+
+// write streams a blob into the content store, checking size and digest.
+func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
+	if _, err := l.store.Info(ctx, b.Desc.Digest); err == nil {
+		return nil
+	}
+	w, err := l.store.Writer(ctx, content.WithRef("imgx-"+b.Desc.Digest.Encoded()), content.WithDescriptor(b.Desc))
+	if errdefs.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("push %s to %s%s: %w", b.Desc.Digest, ref.LayoutPrefix, l.dir, err)
+	}
+	defer w.Close()
+	src, err := open(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	in, done := b.Counted(oci.NewVerifyingReader(src, b.Desc))
+	defer done()
+	if err := content.Copy(ctx, w, in, b.Desc.Size, b.Desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("copy %s from %s to %s%s: %w", b.Desc.Digest, b.From, ref.LayoutPrefix, l.dir, err)
+	}
+	return nil
+}
+
+// open reads a blob's bytes: from memory, or from its source.
+func open(ctx context.Context, b place.Blob) (io.ReadCloser, error) {
+	if b.Data != nil {
+		return io.NopCloser(bytes.NewReader(b.Data)), nil
+	}
+	rc, err := b.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s from %s: %w", b.Desc.Digest, b.From, err)
+	}
+	return rc, nil
+}

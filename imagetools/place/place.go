@@ -1,0 +1,136 @@
+// Package place defines where images live for the engine: the Place
+// interface, which every kind of location implements (a registry, an OCI
+// layout folder; tars and the Docker engine are next), and the Router, which
+// picks the implementation for a location by its scheme. Code above this
+// package (create, inspect, export) is written once against Place and never
+// asks which kind of place it holds; what differs between kinds is said by
+// Capabilities.
+//
+// It imports ref, oci's neighbours and progress only; the implementations
+// import it, never the reverse.
+package place
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Place is one kind of location images are read from and written to. Every
+// method takes the location it acts on: a repository (or folder), with the
+// tag or digest the call needs.
+type Place interface {
+	Reader
+	Writer
+	// Capabilities says what the place at loc can do beyond reading and
+	// writing content.
+	Capabilities(loc ref.Location) Capabilities
+}
+
+// Reader reads images.
+type Reader interface {
+	// Manifest reads the manifest or index at loc: by digest, by tag
+	// ("latest" when loc has neither), or the only image of a place that
+	// holds one. The bytes are checked against the digest asked for or
+	// announced and typed; one request where the place is remote.
+	Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error)
+	// Fetcher reads content of loc's repository by descriptor, blobs and
+	// manifests alike; a remote place resumes a cut download.
+	Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher, error)
+	// Tags lists the tags of loc's repository; a repository the place does
+	// not know has none.
+	Tags(ctx context.Context, loc ref.Location) (map[string]bool, error)
+	// Referrers lists the OCI referrers of the manifest at loc (a location
+	// with a digest); supported is false when the place keeps no index of
+	// referrers (then the fallback tag holds them, if anyone wrote it).
+	Referrers(ctx context.Context, loc ref.Location) (descs []ocispec.Descriptor, supported bool, err error)
+}
+
+// Writer writes images: blobs and manifests by digest, then tags.
+type Writer interface {
+	// Prepare readies the places of locs before anything runs in parallel,
+	// so that a bad configuration fails before anything moves. The undo it
+	// returns removes what a failed write left that nobody had before (an
+	// OCI layout folder the write created).
+	Prepare(locs []ref.Location) (undo func(), err error)
+	// CheckBlob reports whether to's repository holds desc. When it does
+	// not, it may start the upload at once (an upload session), handed back
+	// to PushBlob so that the transfer starts with its bytes.
+	CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (present bool, up Upload, err error)
+	// MountBlob links desc from another repository of the same place into
+	// to's (see Mountable). mounted is false, with no error, when the
+	// place wants the blob uploaded instead, with the upload it started
+	// then, if any.
+	MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (mounted bool, up Upload, err error)
+	// PushBlob writes a blob into to's repository, checking size and digest
+	// on the way; up is what CheckBlob or MountBlob started, or nil.
+	PushBlob(ctx context.Context, to ref.Location, b Blob, up Upload) error
+	// PutManifest stores a manifest or index by digest. indexed reports
+	// that the place recorded its subject itself (the OCI-Subject answer),
+	// so that no fallback tag is needed.
+	PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (indexed bool, err error)
+	// Tag points to's tag at the manifest or index desc, whose bytes are
+	// data, storing them first where the place needs it.
+	Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error
+	// ReadTag reads the manifest at a tag about to be rewritten, with the
+	// rights the write needs; found is false when the tag does not exist.
+	ReadTag(ctx context.Context, t ref.Location) (data []byte, found bool, err error)
+}
+
+// Capabilities say what a place can do beyond reading and writing content.
+type Capabilities struct {
+	// Mount: blobs can be linked between repositories of the same host
+	// (ref.Location.Host) without moving their bytes.
+	Mount bool
+	// Referrers: the place keeps cosign signatures and OCI referrers beside
+	// images, which create copies along with the images.
+	Referrers bool
+	// CheckFirst: looking for a blob before sending it saves a transfer
+	// (a remote place); where the write itself finds what is there, a
+	// separate check is skipped.
+	CheckFirst bool
+}
+
+// Upload is an upload a place started for a blob (CheckBlob, MountBlob) and
+// takes back in PushBlob. It is opaque to everything but that place; nil
+// means none was started.
+type Upload any
+
+// Blob is a blob to write, with how to read it.
+type Blob struct {
+	Desc ocispec.Descriptor
+	// Data holds the bytes when they are in memory; nil to stream them.
+	Data []byte
+	// Open opens the source bytes afresh: a write that fails half way may
+	// start over with a new read. Unused when Data is set.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+	// From names where the bytes come from, for messages.
+	From string
+	// Progress receives byte counts and notices; nil shows nothing.
+	Progress progress.SubLogger
+}
+
+// progressMinBytes is the size from which a copy shows a byte count.
+const progressMinBytes = 1 << 20
+
+// Counted returns r with the blob's byte count shown on its Progress as it
+// is read (for blobs of 1 MiB or more), and the func that ends the count.
+func (b Blob) Counted(r io.Reader) (io.Reader, func()) {
+	if b.Progress == nil || b.Desc.Size < progressMinBytes {
+		return r, func() {}
+	}
+	counter := progress.NewByteCounter(b.Progress, b.Desc.Digest.String(), b.Desc.Size)
+	return io.TeeReader(r, counter), counter.Done
+}
+
+// Logf writes a line to the blob's Progress, if it has one.
+func (b Blob) Logf(format string, args ...any) {
+	if b.Progress != nil {
+		b.Progress.Log(1, fmt.Appendf(nil, format+"\n", args...))
+	}
+}

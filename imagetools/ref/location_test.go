@@ -1,0 +1,67 @@
+package ref
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func TestParse(t *testing.T) {
+	d := digest.FromString("x")
+	tests := []struct {
+		in                   string
+		repo, tag, str, host string
+		dgst                 digest.Digest
+		layout               bool
+	}{
+		{in: "alpine", repo: "docker.io/library/alpine", str: "docker.io/library/alpine", host: "docker.io"},
+		{in: "alpine:3.20", repo: "docker.io/library/alpine", tag: "3.20", str: "docker.io/library/alpine:3.20", host: "docker.io"},
+		{in: "127.0.0.1:5000/a/b:1@" + d.String(), repo: "127.0.0.1:5000/a/b", tag: "1", dgst: d, str: "127.0.0.1:5000/a/b:1@" + d.String(), host: "127.0.0.1:5000"},
+		{in: "localhost:5000/app@" + d.String(), repo: "localhost:5000/app", dgst: d, str: "localhost:5000/app@" + d.String(), host: "localhost:5000"},
+		{in: "oci-layout://out", repo: "oci-layout://out", str: "oci-layout://out", layout: true},
+		{in: "oci-layout://./dir/sub:v1", repo: "oci-layout://dir/sub", tag: "v1", str: "oci-layout://dir/sub:v1", layout: true},
+		{in: "oci-layout:///abs/p:v1@" + d.String(), repo: "oci-layout:///abs/p", tag: "v1", dgst: d, str: "oci-layout:///abs/p:v1@" + d.String(), layout: true},
+		{in: "oci-layout://host:5000/x", repo: "oci-layout://host:5000/x", str: "oci-layout://host:5000/x", layout: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			loc, err := Parse(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loc.Repository() != tc.repo || loc.Tag != tc.tag || loc.Digest != tc.dgst || loc.String() != tc.str || (loc.Scheme == SchemeLayout) != tc.layout || loc.Host() != tc.host {
+				t.Fatalf("got repo=%q tag=%q digest=%q str=%q layout=%v host=%q", loc.Repository(), loc.Tag, loc.Digest, loc.String(), (loc.Scheme == SchemeLayout), loc.Host())
+			}
+		})
+	}
+}
+
+func TestParseLocationErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"app:bad tag":             "invalid reference \"app:bad tag\"",
+		"a:b:c":                   "invalid reference",
+		"oci-layout://":           "no path",
+		"oci-layout://x@sha256:1": "bad digest",
+		"oci-layout://x:-bad":     "bad tag",
+	} {
+		_, err := Parse(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want error containing %q", in, err, want)
+		}
+	}
+}
+
+func TestLocationTagging(t *testing.T) {
+	loc, err := Parse("r.example/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loc.TagOrLatest().String(); got != "r.example/app:latest" {
+		t.Fatalf("TagOrLatest: %s", got)
+	}
+	d := digest.FromString("y")
+	if got := loc.WithTag("v1").WithDigest(d).String(); got != "r.example/app@"+d.String() {
+		t.Fatalf("WithDigest: %s", got)
+	}
+}

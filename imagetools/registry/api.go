@@ -1,0 +1,205 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/pkg/reference"
+	"github.com/containerd/errdefs"
+	distref "github.com/distribution/reference"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+)
+
+// The few registry calls containerd's resolver makes in two round trips or
+// more are made here in one, through the same cached hosts (client,
+// authorizer, tokens): a manifest GET by tag (containerd: HEAD, then GET),
+// a manifest PUT (containerd: HEAD, then PUT) and a blob mount (containerd:
+// HEAD, then POST).
+
+// manifestAccept lists every manifest and index type we read.
+var manifestAccept = strings.Join([]string{
+	ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,
+	images.MediaTypeDockerSchema2ManifestList, images.MediaTypeDockerSchema2Manifest,
+}, ", ")
+
+// apiRequest is one registry API call on the repository of a location.
+type apiRequest struct {
+	method string
+	loc    ref.Location
+	// path under /v2/<repository>/, e.g. "manifests/v1".
+	path  string
+	query url.Values
+	// url, when set, is used instead of path and query: an upload session
+	// the registry handed out.
+	url    *url.URL
+	header http.Header
+	body   []byte
+	// stream, when set, is the body instead: size bytes read once, so the
+	// request is never replayed (a 401 is reported, not answered).
+	stream io.Reader
+	size   int64
+	// push asks for a token with push access; from adds pull access to
+	// another repository (a mount's source).
+	push bool
+	from string
+}
+
+// do sends req to the first host of its registry that can serve it, with
+// the host's authorizer: a 401 is answered by the authorizer once and the
+// request retried. The caller closes the response body.
+func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error) {
+	host, err := r.apiHost(req.loc.Host(), req.push)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := reference.Parse(req.loc.Repository() + "@" + emptyDigest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", req.loc, err)
+	}
+	ctx, err = docker.ContextWithRepositoryScope(ctx, spec, req.push)
+	if err != nil {
+		return nil, err
+	}
+	if req.from != "" {
+		ctx = docker.ContextWithAppendPullRepositoryScope(ctx, req.from)
+	}
+	u := req.url
+	if u == nil {
+		u = &url.URL{
+			Scheme:   host.Scheme,
+			Host:     host.Host,
+			Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
+			RawQuery: req.query.Encode(),
+		}
+	}
+	var resp *http.Response
+	for attempt := 0; attempt < 2; attempt++ {
+		resp, err = r.send(ctx, host, req, u.String())
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
+			break
+		}
+		if req.stream != nil {
+			// The body is spent: teach the authorizer, let the caller start over.
+			aerr := host.Authorizer.AddResponses(ctx, []*http.Response{resp})
+			drain(resp)
+			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, errors.Join(errStartOver, aerr))
+		}
+		aerr := host.Authorizer.AddResponses(ctx, []*http.Response{resp})
+		drain(resp)
+		if aerr != nil {
+			return nil, fmt.Errorf("%s %s: authorize: %w", req.method, req.loc, aerr)
+		}
+	}
+	return resp, nil
+}
+
+func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequest, u string) (*http.Response, error) {
+	var body io.Reader
+	if req.body != nil {
+		body = bytes.NewReader(req.body)
+	}
+	if req.stream != nil {
+		// Hidden behind a plain io.Reader so net/http sees no GetBody.
+		body = struct{ io.Reader }{req.stream}
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if req.stream != nil {
+		hr.ContentLength = req.size
+		if req.size == 0 {
+			hr.Body = http.NoBody
+		}
+	}
+	for k, v := range host.Header {
+		hr.Header[k] = append([]string(nil), v...)
+	}
+	for k, v := range req.header {
+		hr.Header[k] = append([]string(nil), v...)
+	}
+	if r.opts.UserAgent != "" {
+		hr.Header.Set("User-Agent", r.opts.UserAgent)
+	}
+	if host.Authorizer != nil {
+		if err := host.Authorizer.Authorize(ctx, hr); err != nil {
+			return nil, err
+		}
+	}
+	return host.Client.Do(hr)
+}
+
+// apiHost returns the first configured host of a registry able to pull (or push).
+func (r *Client) apiHost(registry string, push bool) (docker.RegistryHost, error) {
+	hosts, err := r.registryHosts(registry)
+	if err != nil {
+		return docker.RegistryHost{}, err
+	}
+	want := docker.HostCapabilityPull
+	if push {
+		want = docker.HostCapabilityPush
+	}
+	for _, h := range hosts {
+		if h.Capabilities.Has(want) {
+			if h.Client == nil {
+				h.Client = http.DefaultClient
+			}
+			return h, nil
+		}
+	}
+	return docker.RegistryHost{}, fmt.Errorf("registry %s: no host configured to %s: %w", registry, map[bool]string{true: "push", false: "pull"}[push], errdefs.ErrNotFound)
+}
+
+// statusError turns an unexpected answer into an error naming the call;
+// 404 wraps errdefs.ErrNotFound.
+func statusError(what string, resp *http.Response) error {
+	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg := strings.TrimSpace(string(dt))
+	if msg != "" {
+		msg = ": " + msg
+	}
+	err := fmt.Errorf("%s: %s%s", what, resp.Status, msg)
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
+	}
+	return err
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+}
+
+// manifestStatusError is statusError for a manifest request: a 404 names the
+// missing tag, digest or repository (from the registry's error code) instead
+// of echoing the body.
+func manifestStatusError(what string, loc ref.Location, resp *http.Response) error {
+	if resp.StatusCode != http.StatusNotFound {
+		return statusError(what, resp)
+	}
+	var body struct {
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
+	}
+	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	repoMissing := json.Unmarshal(dt, &body) == nil && len(body.Errors) > 0 && body.Errors[0].Code == "NAME_UNKNOWN"
+	return ref.NotFound(loc, repoMissing, "")
+}

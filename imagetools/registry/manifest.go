@@ -1,0 +1,166 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	distref "github.com/distribution/reference"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/opencontainers/go-digest"
+)
+
+// GetManifest fetches the manifest or index at loc (by tag, digest, or
+// "latest") in one request and checks it: size limit, digest (the one asked
+// for, else the registry's Docker-Content-Digest). The descriptor carries
+// media type, digest and size.
+func (r *Client) GetManifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	loc = loc.TagOrLatest()
+	tagOrDigest := loc.Tag
+	if loc.Digest != "" {
+		tagOrDigest = loc.Digest.String()
+	}
+	resp, err := r.do(ctx, apiRequest{method: http.MethodGet, loc: loc, path: "manifests/" + tagOrDigest,
+		header: http.Header{"Accept": {oci.ManifestAccept}}})
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch %s: %w", loc, err)
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return ocispec.Descriptor{}, nil, manifestStatusError("fetch "+loc.String(), loc, resp)
+	}
+	dt, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch %s: %w", loc, err)
+	}
+	if len(dt) > oci.MaxManifestSize {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch %s: manifest over the %d byte limit", loc, oci.MaxManifestSize)
+	}
+	desc, err := describeManifest(loc, resp.Header, dt)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	return desc, dt, nil
+}
+
+// describeManifest checks fetched manifest bytes against the digest asked
+// for or announced, and types them from Content-Type (else from the body).
+func describeManifest(loc ref.Location, h http.Header, dt []byte) (ocispec.Descriptor, error) {
+	want := loc.Digest
+	if want == "" {
+		if d, err := digest.Parse(h.Get("Docker-Content-Digest")); err == nil {
+			want = d
+		}
+	}
+	got := digest.FromBytes(dt)
+	if want != "" {
+		if err := want.Validate(); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("fetch %s: %w", loc, err)
+		}
+		if want.Algorithm() != digest.SHA256 {
+			got = want.Algorithm().FromBytes(dt)
+		}
+		if got != want {
+			return ocispec.Descriptor{}, fmt.Errorf("fetch %s: content hashes to %s, want %s: %w", loc, got, want, imagetools.ErrDigestMismatch)
+		}
+	}
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	var body struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(dt, &body) == nil && body.MediaType != "" && (images.IsIndexType(mt) || images.IsManifestType(mt)) && body.MediaType != mt {
+		return ocispec.Descriptor{}, fmt.Errorf("fetch %s: media type %q in its body contradicts the registry's %q", loc, body.MediaType, mt)
+	}
+	if !images.IsIndexType(mt) && !images.IsManifestType(mt) {
+		detected, err := oci.DetectMediaType(dt)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("fetch %s: not a manifest: %w", loc, err)
+		}
+		mt = detected
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: got, Size: int64(len(dt))}, nil
+}
+
+// PushManifest stores a manifest or index in loc's repository under
+// tagOrDigest, without the existence check containerd makes first. indexed
+// reports that the registry answered with OCI-Subject: it recorded the
+// manifest's subject in its referrers API itself.
+func (r *Client) PushManifest(ctx context.Context, loc ref.Location, tagOrDigest string, desc ocispec.Descriptor, dt []byte) (indexed bool, err error) {
+	what := fmt.Sprintf("push %s to %s:%s", desc.Digest, loc.Repository(), tagOrDigest)
+	if tagOrDigest == desc.Digest.String() {
+		what = fmt.Sprintf("push %s to %s", desc.Digest, loc.Repository())
+	}
+	resp, err := r.do(ctx, apiRequest{method: http.MethodPut, loc: loc, path: "manifests/" + tagOrDigest, push: true,
+		header: http.Header{"Content-Type": {desc.MediaType}}, body: dt})
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return false, statusError(what, resp)
+	}
+	return resp.Header.Get(ociSubjectHeader) != "", nil
+}
+
+// ociSubjectHeader is the header a registry with the referrers API answers
+// a manifest PUT with when the manifest has a subject.
+const ociSubjectHeader = "OCI-Subject"
+
+// GetTagForUpdate reads the manifest or index at tag t with push rights, so
+// that the token that reads it also serves the write that follows; found is
+// false when the tag does not exist.
+func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, bool, error) {
+	resp, err := r.do(ctx, apiRequest{method: http.MethodGet, loc: t, path: "manifests/" + t.Tag, push: true,
+		header: http.Header{"Accept": {ocispec.MediaTypeImageIndex}}})
+	if err != nil {
+		return nil, false, fmt.Errorf("read tag %s: %w", t, err)
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		dt, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize))
+		if err != nil {
+			return nil, false, fmt.Errorf("read tag %s: %w", t, err)
+		}
+		return dt, true, nil
+	case http.StatusNotFound:
+		return nil, false, nil
+	}
+	return nil, false, statusError("read tag "+t.String(), resp)
+}
+
+// mountBlob asks the registry to link a blob of another repository of the
+// same registry into loc's repository. It reports false, with no error, when
+// the registry would rather have the blob uploaded, with the upload session
+// it opened instead when it did (nil otherwise).
+func (r *Client) mountBlob(ctx context.Context, loc ref.Location, desc ocispec.Descriptor, from ref.Location) (bool, *url.URL, error) {
+	fromPath := distref.Path(from.Name)
+	resp, err := r.do(ctx, apiRequest{method: http.MethodPost, loc: loc, path: "blobs/uploads/", push: true, from: fromPath,
+		query: url.Values{"mount": {desc.Digest.String()}, "from": {fromPath}}})
+	if err != nil {
+		return false, nil, fmt.Errorf("mount %s from %s into %s: %w", desc.Digest, from.Repository(), loc.Repository(), err)
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		return true, nil, nil
+	case http.StatusAccepted:
+		// The registry opened an upload session instead: the caller uploads
+		// there (or, without a usable ref.Location, opens its own).
+		session, _ := resp.Location()
+		return false, session, nil
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		// Refused to read the source: the caller uploads.
+		return false, nil, nil
+	}
+	return false, nil, statusError(fmt.Sprintf("mount %s from %s into %s", desc.Digest, from.Repository(), loc.Repository()), resp)
+}

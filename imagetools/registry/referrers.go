@@ -1,0 +1,127 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+)
+
+// nextLink returns the next page a list answer points at (RFC 8288 Link
+// with rel="next"), resolved against the request, or nil. A page on
+// another host is not followed: the registry's credentials stay with it.
+func nextLink(resp *http.Response) *url.URL {
+	for _, h := range resp.Header.Values("Link") {
+		for _, part := range strings.Split(h, ",") {
+			target, params, ok := strings.Cut(part, ";")
+			params = strings.NewReplacer(" ", "", `"`, "").Replace(params)
+			if !ok || !strings.Contains(";"+params+";", ";rel=next;") {
+				continue
+			}
+			u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+			if err != nil {
+				return nil
+			}
+			next := resp.Request.URL.ResolveReference(u)
+			if next.Host != resp.Request.URL.Host {
+				return nil
+			}
+			return next
+		}
+	}
+	return nil
+}
+
+// maxListPages bounds the pages of a tags or referrers list followed.
+const maxListPages = 1000
+
+// ListTags reads every page of a repository's tags; a repository the
+// registry does not know has none. A failure wraps imagetools.ErrReferrers:
+// tags are listed to find cosign referrers.
+func (r *Client) ListTags(ctx context.Context, origin ref.Location) (map[string]bool, error) {
+	tags := map[string]bool{}
+	req := apiRequest{method: http.MethodGet, loc: origin, path: "tags/list"}
+	for page := 0; ; page++ {
+		if page == maxListPages {
+			return nil, fmt.Errorf("%w: list tags of %s: over %d pages", imagetools.ErrReferrers, origin.Repository(), maxListPages)
+		}
+		var body struct {
+			Tags []string `json:"tags"`
+		}
+		next, status, err := r.getJSON(ctx, req, "list tags of "+origin.Repository(), &body)
+		if status == http.StatusNotFound {
+			return tags, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", imagetools.ErrReferrers, err)
+		}
+		for _, t := range body.Tags {
+			tags[t] = true
+		}
+		if next == nil {
+			return tags, nil
+		}
+		req.url = next
+	}
+}
+
+// ListReferrers reads every page of the referrers API's answer about the
+// manifest at subject (a location with a digest); a 404 (or 405) means the
+// registry has no such API (supported false). A failure wraps
+// imagetools.ErrReferrers.
+func (r *Client) ListReferrers(ctx context.Context, subject ref.Location) (descs []ocispec.Descriptor, supported bool, err error) {
+	req := apiRequest{method: http.MethodGet, loc: subject, path: "referrers/" + subject.Digest.String(),
+		header: http.Header{"Accept": {ocispec.MediaTypeImageIndex}}}
+	what := fmt.Sprintf("list referrers of %s@%s", subject.Repository(), subject.Digest)
+	for page := 0; ; page++ {
+		if page == maxListPages {
+			return nil, false, fmt.Errorf("%w: %s: over %d pages", imagetools.ErrReferrers, what, maxListPages)
+		}
+		var idx ocispec.Index
+		next, status, err := r.getJSON(ctx, req, what, &idx)
+		if page == 0 && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: %w", imagetools.ErrReferrers, err)
+		}
+		descs = append(descs, idx.Manifests...)
+		if next == nil {
+			return descs, true, nil
+		}
+		req.url = next
+	}
+}
+
+// getJSON GETs a list page into v; it reports the next page and the status
+// (0 when no answer came), with an error for anything but 200.
+func (r *Client) getJSON(ctx context.Context, req apiRequest, what string, v any) (*url.URL, int, error) {
+	resp, err := r.do(ctx, req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.StatusCode, statusError(what, resp)
+	}
+	dt, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(dt) > oci.MaxManifestSize {
+		return nil, resp.StatusCode, fmt.Errorf("%s: answer over the %d byte limit", what, oci.MaxManifestSize)
+	}
+	if err := json.Unmarshal(dt, v); err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("%s: %w", what, err)
+	}
+	return nextLink(resp), resp.StatusCode, nil
+}
