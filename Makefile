@@ -15,9 +15,15 @@ TEST_FLAGS ?= -race -count=1
 # and minimizing counts too, so new inputs do not stall the run. FUZZTIME=30s (or
 # 5000x) overrides every target's budget.
 FUZZTIME ?=
-FUZZ_TARGETS ?= FuzzParseLocation:20000x FuzzParseSource:20000x FuzzParseAnnotation:20000x FuzzPlatform:20000x FuzzLayoutIndex:3000x
+# Each target: PACKAGE:FUZZ_FUNC:BUDGET.
+FUZZ_TARGETS ?= ref:FuzzParseLocation:20000x create:FuzzParseSource:20000x combine:FuzzParseAnnotation:20000x \
+	oci:FuzzPlatform:20000x ocilayout:FuzzLayoutIndex:3000x
+# The integration tests run this build of the binary: the race detector in
+# the real process, not only in the test harness. The release build (build)
+# stays static and race-free.
+RACE_BIN ?= bin/docker-imgx-race
 
-.PHONY: help build install test unit integration lint docs validate-docs demo bench fuzz clean
+.PHONY: help build build-race install test unit integration lint docs validate-docs demo bench fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,13 +31,17 @@ help: ## Show this help
 build: ## Build the plugin binary into bin/docker-imgx
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/docker-imgx
 
+build-race: ## Build bin/docker-imgx-race, with the race detector, for the integration tests
+	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/docker-imgx
+
 install: build ## Install the plugin into ~/.docker/cli-plugins (docker imgx)
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 $(BIN) $(PLUGIN_DIR)/docker-imgx
 	@echo "installed $(PLUGIN_DIR)/docker-imgx: try 'docker imgx --help'"
 
-test: build ## Run unit and integration tests (real registries, the real binary)
-	IMGX_BINARY=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) ./...
+test: build build-race ## Run unit and integration tests (real registries, the real binary built with -race)
+	@if [ -n "$$($(GO) version -m $(BIN) | grep -E 'CGO_ENABLED=1|-race')" ]; then echo "$(BIN) is not a static, race-free build"; exit 1; fi
+	IMGX_BINARY=$(CURDIR)/$(RACE_BIN) $(GO) test $(TEST_FLAGS) ./...
 
 lint: ## gofmt, go vet, and golangci-lint (installed once into bin/tools through the Go module proxy)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -54,11 +64,11 @@ bench: build ## Run the Go benchmarks, then the suite through the binary (writes
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./tests/bench -binary $(BIN) $(BENCH_FLAGS)
 
-fuzz: ## Run each fuzz target of imagetools for its budget (FUZZTIME overrides)
+fuzz: ## Run each fuzz target of the engine for its budget (FUZZTIME overrides)
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		f=$${t%%:*}; budget=$${t#*:}; [ -z "$(FUZZTIME)" ] || budget=$(FUZZTIME); \
-		echo "==> $$f ($$budget)"; \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $$budget -fuzzminimizetime 100x ./imagetools/; \
+		pkg=$${t%%:*}; rest=$${t#*:}; f=$${rest%%:*}; budget=$${rest#*:}; [ -z "$(FUZZTIME)" ] || budget=$(FUZZTIME); \
+		echo "==> $$pkg $$f ($$budget)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $$budget -fuzzminimizetime 100x ./imagetools/$$pkg/; \
 	done
 
 clean: ## Remove build output
