@@ -7,9 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 
-	distref "github.com/distribution/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerd/containerd/v2/core/images"
@@ -136,31 +134,4 @@ func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, b
 		return nil, false, nil
 	}
 	return nil, false, statusError("read tag "+t.String(), resp)
-}
-
-// mountBlob asks the registry to link a blob of another repository of the
-// same registry into loc's repository. It reports false, with no error, when
-// the registry would rather have the blob uploaded, with the upload session
-// it opened instead when it did (nil otherwise).
-func (r *Client) mountBlob(ctx context.Context, loc ref.Location, desc ocispec.Descriptor, from ref.Location) (bool, *url.URL, error) {
-	fromPath := distref.Path(from.Name)
-	resp, err := r.do(ctx, apiRequest{method: http.MethodPost, loc: loc, path: "blobs/uploads/", push: true, from: fromPath,
-		query: url.Values{"mount": {desc.Digest.String()}, "from": {fromPath}}})
-	if err != nil {
-		return false, nil, fmt.Errorf("mount %s from %s into %s: %w", desc.Digest, from.Repository(), loc.Repository(), err)
-	}
-	defer drain(resp)
-	switch resp.StatusCode {
-	case http.StatusCreated:
-		return true, nil, nil
-	case http.StatusAccepted:
-		// The registry opened an upload session instead: the caller uploads
-		// there (or, without a usable ref.Location, opens its own).
-		session, _ := resp.Location()
-		return false, session, nil
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		// Refused to read the source: the caller uploads.
-		return false, nil, nil
-	}
-	return false, nil, statusError(fmt.Sprintf("mount %s from %s into %s", desc.Digest, from.Repository(), loc.Repository()), resp)
 }
