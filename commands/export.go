@@ -13,6 +13,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools/export"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/ocilayout"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/imagetools/registry"
@@ -209,9 +210,6 @@ func stdoutWriter(dockerCli command.Cli) io.Writer {
 // writeExport writes the tar to stdout or a file (beside the target, renamed
 // on success), or the layout folder.
 func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, imgs []export.Image, opts export.Options) (export.Result, error) {
-	if target.layoutDir != "" {
-		return export.WriteLayoutDir(ctx, target.layoutDir, imgs, opts)
-	}
 	var res export.Result
 	// No bufio: the engine writes blobs in 512 KiB chunks, which a buffer
 	// would only copy once more; the few small entries cost little.
@@ -220,10 +218,18 @@ func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, img
 		res, err = export.Write(ctx, w, imgs, opts)
 		return err
 	}
-	if target.file != "" {
-		return res, atomicfile.Write(target.file, write)
+	var err error
+	switch {
+	case target.layoutDir != "":
+		err = ocilayout.WriteFolder(ctx, target.layoutDir, write)
+	case target.file != "":
+		err = atomicfile.Write(target.file, write)
+	default:
+		err = write(stdout)
 	}
-	return res, write(stdout)
+	// res is read after write has set it: in "return res, f()" Go may read
+	// res first.
+	return res, err
 }
 
 // parseExportTarget reads -o: "" or "-" is stdout, oci-layout://DIR a

@@ -84,7 +84,7 @@ func runPlans(ctx context.Context, pl place.Place, plans []*repoPlan, refs *refe
 	for _, p := range plans {
 		eg.Go(func() error {
 			return progress.Wrap("[internal] pushing "+p.repo.Repository(), opts.Progress, func(sub progress.SubLogger) error {
-				rp, err := p.pushWithReferrers(ctx, pl, sub, slots, opts.MaxConcurrency, refs)
+				rp, err := p.pushWithReferrers(ctx, sub, slots, opts.MaxConcurrency, refs)
 				if err != nil {
 					return err
 				}
@@ -99,10 +99,10 @@ func runPlans(ctx context.Context, pl place.Place, plans []*repoPlan, refs *refe
 				case <-ctx.Done():
 					return context.Cause(ctx)
 				}
-				if err := rp.pushTags(ctx, pl, sub); err != nil {
+				if err := rp.tagReferrers(ctx, sub); err != nil {
 					return err
 				}
-				return p.pushTags(ctx, sub)
+				return p.tagRoot(ctx, sub)
 			})
 		})
 	}
@@ -111,8 +111,8 @@ func runPlans(ctx context.Context, pl place.Place, plans []*repoPlan, refs *refe
 
 // pushContent puts blobs (in parallel), then manifests, children before
 // parents, each level in parallel, as many at once as other small requests.
-func (p *repoPlan) pushContent(ctx context.Context, pl place.Place, sub progress.SubLogger, slots *transferSlots, limit int) error {
-	if err := p.pushBlobs(ctx, pl, sub, slots, limit); err != nil {
+func (p *repoPlan) pushContent(ctx context.Context, sub progress.SubLogger, slots *transferSlots, limit int) error {
+	if err := p.pushBlobs(ctx, sub, slots, limit); err != nil {
 		return err
 	}
 	for _, level := range manifestLevels(p.manifests) {
@@ -141,7 +141,7 @@ func (p *repoPlan) pushContent(ctx context.Context, pl place.Place, sub progress
 // while transfers start in plan order, each holding one of the slots shared
 // by every target: a transfer rarely waits on a check, and
 // --max-concurrency 1 keeps the transfers in plan order.
-func (p *repoPlan) pushBlobs(ctx context.Context, pl place.Place, sub progress.SubLogger, slots *transferSlots, limit int) error {
+func (p *repoPlan) pushBlobs(ctx context.Context, sub progress.SubLogger, slots *transferSlots, limit int) error {
 	eg, ectx := errgroup.WithContext(ctx)
 	found := make([]chan checked, len(p.blobs))
 	for i, b := range p.blobs {
@@ -156,7 +156,7 @@ func (p *repoPlan) pushBlobs(ctx context.Context, pl place.Place, sub progress.S
 		mounts.SetLimit(oci.MetadataLimit(limit))
 		for _, b := range p.blobs {
 			if b.mount {
-				mounts.Go(func() error { return p.mountBlob(ectx, sub, slots, b) })
+				mounts.Go(func() error { return p.mountOrCopy(ectx, sub, slots, b) })
 			}
 		}
 		return mounts.Wait()
@@ -167,7 +167,7 @@ func (p *repoPlan) pushBlobs(ctx context.Context, pl place.Place, sub progress.S
 		for i, b := range p.blobs {
 			if found[i] != nil {
 				checks.Go(func() error {
-					present, up, err := pl.CheckBlob(ectx, p.repo, b.desc)
+					present, up, err := p.pl.CheckBlob(ectx, p.repo, b.desc)
 					found[i] <- checked{present: present, up: up}
 					return err
 				})
@@ -193,7 +193,7 @@ func (p *repoPlan) pushBlobs(ctx context.Context, pl place.Place, sub progress.S
 		}
 		eg.Go(func() error {
 			defer release()
-			return p.pushBlob(ectx, sub, b, c.up)
+			return p.copyBlob(ectx, sub, b, c.up)
 		})
 	}
 	return eg.Wait()
@@ -206,10 +206,10 @@ type checked struct {
 	up      place.Upload
 }
 
-// mountBlob links a blob from another repository of the place, once it is
+// mountOrCopy links a blob from another repository of the place, once it is
 // there; when the place wants an upload instead, the blob is uploaded in a
 // transfer slot.
-func (p *repoPlan) mountBlob(ctx context.Context, sub progress.SubLogger, slots *transferSlots, b blobJob) error {
+func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slots *transferSlots, b blobJob) error {
 	if err := b.after.wait(ctx); err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func (p *repoPlan) mountBlob(ctx context.Context, sub progress.SubLogger, slots 
 		return err
 	}
 	defer release()
-	return p.pushBlob(ctx, sub, b, up)
+	return p.copyBlob(ctx, sub, b, up)
 }
 
 // needsCheck reports whether a blob is looked for in the target before it
@@ -236,10 +236,10 @@ func (p *repoPlan) needsCheck(b blobJob) bool {
 	return p.pl.Capabilities(p.repo).CheckFirst && !b.mount && b.data == nil
 }
 
-// pushBlob puts one blob in the repository by copying it, in the fewest
+// copyBlob puts one blob in the repository by copying it, in the fewest
 // requests the place allows (see place.Writer.PushBlob). up, when set, is
 // the upload a check or a refused mount started.
-func (p *repoPlan) pushBlob(ctx context.Context, sub progress.SubLogger, b blobJob, up place.Upload) error {
+func (p *repoPlan) copyBlob(ctx context.Context, sub progress.SubLogger, b blobJob, up place.Upload) error {
 	logf(sub, "copying %s from %s to %s", b.desc.Digest, b.from.Repository(), p.repo.Repository())
 	err := p.pl.PushBlob(ctx, p.repo, place.Blob{Desc: b.desc, Data: b.data, Open: p.opener(b), From: b.from.Repository(), Progress: sub}, up)
 	if err == nil {
@@ -265,8 +265,8 @@ func (p *repoPlan) putByDigest(ctx context.Context, desc ocispec.Descriptor, dt 
 	return err
 }
 
-// pushTags points every tag of the repository at the root.
-func (p *repoPlan) pushTags(ctx context.Context, sub progress.SubLogger) error {
+// tagRoot points every tag of the repository at the root.
+func (p *repoPlan) tagRoot(ctx context.Context, sub progress.SubLogger) error {
 	for _, t := range p.tags {
 		logf(sub, "pushing %s to %s", p.rootDesc.Digest, t)
 		if err := p.pl.Tag(ctx, t, p.rootDesc, p.rootBytes); err != nil {

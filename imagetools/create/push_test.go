@@ -187,7 +187,7 @@ func TestPushBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := progress.Wrap("test", progress.Discard(), func(sub progress.SubLogger) error {
-		return p.pushBlobs(context.Background(), pl, sub, newTransferSlots(2), 2)
+		return p.pushBlobs(context.Background(), sub, newTransferSlots(2), 2)
 	})
 	if err != nil {
 		t.Fatal(err)

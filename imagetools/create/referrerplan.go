@@ -96,12 +96,12 @@ func (f *referrerFinder) prepareReferrers(ctx context.Context, p *repoPlan, sub 
 		}
 		logf(sub, "copying %s %s of %s", kind, rf.n.desc.Digest, rf.subject)
 	}
-	return rp, rp.content.pushBlobs(ctx, f.pl, sub, slots, f.limit)
+	return rp, rp.content.pushBlobs(ctx, sub, slots, f.limit)
 }
 
 // pushManifests puts the referrer manifests by digest, children first,
 // noting whether the registry indexed the OCI referrers itself.
-func (rp *referrerPlan) pushManifests(ctx context.Context, pl place.Place, sub progress.SubLogger, limit int) error {
+func (rp *referrerPlan) pushManifests(ctx context.Context, sub progress.SubLogger, limit int) error {
 	if rp.empty() {
 		return nil
 	}
@@ -112,7 +112,7 @@ func (rp *referrerPlan) pushManifests(ctx context.Context, pl place.Place, sub p
 		for _, n := range level {
 			eg.Go(func() error {
 				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
-				indexed, err := pl.PutManifest(ectx, p.repo, n.desc, n.data)
+				indexed, err := p.pl.PutManifest(ectx, p.repo, n.desc, n.data)
 				if err == nil && rp.top[n.desc.Digest] && !indexed {
 					rp.mu.Lock()
 					rp.fallback = true
@@ -128,13 +128,13 @@ func (rp *referrerPlan) pushManifests(ctx context.Context, pl place.Place, sub p
 	return nil
 }
 
-// pushTags writes the cosign tags and, where the registry did not index
+// tagReferrers writes the cosign tags and, where the registry did not index
 // the OCI referrers, merges them into the fallback tag of their subject.
-func (rp *referrerPlan) pushTags(ctx context.Context, pl place.Place, sub progress.SubLogger) error {
+func (rp *referrerPlan) tagReferrers(ctx context.Context, sub progress.SubLogger) error {
 	if rp.empty() {
 		return nil
 	}
-	repo := rp.content.repo
+	pl, repo := rp.content.pl, rp.content.repo
 	for _, rf := range rp.tags {
 		t := repo.WithTag(rf.tag)
 		logf(sub, "pushing %s to %s", rf.n.desc.Digest, t)
@@ -178,13 +178,13 @@ func mergeFallbackTag(ctx context.Context, pl place.Place, sub progress.SubLogge
 // pushWithReferrers puts the plan's content and, at the same time, finds
 // the referrers of what it copies and copies their blobs; their manifests
 // follow the content they refer to.
-func (p *repoPlan) pushWithReferrers(ctx context.Context, pl place.Place, sub progress.SubLogger, slots *transferSlots, limit int, refs *referrerFinder) (*referrerPlan, error) {
+func (p *repoPlan) pushWithReferrers(ctx context.Context, sub progress.SubLogger, slots *transferSlots, limit int, refs *referrerFinder) (*referrerPlan, error) {
 	if refs == nil {
-		return nil, p.pushContent(ctx, pl, sub, slots, limit)
+		return nil, p.pushContent(ctx, sub, slots, limit)
 	}
 	var rp *referrerPlan
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return p.pushContent(ectx, pl, sub, slots, limit) })
+	eg.Go(func() error { return p.pushContent(ectx, sub, slots, limit) })
 	eg.Go(func() error {
 		var err error
 		rp, err = refs.prepareReferrers(ectx, p, sub, slots)
@@ -193,5 +193,5 @@ func (p *repoPlan) pushWithReferrers(ctx context.Context, pl place.Place, sub pr
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	return rp, rp.pushManifests(ctx, pl, sub, limit)
+	return rp, rp.pushManifests(ctx, sub, limit)
 }

@@ -47,7 +47,7 @@ type Image struct {
 	Data []byte
 }
 
-// Options controls Write and WriteLayoutDir.
+// Options controls Write.
 type Options struct {
 	// Platforms selects the images kept from an index; the first one's image
 	// goes to manifest.json. Default: the local platform.

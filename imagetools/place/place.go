@@ -6,8 +6,8 @@
 // asks which kind of place it holds; what differs between kinds is said by
 // Capabilities.
 //
-// It imports ref, oci's neighbours and progress only; the implementations
-// import it, never the reverse.
+// It imports ref and progress of the engine; the implementations import
+// it, never the reverse.
 package place
 
 import (

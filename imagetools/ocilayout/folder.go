@@ -1,4 +1,4 @@
-package export
+package ocilayout
 
 import (
 	"archive/tar"
@@ -13,63 +13,62 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// WriteLayoutDir writes the images as an OCI image layout folder dir, with
-// the same entries Write writes into a tar (FormatOCI is the usual format
-// here). The folder is built beside dir under a temporary name and
-// renamed to dir once every file is written and synced, so dir is either
-// complete or absent. dir must not exist or be an empty folder.
+// WriteFolder writes a new OCI image layout folder dir from the layout tar
+// that write produces (export.Write in the oci or docker format): the
+// folder is built beside dir under a temporary name, each entry extracted as
+// it streams, and renamed to dir once every file is written and synced, so
+// dir is either complete or absent. dir must not exist or be an empty
+// folder. This is how a whole layout is written at once; the Layouts place
+// adds to a layout blob by blob.
 //
-// Write's tar stream is extracted through a pipe rather than written file
-// by file: one code path decides the content, and every entry name has been
-// checked by Write (and is checked again here). The Result is Write's.
-func WriteLayoutDir(ctx context.Context, dir string, imgs []Image, opts Options) (res Result, retErr error) {
+// Extracting the tar, rather than writing file by file, keeps one code path
+// deciding the content: the folder holds exactly the tar's entries, each
+// name checked again here.
+func WriteFolder(ctx context.Context, dir string, write func(w io.Writer) error) (retErr error) {
 	dir = filepath.Clean(dir)
 	if err := checkTargetDir(dir); err != nil {
-		return Result{}, err
+		return err
 	}
 	parent, base := filepath.Split(dir)
 	if parent == "" {
 		parent = "."
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return Result{}, fmt.Errorf("create %s: %w", parent, err)
+		return fmt.Errorf("create %s: %w", parent, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
 	if err != nil {
-		return Result{}, fmt.Errorf("create OCI layout %s: %w", dir, err)
+		return fmt.Errorf("create OCI layout %s: %w", dir, err)
 	}
 	defer func() {
 		if retErr != nil {
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if res, err = writeExtracted(ctx, tmp, imgs, opts); err != nil {
-		return res, err
+	if err := writeExtracted(ctx, tmp, write); err != nil {
+		return err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return res, fmt.Errorf("write OCI layout %s: %w", dir, err)
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
 	}
 	// An empty folder in the way is replaced; rename refuses a non-empty one.
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return res, fmt.Errorf("write OCI layout %s: %w", dir, err)
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		return res, fmt.Errorf("write OCI layout %s: %w", dir, err)
+		return fmt.Errorf("write OCI layout %s: %w", dir, err)
 	}
-	return res, nil
+	return nil
 }
 
-// writeExtracted runs Write into a pipe whose other end is extracted under
+// writeExtracted runs write into a pipe whose other end is extracted under
 // dir.
-func writeExtracted(ctx context.Context, dir string, imgs []Image, opts Options) (Result, error) {
+func writeExtracted(ctx context.Context, dir string, write func(w io.Writer) error) error {
 	pr, pw := io.Pipe()
 	g, gctx := errgroup.WithContext(ctx)
-	var (
-		res      Result
-		writeErr error
-	)
+	var writeErr error
 	g.Go(func() error {
-		res, writeErr = Write(gctx, pw, imgs, opts)
+		writeErr = write(pw)
 		pw.CloseWithError(writeErr)
 		return writeErr
 	})
@@ -81,11 +80,11 @@ func writeExtracted(ctx context.Context, dir string, imgs []Image, opts Options)
 	if err := g.Wait(); err != nil {
 		// The extractor only echoes a write error; report the cause.
 		if writeErr != nil {
-			return res, writeErr
+			return writeErr
 		}
-		return res, err
+		return err
 	}
-	return res, nil
+	return nil
 }
 
 // checkTargetDir fails unless dir is absent or an empty folder, before
@@ -121,13 +120,13 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read export stream: %w", err)
+			return fmt.Errorf("read layout stream: %w", err)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if !filepath.IsLocal(hdr.Name) {
-			return fmt.Errorf("export stream: entry %q is not a local path", hdr.Name)
+			return fmt.Errorf("layout stream: entry %q is not a local path", hdr.Name)
 		}
 		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
 		switch hdr.Typeflag {
@@ -140,7 +139,7 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 				return err
 			}
 		default:
-			return fmt.Errorf("export stream: entry %q has unsupported type %q", hdr.Name, hdr.Typeflag)
+			return fmt.Errorf("layout stream: entry %q has unsupported type %q", hdr.Name, hdr.Typeflag)
 		}
 	}
 }
