@@ -295,9 +295,9 @@ func faultScenarios(fx faultFixture) []faultScenario {
 			},
 		},
 		{
-			name:    "corrupt manifest",
-			except:  []string{"inspect-raw"},
-			faults:  []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.CorruptBody}},
+			name:   "corrupt manifest",
+			except: []string{"inspect-raw"},
+			faults: []faultproxy.Fault{{Method: get, PathContains: manifestByDigest, Kind: faultproxy.CorruptBody}},
 			// One read of small blobs (oci.ReadBlob): every command says the same.
 			wantErr: []string{"blob " + fx.indexDigest().String() + ": content hashes to sha256:", "digest mismatch"},
 			wantErrFor: map[string][]string{
