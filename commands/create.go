@@ -160,6 +160,12 @@ func (o createOptions) explain(err error) error {
 		return fmt.Errorf("%w (or use --append with a --tag)", err)
 	case errors.Is(err, imagetools.ErrReferrers):
 		return fmt.Errorf("%w (--referrers=false skips referrers)", err)
+	case errors.Is(err, imagetools.ErrConflictingOptions):
+		return fmt.Errorf("%w (--oci asks for an index, --prefer-index=false keeps the manifest: drop one of them)", err)
+	case errors.Is(err, imagetools.ErrDockerListAnnotations):
+		return fmt.Errorf("%w (--oci makes one)", err)
+	case errors.Is(err, imagetools.ErrNoRepository):
+		return fmt.Errorf("%w (--tag)", err)
 	}
 	return err
 }

@@ -55,7 +55,11 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	if opts.raw {
 		return pr.Raw(dockerCli.Out())
 	}
-	return pr.Format(dockerCli.Out(), opts.format)
+	err = pr.Format(dockerCli.Out(), opts.format)
+	if fe := (*inspect.FormatError)(nil); errors.As(err, &fe) {
+		return errors.New(fe.Explain("--format"))
+	}
+	return err
 }
 
 // explainPlatform names the flag of a platform asked of a single image.

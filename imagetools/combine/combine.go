@@ -131,7 +131,7 @@ func Index(srcs []Input, opts Options) (Result, error) {
 		case images.IsIndexType(mt) && !(opts.ForceOCI && mt == images.MediaTypeDockerSchema2ManifestList):
 			return passIndex(srcs[0], descs[0], opts.Platforms)
 		case !images.IsIndexType(mt) && !opts.PreferIndex && opts.ForceOCI:
-			return Result{}, fmt.Errorf("%w: --oci asks for an index, but --prefer-index=false keeps the single manifest %s as it is: drop one of them", imagetools.ErrConflictingOptions, descs[0].Digest)
+			return Result{}, fmt.Errorf("%w: an OCI index is asked for, but the single manifest %s is to be kept as it is", imagetools.ErrConflictingOptions, descs[0].Digest)
 		case !images.IsIndexType(mt) && !opts.PreferIndex:
 			return passManifest(srcs[0], descs[0], opts.Platforms)
 		}
@@ -384,7 +384,7 @@ func annotate(idx *ocispec.Index, anns []Annotation) error {
 		return nil
 	}
 	if idx.MediaType == images.MediaTypeDockerSchema2ManifestList {
-		return fmt.Errorf("%w: every source is a Docker manifest, so the result would be a Docker manifest list; use --oci to create an OCI image index instead, or build the sources with oci-mediatypes=true", imagetools.ErrDockerListAnnotations)
+		return fmt.Errorf("%w: every source is a Docker manifest, so the result would be a Docker manifest list; make an OCI image index instead, or build the sources with oci-mediatypes=true", imagetools.ErrDockerListAnnotations)
 	}
 	for _, a := range anns {
 		switch a.Target {

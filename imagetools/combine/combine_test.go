@@ -416,8 +416,8 @@ func TestCombineManifestDescriptorAnnotations(t *testing.T) {
 func TestCombineAnnotationsOnDockerListMessage(t *testing.T) {
 	d := testImage(t, images.MediaTypeDockerSchema2Manifest, "linux", "amd64", "")
 	_, err := Index([]Input{d}, Options{Annotations: mustAnnotations(t, "manifest-descriptor:a=b"), PreferIndex: true})
-	if !errors.Is(err, imagetools.ErrDockerListAnnotations) || !bytes.Contains([]byte(err.Error()), []byte("--oci")) {
-		t.Fatalf("error = %v, want imagetools.ErrDockerListAnnotations suggesting --oci", err)
+	if !errors.Is(err, imagetools.ErrDockerListAnnotations) || !bytes.Contains([]byte(err.Error()), []byte("make an OCI image index instead")) {
+		t.Fatalf("error = %v, want imagetools.ErrDockerListAnnotations suggesting an OCI index", err)
 	}
 	got, err := Index([]Input{d}, Options{Annotations: mustAnnotations(t, "manifest-descriptor:a=b"), ForceOCI: true})
 	if err != nil {

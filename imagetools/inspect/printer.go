@@ -91,7 +91,7 @@ func (p *Printer) Format(w io.Writer, format string) error {
 		},
 	}).Parse(format)
 	if err != nil {
-		return fmt.Errorf("invalid --format %q: %w (want json, or a Go template such as '{{json .Manifest}}')", format, err)
+		return &FormatError{Format: format, Err: err, Hint: "want json, or a Go template such as '{{json .Manifest}}'"}
 	}
 	var sb strings.Builder
 	if err := tmpl.Execute(&sb, p.Data()); err != nil {
@@ -287,7 +287,37 @@ var unknownFieldPattern = regexp.MustCompile(`can't evaluate field (\w+) in type
 // there are, instead of Go's type name.
 func templateExecError(format string, err error) error {
 	if m := unknownFieldPattern.FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("invalid --format %q: no field .%s (fields: .Name, .Manifest, .Image, .Provenance, .SBOM, .Platforms, .Warnings)", format, m[1])
+		return &FormatError{Format: format, Err: fmt.Errorf("no field .%s", m[1]), Hint: "fields: .Name, .Manifest, .Image, .Provenance, .SBOM, .Platforms, .Warnings"}
 	}
-	return fmt.Errorf("run --format %q: %w", format, err)
+	return &FormatError{Format: format, Err: err, Run: true}
 }
+
+// FormatError is an output format (a Go template) that does not parse, or
+// fails when run. Error words it without naming a flag; the command layer
+// names its flag with Explain.
+type FormatError struct {
+	Format string
+	Err    error
+	// Run is set when the template parsed but failed on the data.
+	Run bool
+	// Hint says what is valid, when known.
+	Hint string
+}
+
+// Error implements error.
+func (e *FormatError) Error() string { return e.Explain("format") }
+
+// Explain words the error for the flag (or setting) that gave the format.
+func (e *FormatError) Explain(flag string) string {
+	if e.Run {
+		return fmt.Sprintf("run %s %q: %v", flag, e.Format, e.Err)
+	}
+	msg := fmt.Sprintf("invalid %s %q: %v", flag, e.Format, e.Err)
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the template's own error.
+func (e *FormatError) Unwrap() error { return e.Err }
