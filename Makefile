@@ -21,7 +21,7 @@ FUZZ_TARGETS ?= ref:FuzzParseLocation:20000x create:FuzzParseSource:20000x combi
 # The integration tests run this build of the binary: the race detector in
 # the real process, not only in the test harness. The release build (build)
 # stays static and race-free.
-RACE_BIN ?= bin/docker-imgx-race
+RACE_BIN ?= bin/race/docker-imgx
 
 .PHONY: help build build-race install test unit integration lint docs validate-docs demo bench fuzz clean
 
@@ -31,7 +31,7 @@ help: ## Show this help
 build: ## Build the plugin binary into bin/docker-imgx
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/docker-imgx
 
-build-race: ## Build bin/docker-imgx-race, with the race detector, for the integration tests
+build-race: ## Build bin/race/docker-imgx (same name: messages name it), with the race detector, for the integration tests
 	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/docker-imgx
 
 install: build ## Install the plugin into ~/.docker/cli-plugins (docker imgx)

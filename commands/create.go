@@ -165,7 +165,7 @@ func (o createOptions) explain(err error) error {
 	case errors.Is(err, imagetools.ErrDockerListAnnotations):
 		return fmt.Errorf("%w (--oci makes one)", err)
 	case errors.Is(err, imagetools.ErrNoRepository):
-		return fmt.Errorf("%w (--tag)", err)
+		return fmt.Errorf("%w: name a repository with --tag or a source reference", err)
 	}
 	return err
 }

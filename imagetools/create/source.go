@@ -124,7 +124,7 @@ func InferRepository(source string, repos []string) (string, error) {
 	uniq = slices.DeleteFunc(uniq, func(r string) bool { return r == "" })
 	switch len(uniq) {
 	case 0:
-		return "", fmt.Errorf("%w, cannot infer repository for %q: name a repository in a target or a source reference", imagetools.ErrNoRepository, source)
+		return "", fmt.Errorf("%w, cannot infer repository for %q", imagetools.ErrNoRepository, source)
 	case 1:
 		return uniq[0], nil
 	default:

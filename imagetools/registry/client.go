@@ -144,8 +144,37 @@ func (r *Client) registryHosts(host string) ([]docker.RegistryHost, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure registry %s: %w", host, err)
 	}
+	for i := range h {
+		if h[i].Authorizer != nil {
+			h[i].Authorizer = &serialAuthorizer{a: h[i].Authorizer}
+		}
+	}
 	r.hosts[host] = h
 	return h, nil
+}
+
+// serialAuthorizer lets one request at a time into containerd's authorizer.
+// Its bearer handler (containerd v2.4, doBearerAuth) reads the expiry of a
+// token still being fetched under its lock while the fetching goroutine
+// writes it without: a data race the -race build of the binary reports on
+// the first parallel requests to a token-auth registry. A cached token is
+// handed out in microseconds; a token being fetched held up the requests of
+// its scope anyway.
+type serialAuthorizer struct {
+	mu sync.Mutex
+	a  docker.Authorizer
+}
+
+func (s *serialAuthorizer) Authorize(ctx context.Context, req *http.Request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.a.Authorize(ctx, req)
+}
+
+func (s *serialAuthorizer) AddResponses(ctx context.Context, responses []*http.Response) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.a.AddResponses(ctx, responses)
 }
 
 func (r *Client) configureHost(host string) ([]docker.RegistryHost, error) {
