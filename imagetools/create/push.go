@@ -69,13 +69,13 @@ func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 	if opts.Referrers {
 		refs = newReferrerFinder(pl, c, opts.MaxConcurrency)
 	}
-	return runPlans(ctx, pl, plans, refs, opts)
+	return runPlans(ctx, plans, refs, opts)
 }
 
 // runPlans runs every repository's plan in its own progress vertex: content
 // (with referrers, when refs is set) first; then, when every repository has
 // all its content, the tags: referrers' first, the user's last.
-func runPlans(ctx context.Context, pl place.Place, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
+func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
 	slots := newTransferSlots(opts.MaxConcurrency)
 	contentDone := make(chan struct{})
 	var mu sync.Mutex
