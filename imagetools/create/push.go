@@ -110,26 +110,41 @@ func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts
 }
 
 // pushContent puts blobs (in parallel), then manifests, children before
-// parents, each level in parallel, as many at once as other small requests.
+// parents (putManifests), then the root by digest when it goes first.
 func (p *repoPlan) pushContent(ctx context.Context, sub progress.SubLogger, slots *transferSlots, limit int) error {
 	if err := p.pushBlobs(ctx, sub, slots, limit); err != nil {
 		return err
 	}
+	if err := p.putManifests(ctx, sub, limit, nil); err != nil {
+		return err
+	}
+	if p.pushRoot {
+		return p.putByDigest(ctx, p.rootDesc, p.rootBytes)
+	}
+	return nil
+}
+
+// putManifests puts the plan's manifests by digest, children before
+// parents, each level in parallel, as many at once as other small requests;
+// put, when set, is told of each one put and whether the place indexed its
+// subject itself.
+func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, limit int, put func(n *node, indexed bool)) error {
 	for _, level := range manifestLevels(p.manifests) {
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.SetLimit(oci.MetadataLimit(limit))
 		for _, n := range level {
 			eg.Go(func() error {
 				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
-				return p.putByDigest(ectx, n.desc, n.data)
+				indexed, err := p.pl.PutManifest(ectx, p.repo, n.desc, n.data)
+				if err == nil && put != nil {
+					put(n, indexed)
+				}
+				return err
 			})
 		}
 		if err := eg.Wait(); err != nil {
 			return err
 		}
-	}
-	if p.pushRoot {
-		return p.putByDigest(ctx, p.rootDesc, p.rootBytes)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -105,27 +104,13 @@ func (rp *referrerPlan) pushManifests(ctx context.Context, sub progress.SubLogge
 	if rp.empty() {
 		return nil
 	}
-	p := rp.content
-	for _, level := range manifestLevels(p.manifests) {
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(oci.MetadataLimit(limit))
-		for _, n := range level {
-			eg.Go(func() error {
-				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
-				indexed, err := p.pl.PutManifest(ectx, p.repo, n.desc, n.data)
-				if err == nil && rp.top[n.desc.Digest] && !indexed {
-					rp.mu.Lock()
-					rp.fallback = true
-					rp.mu.Unlock()
-				}
-				return err
-			})
+	return rp.content.putManifests(ctx, sub, limit, func(n *node, indexed bool) {
+		if rp.top[n.desc.Digest] && !indexed {
+			rp.mu.Lock()
+			rp.fallback = true
+			rp.mu.Unlock()
 		}
-		if err := eg.Wait(); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // tagReferrers writes the cosign tags and, where the registry did not index
