@@ -11,9 +11,6 @@ import (
 	"net/url"
 	"strings"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/reference"
 	"github.com/containerd/errdefs"
@@ -26,12 +23,6 @@ import (
 // authorizer, tokens): a manifest GET by tag (containerd: HEAD, then GET),
 // a manifest PUT (containerd: HEAD, then PUT) and a blob mount (containerd:
 // HEAD, then POST).
-
-// manifestAccept lists every manifest and index type we read.
-var manifestAccept = strings.Join([]string{
-	ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,
-	images.MediaTypeDockerSchema2ManifestList, images.MediaTypeDockerSchema2Manifest,
-}, ", ")
 
 // apiRequest is one registry API call on the repository of a location.
 type apiRequest struct {
