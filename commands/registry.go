@@ -65,7 +65,7 @@ func (o *rootOptions) registryOptions(dockerCli command.Cli) (registry.Options, 
 		CertsDirs:   certsDirs(),
 		UserAgent:   version.UserAgent(),
 		// Retries: 5 attempts per request, full-jitter backoff from 200ms
-		// to 10s, Retry-After honoured up to 30s (the defaults); newPlaces
+		// to 10s, Retry-After honoured up to 30s (the defaults); placesFor
 		// routes their notices.
 		Retry: &registry.RetryOptions{StallTimeout: stall},
 		UntrustedHint: func(host string) string {

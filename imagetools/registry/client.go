@@ -48,10 +48,6 @@ type Options struct {
 	// Retry, when set, puts the retry layer (NewRetryTransport) on every
 	// host's transport; nil sends each request once.
 	Retry *RetryOptions
-	// Transport wraps the round tripper under the retry layer (fault
-	// injection in tests); nil adds nothing to the shared keep-alive
-	// transport.
-	Transport func(base http.RoundTripper) http.RoundTripper
 	// Resume configures how blob downloads cut mid-way are resumed.
 	Resume ResumeOptions
 	// UntrustedHint says, for a host whose certificate is not trusted, what
@@ -220,12 +216,9 @@ func (r *Client) configureHost(host string) ([]docker.RegistryHost, error) {
 	}}, nil
 }
 
-// wrap puts the layers of the options over a host's round tripper: the
-// caller's Transport first, then retries.
+// wrap puts the retry layer, when the options ask for one, over a host's
+// round tripper.
 func (r *Client) wrap(rt http.RoundTripper) http.RoundTripper {
-	if r.opts.Transport != nil {
-		rt = r.opts.Transport(rt)
-	}
 	if r.opts.Retry != nil {
 		rt = NewRetryTransport(rt, *r.opts.Retry)
 	}
