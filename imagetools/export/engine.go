@@ -207,9 +207,6 @@ func engineFetchJSON(ctx context.Context, img Image, desc ocispec.Descriptor, v 
 	if err := validateDigest(desc.Digest); err != nil {
 		return err
 	}
-	if err := oci.CheckReadable(desc); err != nil {
-		return err
-	}
 	data, err := oci.ReadBlob(ctx, img.Fetcher, desc)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", desc.Digest, err)
