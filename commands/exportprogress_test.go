@@ -33,13 +33,7 @@ func TestExportReporterStatuses(t *testing.T) {
 			logs = append(logs, string(l.Data))
 		}
 	})
-	err := progress.Wrap("exporting to docker image format", w, func(sub progress.SubLogger) error {
-		return reportExport(sub, "sending tarball", func(rep export.Progress) (export.Result, error) {
-			var buf bytes.Buffer
-			return export.Write(context.Background(), &buf, []export.Image{{Fetcher: newBlobFetcher(img), Desc: rootOf(img), Name: "localhost:5000/app:1"}},
-				export.Options{Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")}, Progress: rep})
-		})
-	})
+	err := exportThrough(w, img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +80,7 @@ func TestExportReporterPlain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = progress.Wrap("exporting to docker image format", p, func(sub progress.SubLogger) error {
-		return reportExport(sub, "sending tarball", func(rep export.Progress) (export.Result, error) {
-			var buf bytes.Buffer
-			return export.Write(context.Background(), &buf, []export.Image{{Fetcher: newBlobFetcher(img), Desc: rootOf(img), Name: "localhost:5000/app:1"}},
-				export.Options{Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")}, Progress: rep})
-		})
-	})
+	err = exportThrough(p, img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,4 +129,16 @@ func (f blobFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadC
 func rootOf(img fixture.Image) ocispec.Descriptor {
 	d := img.Manifest.Desc
 	return ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+}
+
+// exportThrough exports img (linux/amd64, as localhost:5000/app:1) into a
+// buffer under one "exporting to" vertex of w, reported as the command does.
+func exportThrough(w progress.Writer, img fixture.Image) error {
+	return progress.Wrap("exporting to docker image format", w, func(sub progress.SubLogger) error {
+		return reportExport(sub, "sending tarball", func(rep export.Progress) (export.Result, error) {
+			var buf bytes.Buffer
+			return export.Write(context.Background(), &buf, []export.Image{{Fetcher: newBlobFetcher(img), Desc: rootOf(img), Name: "localhost:5000/app:1"}},
+				export.Options{Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")}, Progress: rep})
+		})
+	})
 }
