@@ -280,7 +280,7 @@ func (r *planner) checkSinglePlatform(ctx context.Context, i int, desc ocispec.D
 		return err
 	}
 	var cfg ocispec.Image
-	if err := json.Unmarshal(dt, &cfg); err != nil || cfg.OS == "" {
+	if err := json.Unmarshal(dt, &cfg); err != nil {
 		return nil // not an image config: nothing to match
 	}
 	return oci.CheckImagePlatform(cfg.Platform, r.opts.Platforms)

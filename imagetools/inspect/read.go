@@ -128,7 +128,7 @@ func (img *Image) checkSinglePlatform(p ocispec.Platform) error {
 		return err
 	}
 	cfg := img.Configs[img.Desc.Digest]
-	if cfg == nil || cfg.OS == "" || cfg.Architecture == "" {
+	if cfg == nil {
 		return nil
 	}
 	return oci.CheckImagePlatform(cfg.Platform, []ocispec.Platform{p})

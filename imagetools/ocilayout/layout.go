@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/errdefs"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/moby/buildkit/client/ociindex"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -74,30 +75,31 @@ func checkLayoutDir(dir string) error {
 	return nil
 }
 
-// resolve finds the descriptor for a tag, a digest, or the only entry.
-func (l *ociLayout) resolve(ctx context.Context, loc ref.Location) (ocispec.Descriptor, error) {
+// resolve finds the descriptor for a tag, a digest, or the only entry;
+// data holds the bytes when finding it meant reading them (else nil).
+func (l *ociLayout) resolve(ctx context.Context, loc ref.Location) (desc ocispec.Descriptor, data []byte, err error) {
 	if loc.Digest != "" {
 		return l.resolveDigest(ctx, loc)
 	}
 	idx, err := l.readIndex(loc)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return ocispec.Descriptor{}, nil, err
 	}
 	if loc.Tag != "" {
 		d, err := l.index.Get(loc.Tag)
 		if err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("read %s: %w", loc, err)
+			return ocispec.Descriptor{}, nil, fmt.Errorf("read %s: %w", loc, err)
 		}
 		if d == nil {
-			return ocispec.Descriptor{}, ref.NotFound(loc, false, layoutTagsHint(idx))
+			return ocispec.Descriptor{}, nil, ref.NotFound(loc, false, layoutTagsHint(idx))
 		}
-		return *d, nil
+		return *d, nil, nil
 	}
 	if len(idx.Manifests) != 1 {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: index.json holds %d images, not one: name one with %s:TAG or @DIGEST (%s)",
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: index.json holds %d images, not one: name one with %s:TAG or @DIGEST (%s)",
 			loc, len(idx.Manifests), loc.Repository(), layoutTagsHint(idx))
 	}
-	return idx.Manifests[0], nil
+	return idx.Manifests[0], nil, nil
 }
 
 // readIndex reads index.json, saying plainly when it is missing or not JSON.
@@ -133,36 +135,41 @@ func layoutTagsHint(idx *ocispec.Index) string {
 	return "tags: " + strings.Join(tags, ", ")
 }
 
-// resolveDigest finds a digest in index.json, or else reads the blob and
-// takes its media type from its body.
-func (l *ociLayout) resolveDigest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, error) {
+// resolveDigest finds a digest in index.json, or else reads the blob
+// (bounded, checked: oci.ReadBlob) and takes its media type from its body;
+// then it returns the bytes too, so that they are not read twice.
+func (l *ociLayout) resolveDigest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
 	if idx, err := l.index.Read(); err == nil {
 		for _, m := range idx.Manifests {
 			if m.Digest == loc.Digest {
-				return m, nil
+				return m, nil, nil
 			}
 		}
 	}
 	info, err := l.store.Info(ctx, loc.Digest)
 	if errdefs.IsNotFound(err) {
-		return ocispec.Descriptor{}, ref.NotFound(loc, false, "")
+		return ocispec.Descriptor{}, nil, ref.NotFound(loc, false, "")
 	}
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: %w", loc, err)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: %w", loc, err)
 	}
 	desc := ocispec.Descriptor{Digest: loc.Digest, Size: info.Size}
-	dt, err := content.ReadBlob(ctx, l.store, desc)
+	dt, err := oci.ReadBlob(ctx, l, desc)
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("read %s: %w", loc, err)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	var mt struct {
 		MediaType string `json:"mediaType"`
 	}
 	if err := json.Unmarshal(dt, &mt); err != nil || mt.MediaType == "" {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: blob is not a manifest or index with a mediaType", loc)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: blob is not a manifest or index with a mediaType", loc)
 	}
 	desc.MediaType = mt.MediaType
-	return desc, nil
+	// Typed now: a manifest over the manifest limit is refused like any.
+	if err := oci.CheckReadable(desc); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("read %s: %w", loc, err)
+	}
+	return desc, dt, nil
 }
 
 // Fetch implements remotes.Fetcher over the layout's blobs.

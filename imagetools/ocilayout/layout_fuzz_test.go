@@ -58,7 +58,7 @@ func FuzzLayoutIndex(f *testing.F) {
 		if err != nil {
 			return
 		}
-		desc, err := l.resolve(ctx, loc)
+		desc, _, err := l.resolve(ctx, loc)
 		if err != nil {
 			return
 		}

@@ -36,13 +36,14 @@ func (Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descript
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
-	desc, err := l.resolve(ctx, loc)
+	desc, dt, err := l.resolve(ctx, loc)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
-	dt, err := oci.ReadBlob(ctx, l, desc)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: %w", loc, err)
+	if dt == nil {
+		if dt, err = oci.ReadBlob(ctx, l, desc); err != nil {
+			return ocispec.Descriptor{}, nil, fmt.Errorf("%s: %w", loc, err)
+		}
 	}
 	// index.json annotations name the entry in the layout, not the image.
 	return ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}, dt, nil
