@@ -21,29 +21,44 @@ func NewRootCmd(name string, isPlugin bool, dockerCli command.Cli) *cobra.Comman
 		Long: `docker imgx works on images in registries without a Docker daemon:
 combine images into multi-platform indexes (create), look at them (inspect)
 and write them into a tar that docker, containerd, podman and skopeo load (export).`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		SilenceUsage:               true,
+		SilenceErrors:              true,
+		SuggestionsMinimumDistance: 2,
+		Example: `  docker imgx inspect alpine
+  docker imgx create -t registry.example/app:1.2.3 registry.example/app:1.2.3-amd64 registry.example/app:1.2.3-arm64
+  docker imgx export -o app.tar registry.example/app:1.2.3`,
+		// Standalone, "completion bash|zsh|fish|powershell" writes a
+		// completion script; under docker, docker's own completion asks
+		// the plugin (docker __complete imgx ...).
 		CompletionOptions: cobra.CompletionOptions{
-			HiddenDefaultCmd: true,
+			HiddenDefaultCmd: isPlugin,
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			setupLogging(opts.debug)
 			if isPlugin {
-				return plugin.PersistentPreRunE(cmd, args)
+				// The Docker CLI's set-up sets the log level from its own
+				// flags: ours comes after it.
+				if err := plugin.PersistentPreRunE(cmd, args); err != nil {
+					return err
+				}
 			}
+			setupLogging(opts.debug)
 			return nil
 		},
+		// An unknown command is an error in both modes: as a plugin, cobra
+		// would print the help and exit 0.
+		Args: noSubcommand,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	if !isPlugin {
 		cmd.TraverseChildren = true
-		cmd.Args = noSubcommand
-		cmd.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
 	}
+	cmd.SetFlagErrorFunc(unknownCommandFirst)
 	flags := cmd.PersistentFlags()
 	flags.BoolVarP(&opts.debug, "debug", "D", false, "Enable debug logging")
 	flags.StringArrayVar(&opts.insecure, "insecure-registry", nil,
 		"Allow plain HTTP and unverified TLS for a registry (`HOST`, HOST:PORT or CIDR; repeatable; also "+envInsecure+")")
 
+	registerCompletions(cmd, map[string]cobra.CompletionFunc{"insecure-registry": noCompletion})
 	cmd.AddCommand(
 		createCmd(dockerCli, opts),
 		inspectCmd(dockerCli, opts),
@@ -59,7 +74,36 @@ func noSubcommand(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return nil
 	}
-	return fmt.Errorf("unknown command %q for %q: see '%s --help' (commands: create, inspect, export, version)", args[0], cmd.CommandPath(), cmd.CommandPath())
+	return unknownCommand(cmd, args[0])
+}
+
+// unknownCommand says which commands come close to name ("did you mean")
+// and where the list is.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	hint := ""
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		hint = fmt.Sprintf(": did you mean %q?", strings.Join(s, `" or "`))
+	}
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return fmt.Errorf("unknown command %q for %q%s (commands: %s; see '%s --help')", name, cmd.CommandPath(), hint, strings.Join(names, ", "), cmd.CommandPath())
+}
+
+// unknownCommandFirst reports a flag error on the root after a word that
+// is no command (creat -t x) as the unknown command it is: cobra parsed
+// the flags on the root because it found no command to give them to.
+func unknownCommandFirst(cmd *cobra.Command, err error) error {
+	if !cmd.HasSubCommands() {
+		return err
+	}
+	if args := cmd.Flags().Args(); len(args) > 0 {
+		return unknownCommand(cmd, args[0])
+	}
+	return err
 }
 
 // argCount checks a command's number of arguments, min to max (max < 0: no

@@ -96,6 +96,14 @@ func (x *imgx) Run(args ...string) result {
 // binary installed in DOCKER_CONFIG/cli-plugins.
 func (x *imgx) RunPlugin(args ...string) result {
 	x.t.Helper()
+	return x.RunDocker(append([]string{"imgx"}, args...)...)
+}
+
+// RunDocker runs the real docker client with args (its own flags first, as
+// in docker -D imgx ...), with the binary installed as a plugin in
+// DOCKER_CONFIG/cli-plugins.
+func (x *imgx) RunDocker(args ...string) result {
+	x.t.Helper()
 	docker, err := exec.LookPath("docker")
 	if err != nil {
 		requireTool(x.t, "docker", "docker.io (the docker client)")
@@ -114,7 +122,7 @@ func (x *imgx) RunPlugin(args ...string) result {
 			x.t.Fatal(err)
 		}
 	}
-	return x.exec(docker, append([]string{"imgx"}, args...)...)
+	return x.exec(docker, args...)
 }
 
 func (x *imgx) exec(bin string, args ...string) result {

@@ -200,6 +200,8 @@ func (r *Client) configureHost(host string) ([]docker.RegistryHost, error) {
 	// try HTTPS first, fall back on the server's plain-HTTP answer. Unlike
 	// containerd's default for localhost, TLS verification stays on for
 	// loopback unless the host is marked insecure.
+	// Logged under the fallback: the log shows the scheme really used.
+	rt = logTransport{rt: rt}
 	if insecure || docker.IsLocalhost(host) {
 		rt = docker.NewHTTPFallback(rt)
 	}
@@ -230,6 +232,7 @@ func (r *Client) containerdHosts(host, dir string) ([]docker.RegistryHost, error
 	hosts := dockerconfig.ConfigureHosts(context.Background(), dockerconfig.HostOptions{
 		HostDir: func(string) (string, error) { return dir, nil },
 		UpdateClient: func(c *http.Client) error {
+			c.Transport = logTransport{rt: c.Transport}
 			c.Transport = tlsHintTransport{rt: c.Transport, host: host, hint: r.opts.UntrustedHint}
 			c.Transport = r.wrap(c.Transport)
 			return nil
