@@ -6,7 +6,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 PKG := github.com/docker-imgx/docker-imgx
 LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Revision=$(REVISION)
-PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
+# docker reads plugins from $DOCKER_CONFIG/cli-plugins, else ~/.docker/cli-plugins.
+PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
+DIST ?= dist
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 linux/arm/v7 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+# make release-check builds these twice (the second time with an empty build
+# cache) and compares: two operating systems and a GOARM variant.
+RELEASE_CHECK_PLATFORMS ?= linux/arm/v7 windows/amd64
 GOLANGCI_LINT_VERSION ?= v2.15.0
 TOOLS := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1
@@ -23,7 +29,7 @@ FUZZ_TARGETS ?= ref:FuzzParseLocation:20000x create:FuzzParseSource:20000x combi
 # stays static and race-free.
 RACE_BIN ?= bin/race/docker-imgx
 
-.PHONY: help build build-race install test unit integration lint docs validate-docs demo bench fuzz clean
+.PHONY: help build build-race install release release-check test unit integration lint docs validate-docs demo bench fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,10 +40,17 @@ build: ## Build the plugin binary into bin/docker-imgx
 build-race: ## Build bin/race/docker-imgx (same name: messages name it), with the race detector, for the integration tests
 	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/docker-imgx
 
-install: build ## Install the plugin into ~/.docker/cli-plugins (docker imgx)
+install: build ## Install the plugin into $DOCKER_CONFIG/cli-plugins, else ~/.docker/cli-plugins (docker imgx)
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 $(BIN) $(PLUGIN_DIR)/docker-imgx
 	@echo "installed $(PLUGIN_DIR)/docker-imgx: try 'docker imgx --help'"
+
+release: ## Build static, stripped, reproducible binaries for every release platform into dist/, with one sha256 file
+	rm -rf $(DIST)
+	./scripts/release.sh build $(DIST) $(VERSION) $(REVISION) $(RELEASE_PLATFORMS)
+
+release-check: ## Build a cross-platform subset of the release twice and fail unless byte-identical
+	./scripts/release.sh check $(VERSION) $(REVISION) $(RELEASE_CHECK_PLATFORMS)
 
 test: build build-race ## Run unit and integration tests (real registries, the real binary built with -race)
 	@if [ -n "$$($(GO) version -m $(BIN) | grep -E 'CGO_ENABLED=1|-race')" ]; then echo "$(BIN) is not a static, race-free build"; exit 1; fi
@@ -72,4 +85,4 @@ fuzz: ## Run each fuzz target of the engine for its budget (FUZZTIME overrides)
 	done
 
 clean: ## Remove build output
-	rm -rf bin
+	rm -rf bin $(DIST)
