@@ -182,6 +182,30 @@ the one named by the tags and other sources), a descriptor in JSON, or an OCI
 layout (oci-layout://PATH[:TAG][@DIGEST]). Content is copied by digest first
 (mounted within one registry, streamed between registries); tags move last.
 The digest of the result is printed on stdout.`,
+		Example: `  # Combine per-architecture builds into one multi-platform tag
+  docker imgx create -t registry.example/app:1.2.3 \
+    registry.example/app:1.2.3-amd64 registry.example/app:1.2.3-arm64
+
+  # Tag a release without changing its digest
+  docker imgx create -t registry.example/app:1.2 -t registry.example/app:latest registry.example/app@sha256:3f9a...
+
+  # Add or replace a platform in an existing image
+  docker imgx create --append -t registry.example/app:edge registry.example/app:edge-riscv64
+
+  # See the index first: keep two platforms, push nothing
+  docker imgx create --dry-run -p linux/amd64,linux/arm64 registry.example/app:all
+
+  # Annotate the index and one platform's descriptor
+  docker imgx create --oci --annotation org.opencontainers.image.source=https://git.example/app \
+    --annotation 'manifest-descriptor[linux/arm64]:com.example.tuned=true' \
+    -t registry.example/app:1.2.3 registry.example/app:1.2.3-amd64 registry.example/app:1.2.3-arm64
+
+  # Sources from a file, the result's descriptor into a metadata file
+  docker imgx create -f sources.txt --metadata-file meta.json -t registry.example/app:1.2.3
+
+  # From an OCI layout folder to a registry
+  docker imgx create -t registry.example/app:1.2.3 oci-layout://./out:1.2.3`,
+		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources = args
 			return runCreate(cmd.Context(), dockerCli, opts)
@@ -199,7 +223,12 @@ The digest of the result is printed on stdout.`,
 	flags.BoolVar(&opts.oci, "oci", false, "Make an OCI image index even when every child is a Docker manifest")
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms (`OS/ARCH[/VARIANT]`, repeatable or comma-separated)")
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE`")
-	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once; smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order)")
+	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once (`N`); smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order). The same default as export's")
+	registerCompletions(cmd, map[string]cobra.CompletionFunc{
+		"tag": completeOutput, "file": completeFile, "platform": completePlatforms(false),
+		"metadata-file": completeFile, "progress": completeProgress(), "annotation": noCompletion,
+		"max-concurrency": noCompletion,
+	})
 	return cmd
 }

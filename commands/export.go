@@ -361,7 +361,20 @@ podman load and skopeo) at once. Blobs are the registry's bytes, checked against
 their digests while they are copied; the output file appears only when complete.
 With --load, the same tar is streamed into the Docker engine of the current
 context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
-		Args: argCount(1, -1, "IMAGE [IMAGE...]"),
+		Example: `  # A docker save of an image you never pulled (the local platform)
+  docker imgx export -o app.tar registry.example/app:1.2.3
+  docker load -i app.tar
+
+  # Every platform, into an OCI layout folder
+  docker imgx export -p all -o oci-layout://./app registry.example/app:1.2.3
+
+  # Two images in one tar, named as you want them loaded
+  docker imgx export -o both.tar --name app:1 --name tools:1 registry.example/app:1 registry.example/tools:1
+
+  # Into the Docker engine of the current context, no file in between
+  docker imgx export --load registry.example/app:1.2.3`,
+		Args:              argCount(1, -1, "IMAGE [IMAGE...]"),
+		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.images = args
 			return runExport(cmd.Context(), dockerCli, opts)
@@ -370,12 +383,16 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	}
 	flags := cmd.Flags()
 	flags.StringVarP(&opts.output, "output", "o", "", "Write to `FILE` (\"-\" or unset: stdout), or to an OCI layout folder with oci-layout://DIR")
-	flags.StringArrayVar(&opts.platforms, "platform", nil, "Platforms to keep from an index (`OS/ARCH[/VARIANT]`, repeatable, comma lists; \"all\" keeps every one). The first goes to manifest.json (default: the local platform)")
-	flags.StringVar(&opts.format, "format", "", "Output format: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
+	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Platforms to keep from an index (`OS/ARCH[/VARIANT]`, repeatable, comma lists; \"all\" keeps every one). The first goes to manifest.json (default: the local platform)")
+	flags.StringVar(&opts.format, "format", "", "Output `FORMAT`: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
-	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
+	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
+	registerCompletions(cmd, map[string]cobra.CompletionFunc{
+		"output": completeOutput, "platform": completePlatforms(true), "format": completeExportFormat(),
+		"progress": completeProgress(), "name": noCompletion, "max-concurrency": noCompletion,
+	})
 	return cmd
 }

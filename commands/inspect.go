@@ -75,7 +75,22 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME",
 		Short: "Show an image or index in a registry or OCI layout",
-		Args:  argCount(1, 1, "NAME"),
+		Example: `  # Look at a multi-platform image, then one platform of it
+  docker imgx inspect registry.example/app:1.2.3
+  docker imgx inspect -p linux/arm64 registry.example/app:1.2.3
+
+  # The exact bytes: their sha256 is the digest
+  docker imgx inspect --raw registry.example/app:1.2.3 | sha256sum
+
+  # Templates and JSON
+  docker imgx inspect --format '{{range .Platforms}}{{println .}}{{end}}' registry.example/app:1.2.3
+  docker imgx inspect --format '{{json (index .Image "linux/amd64").Config.Env}}' registry.example/app:1.2.3
+  docker imgx inspect --format json registry.example/app:1.2.3 > app.json
+
+  # An OCI image layout folder
+  docker imgx inspect oci-layout://./out:1.2.3`,
+		Args:              argCount(1, 1, "NAME"),
+		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
 			return runInspect(cmd.Context(), dockerCli, opts)
@@ -83,8 +98,12 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		DisableFlagsInUseLine: true,
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.format, "format", "", "Format the output using a Go template (`json` prints all data as JSON)")
+	flags.StringVar(&opts.format, "format", "", "Print `FORMAT`: \"json\" (all data as JSON) or a Go template")
 	flags.BoolVar(&opts.raw, "raw", false, "Show the manifest bytes exactly as the registry sent them")
-	flags.StringVar(&opts.platform, "platform", "", "Show one platform of an index (`OS/ARCH[/VARIANT]`)")
+	flags.StringVarP(&opts.platform, "platform", "p", "", "Show one platform of an index (`OS/ARCH[/VARIANT]`)")
+	registerCompletions(cmd, map[string]cobra.CompletionFunc{
+		"format":   completeValues("json", "{{json .Manifest}}", "{{json .Image}}", "{{range .Platforms}}{{println .}}{{end}}"),
+		"platform": completePlatforms(false),
+	})
 	return cmd
 }
