@@ -9,7 +9,8 @@ import (
 )
 
 func runVersion(dockerCli command.Cli) error {
-	_, err := fmt.Fprintf(dockerCli.Out(), "docker-imgx %s %s\n", version.Version, version.Revision)
+	v, rev := version.Current()
+	_, err := fmt.Fprintf(dockerCli.Out(), "docker-imgx %s %s\n", v, rev)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/docker-imgx/docker-imgx/commands"
@@ -105,9 +106,46 @@ func generate(opts options) error {
 			if err := c.GenMarkdownTree(cmd); err != nil {
 				return fmt.Errorf("generate markdown in %s: %w", opts.source, err)
 			}
+			if err := addExamples(cmd, opts.source); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("unknown format %q: valid formats are md", format)
 		}
 	}
 	return nil
 }
+
+// addExamples writes each command's examples (cobra's Example, the text
+// --help shows) at the end of the generated part of its page, so that they
+// are written once, in the command. cli-docs-tool's Markdown leaves them out.
+func addExamples(cmd *cobra.Command, dir string) error {
+	for _, sub := range cmd.Commands() {
+		if err := addExamples(sub, dir); err != nil {
+			return err
+		}
+	}
+	if !cmd.HasParent() || cmd.Example == "" {
+		return nil
+	}
+	_, name, _ := strings.Cut(cmd.CommandPath(), " ")
+	path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".md")
+	dt, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	page := string(dt)
+	end := strings.Index(page, endMarker)
+	if end < 0 {
+		return fmt.Errorf("no end marker in %s", path)
+	}
+	var lines []string
+	for _, l := range strings.Split(cmd.Example, "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "  "))
+	}
+	examples := "### Examples\n\n```console\n" + strings.Join(lines, "\n") + "\n```\n\n"
+	page = strings.TrimRight(page[:end], "\n") + "\n\n" + examples + page[end:]
+	return os.WriteFile(path, []byte(page), 0o644)
+}
+
+const endMarker = "<!---MARKER_GEN_END-->"

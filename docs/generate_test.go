@@ -25,6 +25,10 @@ func TestGenerateKeepsHandWrittenText(t *testing.T) {
 	if !strings.HasPrefix(got, head) || !strings.HasSuffix(got, tail) || strings.Contains(got, "stale generated text") {
 		t.Errorf("imgx_version.md:\n%s", got)
 	}
+	// The command's examples (what --help shows) end the generated part.
+	if !strings.Contains(got, "### Examples\n\n```console\n$ docker imgx version\ndocker-imgx v0.1.0 ") {
+		t.Errorf("imgx_version.md has no generated examples:\n%s", got)
+	}
 	if !strings.Contains(got, "| `-D`, `--debug` ") {
 		t.Errorf("imgx_version.md has no row for --debug:\n%s", got)
 	}

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -143,6 +145,28 @@ func TestUnknownCommand(t *testing.T) {
 			if res.ExitCode != 1 || len(lines) != 1 || !strings.Contains(lines[0], c.want) || !strings.Contains(lines[0], suggestion) || res.Stdout != "" {
 				t.Errorf("%s %v: exit %d, want 1 and one line with %q and %q\nstdout:\n%s\nstderr:\n%s", r.name, c.args, res.ExitCode, c.want, suggestion, res.Stdout, res.Stderr)
 			}
+		}
+	}
+}
+
+// TestVersionMatchesDocs: docker imgx version prints what its reference page
+// shows: the name, the version and the full commit, standalone and through
+// docker.
+func TestVersionMatchesDocs(t *testing.T) {
+	requireTool(t, "docker", "docker.io (the docker client)")
+	page, err := os.ReadFile("../docs/reference/imgx_version.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := regexp.MustCompile(`^docker-imgx v?[0-9A-Za-z.+-]+ [0-9a-f]{40}\n$`)
+	doc := regexp.MustCompile("(?m)^docker-imgx .*\n").FindString(string(page))
+	if !shape.MatchString(doc) {
+		t.Fatalf("the reference page shows %q, not NAME VERSION COMMIT", doc)
+	}
+	x := newImgx(t)
+	for name, res := range map[string]result{"standalone": x.Run("version"), "docker": x.RunPlugin("version")} {
+		if res.ExitCode != 0 || !shape.MatchString(res.Stdout) {
+			t.Errorf("%s: version printed %q (exit %d), want the shape of %q", name, res.Stdout, res.ExitCode, doc)
 		}
 	}
 }
