@@ -263,9 +263,34 @@ func TestInspectAuth(t *testing.T) {
 			if res.Stdout != string(img.Manifest.Data) {
 				t.Fatal("wrong bytes with credentials")
 			}
-			if strings.Contains(res.Stdout+res.Stderr, reg.Password) || strings.Contains(res.Stderr, reg.DockerConfigAuth()) {
-				t.Fatal("debug output shows the credential")
+			plugin := x.RunPlugin("--debug", "inspect", "--raw", ref)
+			if plugin.ExitCode != 0 || plugin.Stdout != string(img.Manifest.Data) {
+				t.Fatalf("docker imgx: exit %d, wrong bytes with credentials\n%s", plugin.ExitCode, plugin.Stderr)
 			}
+			// The debug output shows the requests, the token exchange
+			// included, and none of the secrets.
+			manifestURL := "http://" + reg.Host + "/v2/test/auth/manifests/1"
+			wantLines := [][]string{requestLine("GET", manifestURL, 401), requestLine("GET", manifestURL, 200)}
+			if mode == registrytest.AuthToken {
+				wantLines = append(wantLines, requestLine("POST", "http://"+reg.Host+"/token", 200))
+			}
+			for name, out := range map[string]string{"standalone": res.Stderr, "docker": plugin.Stderr} {
+				for _, w := range wantLines {
+					if len(debugLines(out, w)) != 1 {
+						t.Errorf("%s: no single debug line with %q:\n%s", name, w, out)
+					}
+				}
+				for _, secret := range secretsOf([]*registrytest.Registry{reg}, []string{reg.Password}) {
+					if strings.Contains(out, secret) {
+						t.Errorf("%s: debug output shows the secret %q:\n%s", name, secret, out)
+					}
+				}
+			}
+			if mode == registrytest.AuthToken && len(reg.IssuedTokens()) == 0 {
+				t.Fatal("no token issued: the runs did not authenticate")
+			}
+			reg.ResetRequests()
+			x.MustRun("inspect", "--raw", ref)
 			// One GET answers the challenge; the token (or basic
 			// credentials) is fetched once, then the GET is repeated.
 			var got []string

@@ -91,7 +91,19 @@ func TestSecretsNeverShown(t *testing.T) {
 				var outputs []string
 				for _, args := range runs {
 					res := x.MustRun(append([]string{"--debug"}, args...)...)
+					assertAuthLogged(t, mode, src, args, res.Stderr, true)
 					outputs = append(outputs, res.Stdout+res.Stderr)
+				}
+				// Through docker: docker's -D, and the plugin's own --debug.
+				for _, args := range runs[:2] {
+					for _, full := range [][]string{append([]string{"-D", "imgx"}, args...), append([]string{"imgx", "--debug"}, args...)} {
+						res := x.RunDocker(full...)
+						if res.ExitCode != 0 {
+							t.Fatalf("docker %v: exit %d\n%s", full, res.ExitCode, res.Stderr)
+						}
+						assertAuthLogged(t, mode, src, full, res.Stderr, true)
+						outputs = append(outputs, res.Stdout+res.Stderr)
+					}
 				}
 				wrong := []string{"wrong-" + src.Password, "wrong-" + dst.Password}
 				bad := cs.setup(t, newImgx(t), regs, wrong)
@@ -100,6 +112,7 @@ func TestSecretsNeverShown(t *testing.T) {
 					if res.ExitCode == 0 {
 						t.Fatalf("%v succeeded with a wrong password", args)
 					}
+					assertAuthLogged(t, mode, src, args, res.Stderr, false)
 					outputs = append(outputs, res.Stdout+res.Stderr)
 				}
 				secrets := secretsOf(regs, []string{src.Password, dst.Password})
@@ -110,7 +123,7 @@ func TestSecretsNeverShown(t *testing.T) {
 				for i, out := range outputs {
 					for _, s := range secrets {
 						if strings.Contains(out, s) {
-							t.Errorf("run %d (%v) shows a secret %q:\n%s", i%len(runs), runs[i%len(runs)], s, out)
+							t.Errorf("run %d shows a secret %q:\n%s", i, s, out)
 						}
 					}
 				}
@@ -135,4 +148,27 @@ func secretRuns(t *testing.T, src, dst *registrytest.Registry) [][]string {
 			[]string{"export", "--progress", mode, "-o", "oci-layout://" + filepath.Join(dir, mode), app})
 	}
 	return runs
+}
+
+// assertAuthLogged wants the debug output of a run to show the requests to
+// src: a request answered 401 (the challenge), and with token auth the
+// token exchange, answered 200 when the password is right.
+// What the secrets search then finds nothing in is the real output.
+func assertAuthLogged(t *testing.T, mode registrytest.AuthMode, src *registrytest.Registry, args []string, stderr string, ok bool) {
+	t.Helper()
+	want := [][]string{{`msg="registry request"`, `url="http://` + src.Host + `/v2/`, "status=401"}}
+	if mode == registrytest.AuthToken {
+		line := []string{`msg="registry request"`, "method=POST", `url="http://` + src.Host + `/token"`}
+		if ok {
+			line = append(line, "status=200")
+		}
+		want = append(want, line)
+	} else if ok {
+		want = append(want, []string{`msg="registry request"`, `url="http://` + src.Host + `/v2/`, "status=200"})
+	}
+	for _, w := range want {
+		if len(debugLines(stderr, w)) == 0 {
+			t.Errorf("%v: the debug output has no line with %q:\n%s", args, w, stderr)
+		}
+	}
 }
