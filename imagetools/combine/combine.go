@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/images"
@@ -394,6 +395,7 @@ func annotate(idx *ocispec.Index, anns []Annotation) error {
 			}
 			idx.Annotations[a.Key] = a.Value
 		case AnnotationManifestDescriptor:
+			applied := false
 			for i := range idx.Manifests {
 				d := &idx.Manifests[i]
 				if !a.appliesTo(d.Platform) {
@@ -403,6 +405,10 @@ func annotate(idx *ocispec.Index, anns []Annotation) error {
 					d.Annotations = map[string]string{}
 				}
 				d.Annotations[a.Key] = a.Value
+				applied = true
+			}
+			if !applied && a.Platform != nil {
+				return fmt.Errorf("%w %q: no image in the result has platform %s (it has %s)", imagetools.ErrInvalidAnnotation, a.String(), platforms.Format(*a.Platform), platformList(idx.Manifests))
 			}
 		default:
 			return fmt.Errorf("%w: %s: unknown target %d", imagetools.ErrInvalidAnnotation, a.Key, a.Target)
@@ -514,4 +520,19 @@ func clonePlatform(p ocispec.Platform) ocispec.Platform {
 		p.OSFeatures = append([]string(nil), p.OSFeatures...)
 	}
 	return p
+}
+
+// platformList names the platforms of ms, sorted, for a message.
+func platformList(ms []ocispec.Descriptor) string {
+	var out []string
+	for _, d := range ms {
+		if d.Platform != nil && !oci.IsAttestation(d) {
+			out = append(out, platforms.Format(*d.Platform))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	slices.Sort(out)
+	return strings.Join(slices.Compact(out), ", ")
 }

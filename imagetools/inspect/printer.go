@@ -217,6 +217,7 @@ func (p *Printer) Text(out io.Writer) error {
 
 func (p *Printer) textIndex(out io.Writer, w *tabwriter.Writer) error {
 	idx := p.img.Index
+	writeArtifact(w, "", idx.ArtifactType, idx.Subject)
 	if err := writeAnnotations(out, w, "", idx.Annotations); err != nil {
 		return err
 	}
@@ -230,6 +231,7 @@ func (p *Printer) textIndex(out io.Writer, w *tabwriter.Writer) error {
 		if m.Platform != nil {
 			fmt.Fprintf(w, "  Platform:\t%s\n", platforms.Format(*m.Platform))
 		}
+		writeArtifact(w, "  ", m.ArtifactType, nil)
 		if err := writeAnnotations(out, w, "  ", m.Annotations); err != nil {
 			return err
 		}
@@ -242,6 +244,7 @@ func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 	if pl := p.platform(); pl != nil {
 		fmt.Fprintf(w, "Platform:\t%s\n", platforms.Format(*pl))
 	}
+	writeArtifact(w, "", m.ArtifactType, m.Subject)
 	total := m.Config.Size
 	for _, l := range m.Layers {
 		total += l.Size
@@ -261,6 +264,17 @@ func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 		fmt.Fprintf(w, "  Size:\t%d\n", l.Size)
 	}
 	return w.Flush()
+}
+
+// writeArtifact prints an artifact's type and the manifest it refers to,
+// when there are any: an image has neither.
+func writeArtifact(w io.Writer, pfx, artifactType string, subject *ocispec.Descriptor) {
+	if artifactType != "" {
+		fmt.Fprintf(w, "%sArtifactType:\t%s\n", pfx, artifactType)
+	}
+	if subject != nil {
+		fmt.Fprintf(w, "%sSubject:\t%s\n", pfx, subject.Digest)
+	}
 }
 
 // writeAnnotations prints sorted annotations in their own aligned block, so

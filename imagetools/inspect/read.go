@@ -187,7 +187,7 @@ func (img *Image) readDetails(ctx context.Context, f remotes.Fetcher, opts Optio
 			return err
 		}
 		img.Configs[img.Desc.Digest] = cfg
-		img.checkConfig(img.Desc.Digest, cfg, len(img.Manifest.Layers))
+		img.checkConfig(img.Desc.Digest, cfg, *img.Manifest)
 		return nil
 	}
 	if !opts.Configs && !opts.Attestations {
@@ -258,14 +258,18 @@ func (img *Image) readIndexChild(ctx context.Context, f remotes.Fetcher, child o
 	mu.Lock()
 	img.Children[child.Digest] = &m
 	img.Configs[child.Digest] = cfg
-	img.checkConfig(child.Digest, cfg, len(m.Layers))
+	img.checkConfig(child.Digest, cfg, m)
 	mu.Unlock()
 	return nil
 }
 
-// checkConfig records a warning when a config disagrees with its manifest.
-func (img *Image) checkConfig(manifest digest.Digest, cfg *ocispec.Image, layers int) {
-	if err := oci.CheckConfig(cfg, layers); err != nil {
+// checkConfig records a warning when the config of a container image
+// disagrees with its manifest; an artifact's config is not checked.
+func (img *Image) checkConfig(manifest digest.Digest, cfg *ocispec.Image, m ocispec.Manifest) {
+	if !oci.IsContainerImage(m) {
+		return
+	}
+	if err := oci.CheckConfig(cfg, len(m.Layers)); err != nil {
 		img.Warnings = append(img.Warnings, fmt.Sprintf("image %s: %v: docker load, podman and buildah will refuse it", manifest, err))
 		slices.Sort(img.Warnings)
 	}

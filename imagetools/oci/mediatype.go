@@ -64,3 +64,20 @@ func DetectMediaType(b []byte) (string, error) {
 		return images.MediaTypeDockerSchema2ManifestList, nil
 	}
 }
+
+// IsContainerImage reports whether a manifest is a container image, whose
+// config's diff_ids must match its layers: an image config, no
+// artifactType, and every blob a filesystem layer. An artifact that uses an
+// image config type ({} over a blob that is no layer tar, as buildx and
+// regctl write them) is not, and its config is not checked.
+func IsContainerImage(m ocispec.Manifest) bool {
+	if !IsImageConfig(m.Config.MediaType) || m.ArtifactType != "" {
+		return false
+	}
+	for _, l := range m.Layers {
+		if !images.IsLayerType(l.MediaType) {
+			return false
+		}
+	}
+	return true
+}
