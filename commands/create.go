@@ -151,6 +151,9 @@ func writeCreateMetadata(path string, res *create.Result) error {
 // explain adds to an engine error the flag that changes the outcome: the
 // engine says what was wrong, the command which flag to change.
 func (o createOptions) explain(err error) error {
+	if e, ok := create.AsIncompleteSource(err); ok && len(e.Held) > 0 {
+		return fmt.Errorf("%w: take what it holds with -p %s", err, strings.Join(e.Held, ","))
+	}
 	switch {
 	case errors.Is(err, imagetools.ErrNoTarget) && o.appendTo:
 		return errors.New("--append needs a --tag: the image at the first tag is appended to")

@@ -18,6 +18,10 @@ import "errors"
 // Sentinel errors of the imagetools engine. They are wrapped with the input or reference that
 // caused them, so test for them with errors.Is.
 var (
+	// ErrIncompleteSource reports a source index whose place lacks the
+	// manifests of some of its platforms (a single-platform export).
+	ErrIncompleteSource = errors.New("incomplete source")
+
 	// ErrInvalidSource reports a create source that is neither a digest, a reference nor
 	// descriptor JSON.
 	ErrInvalidSource = errors.New("invalid source")

@@ -3,11 +3,13 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
 	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -89,5 +91,31 @@ func TestCreateAnnotationPlatformMissing(t *testing.T) {
 	res := x.MustRun(append([]string{"create", "--dry-run", "--annotation", "manifest-descriptor[linux/arm64]:k=v"}, src...)...)
 	if !strings.Contains(res.Stdout, `"k": "v"`) {
 		t.Errorf("annotation not applied:\n%s", res.Stdout)
+	}
+}
+
+// TestCreateFromSinglePlatformExport: a layout written by a single-platform
+// export keeps the whole index but one platform's content. As a create
+// source it fails before any tag moves, with one line naming the platforms
+// it holds and -p; with -p it is pushed.
+func TestCreateFromSinglePlatformExport(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, reg, "test/multi", "v1", idx)
+	x := newImgx(t)
+	layout := filepath.Join(t.TempDir(), "one")
+	x.MustRun("export", "--progress", "quiet", "-p", "linux/arm64", "-o", "oci-layout://"+layout, reg.Host+"/test/multi:v1")
+	src := "oci-layout://" + layout + "@" + idx.Index.Desc.Digest.String()
+	target := reg.Host + "/test/copy:1"
+	x.MustFail([]string{"incomplete source", "linux/arm64/v8 only", "not of linux/amd64, linux/arm/v7", "-p linux/arm64/v8"},
+		"create", "--progress", "quiet", "-t", target, src)
+	if tags, _ := fixture.Tags(context.Background(), reg.AdminHost, "test/copy"); len(tags) != 0 {
+		t.Fatalf("a failed create left tags %v", tags)
+	}
+	res := x.MustRun("create", "--progress", "quiet", "-p", "linux/arm64", "-t", target, src)
+	dgst := mustDigestLine(t, res)
+	got, _, err := fixture.Fetch(context.Background(), reg.AdminHost, "test/copy", "1")
+	if err != nil || digest.FromBytes(got) != dgst {
+		t.Fatalf("pushed %s, tag holds %s (%v)", dgst, digest.FromBytes(got), err)
 	}
 }

@@ -43,7 +43,7 @@ type node struct {
 // readGraph reads the manifests under the root that some target does not
 // already hold (a target that is the origin repository needs nothing), so
 // their blobs are known. Every manifest is read once.
-func readGraph(ctx context.Context, pl place.Place, c PushContent, targets []ref.Location, limit int) ([]*node, error) {
+func readGraph(parent context.Context, pl place.Place, c PushContent, targets []ref.Location, limit int) ([]*node, error) {
 	tops := c.topLevel()
 	var needed []*node
 	for _, n := range tops {
@@ -55,13 +55,13 @@ func readGraph(ctx context.Context, pl place.Place, c PushContent, targets []ref
 		}
 	}
 	g := newGraphReader(pl, c.Known)
-	eg, ctx := errgroup.WithContext(ctx)
+	eg, ctx := errgroup.WithContext(parent)
 	eg.SetLimit(oci.MetadataLimit(limit))
 	for _, n := range needed {
 		eg.Go(func() error { return g.expand(ctx, n) })
 	}
 	if err := eg.Wait(); err != nil {
-		return nil, err
+		return nil, explainMissing(parent, g, needed, err)
 	}
 	return tops, nil
 }
