@@ -33,7 +33,9 @@ func (e *IncompleteSourceError) Error() string {
 		imagetools.ErrIncompleteSource, e.Source, held, strings.Join(e.Missing, ", "))
 }
 
-func (e *IncompleteSourceError) Unwrap() []error { return []error{imagetools.ErrIncompleteSource, e.Err} }
+func (e *IncompleteSourceError) Unwrap() []error {
+	return []error{imagetools.ErrIncompleteSource, e.Err}
+}
 
 // explainMissing turns a manifest missing under a source index into an
 // IncompleteSourceError naming what the source holds; other errors pass.
