@@ -50,9 +50,10 @@ build() {
 check() {
 	local version=$1 revision=$2
 	shift 2
-	local tmp
-	tmp=$(mktemp -d)
-	trap 'rm -rf "${tmp}"' EXIT
+	# Global, not local: the EXIT trap runs after check has returned.
+	CHECK_TMP=$(mktemp -d)
+	trap 'rm -rf "${CHECK_TMP}"' EXIT
+	local tmp=${CHECK_TMP}
 	build "${tmp}/first" "${version}" "${revision}" "$@"
 	GOCACHE="${tmp}/cache" build "${tmp}/second" "${version}" "${revision}" "$@"
 	if ! diff -r "${tmp}/first" "${tmp}/second"; then
