@@ -111,7 +111,7 @@ func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl p
 	// Blobs report from several goroutines; the lock keeps Progress's
 	// promise of one call at a time.
 	progress := &lockedProgress{p: opts.Progress}
-	w := &offsetWriter{f: f, base: base}
+	w := &offsetWriter{f: f, base: base, writeback: func(off, n int64) { startWriteback(f, base+off, n) }}
 	var streamed []slot
 	for _, s := range offs.slots {
 		if err := writeSlotFrame(ctx, w, s, progress); err != nil {
@@ -231,7 +231,7 @@ func fetchAt(ctx context.Context, w *offsetWriter, off int64, f remotes.Fetcher,
 	r := oci.NewVerifyingReader(rc, b.Desc)
 	buf := bufs.get()
 	defer bufs.put(buf)
-	var written int64
+	var written, flushed int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -245,6 +245,10 @@ func fetchAt(ctx context.Context, w *offsetWriter, off int64, f remotes.Fetcher,
 			if b.Kind == kindLayer {
 				progress.Blob(b.Desc, written)
 			}
+			if written-flushed >= writebackStep {
+				w.writeback(off+flushed, written-flushed)
+				flushed = written
+			}
 		}
 		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
 			break
@@ -256,13 +260,25 @@ func fetchAt(ctx context.Context, w *offsetWriter, off int64, f remotes.Fetcher,
 	if written != b.Desc.Size {
 		return fmt.Errorf("wrote %d of %d bytes: %w", written, b.Desc.Size, imagetools.ErrSizeMismatch)
 	}
+	if written > flushed {
+		w.writeback(off+flushed, written-flushed)
+	}
 	return nil
 }
+
+// writebackStep is how many bytes of a blob are written before their
+// writeback to the disk is started: few calls, and the fsync before the
+// rename finds at most this much of each blob left to write.
+const writebackStep = 8 << 20
 
 // offsetWriter writes at offsets relative to where the tar starts.
 type offsetWriter struct {
 	f    *os.File
 	base int64
+	// writeback starts writing n bytes from off (relative to base) to the
+	// disk, without waiting (startWriteback); called on blob content that
+	// is complete, so the final fsync has little left.
+	writeback func(off, n int64)
 }
 
 func (w *offsetWriter) writeAt(p []byte, off int64) error {
