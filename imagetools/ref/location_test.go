@@ -1,6 +1,7 @@
 package ref
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,5 +64,17 @@ func TestLocationTagging(t *testing.T) {
 	d := digest.FromString("y")
 	if got := loc.WithTag("v1").WithDigest(d).String(); got != "r.example/app@"+d.String() {
 		t.Fatalf("WithDigest: %s", got)
+	}
+}
+
+// TestValidTag checks the hand-written tag check against the distribution
+// spec's pattern.
+func TestValidTag(t *testing.T) {
+	pattern := regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	for _, tag := range []string{"", "latest", "v1.2.3", "_x", ".x", "-x", "a-", "a.b_c-D9", "a/b", "a:b", "a@b",
+		"é", "a b", strings.Repeat("a", 128), strings.Repeat("a", 129), "A" + strings.Repeat(".", 127)} {
+		if got, want := validTag(tag), pattern.MatchString(tag); got != want {
+			t.Errorf("validTag(%q) = %v, want %v", tag, got, want)
+		}
 	}
 }
