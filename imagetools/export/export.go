@@ -147,12 +147,17 @@ func Write(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result
 	if len(imgs) == 0 {
 		return Result{}, errors.New("export: no image given")
 	}
-	pl, err := makePlan(ctx, imgs, opts)
+	// A file is written at offsets: the configs manifest.json is checked
+	// against can then be read beside the layers and checked once written,
+	// sparing the round trip that reading them first costs. A stream is
+	// written in order, so they are checked before its first byte.
+	f, base, toFile := fileAt(w)
+	pl, err := makePlan(ctx, imgs, opts, toFile)
 	res := Result{Warnings: pl.warnings}
 	if err != nil {
 		return res, err
 	}
-	if f, base, ok := fileAt(w); ok {
+	if toFile {
 		return res, writeFileAt(ctx, f, base, imgs, pl, opts)
 	}
 	return res, writeStream(ctx, w, imgs, pl, opts)

@@ -218,14 +218,18 @@ func checkConfig(img dockerImage) (imageConfig, error) {
 }
 
 // renderManifestJSON renders manifest.json, one entry per image in order,
-// after checking every config. LayerSources is keyed by diff_id, as Docker
-// reads it.
+// after checking every config read (one not read yet, ConfigData nil, is
+// checked once written: checkWrittenConfigs). LayerSources is keyed by
+// diff_id, as Docker reads it.
 func renderManifestJSON(imgs []dockerImage) ([]byte, error) {
 	items := make([]manifestItem, 0, len(imgs))
 	for _, img := range imgs {
-		cfg, err := checkConfig(img)
-		if err != nil {
-			return nil, err
+		var cfg imageConfig
+		var err error
+		if img.ConfigData != nil {
+			if cfg, err = checkConfig(img); err != nil {
+				return nil, err
+			}
 		}
 		item := manifestItem{RepoTags: []string{}, Layers: []string{}}
 		if item.Config, err = blobPath(img.Config.Digest); err != nil {

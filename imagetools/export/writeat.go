@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -128,6 +129,9 @@ func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl p
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkWrittenConfigs(w, offs.slots, pl.unchecked); err != nil {
 		return err
 	}
 	if _, err := f.Seek(base+offs.size, io.SeekStart); err != nil {
@@ -319,4 +323,27 @@ func (l *lockedProgress) Naming(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.p.Naming(name)
+}
+
+// checkWrittenConfigs checks, as manifest.json's images require, the
+// configs fetched with the layers: each is read back from where it was
+// written, its digest already verified on the way in.
+func checkWrittenConfigs(w *offsetWriter, slots []slot, imgs []dockerImage) error {
+	for _, img := range imgs {
+		i := slices.IndexFunc(slots, func(s slot) bool { return s.rec.Blob != nil && s.rec.Blob.Desc.Digest == img.Config.Digest })
+		if i < 0 {
+			return fmt.Errorf("export: image %s: config %s is not in the tar", img.Name, img.Config.Digest)
+		}
+		if err := oci.CheckReadable(img.Config); err != nil {
+			return fmt.Errorf("export: image %s: config: %w", img.Name, err)
+		}
+		img.ConfigData = make([]byte, img.Config.Size)
+		if _, err := w.f.ReadAt(img.ConfigData, w.base+slots[i].content()); err != nil {
+			return fmt.Errorf("export: image %s: read back config %s: %w", img.Name, img.Config.Digest, err)
+		}
+		if _, err := checkConfig(img); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func TestExportFileStartsWriteback(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	pl, err := makePlan(ctx, imgs, opts)
+	pl, err := makePlan(ctx, imgs, opts, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestExportFileStartsWriteback(t *testing.T) {
 	cmp := func(a, b exptestRange) int { return int(a.off - b.off) }
 	slices.SortFunc(got, cmp)
 	slices.SortFunc(want, cmp)
-	if len(streamed) != 2 || !slices.Equal(got, want) {
+	if len(streamed) != 3 || !slices.Equal(got, want) {
 		t.Errorf("writeback of %d streamed blobs: got %v, want %v", len(streamed), got, want)
 	}
 }
