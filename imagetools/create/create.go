@@ -72,12 +72,7 @@ type sourceAt struct {
 // Create resolves the sources, combines them and pushes the result to every
 // tag (blobs and manifests by digest first, tags last).
 func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) {
-	if opts.Progress == nil {
-		opts.Progress = progress.Discard()
-	}
-	if opts.MaxConcurrency <= 0 {
-		opts.MaxConcurrency = oci.DefaultMaxConcurrency
-	}
+	opts = opts.withDefaults()
 	targets, err := ParseTargets(opts.Tags)
 	if err != nil {
 		return nil, err
@@ -95,7 +90,9 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("%w: name images to combine", imagetools.ErrNoSources)
 	}
-	inputs, known, appended, err := readSources(ctx, pl, srcs, opts)
+	early := newEarlyChecks(ctx, pl, targets, opts)
+	defer early.close()
+	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early)
 	if err != nil {
 		return nil, err
 	}
@@ -125,10 +122,20 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 		c.Origins = append(c.Origins, srcs[o].loc)
 	}
 	if err := Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
-		Referrers: opts.Referrers}); err != nil {
+		Referrers: opts.Referrers, early: early}); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Progress == nil {
+		o.Progress = progress.Discard()
+	}
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = oci.DefaultMaxConcurrency
+	}
+	return o
 }
 
 // ParseTargets parses --tag values: a registry reference without tag gets
@@ -200,14 +207,14 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 // is unknown) in parallel, as many at once as other small requests
 // (oci.MetadataLimit). With Append, a first source that does not exist
 // yet is dropped (appended is false) and the tag created.
-func readSources(ctx context.Context, pl place.Place, srcs []sourceAt, opts Options) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
+func readSources(ctx context.Context, pl place.Place, srcs []sourceAt, opts Options, early *earlyChecks) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
 	loaded := make([]combine.Input, len(srcs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
 	missing := false
 	for i, s := range srcs {
 		eg.Go(func() error {
-			l, err := readSource(ectx, pl, s)
+			l, err := readSource(ectx, pl, s, early)
 			if err != nil && i == 0 && opts.Append && isNotFound(err) {
 				missing = true
 				return nil
@@ -240,12 +247,14 @@ func isNotFound(err error) bool {
 	return errdefs.IsNotFound(err) || errors.Is(err, os.ErrNotExist)
 }
 
-// readSource reads one source in one request (plus its config when needed).
-func readSource(ctx context.Context, pl place.Place, s sourceAt) (combine.Input, error) {
+// readSource reads one source in one request (plus its config when needed,
+// while the checks of its layers start early).
+func readSource(ctx context.Context, pl place.Place, s sourceAt, early *earlyChecks) (combine.Input, error) {
 	desc, dt, err := pl.Manifest(ctx, s.loc)
 	if err != nil {
 		return combine.Input{}, err
 	}
+	early.startLayers(s.loc, desc, dt)
 	if s.user != nil {
 		if desc, err = combine.MergeDescriptor(desc, *s.user); err != nil {
 			return combine.Input{}, fmt.Errorf("source %s: %w", s.name, err)

@@ -70,6 +70,8 @@ type repoPlan struct {
 	tags      []ref.Location
 	rootDesc  ocispec.Descriptor
 	rootBytes []byte
+	// early holds the checks started while the sources were read.
+	early *earlyChecks
 }
 
 // planPush lists, per target repository (in the order of first mention),

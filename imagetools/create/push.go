@@ -28,6 +28,8 @@ type PushOptions struct {
 	// of a place that keeps referrers, its cosign tags and OCI referrers
 	// (see referrers.go).
 	Referrers bool
+	// early holds the checks Create started while reading the sources.
+	early *earlyChecks
 }
 
 // Push copies content to every target: each blob and child manifest by
@@ -65,6 +67,9 @@ func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 		return err
 	}
 	plans := planPush(graph, c, opts.Targets, pl)
+	for _, p := range plans {
+		p.early = opts.early
+	}
 	var refs *referrerFinder
 	if opts.Referrers {
 		refs = newReferrerFinder(pl, c, opts.MaxConcurrency)
@@ -182,8 +187,8 @@ func (p *repoPlan) pushBlobs(ctx context.Context, sub progress.SubLogger, slots 
 		for i, b := range p.blobs {
 			if found[i] != nil {
 				checks.Go(func() error {
-					present, up, err := p.pl.CheckBlob(ectx, p.repo, b.desc)
-					found[i] <- checked{present: present, up: up}
+					c, err := p.check(ectx, b.desc)
+					found[i] <- c
 					return err
 				})
 			}
@@ -240,6 +245,16 @@ func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slot
 	}
 	defer release()
 	return p.copyBlob(ctx, sub, b, up)
+}
+
+// check looks for a blob in the repository, or takes the answer of the
+// check started early for it.
+func (p *repoPlan) check(ctx context.Context, desc ocispec.Descriptor) (checked, error) {
+	if c := p.early.take(p.repo, desc.Digest); c != nil {
+		return c.wait(ctx)
+	}
+	present, up, err := p.pl.CheckBlob(ctx, p.repo, desc)
+	return checked{present: present, up: up}, err
 }
 
 // needsCheck reports whether a blob is looked for in the target before it
