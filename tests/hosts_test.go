@@ -80,7 +80,7 @@ func TestHostsMirrorFallback(t *testing.T) {
 	pushImage(t, reg, "test/mirrored", "1", img)
 	tag := reg.Host + "/test/mirrored:1"
 	byDigest := reg.Host + "/test/mirrored@" + img.Manifest.Desc.Digest.String()
-	want := exportBytes(t, newImgx(t), tag)
+	want := map[string][]byte{tag: exportBytes(t, newImgx(t), tag), byDigest: exportBytes(t, newImgx(t), byDigest)}
 
 	x := newImgx(t)
 	writeHostsTOML(t, x, reg.Host, `# two mirrors, tried in order, then the server
@@ -103,7 +103,7 @@ func TestHostsMirrorFallback(t *testing.T) {
 			t.Fatalf("inspect %s: mirror requests %q, want [%q]", ref, got, wantReq)
 		}
 		mirror.ResetRequests()
-		if got := exportBytes(t, x, ref); !bytes.Equal(got, want) {
+		if got := exportBytes(t, x, ref); !bytes.Equal(got, want[ref]) {
 			t.Fatalf("export %s through the mirrors: the tar differs from the one exported without them", ref)
 		}
 		blobs := 0
