@@ -5,8 +5,8 @@
 // tags and referrers lists), each in the fewest round trips the protocol
 // allows. Client implements place.Place.
 //
-// It imports ref, oci, place and progress of the engine, and containerd's
-// remotes for hosts, authorization and blob fetches.
+// It imports ref, oci, place and progress of the engine, containerd's
+// remotes for authorization and blob fetches, and go-toml for hosts.toml.
 package registry
 
 import (
