@@ -174,10 +174,6 @@ func (s *serialAuthorizer) AddResponses(ctx context.Context, responses []*http.R
 	return s.a.AddResponses(ctx, responses)
 }
 
-func (r *Client) authorizer(client *http.Client) docker.Authorizer {
-	return docker.NewDockerAuthorizer(append(r.authorizerOpts(), docker.WithAuthClient(client))...)
-}
-
 func (r *Client) authorizerOpts() []docker.AuthorizerOpt {
 	if r.opts.Credentials == nil {
 		return nil
