@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 	distref "github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/opencontainers/go-digest"
 )
 
 // The few registry calls containerd's resolver makes in two round trips or
@@ -46,11 +47,14 @@ type apiRequest struct {
 	from string
 }
 
-// do sends req to the first host of its registry that can serve it, with
-// the host's authorizer: a 401 is answered by the authorizer once and the
-// request retried. The caller closes the response body.
+// do sends req to the hosts of its registry that can serve it, in order
+// (hostsFor), with each host's authorizer: a 401 is answered by the
+// authorizer once and the request retried. A read that fails on a host (no
+// connection, or an error status such as 404) goes on to the next, as
+// containerd's resolver does; the last host's answer is returned. The
+// caller closes the response body.
 func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error) {
-	host, err := r.apiHost(req.loc.Host(), req.push)
+	hosts, err := r.hostsFor(req)
 	if err != nil {
 		return nil, err
 	}
@@ -65,16 +69,40 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 	if req.from != "" {
 		ctx = docker.ContextWithAppendPullRepositoryScope(ctx, req.from)
 	}
+	for i, host := range hosts {
+		resp, err := r.doOn(ctx, host, req)
+		if i == len(hosts)-1 || ctx.Err() != nil || (err == nil && resp.StatusCode < 400) {
+			return resp, err
+		}
+		if resp != nil {
+			drain(resp)
+		}
+	}
+	return nil, errors.New("no host") // unreachable: hostsFor returns at least one
+}
+
+// doOn sends req to one host, answering a 401 challenge once.
+func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequest) (*http.Response, error) {
 	u := req.url
 	if u == nil {
+		query := req.query
+		if mirrors(host, req.loc.Host()) {
+			// Tell a mirror which registry it stands in for, as containerd does.
+			query = url.Values{}
+			for k, v := range req.query {
+				query[k] = v
+			}
+			query.Set("ns", req.loc.Host())
+		}
 		u = &url.URL{
 			Scheme:   host.Scheme,
 			Host:     host.Host,
 			Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
-			RawQuery: req.query.Encode(),
+			RawQuery: query.Encode(),
 		}
 	}
 	var resp *http.Response
+	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		resp, err = r.send(ctx, host, req, u.String())
 		if err != nil {
@@ -96,6 +124,12 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 		}
 	}
 	return resp, nil
+}
+
+// mirrors reports whether host stands in for another registry (a
+// hosts.toml mirror), containerd's test for sending "ns".
+func mirrors(host docker.RegistryHost, registry string) bool {
+	return host.Host != registryEndpoint(registry)
 }
 
 func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequest, u string) (*http.Response, error) {
@@ -134,25 +168,53 @@ func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequ
 	return host.Client.Do(hr)
 }
 
-// apiHost returns the first configured host of a registry able to pull (or push).
-func (r *Client) apiHost(registry string, push bool) (docker.RegistryHost, error) {
-	hosts, err := r.registryHosts(registry)
+// hostsFor returns the hosts req may go to, in the order they are tried:
+// a write goes to the first host with the push capability only; a tag is
+// resolved (its manifest read, the tag list read) on hosts with resolve;
+// referrers are listed on hosts with referrers, else on those with resolve
+// (as containerd does); anything by digest is read from hosts with pull.
+func (r *Client) hostsFor(req apiRequest) ([]docker.RegistryHost, error) {
+	hosts, err := r.registryHosts(req.loc.Host())
 	if err != nil {
-		return docker.RegistryHost{}, err
+		return nil, err
 	}
-	want := docker.HostCapabilityPull
-	if push {
-		want = docker.HostCapabilityPush
-	}
+	want, what := req.capability()
+	var out []docker.RegistryHost
 	for _, h := range hosts {
 		if h.Capabilities.Has(want) {
 			if h.Client == nil {
 				h.Client = http.DefaultClient
 			}
-			return h, nil
+			out = append(out, h)
 		}
 	}
-	return docker.RegistryHost{}, fmt.Errorf("registry %s: no host configured to %s: %w", registry, map[bool]string{true: "push", false: "pull"}[push], errdefs.ErrNotFound)
+	if len(out) == 0 && want == docker.HostCapabilityReferrers {
+		return r.hostsFor(apiRequest{loc: req.loc, path: "tags/list"})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("registry %s: no host configured to %s: %w", req.loc.Host(), what, errdefs.ErrNotFound)
+	}
+	if req.push {
+		out = out[:1]
+	}
+	return out, nil
+}
+
+// capability is what a host must be able to do to serve req, and its name.
+func (req apiRequest) capability() (docker.HostCapabilities, string) {
+	switch {
+	case req.push:
+		return docker.HostCapabilityPush, "push"
+	case strings.HasPrefix(req.path, "tags/"):
+		return docker.HostCapabilityResolve, "resolve"
+	case strings.HasPrefix(req.path, "referrers/"):
+		return docker.HostCapabilityReferrers, "list referrers"
+	case strings.HasPrefix(req.path, "manifests/"):
+		if _, err := digest.Parse(strings.TrimPrefix(req.path, "manifests/")); err != nil {
+			return docker.HostCapabilityResolve, "resolve"
+		}
+	}
+	return docker.HostCapabilityPull, "pull"
 }
 
 // statusError turns an unexpected answer into an error naming the call;
