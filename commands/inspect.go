@@ -42,7 +42,12 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		return err
 	}
 	needData := opts.format != "" && opts.format != "{{.Manifest}}"
-	img, err := inspect.Read(ctx, placesFor(dockerCli, reg, nil), loc, inspect.Options{
+	pl, closePlaces, err := placesFor(dockerCli, reg, nil)
+	if err != nil {
+		return err
+	}
+	defer closePlaces()
+	img, err := inspect.Read(ctx, pl, loc, inspect.Options{
 		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
 	})
 	if err != nil {

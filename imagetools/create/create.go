@@ -78,7 +78,7 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = oci.DefaultMaxConcurrency
 	}
-	targets, err := ParseTargets(opts.Tags)
+	targets, err := writableTargets(pl, opts.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +129,22 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 		return nil, err
 	}
 	return res, nil
+}
+
+// writableTargets parses the tags (ParseTargets) and refuses, before
+// anything is read, one in a place that is only read from (an image tar,
+// the Docker engine).
+func writableTargets(pl place.Place, tags []string) ([]ref.Location, error) {
+	targets, err := ParseTargets(tags)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if pl.Capabilities(t).ReadOnly {
+			return nil, fmt.Errorf("invalid tag %q: that place is only read from: push to a registry or an %sDIR folder; write image tars with `docker imgx export` (--load for the Docker engine)", t, ref.LayoutPrefix)
+		}
+	}
+	return targets, nil
 }
 
 // ParseTargets parses --tag values: a registry reference without tag gets
