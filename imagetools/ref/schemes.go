@@ -55,8 +55,9 @@ func fileRefused(s string) error {
 }
 
 // parseArchiveLocation parses "archive://FILE[:NAME][@DIGEST]". FILE is the
-// whole text when that names a file; else it ends at the first ':' after
-// its last '/' (a NAME may hold '/' and ':': registry:5000/app:1).
+// whole text when that names a file; else it ends at the first ':' before
+// which the text names a file, else at the first ':' (a NAME may hold '/'
+// and ':': registry:5000/app:1).
 func parseArchiveLocation(s, prefix string) (Location, error) {
 	rest := strings.TrimPrefix(s, prefix)
 	loc := Location{Scheme: SchemeArchive}
@@ -69,10 +70,21 @@ func parseArchiveLocation(s, prefix string) (Location, error) {
 		}
 	}
 	if !NamesFile(rest) {
-		dir := strings.LastIndex(rest, "/") + 1
-		if i := strings.Index(rest[dir:], ":"); i >= 0 {
-			loc.Tag = rest[dir+i+1:]
-			rest = rest[:dir+i]
+		cut := strings.Index(rest, ":")
+		for i := cut; i >= 0; {
+			if NamesFile(rest[:i]) {
+				cut = i
+				break
+			}
+			j := strings.Index(rest[i+1:], ":")
+			if j < 0 {
+				break
+			}
+			i += j + 1
+		}
+		if cut >= 0 {
+			loc.Tag = rest[cut+1:]
+			rest = rest[:cut]
 			if loc.Tag == "" {
 				return Location{}, fmt.Errorf("invalid image tar location %q: empty NAME after ':' (want %sFILE[:NAME][@DIGEST])", s, ArchivePrefix)
 			}
