@@ -184,7 +184,7 @@ func TestArchiveDockerSave(t *testing.T) {
 		t.Fatalf("gzip-compressed tar gave %s, plain %s", again, fromTar)
 	}
 
-	engine := x.With(d.Env()...)
+	engine := x.With("DOCKER_HOST=" + d.Host)
 	fromEngine := createFrom(t, engine, b, "engine/app:1", "docker-daemon://"+name)
 	assertImageOf(t, b, "engine/app", fromEngine, e.app)
 	if fromEngine != fromTar {
