@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -85,13 +87,17 @@ func indexTar(f *os.File, size int64) (*tarIndex, error) {
 			return nil, fmt.Errorf("entry %q is of tar type %q, which an image tar never holds", hdr.Name, hdr.Typeflag)
 		}
 	}
-	for name, target := range links {
-		e, ok := t.entries[target]
+	// A link leads to a regular file, never to another link: sorted, so
+	// that the line for a tar of many bad links is always the same.
+	aliases := map[string]entry{}
+	for _, name := range slices.Sorted(maps.Keys(links)) {
+		e, ok := t.entries[links[name]]
 		if !ok {
-			return nil, fmt.Errorf("entry %q links to %q, which is not a file in the tar", name, target)
+			return nil, fmt.Errorf("entry %q links to %q, which is not a file in the tar", name, links[name])
 		}
-		t.entries[name] = e
+		aliases[name] = e
 	}
+	maps.Copy(t.entries, aliases)
 	return t, nil
 }
 
