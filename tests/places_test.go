@@ -184,6 +184,16 @@ func TestArchiveDockerSave(t *testing.T) {
 		t.Fatalf("gzip-compressed tar gave %s, plain %s", again, fromTar)
 	}
 
+	// Re-exported from the tar under another name, docker load takes it
+	// back with the same image ID.
+	reexported, _ := export(t, x, "--name", "reexported/app:1", "archive://"+saved)
+	if _, err := d.Load(t, reexported); err != nil {
+		t.Fatal(err)
+	}
+	if id := d.ImageIDs(t)["reexported/app:1"]; id != e.app.Config.Desc.Digest.String() {
+		t.Fatalf("re-exported image ID %q, want %s", id, e.app.Config.Desc.Digest)
+	}
+
 	engine := x.With("DOCKER_HOST=" + d.Host)
 	fromEngine := createFrom(t, engine, b, "engine/app:1", "docker-daemon://"+name)
 	assertImageOf(t, b, "engine/app", fromEngine, e.app)
