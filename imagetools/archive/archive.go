@@ -67,7 +67,7 @@ type image struct {
 func Open(ctx context.Context, f *os.File, label string, opts Options) (*Archive, error) {
 	a := &Archive{label: label, made: map[digest.Digest][]byte{}, files: map[digest.Digest]string{}}
 	fail := func(err error) (*Archive, error) {
-		f.Close()
+		_ = f.Close() // read only: nothing to lose
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	fi, err := f.Stat()
@@ -89,7 +89,7 @@ func Open(ctx context.Context, f *os.File, label string, opts Options) (*Archive
 		if err != nil {
 			return fail(fmt.Errorf("decompress %s: %w", kind, err))
 		}
-		f.Close()
+		_ = f.Close() // read only: nothing to lose
 		f, size = spool, n
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

@@ -62,7 +62,7 @@ func (p *Archives) get(ctx context.Context, loc ref.Location) (*Archive, error) 
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		f.Close()
+		_ = f.Close() // read only: nothing to lose
 		return nil, fmt.Errorf("%s: %s is a folder, not a tar (an OCI layout folder is read as %s%s)", label, loc.Path, ref.LayoutPrefix, loc.Path)
 	}
 	a, err := Open(ctx, f, label, p.opts)

@@ -86,7 +86,7 @@ func Spool(ctx context.Context, r io.Reader, dir string, limit int64, tooLarge f
 		}
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close() // read only: nothing to lose
 		return nil, 0, err
 	}
 	return f, n, nil
