@@ -178,10 +178,23 @@ func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Long: `Combine images and indexes into one multi-platform index and push it to tags.
 
 A SOURCE is a reference (NAME[:TAG][@DIGEST]), a bare digest (its repository is
-the one named by the tags and other sources), a descriptor in JSON, or an OCI
-layout (oci-layout://PATH[:TAG][@DIGEST]). Content is copied by digest first
+the one named by the tags and other sources), a descriptor in JSON, an OCI
+layout (oci-layout://PATH[:TAG][@DIGEST]), an image tar
+(archive://FILE[:NAME][@DIGEST]: docker save, podman save, skopeo, buildx,
+docker imgx export; gzip or zstd too; NAME picks one image of several), or an
+image of the Docker engine (docker-daemon://NAME[:TAG]). A bare argument that
+names a file is refused: write archive://FILE. Content is copied by digest first
 (mounted within one registry, streamed between registries); tags move last.
 The digest of the result is printed on stdout.`,
+		Example: `  # Combine two images of a registry into one multi-platform index
+  docker imgx create -t registry.example.com/app:1.2 registry.example.com/app:1.2-amd64 registry.example.com/app:1.2-arm64
+
+  # Push local builds of the Docker engine as one multi-platform image
+  docker imgx create -t registry.example.com/app:1.2 docker-daemon://app:amd64 docker-daemon://app:arm64
+
+  # Push an image tar (docker save, podman save); NAME picks one of several
+  docker imgx create -t registry.example.com/app:1.2 archive://app.tar
+  docker imgx create -t registry.example.com/app:1.2 archive://images.tar.gz:registry.example.com/app:1.2`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources = args
 			return runCreate(cmd.Context(), dockerCli, opts)

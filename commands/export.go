@@ -355,12 +355,17 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Write images from registries into a tar that docker, containerd, podman and skopeo load",
-		Long: `Write images from registries or OCI layouts into one tar: a Docker image tar
+		Long: `Write images from registries, OCI layouts, image tars (archive://FILE[:NAME])
+or the Docker engine (docker-daemon://NAME[:TAG]) into one tar: a Docker image tar
 (manifest.json, for docker load) and an OCI image layout (for ctr images import,
 podman load and skopeo) at once. Blobs are the registry's bytes, checked against
 their digests while they are copied; the output file appears only when complete.
 With --load, the same tar is streamed into the Docker engine of the current
 context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
+		Example: `  # Air-gapped copy: every platform of the images into one tar ...
+  docker imgx export --platform all -o images.tar registry.example.com/app:1.2 registry.example.com/db:16
+  # ... and, on the other side, each pushed from the tar with its digests unchanged
+  docker imgx create --prefer-index=false -t mirror.internal/app:1.2 archive://images.tar:registry.example.com/app:1.2`,
 		Args: argCount(1, -1, "IMAGE [IMAGE...]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.images = args

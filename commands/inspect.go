@@ -42,7 +42,12 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		return err
 	}
 	needData := opts.format != "" && opts.format != "{{.Manifest}}"
-	img, err := inspect.Read(ctx, placesFor(dockerCli, reg, nil), loc, inspect.Options{
+	pl, closePlaces, err := placesFor(dockerCli, reg, nil)
+	if err != nil {
+		return err
+	}
+	defer closePlaces()
+	img, err := inspect.Read(ctx, pl, loc, inspect.Options{
 		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
 	})
 	if err != nil {
@@ -75,7 +80,13 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME",
 		Short: "Show an image or index in a registry or OCI layout",
-		Args:  argCount(1, 1, "NAME"),
+		Long: `Show an image or index: in a registry (NAME[:TAG][@DIGEST]), an OCI layout
+(oci-layout://PATH[:TAG][@DIGEST]), an image tar (archive://FILE[:NAME][@DIGEST])
+or the Docker engine (docker-daemon://NAME[:TAG]).`,
+		Example: `  docker imgx inspect alpine:3.20
+  docker imgx inspect archive://app.tar
+  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
+		Args: argCount(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
 			return runInspect(cmd.Context(), dockerCli, opts)

@@ -13,9 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/imagetools/ocilayout"
-	"github.com/docker-imgx/docker-imgx/imagetools/place"
-	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/imagetools/registry"
 	"github.com/docker-imgx/docker-imgx/internal/version"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -88,25 +85,6 @@ func untrustedHint(dirs []string, host, certsDir, hostsFile string) string {
 	}
 	return fmt.Sprintf("to trust this registry put its CA certificate in %s (certs folders read: %s; set %s to change them), or mark it with --insecure-registry %s",
 		filepath.Join(dirs[0], host, "ca.crt"), strings.Join(dirs, ", "), envCertsDirs, host)
-}
-
-// placesFor is every place an image is read from or written to, behind one
-// router: registries (reached as opts says) and OCI layouts. Notices of
-// the registry layer (retried requests, resumed downloads) go to pw as
-// one-off steps, or, without a display (nil), as WARN lines on stderr.
-func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer) place.Place {
-	n := &notices{w: dockerCli.Err(), pw: pw}
-	retry := registry.RetryOptions{}
-	if opts.Retry != nil {
-		retry = *opts.Retry
-	}
-	retry.OnRetry = n.retry
-	opts.Retry = &retry
-	opts.Resume = registry.ResumeOptions{OnResume: n.resume}
-	return place.NewRouter(map[string]place.Place{
-		"":               registry.New(opts),
-		ref.SchemeLayout: ocilayout.Layouts{},
-	})
 }
 
 // stallTimeout reads DOCKER_IMGX_STALL_TIMEOUT. Unset or empty gives 0, which

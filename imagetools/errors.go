@@ -5,7 +5,8 @@
 //   - oci: the OCI rules, written once (leaf)
 //   - place: the place interface that every location kind implements, and
 //     the router that picks the implementation for a location
-//   - registry, ocilayout: the places (registries, OCI layout folders)
+//   - registry, ocilayout, archive, daemon: the places (registries, OCI
+//     layout folders, image tars, the Docker engine)
 //   - combine: descriptors and manifests in, index bytes out (pure)
 //   - create, inspect, export: the commands' work, written against place
 //

@@ -73,7 +73,7 @@ type sourceAt struct {
 // tag (blobs and manifests by digest first, tags last).
 func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
-	targets, err := ParseTargets(opts.Tags)
+	targets, err := writableTargets(pl, opts.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +136,22 @@ func (o Options) withDefaults() Options {
 		o.MaxConcurrency = oci.DefaultMaxConcurrency
 	}
 	return o
+}
+
+// writableTargets parses the tags (ParseTargets) and refuses, before
+// anything is read, one in a place that is only read from (an image tar,
+// the Docker engine).
+func writableTargets(pl place.Place, tags []string) ([]ref.Location, error) {
+	targets, err := ParseTargets(tags)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if pl.Capabilities(t).ReadOnly {
+			return nil, fmt.Errorf("invalid tag %q: that place is only read from: push to a registry or an %sDIR folder; write image tars with `docker imgx export` (--load for the Docker engine)", t, ref.LayoutPrefix)
+		}
+	}
+	return targets, nil
 }
 
 // ParseTargets parses --tag values: a registry reference without tag gets

@@ -1,6 +1,6 @@
 // Package place defines where images live for the engine: the Place
 // interface, which every kind of location implements (a registry, an OCI
-// layout folder; tars and the Docker engine are next), and the Router, which
+// layout folder, an image tar, the Docker engine), and the Router, which
 // picks the implementation for a location by its scheme. Code above this
 // package (create, inspect, export) is written once against Place and never
 // asks which kind of place it holds; what differs between kinds is said by
@@ -94,6 +94,9 @@ type Capabilities struct {
 	// (a remote place); where the write itself finds what is there, a
 	// separate check is skipped.
 	CheckFirst bool
+	// ReadOnly: the place is only read from (an image tar, the Docker
+	// engine); a write to it is refused before anything moves.
+	ReadOnly bool
 }
 
 // Upload is an upload a place started for a blob (CheckBlob, MountBlob) and

@@ -41,21 +41,39 @@ func validTag(s string) bool {
 // else treats a location as opaque.
 type Location struct {
 	// Scheme is "" for a registry, else the kind of place Path is
-	// (SchemeLayout).
+	// (SchemeLayout, SchemeArchive, SchemeDaemon).
 	Scheme string
 	// Name is the normalized repository name of a registry location.
 	Name reference.Named
-	// Path is the folder (or file) of a location with a scheme.
-	Path   string
+	// Path is the folder (or file) of a location with a scheme; the
+	// familiar image name for SchemeDaemon (whose Name is set too).
+	Path string
+	// Tag is the tag; for SchemeArchive, the NAME of the image in the tar.
 	Tag    string
 	Digest digest.Digest
 }
 
 // Parse parses "NAME[:TAG][@DIGEST]" (normalized: alpine is
-// docker.io/library/alpine) or "oci-layout://PATH[:TAG][@DIGEST]".
+// docker.io/library/alpine), "oci-layout://PATH[:TAG][@DIGEST]",
+// "archive://FILE[:NAME][@DIGEST]" (or skopeo's docker-archive:FILE and
+// oci-archive:FILE) or "docker-daemon://NAME[:TAG][@DIGEST]". A bare
+// argument that names a file is refused with a line naming archive://.
 func Parse(s string) (Location, error) {
-	if strings.HasPrefix(s, LayoutPrefix) {
+	switch {
+	case strings.HasPrefix(s, LayoutPrefix):
 		return parseLayoutLocation(s)
+	case strings.HasPrefix(s, ArchivePrefix):
+		return parseArchiveLocation(s, ArchivePrefix)
+	case strings.HasPrefix(s, DaemonPrefix):
+		return parseDaemonLocation(s)
+	}
+	for _, a := range archiveAliases {
+		if strings.HasPrefix(s, a) {
+			return parseArchiveLocation(s, a)
+		}
+	}
+	if NamesFile(s) {
+		return Location{}, fileRefused(s)
 	}
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
