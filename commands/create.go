@@ -75,6 +75,13 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 		return err
 	})
 	if err != nil {
+		if res != nil && opts.metadataFile != "" {
+			// The content was pushed, the tags failed: the file says what
+			// was pushed and which tags point at it.
+			if werr := writeCreateMetadata(opts.metadataFile, res); werr != nil {
+				return errors.Join(opts.explain(err), werr)
+			}
+		}
 		return opts.explain(err)
 	}
 	if opts.dryRun {
@@ -121,12 +128,17 @@ func readSourceFiles(files []string, stdin io.Reader) ([]string, error) {
 	return out, nil
 }
 
-// writeCreateMetadata writes buildx's metadata keys, plus the tags written.
+// writeCreateMetadata writes buildx's metadata keys, plus the tags that
+// point at the result (after a failed tag step, those that could not be put
+// back).
 func writeCreateMetadata(path string, res *create.Result) error {
-	var repos, tags []string
+	var repos []string
+	tags := []string{}
+	for _, t := range res.Tagged {
+		tags = append(tags, t.String())
+	}
 	seen := map[string]bool{}
 	for _, t := range res.Targets {
-		tags = append(tags, t.String())
 		if !seen[t.Repository()] {
 			seen[t.Repository()] = true
 			repos = append(repos, t.Repository())

@@ -28,12 +28,18 @@ type PushOptions struct {
 	// of a place that keeps referrers, its cosign tags and OCI referrers
 	// (see referrers.go).
 	Referrers bool
+	// Unchanged, when set, is the tag the content was computed from (the
+	// tag --append merges into): if it holds anything else when the tags
+	// are about to move, no tag moves and Push fails with
+	// imagetools.ErrTagChanged.
+	Unchanged *ExpectedTag
 }
 
 // Push copies content to every target: each blob and child manifest by
 // digest first (skipping what a target repository is known to hold because
 // the source is that repository), then, once every target repository holds
-// all of it, the root to each tag. A failure before the tag step moves no tag.
+// all of it, the root to each tag, all or none (tags.go). A failure before
+// the tag step moves no tag; a failure in it is a *TagsError.
 func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = oci.DefaultMaxConcurrency
@@ -69,12 +75,15 @@ func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 	if opts.Referrers {
 		refs = newReferrerFinder(pl, c, opts.MaxConcurrency)
 	}
-	return runPlans(ctx, plans, refs, opts)
+	if err := runPlans(ctx, plans, refs, opts); err != nil {
+		return err
+	}
+	return tagStep(ctx, pl, c, opts)
 }
 
 // runPlans runs every repository's plan in its own progress vertex: content
 // (with referrers, when refs is set) first; then, when every repository has
-// all its content, the tags: referrers' first, the user's last.
+// all its content, the referrers' tags. The user's tags follow (tagStep).
 func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
 	slots := newTransferSlots(opts.MaxConcurrency)
 	contentDone := make(chan struct{})
@@ -99,10 +108,7 @@ func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts
 				case <-ctx.Done():
 					return context.Cause(ctx)
 				}
-				if err := rp.tagReferrers(ctx, sub); err != nil {
-					return err
-				}
-				return p.tagRoot(ctx, sub)
+				return rp.tagReferrers(ctx, sub)
 			})
 		})
 	}
@@ -278,17 +284,6 @@ func (p *repoPlan) opener(b blobJob) func(ctx context.Context) (io.ReadCloser, e
 func (p *repoPlan) putByDigest(ctx context.Context, desc ocispec.Descriptor, dt []byte) error {
 	_, err := p.pl.PutManifest(ctx, p.repo, desc, dt)
 	return err
-}
-
-// tagRoot points every tag of the repository at the root.
-func (p *repoPlan) tagRoot(ctx context.Context, sub progress.SubLogger) error {
-	for _, t := range p.tags {
-		logf(sub, "pushing %s to %s", p.rootDesc.Digest, t)
-		if err := p.pl.Tag(ctx, t, p.rootDesc, p.rootBytes); err != nil {
-			return fmt.Errorf("tag %s: %w", t, err)
-		}
-	}
-	return nil
 }
 
 func logf(sub progress.SubLogger, format string, args ...any) {
