@@ -154,10 +154,10 @@ func TestCreateReferrers(t *testing.T) {
 		}
 		// 11 as TestCreateTwoImages, then discovery: 1 tags list, 1
 		// referrers API probe (404). Signature: 1 GET by tag, 2 mounts, 1
-		// tag PUT. Referrer: 1 fallback index GET, 1 manifest GET, 2
+		// GET of the target's tag (signatures there are kept), 1 tag PUT. Referrer: 1 fallback index GET, 1 manifest GET, 2
 		// mounts, 1 PUT by digest, 1 GET and 1 PUT of the target's
 		// fallback tag. 1 GET of the user's tag before it moves.
-		assertRequests(t, reg, 11+2+4+7+1)
+		assertRequests(t, reg, 11+2+5+7+1)
 	})
 	t.Run("other registry copies them", func(t *testing.T) {
 		reg.ResetRequests()

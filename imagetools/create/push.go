@@ -11,6 +11,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -108,7 +109,7 @@ func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts
 				case <-ctx.Done():
 					return context.Cause(ctx)
 				}
-				return rp.tagReferrers(ctx, sub)
+				return rp.tagReferrers(ctx, sub, p)
 			})
 		})
 	}
@@ -121,7 +122,7 @@ func (p *repoPlan) pushContent(ctx context.Context, sub progress.SubLogger, slot
 	if err := p.pushBlobs(ctx, sub, slots, limit); err != nil {
 		return err
 	}
-	if err := p.putManifests(ctx, sub, limit, nil); err != nil {
+	if err := p.putManifests(ctx, sub, limit); err != nil {
 		return err
 	}
 	if p.pushRoot {
@@ -131,10 +132,9 @@ func (p *repoPlan) pushContent(ctx context.Context, sub progress.SubLogger, slot
 }
 
 // putManifests puts the plan's manifests by digest, children before
-// parents, each level in parallel, as many at once as other small requests;
-// put, when set, is told of each one put and whether the place indexed its
-// subject itself.
-func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, limit int, put func(n *node, indexed bool)) error {
+// parents, each level in parallel, as many at once as other small requests,
+// noting those the place did not index by their subject itself.
+func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, limit int) error {
 	for _, level := range manifestLevels(p.manifests) {
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.SetLimit(oci.MetadataLimit(limit))
@@ -142,8 +142,13 @@ func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, lim
 			eg.Go(func() error {
 				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
 				indexed, err := p.pl.PutManifest(ectx, p.repo, n.desc, n.data)
-				if err == nil && put != nil {
-					put(n, indexed)
+				if err == nil && !indexed {
+					p.mu.Lock()
+					if p.unindexed == nil {
+						p.unindexed = map[digest.Digest]bool{}
+					}
+					p.unindexed[n.desc.Digest] = true
+					p.mu.Unlock()
 				}
 				return err
 			})
@@ -153,6 +158,19 @@ func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, lim
 		}
 	}
 	return nil
+}
+
+// unindexedAny reports whether the plan put one of descs without the place
+// indexing it by its subject.
+func (p *repoPlan) unindexedAny(descs []ocispec.Descriptor) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range descs {
+		if p.unindexed[d.Digest] {
+			return true
+		}
+	}
+	return false
 }
 
 // pushBlobs puts in the repository the blobs it lacks. Mounts move no
