@@ -192,7 +192,8 @@ func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 A SOURCE is a reference (NAME[:TAG][@DIGEST]), a bare digest (its repository is
 the one named by the tags and other sources), a descriptor in JSON, or an OCI
 layout (oci-layout://PATH[:TAG][@DIGEST]). Content is copied by digest first
-(mounted within one registry, streamed between registries); tags move last.
+(mounted within one registry, streamed between registries); tags move last,
+all or none: when one cannot be moved, those already moved are put back.
 The digest of the result is printed on stdout.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources = args
