@@ -106,6 +106,49 @@ func TestCreateTagsAllOrNone(t *testing.T) {
 	})
 }
 
+// TestCreateTagsNotRestorable: a tag the failed create made cannot be
+// deleted (the registry refuses deletes): the error names it and says to
+// delete it by hand, and the metadata file lists it as pointing at the
+// result.
+func TestCreateTagsNotRestorable(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	amd, arm := twoImages()
+	pushImage(t, reg, "test/app", "amd64", amd)
+	pushImage(t, reg, "test/app", "arm64", arm)
+	want := wantIndex(ocispec.MediaTypeImageIndex, []ocispec.Descriptor{amd.Manifest.Desc, arm.Manifest.Desc}, nil)
+	wantDigest := digest.FromBytes(want)
+	p := faultproxy.Start(t, reg.Host,
+		faultproxy.Fault{Method: http.MethodPut, PathContains: "/manifests/two", Kind: faultproxy.Status403},
+		faultproxy.Fault{Method: http.MethodDelete, Kind: faultproxy.Status405})
+	x := newImgx(t)
+	repo := p.Host() + "/test/app"
+	meta := filepath.Join(t.TempDir(), "meta.json")
+	res := x.Run("create", "--progress", "quiet", "--metadata-file", meta, "-t", repo+":new", "-t", repo+":two", repo+":amd64", repo+":arm64")
+	errLine := lastErrorLine(t, res)
+	for _, w := range []string{
+		"tags now: " + repo + ":new at " + wantDigest.String() + " (created; tags cannot be deleted there), " + repo + ":two absent (failed, not moved)",
+		"; by hand: delete tag " + repo + ":new",
+	} {
+		if !strings.Contains(errLine, w) {
+			t.Errorf("error %q does not say %q", errLine, w)
+		}
+	}
+	if got := fetchTag(t, reg, "test/app", "new"); got != string(want) {
+		t.Errorf("tag new:\n%s", got)
+	}
+	assertMetadata(t, meta, "{\n"+
+		"  \"containerimage.descriptor\": {\n"+
+		"    \"mediaType\": \""+ocispec.MediaTypeImageIndex+"\",\n"+
+		"    \"digest\": \""+wantDigest.String()+"\",\n"+
+		"    \"size\": "+itoa(int64(len(want)))+"\n"+
+		"  },\n"+
+		"  \"image.name\": \""+repo+"\",\n"+
+		"  \"image.tags\": [\n"+
+		"    \""+repo+":new\"\n"+
+		"  ]\n"+
+		"}\n")
+}
+
 // TestCreateAppendConcurrent: another push moves the appended tag between
 // the read the merge is made from and the tag's write. The merge is made
 // again, so that neither push's platform is lost; when the tag keeps moving,

@@ -223,8 +223,8 @@ func putBack(ctx context.Context, pl place.Place, sub progress.SubLogger, root d
 		return TagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("created; removing it failed: %v", err),
 			Fix: "delete tag " + s.loc.String()}
 	case !removed:
-		logf(sub, "could not remove %s again: the registry does not delete tags", s.loc)
-		return TagOutcome{Tag: s.loc, Now: root, Note: "created; the registry does not delete tags",
+		logf(sub, "could not remove %s again: tags cannot be deleted there", s.loc)
+		return TagOutcome{Tag: s.loc, Now: root, Note: "created; tags cannot be deleted there",
 			Fix: "delete tag " + s.loc.String()}
 	}
 	logf(sub, "removed %s again (it did not exist)", s.loc)

@@ -62,12 +62,14 @@ const (
 	WrongDigestHeader
 	// Status403 answers 403 Forbidden (an immutable tag, a denied write).
 	Status403
+	// Status405 answers 405 Method Not Allowed (deletes disabled).
+	Status405
 )
 
 // String returns the kind's name, for test names.
 func (k FaultKind) String() string {
 	names := [...]string{"None", "Status429", "Status429RetryAfter", "Status500", "Status502", "Status503",
-		"Status504", "ResetMidBody", "TruncateBody", "Stall", "CorruptBody", "RedirectOtherHost", "WrongDigestHeader", "Status403"}
+		"Status504", "ResetMidBody", "TruncateBody", "Stall", "CorruptBody", "RedirectOtherHost", "WrongDigestHeader", "Status403", "Status405"}
 	if k >= 0 && int(k) < len(names) {
 		return names[k]
 	}
@@ -89,6 +91,8 @@ func (k FaultKind) status() int {
 		return http.StatusGatewayTimeout
 	case Status403:
 		return http.StatusForbidden
+	case Status405:
+		return http.StatusMethodNotAllowed
 	}
 	return 0
 }
