@@ -75,6 +75,13 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 		return err
 	})
 	if err != nil {
+		if res != nil && opts.metadataFile != "" {
+			// The content was pushed, the tags failed: the file says what
+			// was pushed and which tags point at it.
+			if werr := writeCreateMetadata(opts.metadataFile, res); werr != nil {
+				return errors.Join(opts.explain(err), werr)
+			}
+		}
 		return opts.explain(err)
 	}
 	if opts.dryRun {
@@ -121,12 +128,17 @@ func readSourceFiles(files []string, stdin io.Reader) ([]string, error) {
 	return out, nil
 }
 
-// writeCreateMetadata writes buildx's metadata keys, plus the tags written.
+// writeCreateMetadata writes buildx's metadata keys, plus the tags that
+// point at the result (after a failed tag step, those that could not be put
+// back).
 func writeCreateMetadata(path string, res *create.Result) error {
-	var repos, tags []string
+	var repos []string
+	tags := []string{}
+	for _, t := range res.Tagged {
+		tags = append(tags, t.String())
+	}
 	seen := map[string]bool{}
 	for _, t := range res.Targets {
-		tags = append(tags, t.String())
 		if !seen[t.Repository()] {
 			seen[t.Repository()] = true
 			repos = append(repos, t.Repository())
@@ -184,7 +196,8 @@ layout (oci-layout://PATH[:TAG][@DIGEST]), an image tar
 docker imgx export; gzip or zstd too; NAME picks one image of several), or an
 image of the Docker engine (docker-daemon://NAME[:TAG]). A bare argument that
 names a file is refused: write archive://FILE. Content is copied by digest first
-(mounted within one registry, streamed between registries); tags move last.
+(mounted within one registry, streamed between registries); tags move last,
+all or none: when one cannot be moved, those already moved are put back.
 The digest of the result is printed on stdout.`,
 		Example: `  # Combine two images of a registry into one multi-platform index
   docker imgx create -t registry.example.com/app:1.2 registry.example.com/app:1.2-amd64 registry.example.com/app:1.2-arm64

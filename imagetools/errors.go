@@ -56,6 +56,10 @@ var (
 	// ErrNoSources reports a combine call without sources.
 	ErrNoSources = errors.New("no sources specified")
 
+	// ErrTagChanged reports a tag that another push moved between the read
+	// a result was computed from and the moment the tags were to move.
+	ErrTagChanged = errors.New("tag changed since it was read")
+
 	// ErrConflictingOptions reports options that ask for opposite results.
 	ErrConflictingOptions = errors.New("conflicting options")
 

@@ -153,3 +153,8 @@ func (r ReadOnly) Tag(_ context.Context, to ref.Location, _ ocispec.Descriptor, 
 func (r ReadOnly) ReadTag(_ context.Context, t ref.Location) ([]byte, bool, error) {
 	return nil, false, r.refuse(t)
 }
+
+// Untag implements place.Place: refused.
+func (r ReadOnly) Untag(_ context.Context, t ref.Location) (bool, error) {
+	return false, r.refuse(t)
+}

@@ -57,6 +57,9 @@ type Result struct {
 	Bytes []byte
 	// Targets are the tagged locations written (or that would be, in a dry run).
 	Targets []ref.Location
+	// Tagged are the targets that point at the result: all of them, unless
+	// the tag step failed (see TagsError).
+	Tagged []ref.Location
 	// Replaced are the manifests of the appended image that a new source
 	// replaced (same platform, other digest), attestations included.
 	Replaced []ocispec.Descriptor
@@ -70,7 +73,10 @@ type sourceAt struct {
 }
 
 // Create resolves the sources, combines them and pushes the result to every
-// tag (blobs and manifests by digest first, tags last).
+// tag (blobs and manifests by digest first, tags last, all or none). When
+// the push got to the tags and failed there, the Result comes with the
+// error: the content is in every target repository, Tagged says which tags
+// point at it.
 func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
 	targets, err := writableTargets(pl, opts.Tags)
@@ -90,14 +96,43 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("%w: name images to combine", imagetools.ErrNoSources)
 	}
+	// Another push may move the appended tag while this one runs: the merge
+	// is made again from what it holds then, up to maxMerges times.
+	for merges := 1; ; merges++ {
+		res, err := createOnce(ctx, pl, srcs, targets, opts)
+		if !opts.Append || merges == maxMerges || !errors.Is(err, imagetools.ErrTagChanged) {
+			if errors.Is(err, imagetools.ErrTagChanged) {
+				err = fmt.Errorf("%w %d times while appending to it (another push is moving it): no tag moved; run again", err, merges)
+			}
+			return res, err
+		}
+		_ = progress.Wrap("[internal] appending to "+targets[0].String(), opts.Progress, func(sub progress.SubLogger) error {
+			logf(sub, "%s moved since it was read: merging again", targets[0])
+			return nil
+		})
+	}
+}
+
+// maxMerges bounds how often an append is merged: once, then twice again
+// when another push moved the tag meanwhile.
+const maxMerges = 3
+
+// createOnce reads the sources, combines them and pushes the result.
+func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []ref.Location, opts Options) (*Result, error) {
 	early := newEarlyChecks(ctx, pl, targets, opts)
 	defer early.close()
 	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Append && !appended {
-		srcs = srcs[1:]
+	var unchanged *ExpectedTag
+	if opts.Append {
+		unchanged = &ExpectedTag{Tag: targets[0]}
+		if appended {
+			unchanged.Digest = inputs[0].Desc.Digest
+		} else {
+			srcs = srcs[1:]
+		}
 	}
 	combined, err := combine.Index(inputs, combine.Options{
 		Annotations: opts.Annotations, Platforms: opts.Platforms, PreferIndex: opts.PreferIndex,
@@ -109,7 +144,7 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	if len(combined.Replaced) > 0 {
 		reportReplaced(opts.Progress, targets[0], combined)
 	}
-	res := &Result{Desc: combined.Desc, Bytes: combined.Bytes, Targets: targets, Replaced: combined.Replaced}
+	res := &Result{Desc: combined.Desc, Bytes: combined.Bytes, Targets: targets, Tagged: targets, Replaced: combined.Replaced}
 	if opts.DryRun {
 		return res, nil
 	}
@@ -121,8 +156,17 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	for _, o := range combined.Origins {
 		c.Origins = append(c.Origins, srcs[o].loc)
 	}
-	if err := Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
-		Referrers: opts.Referrers, early: early}); err != nil {
+	err = Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+		Referrers: opts.Referrers, Unchanged: unchanged, early: early})
+	var tagsErr *TagsError
+	switch {
+	case errors.As(err, &tagsErr):
+		res.Tagged = tagsErr.Tagged(res.Desc.Digest)
+		return res, err
+	case errors.Is(err, imagetools.ErrTagChanged):
+		res.Tagged = nil
+		return res, err
+	case err != nil:
 		return nil, err
 	}
 	return res, nil

@@ -100,6 +100,7 @@ func (m *memPlace) Tag(context.Context, ref.Location, ocispec.Descriptor, []byte
 func (m *memPlace) ReadTag(context.Context, ref.Location) ([]byte, bool, error) {
 	return nil, false, nil
 }
+func (m *memPlace) Untag(context.Context, ref.Location) (bool, error) { return false, nil }
 
 // add stores a single-platform image at loc: a config and two layers.
 func (m *memPlace) add(t *testing.T, loc, arch string) []ocispec.Descriptor {

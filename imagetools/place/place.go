@@ -80,6 +80,11 @@ type Writer interface {
 	// ReadTag reads the manifest at a tag about to be rewritten, with the
 	// rights the write needs; found is false when the tag does not exist.
 	ReadTag(ctx context.Context, t ref.Location) (data []byte, found bool, err error)
+	// Untag removes tag t alone: the manifest it points at and every other
+	// tag stay. removed is false, with no error, when the place cannot
+	// remove a tag alone (a registry that refuses deletes); it never
+	// deletes by digest, which would drop every tag of that manifest.
+	Untag(ctx context.Context, t ref.Location) (removed bool, err error)
 }
 
 // Capabilities say what a place can do beyond reading and writing content.
