@@ -91,7 +91,7 @@ func (o exportOptions) sourcesAndRegistry(dockerCli command.Cli) ([]exportSource
 // runLoad exports the images into the Docker engine of the current context
 // (DOCKER_HOST, docker context) instead of a tar.
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
-	platform, err := opts.loadOptions()
+	engineOpts, err := opts.loadOptions()
 	if err != nil {
 		return err
 	}
@@ -100,9 +100,8 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 		return err
 	}
 	return withProgress(ctx, dockerCli, reg, opts.progress, "Loading", func(ctx context.Context, p place.Place, pw progress.Writer) error {
-		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
-			Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: pw,
-		})
+		engineOpts.Progress = pw
+		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, engineOpts)
 	})
 }
 
@@ -116,38 +115,26 @@ func loadWithProgress(ctx context.Context, pw progress.Writer, p place.Place, en
 	return err
 }
 
-// loadOptions checks the flags that go with --load and returns the platform
-// to load: nil (the engine's) when none or only "all" is given.
-func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
+// loadOptions checks the flags that go with --load and returns the engine's
+// options: the platforms named (none: the engine's) and whether "all" was
+// given. Whether the engine holds them is its to say (export.ToEngine).
+func (o exportOptions) loadOptions() (export.EngineOptions, error) {
 	if o.output != "" {
-		return nil, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
+		return export.EngineOptions{}, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
 	}
 	if o.format != "" && o.format != export.FormatDocker {
-		return nil, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
+		return export.EngineOptions{}, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
 	}
 	if o.maxConcurrency < 1 {
-		return nil, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
+		return export.EngineOptions{}, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
 	}
-	var explicit []string
-	for _, v := range o.platforms {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" && s != allPlatforms {
-				explicit = append(explicit, s)
-			}
-		}
+	plats, all, err := parsePlatformsOrAll(o.platforms)
+	if err != nil {
+		return export.EngineOptions{}, err
 	}
-	switch len(explicit) {
-	case 0:
-		return nil, nil
-	case 1:
-		p, err := parsePlatform(explicit[0])
-		if err != nil {
-			return nil, err
-		}
-		return &p, nil
-	default:
-		return nil, fmt.Errorf("--load takes one --platform, got %s: the engine keeps one image per name", strings.Join(explicit, ", "))
-	}
+	return export.EngineOptions{
+		Platforms: plats, AllPlatforms: all, IncludeForeign: o.includeForeign, MaxConcurrency: o.maxConcurrency,
+	}, nil
 }
 
 // exportWithProgress resolves the sources, then writes them to the target
@@ -375,7 +362,7 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
-	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
+	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
 	return cmd
 }
