@@ -29,8 +29,8 @@ import (
 type enginetestEngine struct {
 	os, arch string
 	// multi plays the containerd image store in the engine's info.
-	multi bool
-	answer   func(reported string) string
+	multi  bool
+	answer func(reported string) string
 
 	loads int
 	tar   []byte
