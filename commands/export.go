@@ -32,6 +32,7 @@ type exportOptions struct {
 	format         string
 	names          []string
 	includeForeign bool
+	attestations   bool
 	maxConcurrency int
 	progress       string
 	load           bool
@@ -172,6 +173,10 @@ func resolveExportImages(ctx context.Context, pw progress.Writer, p place.Place,
 func resolveExportImage(ctx context.Context, pw progress.Writer, p place.Place, s exportSource) (export.Image, error) {
 	done := progress.OneOff(pw, "resolving "+s.loc.String())
 	img := export.Image{Name: s.name}
+	// As docker save writes it for an image pulled from a registry.
+	if k, v := s.loc.DistributionSource(); k != "" {
+		img.SourceAnnotations = map[string]string{k: v}
+	}
 	var err error
 	// One GET by tag gives the descriptor and the bytes the engine needs.
 	if img.Desc, img.Data, err = p.Manifest(ctx, s.loc); err == nil {
@@ -263,9 +268,10 @@ func checkParentDir(flag, file string) error {
 // defaults to docker for a tar and oci for a layout folder.
 func (o exportOptions) engineOptions(target exportTarget) (export.Options, error) {
 	opts := export.Options{
-		Format:         o.format,
-		IncludeForeign: o.includeForeign,
-		MaxConcurrency: o.maxConcurrency,
+		Format:           o.format,
+		SkipAttestations: !o.attestations,
+		IncludeForeign:   o.includeForeign,
+		MaxConcurrency:   o.maxConcurrency,
 	}
 	if opts.Format == "" {
 		opts.Format = export.FormatDocker
@@ -360,6 +366,7 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	flags.StringArrayVar(&opts.platforms, "platform", nil, "Platforms to keep from an index (`OS/ARCH[/VARIANT]`, repeatable, comma lists; \"all\" keeps every one). The first goes to manifest.json (default: the local platform)")
 	flags.StringVar(&opts.format, "format", "", "Output format: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
+	flags.BoolVar(&opts.attestations, "attestations", true, "Keep the attestation manifests (provenance, SBOM) of the exported platforms; --attestations=false leaves them out, as docker pull does, so that the tar is what docker pull then docker save write")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")

@@ -128,6 +128,22 @@ func (l Location) Host() string {
 	return reference.Domain(l.Name)
 }
 
+// distributionSourcePrefix starts the annotation containerd keeps on an
+// image pulled from a registry, so that it can fetch missing content later
+// (docker save writes it into index.json).
+const distributionSourcePrefix = "containerd.io/distribution.source."
+
+// DistributionSource returns the annotation containerd, and so Docker's
+// containerd image store, keeps on an image pulled from l:
+// "containerd.io/distribution.source.HOST" and the repository's path on that
+// host; "" for places that are not registries.
+func (l Location) DistributionSource() (key, value string) {
+	if l.Name == nil {
+		return "", ""
+	}
+	return distributionSourcePrefix + reference.Domain(l.Name), reference.Path(l.Name)
+}
+
 // ImageName is the fully qualified name an image read from l goes by in a
 // tar: REPOSITORY:TAG, REPOSITORY@DIGEST, or REPOSITORY:latest with neither;
 // "" where the place has no repository names (an OCI layout).
