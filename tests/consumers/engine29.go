@@ -3,10 +3,18 @@ package consumers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/containerd/platforms"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // engine29Binaries returns the Docker 29-line dockerd and containerd that
@@ -89,4 +97,47 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", 
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
+}
+
+// ImagePlatforms returns the platforms of the image manifests the engine
+// holds in full for ref (content present; attestations left out), sorted,
+// as the image-inspect API lists them with manifests=1 (API 1.48, the
+// containerd image store).
+func (d *Docker) ImagePlatforms(t testing.TB, ref string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), commandTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/v1.48/images/"+ref+"/json?manifests=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := unixHTTPClient(strings.TrimPrefix(d.Host, "unix://")).Do(req)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", ref, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("inspect %s: %s: %s", ref, resp.Status, body)
+	}
+	var inspect struct {
+		Manifests []struct {
+			Available bool
+			Kind      string
+			ImageData *struct {
+				Platform ocispec.Platform
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&inspect); err != nil {
+		t.Fatalf("inspect %s: %v", ref, err)
+	}
+	var out []string
+	for _, m := range inspect.Manifests {
+		if m.Available && m.Kind == "image" && m.ImageData != nil {
+			out = append(out, platforms.FormatAll(m.ImageData.Platform))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
