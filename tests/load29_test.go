@@ -31,6 +31,12 @@ func TestExportLoadDocker29(t *testing.T) {
 		if got := d.ImagePlatforms(t, name); !slices.Equal(got, plats) {
 			t.Errorf("platforms of %s = %v, want %v", name, got, plats)
 		}
+		// RepoDigests: the name's repository at the image's own digest.
+		out, err := d.Run(t, "image", "inspect", "--format", "{{json .RepoDigests}}", name)
+		want := fmt.Sprintf(`[%q]`, name[:strings.LastIndex(name, ":")]+"@"+id)
+		if err != nil || strings.TrimSpace(out) != want {
+			t.Errorf("RepoDigests of %s = %s (%v), want %s", name, out, err, want)
+		}
 	}
 	for _, tc := range []struct {
 		name     string
