@@ -57,7 +57,7 @@ func TestExportLoadDocker29(t *testing.T) {
 			if !strings.Contains(res.Stderr, "writing image "+index) {
 				t.Errorf("no writing image step for the index:\n%s", res.Stderr)
 			}
-			warned := strings.Contains(res.Stderr, "linux/arm64/v8 images run on this linux/amd64 engine only under emulation")
+			warned := strings.Contains(res.Stderr, "linux/arm64 images run on this linux/amd64 engine only under emulation")
 			if warned != tc.emulated {
 				t.Errorf("emulation warning %v, want %v:\n%s", warned, tc.emulated, res.Stderr)
 			}
