@@ -56,9 +56,10 @@ type EngineOptions struct {
 	// AllPlatforms loads every image of an index (containerd image store
 	// only); Platforms, or the engine's, then choose manifest.json's image.
 	AllPlatforms bool
-	// IncludeForeign and MaxConcurrency are as in Options.
-	IncludeForeign bool
-	MaxConcurrency int
+	// SkipAttestations, IncludeForeign and MaxConcurrency are as in Options.
+	SkipAttestations bool
+	IncludeForeign   bool
+	MaxConcurrency   int
 	// Progress receives the steps: "exporting layers", "writing image
 	// sha256:..." per image, "naming to NAME" per name. nil reports nothing.
 	Progress progress.Writer
@@ -111,11 +112,12 @@ func ToEngine(ctx context.Context, engine EngineClient, imgs []Image, opts Engin
 		return Result{Warnings: warnings}, err
 	}
 	wopts := Options{
-		Platforms:      want,
-		AllPlatforms:   opts.AllPlatforms,
-		Format:         FormatDocker,
-		IncludeForeign: opts.IncludeForeign,
-		MaxConcurrency: opts.MaxConcurrency,
+		Platforms:        want,
+		AllPlatforms:     opts.AllPlatforms,
+		Format:           FormatDocker,
+		SkipAttestations: opts.SkipAttestations,
+		IncludeForeign:   opts.IncludeForeign,
+		MaxConcurrency:   opts.MaxConcurrency,
 	}
 	res, err := engineStream(ctx, engine, imgs, expect, wopts, pw)
 	res.Warnings = append(warnings, res.Warnings...)
