@@ -23,7 +23,7 @@ func TestExportLoadDocker29(t *testing.T) {
 	index := e.multi.Index.Desc.Digest.String()
 
 	// loaded checks the image ID of name and the platforms the engine holds.
-	loaded := func(t *testing.T, name, id string, plats ...string) {
+	loaded := func(t *testing.T, d *consumers.Docker, name, id string, plats ...string) {
 		t.Helper()
 		if got := d.ImageIDs(t)[name]; got != id {
 			t.Errorf("image ID of %s = %q, want %s", name, got, id)
@@ -33,8 +33,8 @@ func TestExportLoadDocker29(t *testing.T) {
 		}
 		// RepoDigests: the name's repository at the image's own digest.
 		out, err := d.Run(t, "image", "inspect", "--format", "{{json .RepoDigests}}", name)
-		want := fmt.Sprintf(`[%q]`, name[:strings.LastIndex(name, ":")]+"@"+id)
-		if err != nil || strings.TrimSpace(out) != want {
+		want := fmt.Sprintf(`%q`, name[:strings.LastIndex(name, ":")]+"@"+id)
+		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("RepoDigests of %s = %s (%v), want %s", name, out, err, want)
 		}
 	}
@@ -46,14 +46,17 @@ func TestExportLoadDocker29(t *testing.T) {
 	}{
 		{name: "default", plats: []string{"linux/amd64"}},
 		{name: "all", args: []string{"--platform", "all"}, plats: []string{"linux/amd64", "linux/arm/v7", "linux/arm64/v8"}},
-		{name: "two", args: []string{"--platform", "linux/amd64,linux/arm64"}, plats: []string{"linux/amd64", "linux/arm64/v8"}},
+		{name: "two", args: []string{"--platform", "linux/amd64,linux/arm64"}, plats: []string{"linux/amd64", "linux/arm64/v8"}, emulated: true},
 		{name: "emulated", args: []string{"--platform", "linux/arm64"}, plats: []string{"linux/arm64/v8"}, emulated: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// An engine of its own: the platforms an image holds are the
+			// content the engine has, whichever load brought it.
+			d := consumers.StartDocker29(t)
 			name := "127.0.0.1:5999/multi:" + tc.name
 			args := append([]string{"export", "--load", "--progress", "plain", "--name", name}, tc.args...)
-			res := x.MustRun(append(args, e.ref("test/multi:v1"))...)
-			loaded(t, name, index, tc.plats...)
+			res := x.With("DOCKER_HOST="+d.Host).MustRun(append(args, e.ref("test/multi:v1"))...)
+			loaded(t, d, name, index, tc.plats...)
 			if !strings.Contains(res.Stderr, "writing image "+index) {
 				t.Errorf("no writing image step for the index:\n%s", res.Stderr)
 			}
@@ -65,7 +68,7 @@ func TestExportLoadDocker29(t *testing.T) {
 	}
 	t.Run("single image", func(t *testing.T) {
 		x.MustRun("export", "--load", "--progress", "quiet", e.ref("test/app:1"))
-		loaded(t, e.ref("test/app:1"), e.app.Manifest.Desc.Digest.String(), "linux/amd64")
+		loaded(t, d, e.ref("test/app:1"), e.app.Manifest.Desc.Digest.String(), "linux/amd64")
 	})
 	t.Run("unnamed image by ID", func(t *testing.T) {
 		res := x.MustRun("export", "--load", "--progress", "plain", "--platform", "all", "oci-layout://"+layoutOf(t, e, "test/multi:v1")+"@"+index)
@@ -79,7 +82,7 @@ func TestExportLoadDocker29(t *testing.T) {
 		if res.ExitCode != 0 {
 			t.Fatalf("docker imgx export --load: exit %d\n%s", res.ExitCode, res.Stderr)
 		}
-		loaded(t, name, index, "linux/amd64", "linux/arm/v7", "linux/arm64/v8")
+		loaded(t, d, name, index, "linux/amd64", "linux/arm/v7", "linux/arm64/v8")
 	})
 	t.Run("another OS", func(t *testing.T) {
 		name := "127.0.0.1:5999/never:windows"
@@ -102,18 +105,19 @@ func layoutOf(t *testing.T, e exportImages, repoTag string) string {
 
 // TestExportSaveParity compares export with what the Docker 29 engine's own
 // docker save writes after docker pull of the same reference: byte for byte
-// with --attestations=false; by default the tar holds the exported
-// platform's attestation manifests besides, and nothing else differs.
+// by default (the pulled platform's attestation manifests included, as the
+// engine keeps them); with --attestations=false the same tar less exactly
+// those attestation blobs.
 func TestExportSaveParity(t *testing.T) {
 	e := pushExportImages(t)
 	d := consumers.StartDocker29(t)
 	x := newImgx(t)
 	for _, tc := range []struct {
-		repoTag string
-		extra   []fixture.Image
+		repoTag      string
+		attestations []fixture.Image
 	}{
 		{repoTag: "test/app:1"},
-		{repoTag: "test/multi:v1", extra: []fixture.Image{e.multi.Attestations[0]}},
+		{repoTag: "test/multi:v1", attestations: []fixture.Image{e.multi.Attestations[0]}},
 	} {
 		t.Run(tc.repoTag, func(t *testing.T) {
 			ref := e.ref(tc.repoTag)
@@ -128,22 +132,22 @@ func TestExportSaveParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			parity, _ := export(t, x, "--attestations=false", ref)
+			parity, _ := export(t, x, ref)
 			if got, err := os.ReadFile(parity); err != nil || !bytes.Equal(got, want) {
-				t.Errorf("export --attestations=false of %s differs from docker save (%v):\n%s", ref, err, tarDiff(t, got, want))
+				t.Errorf("export of %s differs from docker save (%v):\n%s", ref, err, tarDiff(t, got, want))
 			}
-			kept, _ := export(t, x, ref)
-			got, err := os.ReadFile(kept)
+			less, _ := export(t, x, "--attestations=false", ref)
+			got, err := os.ReadFile(less)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var extra []string
-			for _, img := range tc.extra {
+			for _, img := range tc.attestations {
 				for _, b := range append([]fixture.Blob{img.Manifest, img.Config}, img.Layers...) {
 					extra = append(extra, blobName(b))
 				}
 			}
-			assertTarExtra(t, got, want, extra)
+			assertTarExtra(t, want, got, extra)
 		})
 	}
 }
@@ -164,17 +168,17 @@ func assertTarExtra(t *testing.T, got, want []byte, extra []string) {
 		case !ok:
 			more = append(more, en.hdr.Name)
 		case !bytes.Equal(data, en.data):
-			t.Errorf("%s differs from docker save's", en.hdr.Name)
+			t.Errorf("%s differs", en.hdr.Name)
 		}
 		delete(wantNames, en.hdr.Name)
 	}
 	for name := range wantNames {
-		t.Errorf("%s of docker save is missing", name)
+		t.Errorf("%s is missing", name)
 	}
 	slices.Sort(more)
 	slices.Sort(extra)
 	if !slices.Equal(more, extra) {
-		t.Errorf("entries besides docker save's: %v, want the attestation's %v", more, extra)
+		t.Errorf("entries besides those of --attestations=false: %v, want the attestation's %v", more, extra)
 	}
 }
 

@@ -65,8 +65,8 @@ type Options struct {
 	// Format is FormatDocker (default) or FormatOCI.
 	Format string
 	// SkipAttestations leaves out the attestation manifests (provenance,
-	// SBOM) of the exported platforms, as docker pull does: the tar is then
-	// what docker save writes after a pull. By default they are kept.
+	// SBOM) of the exported platforms. By default they are kept, as the
+	// Docker engine's containerd image store pulls and saves them.
 	SkipAttestations bool
 	// IncludeForeign writes non-distributable layers too; by default they are
 	// left out and their descriptors (with URLs) go to manifest.json's LayerSources.

@@ -167,7 +167,7 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 	}
 	for _, c := range sel.Kept {
 		if r.opts.SkipAttestations && oci.IsAttestation(c) {
-			continue // as docker pull leaves them
+			continue
 		}
 		if !oci.IsManifest(c.MediaType) {
 			return nil, fmt.Errorf("index %s: child %s has unsupported media type %q", desc.Digest, c.Digest, c.MediaType)

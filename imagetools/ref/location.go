@@ -5,6 +5,7 @@
 package ref
 
 import (
+	"net/url"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -135,13 +136,15 @@ const distributionSourcePrefix = "containerd.io/distribution.source."
 
 // DistributionSource returns the annotation containerd, and so Docker's
 // containerd image store, keeps on an image pulled from l:
-// "containerd.io/distribution.source.HOST" and the repository's path on that
-// host; "" for places that are not registries.
+// "containerd.io/distribution.source.HOST" (the host name without its port,
+// as containerd writes it) and the repository's path on that host; "" for
+// places that are not registries.
 func (l Location) DistributionSource() (key, value string) {
 	if l.Name == nil {
 		return "", ""
 	}
-	return distributionSourcePrefix + reference.Domain(l.Name), reference.Path(l.Name)
+	host := (&url.URL{Host: reference.Domain(l.Name)}).Hostname()
+	return distributionSourcePrefix + host, reference.Path(l.Name)
 }
 
 // ImageName is the fully qualified name an image read from l goes by in a

@@ -69,7 +69,8 @@ func TestLocationTagging(t *testing.T) {
 func TestDistributionSource(t *testing.T) {
 	for _, tc := range []struct{ in, key, value string }{
 		{"alpine:3", "containerd.io/distribution.source.docker.io", "library/alpine"},
-		{"127.0.0.1:5000/test/app@sha256:" + strings.Repeat("a", 64), "containerd.io/distribution.source.127.0.0.1:5000", "test/app"},
+		{"127.0.0.1:5000/test/app@sha256:" + strings.Repeat("a", 64), "containerd.io/distribution.source.127.0.0.1", "test/app"},
+		{"[::1]:5000/a", "containerd.io/distribution.source.::1", "a"},
 		{"oci-layout:///tmp/x:1", "", ""},
 	} {
 		loc, err := Parse(tc.in)

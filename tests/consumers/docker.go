@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -98,7 +99,13 @@ func StartEngine(t testing.TB, kind EngineKind) *Docker {
 	writeFile(t, filepath.Join(dir, "daemon.json"), daemonJSON)
 	writeFile(t, filepath.Join(d.Config, "config.json"), "{}")
 
-	proc := startDaemon(t, kind.String(), filepath.Join(dir, "dockerd.log"), nil, dockerd, dockerdArgs(dir, address)...)
+	args := dockerdArgs(dir, address)
+	if kind == Engine29 {
+		// The containerd image store names containerd's snapshotter: native
+		// works on any file system, as vfs does for the classic store.
+		args[slices.Index(args, "vfs")] = "native"
+	}
+	proc := startDaemon(t, kind.String(), filepath.Join(dir, "dockerd.log"), nil, dockerd, args...)
 	client := unixHTTPClient(sock)
 	proc.waitReady(t, func(ctx context.Context) error { return ping(ctx, client) })
 	return d
