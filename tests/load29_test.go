@@ -55,7 +55,7 @@ func TestExportLoadDocker29(t *testing.T) {
 			d := consumers.StartDocker29(t)
 			name := "127.0.0.1:5999/multi:" + tc.name
 			args := append([]string{"export", "--load", "--progress", "plain", "--name", name}, tc.args...)
-			res := x.With("DOCKER_HOST="+d.Host).MustRun(append(args, e.ref("test/multi:v1"))...)
+			res := x.With("DOCKER_HOST=" + d.Host).MustRun(append(args, e.ref("test/multi:v1"))...)
 			loaded(t, d, name, index, tc.plats...)
 			if !strings.Contains(res.Stderr, "writing image "+index) {
 				t.Errorf("no writing image step for the index:\n%s", res.Stderr)

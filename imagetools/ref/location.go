@@ -5,8 +5,8 @@
 package ref
 
 import (
-	"net/url"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
