@@ -23,8 +23,13 @@ FUZZ_TARGETS ?= ref:FuzzParseLocation:20000x create:FuzzParseSource:20000x combi
 # the real process, not only in the test harness. The release build (build)
 # stays static and race-free.
 RACE_BIN ?= bin/race/docker-imgx
+# The Docker 29-line engine the integration tests also load into: dockerd
+# (moby v2) and containerd v2, pinned in tools/engine (a module of its own),
+# built through the Go module proxy once and rebuilt only when the pins change.
+ENGINE_DIR := $(TOOLS)/engine
+ENGINE_BINS := $(ENGINE_DIR)/dockerd $(ENGINE_DIR)/containerd
 
-.PHONY: help build build-race install test unit integration lint docs validate-docs demo bench fuzz clean
+.PHONY: help build build-race engine install test unit integration lint docs validate-docs demo bench fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,14 +40,22 @@ build: ## Build the plugin binary into bin/docker-imgx
 build-race: ## Build bin/race/docker-imgx (same name: messages name it), with the race detector, for the integration tests
 	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/docker-imgx
 
+engine: $(ENGINE_BINS) ## Build the Docker 29-line engine the tests load into (dockerd, containerd v2) into bin/tools/engine
+
+$(ENGINE_BINS) &: tools/engine/go.mod tools/engine/go.sum
+	mkdir -p $(ENGINE_DIR)
+	cd tools/engine && GOFLAGS= $(GO) build -trimpath -o $(ENGINE_DIR)/ \
+		github.com/moby/moby/v2/cmd/dockerd github.com/containerd/containerd/v2/cmd/containerd
+	touch $(ENGINE_BINS)
+
 install: build ## Install the plugin into ~/.docker/cli-plugins (docker imgx)
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 $(BIN) $(PLUGIN_DIR)/docker-imgx
 	@echo "installed $(PLUGIN_DIR)/docker-imgx: try 'docker imgx --help'"
 
-test: build build-race ## Run unit and integration tests (real registries, the real binary built with -race)
+test: build build-race engine ## Run unit and integration tests (real registries, the real binary built with -race, real engines)
 	@if [ -n "$$($(GO) version -m $(BIN) | grep -E 'CGO_ENABLED=1|-race')" ]; then echo "$(BIN) is not a static, race-free build"; exit 1; fi
-	IMGX_BINARY=$(CURDIR)/$(RACE_BIN) $(GO) test $(TEST_FLAGS) ./...
+	IMGX_BINARY=$(CURDIR)/$(RACE_BIN) IMGX_ENGINE_DIR=$(ENGINE_DIR) $(GO) test $(TEST_FLAGS) ./...
 
 lint: ## gofmt, go vet, and golangci-lint (installed once into bin/tools through the Go module proxy)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -32,6 +32,7 @@ type exportOptions struct {
 	format         string
 	names          []string
 	includeForeign bool
+	attestations   bool
 	maxConcurrency int
 	progress       string
 	load           bool
@@ -91,7 +92,7 @@ func (o exportOptions) sourcesAndRegistry(dockerCli command.Cli) ([]exportSource
 // runLoad exports the images into the Docker engine of the current context
 // (DOCKER_HOST, docker context) instead of a tar.
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
-	platform, err := opts.loadOptions()
+	engineOpts, err := opts.loadOptions()
 	if err != nil {
 		return err
 	}
@@ -100,9 +101,8 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 		return err
 	}
 	return withProgress(ctx, dockerCli, reg, opts.progress, "Loading", func(ctx context.Context, p place.Place, pw progress.Writer) error {
-		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
-			Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: pw,
-		})
+		engineOpts.Progress = pw
+		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, engineOpts)
 	})
 }
 
@@ -116,38 +116,27 @@ func loadWithProgress(ctx context.Context, pw progress.Writer, p place.Place, en
 	return err
 }
 
-// loadOptions checks the flags that go with --load and returns the platform
-// to load: nil (the engine's) when none or only "all" is given.
-func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
+// loadOptions checks the flags that go with --load and returns the engine's
+// options: the platforms named (none: the engine's) and whether "all" was
+// given. Whether the engine holds them is its to say (export.ToEngine).
+func (o exportOptions) loadOptions() (export.EngineOptions, error) {
 	if o.output != "" {
-		return nil, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
+		return export.EngineOptions{}, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
 	}
 	if o.format != "" && o.format != export.FormatDocker {
-		return nil, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
+		return export.EngineOptions{}, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
 	}
 	if o.maxConcurrency < 1 {
-		return nil, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
+		return export.EngineOptions{}, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
 	}
-	var explicit []string
-	for _, v := range o.platforms {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" && s != allPlatforms {
-				explicit = append(explicit, s)
-			}
-		}
+	plats, all, err := parsePlatformsOrAll(o.platforms)
+	if err != nil {
+		return export.EngineOptions{}, err
 	}
-	switch len(explicit) {
-	case 0:
-		return nil, nil
-	case 1:
-		p, err := parsePlatform(explicit[0])
-		if err != nil {
-			return nil, err
-		}
-		return &p, nil
-	default:
-		return nil, fmt.Errorf("--load takes one --platform, got %s: the engine keeps one image per name", strings.Join(explicit, ", "))
-	}
+	return export.EngineOptions{
+		Platforms: plats, AllPlatforms: all, SkipAttestations: !o.attestations,
+		IncludeForeign: o.includeForeign, MaxConcurrency: o.maxConcurrency,
+	}, nil
 }
 
 // exportWithProgress resolves the sources, then writes them to the target
@@ -185,6 +174,10 @@ func resolveExportImages(ctx context.Context, pw progress.Writer, p place.Place,
 func resolveExportImage(ctx context.Context, pw progress.Writer, p place.Place, s exportSource) (export.Image, error) {
 	done := progress.OneOff(pw, "resolving "+s.loc.String())
 	img := export.Image{Name: s.name}
+	// As docker save writes it for an image pulled from a registry.
+	if k, v := s.loc.DistributionSource(); k != "" {
+		img.SourceAnnotations = map[string]string{k: v}
+	}
 	var err error
 	// One GET by tag gives the descriptor and the bytes the engine needs.
 	if img.Desc, img.Data, err = p.Manifest(ctx, s.loc); err == nil {
@@ -276,9 +269,10 @@ func checkParentDir(flag, file string) error {
 // defaults to docker for a tar and oci for a layout folder.
 func (o exportOptions) engineOptions(target exportTarget) (export.Options, error) {
 	opts := export.Options{
-		Format:         o.format,
-		IncludeForeign: o.includeForeign,
-		MaxConcurrency: o.maxConcurrency,
+		Format:           o.format,
+		SkipAttestations: !o.attestations,
+		IncludeForeign:   o.includeForeign,
+		MaxConcurrency:   o.maxConcurrency,
 	}
 	if opts.Format == "" {
 		opts.Format = export.FormatDocker
@@ -378,9 +372,10 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	flags.StringArrayVar(&opts.platforms, "platform", nil, "Platforms to keep from an index (`OS/ARCH[/VARIANT]`, repeatable, comma lists; \"all\" keeps every one). The first goes to manifest.json (default: the local platform)")
 	flags.StringVar(&opts.format, "format", "", "Output format: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
+	flags.BoolVar(&opts.attestations, "attestations", true, "Keep the attestation manifests (provenance, SBOM) of the exported platforms, as docker save does (false: leave them out)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel; manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once")
-	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
+	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output: "+strings.Join(progress.Modes(), ", "))
 	return cmd
 }

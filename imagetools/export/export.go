@@ -45,6 +45,10 @@ type Image struct {
 	// Data is the root's bytes when the caller already read them (checked
 	// against Desc); nil means they are fetched.
 	Data []byte
+	// SourceAnnotations are added to the image's index.json entry: the
+	// distribution source (ref.Location.DistributionSource) that docker save
+	// writes there for an image it pulled.
+	SourceAnnotations map[string]string
 }
 
 // Options controls Write.
@@ -60,6 +64,10 @@ type Options struct {
 	ExplicitPlatforms bool
 	// Format is FormatDocker (default) or FormatOCI.
 	Format string
+	// SkipAttestations leaves out the attestation manifests (provenance,
+	// SBOM) of the exported platforms. By default they are kept, as the
+	// Docker engine's containerd image store pulls and saves them.
+	SkipAttestations bool
 	// IncludeForeign writes non-distributable layers too; by default they are
 	// left out and their descriptors (with URLs) go to manifest.json's LayerSources.
 	IncludeForeign bool

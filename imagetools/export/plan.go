@@ -119,7 +119,7 @@ func (r *planner) addImage(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
-	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name})
+	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name, Source: img.SourceAnnotations})
 	if err := r.seedRoot(i); err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
@@ -177,6 +177,9 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}
 	for _, c := range sel.Kept {
+		if r.opts.SkipAttestations && oci.IsAttestation(c) {
+			continue
+		}
 		if !oci.IsManifest(c.MediaType) {
 			return nil, fmt.Errorf("index %s: child %s has unsupported media type %q", desc.Digest, c.Digest, c.MediaType)
 		}

@@ -113,7 +113,7 @@ func prefetchChildren(i int, data []byte, opts Options) []prefetchJob {
 	}
 	var out []prefetchJob
 	for _, c := range sel.Kept {
-		if oci.IsManifest(c.MediaType) {
+		if oci.IsManifest(c.MediaType) && !(opts.SkipAttestations && oci.IsAttestation(c)) {
 			primary := sel.Primary != nil && c.Digest == sel.Primary.Digest && opts.Format == FormatDocker
 			out = append(out, prefetchJob{i: i, desc: c, config: primary, forCheck: true})
 		}

@@ -6,6 +6,7 @@ package ref
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -157,6 +158,24 @@ func (l Location) Host() string {
 		return ""
 	}
 	return reference.Domain(l.Name)
+}
+
+// distributionSourcePrefix starts the annotation containerd keeps on an
+// image pulled from a registry, so that it can fetch missing content later
+// (docker save writes it into index.json).
+const distributionSourcePrefix = "containerd.io/distribution.source."
+
+// DistributionSource returns the annotation containerd, and so Docker's
+// containerd image store, keeps on an image pulled from l:
+// "containerd.io/distribution.source.HOST" (the host name without its port,
+// as containerd writes it) and the repository's path on that host; "" for
+// places that are not registries.
+func (l Location) DistributionSource() (key, value string) {
+	if l.Name == nil {
+		return "", ""
+	}
+	host := (&url.URL{Host: reference.Domain(l.Name)}).Hostname()
+	return distributionSourcePrefix + host, reference.Path(l.Name)
 }
 
 // ImageName is the fully qualified name an image read from l goes by in a

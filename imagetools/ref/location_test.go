@@ -124,3 +124,20 @@ func TestParseArchiveAndDaemon(t *testing.T) {
 		}
 	}
 }
+
+func TestDistributionSource(t *testing.T) {
+	for _, tc := range []struct{ in, key, value string }{
+		{"alpine:3", "containerd.io/distribution.source.docker.io", "library/alpine"},
+		{"127.0.0.1:5000/test/app@sha256:" + strings.Repeat("a", 64), "containerd.io/distribution.source.127.0.0.1", "test/app"},
+		{"[::1]:5000/a", "containerd.io/distribution.source.::1", "a"},
+		{"oci-layout:///tmp/x:1", "", ""},
+	} {
+		loc, err := Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, v := loc.DistributionSource(); k != tc.key || v != tc.value {
+			t.Errorf("DistributionSource(%s) = %q, %q; want %q, %q", tc.in, k, v, tc.key, tc.value)
+		}
+	}
+}
