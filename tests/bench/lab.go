@@ -65,9 +65,14 @@ type lab struct {
 	rated    link
 	commands map[string]bool
 	closers  []func() error
+	// peers are the other tools found; peerEnv is their environment.
+	peers   map[string]peer
+	peerEnv []string
 
 	sources  []sourceImage // single-platform images in src/app
 	index8   []blobRef     // src/multi:8
+	// index8Digest is the digest of src/multi:8, which a copy must keep.
+	index8Digest string
 	attested []blobRef     // src/attested:8
 	big      []blobRef     // src/big:latest
 	shared   [2][]blobRef  // src/shared-a:latest, src/shared-b:latest
@@ -96,6 +101,7 @@ func newLab(ctx context.Context, cfg config, tmp string) (l *lab, err error) {
 		return nil, err
 	}
 	l.env = binaryEnv(tmp)
+	l.peers, l.peerEnv = findPeers(ctx, cfg.tools), peerEnv(tmp)
 	if l.a, err = l.startRegistry(ctx); err != nil {
 		return nil, err
 	}
@@ -180,6 +186,7 @@ func (l *lab) pushFixtures(ctx context.Context) error {
 		return err
 	}
 	l.index8 = refs("src/multi", idx.Blobs())
+	l.index8Digest = idx.Index.Desc.Digest.String()
 	att := fixture.WithAttestations(idx, 7)
 	if err := fixture.PushIndex(ctx, host, "src/attested", "8", att); err != nil {
 		return err

@@ -32,6 +32,8 @@ type config struct {
 	hashMiB   int
 	only      string
 	chains    bool
+	// tools is the folder holding the peers make bench installs.
+	tools string
 	// rate, in bytes per second, is the capacity of the link the
 	// link-bound cases also run over, at the largest latency; 0: not run.
 	rate int64
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "bench:", cerr)
 		}
 	}()
-	rep := report{Machine: describeMachine(ctx, cfg.binary), Runs: cfg.runs, ExportSize: cfg.size}
+	rep := report{Machine: describeMachine(ctx, cfg.binary), Runs: cfg.runs, ExportSize: cfg.size, Peers: peerInfos(l.peers)}
 	rep.SHA256MiBps = sha256Throughput(cfg.hashMiB)
 	for _, c := range l.cases() {
 		if cfg.only != "" && !strings.Contains(c.name, cfg.only) {
@@ -109,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.out, "out", "docs/bench", "folder for RESULTS.md and chart.svg (\"\": stdout only)")
 	fs.IntVar(&cfg.hashMiB, "hash", 256, "MiB hashed in memory for the one-core sha256 baseline")
 	fs.StringVar(&cfg.only, "only", "", "run only the cases whose name contains this")
+	fs.StringVar(&cfg.tools, "tools", "bin/tools", "folder of the peer tools (crane, regctl, oras, buildx); skopeo is looked up on PATH")
 	fs.BoolVar(&cfg.chains, "chains", false, "print each run's longest chain of sequential requests to stderr")
 	linkRate := fs.String("rate", "1Gbit", "capacity of the link (e.g. 1Gbit, 500Mbit; 0: none) the large export and copy also run over, at the largest latency")
 	if err := fs.Parse(args); err != nil {

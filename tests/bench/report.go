@@ -30,6 +30,7 @@ type report struct {
 	ExportSize  int64
 	SHA256MiBps float64
 	Rows        []row
+	Peers       []peerInfo
 }
 
 func describeMachine(ctx context.Context, binary string) machine {
@@ -103,8 +104,21 @@ func (r report) markdown(table string) string {
 	fmt.Fprintf(&b, "- Go: %s; binary: %s\n", m.GoVersion, m.Binary)
 	fmt.Fprintf(&b, "- Date: %s; %d runs per case (median)\n", m.Date, r.Runs)
 	fmt.Fprintf(&b, "- sha256 on one core: %.0f MiB/s\n", r.SHA256MiBps)
-	fmt.Fprintf(&b, "- Peak RSS floor (the launcher's own peak, see below): %s\n\n", formatSize(r.floorKiB()<<10))
-	b.WriteString("![Throughput of each case beside its baseline](chart.svg)\n\n")
+	fmt.Fprintf(&b, "- Peak RSS floor (the launcher's own peak, see below): %s\n", formatSize(r.floorKiB()<<10))
+	fmt.Fprintf(&b, "- %s\n\n", r.peerLine())
+	b.WriteString("## In short\n\n")
+	b.WriteString(r.summary())
+	b.WriteString("\n![Throughput of docker-imgx, its peers and the baseline](chart.svg)\n\n")
+	if pt := r.peerTable(); pt != "" {
+		b.WriteString("## Beside the tools users know\n\n")
+		b.WriteString("Median wall time · registry requests · peak RSS of each tool doing the same job on the same\n")
+		b.WriteString("registries and link; the last column is docker-imgx's time over the fastest peer's (below 1: faster).\n\n")
+		b.WriteString(pt)
+		b.WriteString("\nThe commands each row ran (A: the source registry, B: the second one, both plain HTTP on\n")
+		b.WriteString("127.0.0.1 behind the latency proxy; OUT: the output path; TOKEN: a name new for each run):\n\n")
+		b.WriteString(r.commandList())
+	}
+	b.WriteString("\n## Each case beside its baselines\n\n")
 	b.WriteString(table)
 	if rt := r.roundTripTable(); rt != "" {
 		b.WriteString("\nRound trips, where the proxy adds latency:\n\n")
