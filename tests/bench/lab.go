@@ -69,13 +69,13 @@ type lab struct {
 	peers   map[string]peer
 	peerEnv []string
 
-	sources  []sourceImage // single-platform images in src/app
-	index8   []blobRef     // src/multi:8
+	sources []sourceImage // single-platform images in src/app
+	index8  []blobRef     // src/multi:8
 	// index8Digest is the digest of src/multi:8, which a copy must keep.
 	index8Digest string
-	attested []blobRef     // src/attested:8
-	big      []blobRef     // src/big:latest
-	shared   [2][]blobRef  // src/shared-a:latest, src/shared-b:latest
+	attested     []blobRef    // src/attested:8
+	big          []blobRef    // src/big:latest
+	shared       [2][]blobRef // src/shared-a:latest, src/shared-b:latest
 	// layered holds, per layer count, an image of layeredSize bytes in
 	// that many layers (src/layers:N): export time should follow bytes.
 	layered map[int][]blobRef

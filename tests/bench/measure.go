@@ -33,7 +33,7 @@ type row struct {
 	Command string
 	// CommandLine is the binary's command line, hosts written A and B.
 	CommandLine string
-	Latency time.Duration
+	Latency     time.Duration
 	// Rate is the link's capacity in bytes per second; 0 is unlimited.
 	Rate int64
 	// Status is "" when every run succeeded, else why there are no figures.
