@@ -51,6 +51,10 @@ type benchCase struct {
 	check func(stdout []byte, outFile string) error
 	// peers are the other tools' commands for the same job.
 	peers []peerCommand
+	// units, for a scale case, is how many images or children (unit) it
+	// handles; scale cases run at the largest latency only.
+	units int
+	unit  string
 }
 
 // Protocol floors: the fewest sequential round trips a client can make for a

@@ -79,6 +79,9 @@ type lab struct {
 	// layered holds, per layer count, an image of layeredSize bytes in
 	// that many layers (src/layers:N): export time should follow bytes.
 	layered map[int][]blobRef
+	// bundle (src/bundle) and many (src/many) are the scale cases' images.
+	bundle []bundleImage
+	many   []bundleImage
 }
 
 // sourceImage is a create source: its tag in src/app and its blobs.
@@ -203,6 +206,9 @@ func (l *lab) pushFixtures(ctx context.Context) error {
 		l.shared[i] = refs(repo, img.Blobs())
 	}
 	if err := l.pushLayered(ctx, host); err != nil {
+		return err
+	}
+	if err := l.pushScale(ctx, host); err != nil {
 		return err
 	}
 	return l.pushBig(ctx, host)

@@ -68,6 +68,9 @@ type row struct {
 	// Peers are the other tools' figures for the same job, in the order of
 	// the case's peer commands.
 	Peers []peerResult
+	// Units and Unit are the case's count of images or children (scale cases).
+	Units int
+	Unit  string
 }
 
 // sample is one run of the binary.
@@ -89,6 +92,7 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 // second (0: unlimited).
 func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Duration, rate int64) (row, error) {
 	r := row{Case: c.name, Command: c.command, Latency: lat, Rate: rate, Content: totalSize(c.blobs), FloorRoundTrips: c.floor,
+		Units: c.units, Unit: c.unit,
 		CommandLine: l.displayCommand("docker-imgx", c.args(ln, "OUT", "TOKEN"), ln)}
 	var baselines []time.Duration
 	for range l.cfg.runs {

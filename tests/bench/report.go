@@ -31,6 +31,9 @@ type report struct {
 	SHA256MiBps float64
 	Rows        []row
 	Peers       []peerInfo
+	Startup     []startupRow
+	StartupRuns int
+	Binary      binarySize
 }
 
 func describeMachine(ctx context.Context, binary string) machine {
@@ -117,6 +120,22 @@ func (r report) markdown(table string) string {
 		b.WriteString("\nThe commands each row ran (A: the source registry, B: the second one, both plain HTTP on\n")
 		b.WriteString("127.0.0.1 behind the latency proxy; OUT: the output path; TOKEN: a name new for each run):\n\n")
 		b.WriteString(r.commandList())
+	}
+	if st := r.scaleTable(); st != "" {
+		b.WriteString("\n## Scale\n\n")
+		b.WriteString("Each at a fifth of its count and at its count: the time per image or child shows how it grows.\n\n")
+		b.WriteString(st)
+	}
+	if mn := r.memoryNote(); mn != "" {
+		b.WriteString("\n" + mn)
+	}
+	if st := r.startupTable(); st != "" {
+		b.WriteString("\n## Start-up\n\n")
+		b.WriteString(st)
+	}
+	if r.Binary.Bytes > 0 || r.Binary.Status != "" {
+		b.WriteString("\n## Binary size\n\n")
+		b.WriteString(r.binaryTable())
 	}
 	b.WriteString("\n## Each case beside its baselines\n\n")
 	b.WriteString(table)
