@@ -112,8 +112,12 @@ func sizePerModule(nm []byte, bi *buildinfo.BuildInfo) ([]moduleSize, int64) {
 			continue
 		}
 		total += size
-		pkg := symbolPackage(strings.Join(f[3:], " "))
-		i := slices.IndexFunc(mods, func(m moduleSize) bool { return pkg == m.Path || strings.HasPrefix(pkg, m.Path+"/") })
+		// Matched on the name, not on symbolPackage: a module path may
+		// hold a dot after its last slash (gopkg.in/yaml.v3).
+		sym := stripSymbol(strings.Join(f[3:], " "))
+		i := slices.IndexFunc(mods, func(m moduleSize) bool {
+			return strings.HasPrefix(sym, m.Path+".") || strings.HasPrefix(sym, m.Path+"/")
+		})
 		if i < 0 {
 			std.Bytes += size
 			continue
@@ -128,15 +132,23 @@ func sizePerModule(nm []byte, bi *buildinfo.BuildInfo) ([]moduleSize, int64) {
 // symbolPackage is the import path of the package a symbol belongs to:
 // "github.com/a/b.(*T).M" -> "github.com/a/b".
 func symbolPackage(name string) string {
+	name = stripSymbol(name)
+	slash := strings.LastIndex(name, "/")
+	if dot := strings.Index(name[slash+1:], "."); dot >= 0 {
+		return name[:slash+1+dot]
+	}
+	return name
+}
+
+// stripSymbol drops what the linker puts before a package path (type:,
+// go:itab., a pointer's *) and what follows a function's package and name
+// (receivers, type arguments).
+func stripSymbol(name string) string {
 	for _, p := range []string{"type:", "go:itab.", "go:", "*"} {
 		name = strings.TrimPrefix(name, p)
 	}
 	if i := strings.IndexAny(name, "(["); i >= 0 {
 		name = name[:i]
-	}
-	slash := strings.LastIndex(name, "/")
-	if dot := strings.Index(name[slash+1:], "."); dot >= 0 {
-		return name[:slash+1+dot]
 	}
 	return name
 }

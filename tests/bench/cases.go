@@ -52,7 +52,7 @@ type benchCase struct {
 	// peers are the other tools' commands for the same job.
 	peers []peerCommand
 	// units, for a scale case, is how many images or children (unit) it
-	// handles; scale cases run at the largest latency only.
+	// handles; scale cases run at the smallest latency only.
 	units int
 	unit  string
 }

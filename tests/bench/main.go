@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		lats := cfg.latencies
 		if c.units > 0 {
-			lats = []time.Duration{slices.Max(cfg.latencies)}
+			lats = []time.Duration{slices.Min(cfg.latencies)}
 		}
 		for _, lat := range lats {
 			fmt.Fprintf(stderr, "bench: %s, latency %v\n", c.name, lat)
