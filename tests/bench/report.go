@@ -34,6 +34,8 @@ type report struct {
 	Startup     []startupRow
 	StartupRuns int
 	Binary      binarySize
+	// Quick is set for a -quick run: a check that the suite runs.
+	Quick bool
 }
 
 func describeMachine(ctx context.Context, binary string) machine {
@@ -103,6 +105,10 @@ func (r report) markdown(table string) string {
 	m := r.Machine
 	fmt.Fprintf(&b, "# docker-imgx benchmarks\n\n")
 	fmt.Fprintf(&b, "Written by `make bench` (`go run ./tests/bench`); do not edit by hand.\n\n")
+	if r.Quick {
+		b.WriteString("**Draft**: a -quick run (small images, one run per case), made to check that the suite runs; its\n")
+		b.WriteString("figures are not the ones to quote. A full `make bench` on a quiet machine replaces this file.\n\n")
+	}
 	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s\n", m.CPUs, m.CPUModel, m.Platform)
 	fmt.Fprintf(&b, "- Go: %s; binary: %s\n", m.GoVersion, m.Binary)
 	fmt.Fprintf(&b, "- Date: %s; %d runs per case (median)\n", m.Date, r.Runs)
@@ -178,6 +184,16 @@ How to read it:
   concurrency (derived in tests/bench/cases.go). Added by latency: wall time at this
   latency less wall time without; beside it, round trips times the latency, the part
   of it the chain explains.
+- Peers: built by make bench-peers at the versions pinned in the Makefile (BENCH_PEERS); skopeo
+  is Debian's package. Each runs the job it is made for with its natural flags, plus its own way to
+  reach a plain-HTTP registry: crane --insecure, regctl --host reg=HOST,tls=disabled, skopeo
+  --src-tls-verify=false / --dest-tls-verify=false, oras --from-plain-http / --to-plain-http;
+  buildx takes 127.0.0.1 for plain HTTP by itself. crane writes an index only into an OCI layout
+  folder (pull --format oci); skopeo and regctl export one image per command, so the case of two
+  images and the bundle run crane alone. Every copy is checked to leave the source index's digest
+  at the target, every create an index of as many children as sources, every export at least the
+  bytes of the blobs. Their requests are counted in the same registry logs and their peak RSS by
+  the same launcher as docker-imgx's.
 - Requests: as logged by the registries. Moved: request plus response body bytes through
   the proxies. Peak RSS: the largest maximum resident set size of the process over the runs,
   taken by a small launcher program: Linux carries the peak of the address space a process
