@@ -101,6 +101,7 @@ func sizePerModule(nm []byte, bi *buildinfo.BuildInfo) ([]moduleSize, int64) {
 	slices.SortFunc(mods, func(a, b moduleSize) int { return cmp.Compare(len(b.Path), len(a.Path)) })
 	std := moduleSize{Path: "std", Version: bi.GoVersion}
 	var total int64
+	bss := bssStart(nm)
 	sc := bufio.NewScanner(bytes.NewReader(nm))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -109,6 +110,10 @@ func sizePerModule(nm []byte, bi *buildinfo.BuildInfo) ([]moduleSize, int64) {
 		}
 		size, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil || size == 0 {
+			continue
+		}
+		// Zeroed variables (bss) take memory at run time, no room in the file.
+		if addr, err := strconv.ParseUint(f[0], 16, 64); err == nil && bss > 0 && addr >= bss {
 			continue
 		}
 		total += size
@@ -127,6 +132,19 @@ func sizePerModule(nm []byte, bi *buildinfo.BuildInfo) ([]moduleSize, int64) {
 	out := append([]moduleSize{std}, mods...)
 	slices.SortStableFunc(out, func(a, b moduleSize) int { return cmp.Compare(b.Bytes, a.Bytes) })
 	return out, total
+}
+
+// bssStart is the address of runtime.bss, where the zeroed sections begin
+// (0 when nm does not list it).
+func bssStart(nm []byte) uint64 {
+	sc := bufio.NewScanner(bytes.NewReader(nm))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 4 && f[3] == "runtime.bss" {
+			addr, _ := strconv.ParseUint(f[0], 16, 64)
+			return addr
+		}
+	}
+	return 0
 }
 
 // symbolPackage is the import path of the package a symbol belongs to:
@@ -179,7 +197,7 @@ func (r report) binaryTable() string {
 		fmt.Fprintf(&b, "\nNo breakdown: %s\n", bs.Status)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "Symbol sizes of the same build with symbols (`go tool nm -size`), summed per module, %s in all:\n\n", formatSize(bs.Symbols))
+	fmt.Fprintf(&b, "Symbol sizes of the same build with symbols (`go tool nm -size`), summed per module (zeroed variables, which take no room in the file, left out), %s in all:\n\n", formatSize(bs.Symbols))
 	b.WriteString("| Module | Version | Symbols | Share |\n|---|---|---:|---:|\n")
 	for i, m := range bs.PerModule {
 		if i == 20 || m.Bytes == 0 {

@@ -123,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	size := fs.String("size", "256MiB", "size of the image exported whole (e.g. 1GiB)")
 	latencies := fs.String("latency", "0,20ms", "comma-separated delays the proxy adds per request; each case runs at each")
 	fs.StringVar(&cfg.binary, "binary", os.Getenv("IMGX_BINARY"), "docker-imgx binary (default $IMGX_BINARY, else built with go build)")
-	fs.IntVar(&cfg.runs, "runs", 5, "runs per case; the median is reported")
+	fs.IntVar(&cfg.runs, "runs", 3, "runs per case; the median is reported")
 	fs.StringVar(&cfg.out, "out", "docs/bench", "folder for RESULTS.md and chart.svg (\"\": stdout only)")
 	fs.IntVar(&cfg.hashMiB, "hash", 256, "MiB hashed in memory for the one-core sha256 baseline")
 	fs.StringVar(&cfg.only, "only", "", "run only the cases whose name contains this")

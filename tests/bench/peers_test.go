@@ -109,7 +109,9 @@ func TestSizePerModule(t *testing.T) {
 		"  403000 50 T example.com/lib/sub.G\n" +
 		"  404000 1000 T runtime.mallocgc\n" +
 		"  404800 20 T gopkg.in/yaml.v3.(*decoder).unmarshal\n" +
-		"  405000 0 U example.com/lib.H\n")
+		"  405000 0 U example.com/lib.H\n" +
+		"  406000 0 d runtime.bss\n" +
+		"  407000 4096 D example.com/lib.table\n")
 	mods, total := sizePerModule(nm, bi)
 	if total != 1470 {
 		t.Errorf("total = %d, want 1470", total)
