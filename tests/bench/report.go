@@ -188,7 +188,8 @@ How to read it:
   is Debian's package. Each runs the job it is made for with its natural flags, plus its own way to
   reach a plain-HTTP registry: crane --insecure, regctl --host reg=HOST,tls=disabled, skopeo
   --src-tls-verify=false / --dest-tls-verify=false, oras --from-plain-http / --to-plain-http;
-  buildx takes 127.0.0.1 for plain HTTP by itself. crane writes an index only into an OCI layout
+  buildx has no such flag and gets none (the containerd resolver it uses takes loopback hosts for
+  plain HTTP; where it cannot reach them, its cells say so). crane writes an index only into an OCI layout
   folder (pull --format oci); skopeo and regctl export one image per command, so the case of two
   images and the bundle run crane alone. Every copy is checked to leave the source index's digest
   at the target, every create an index of as many children as sources, every export at least the
