@@ -73,7 +73,8 @@ bench: build bench-peers ## Run the Go benchmarks, then the suite through the bi
 bench-peers: ## Build the pinned peers of make bench into bin/tools (once per version)
 	@set -e; for p in $(BENCH_PEERS); do name=$${p%%=*}; mod=$${p#*=}; \
 		if [ -x $(TOOLS)/$$name ] && $(GO) version -m $(TOOLS)/$$name | grep -q "^[[:space:]]*mod[[:space:]].*[[:space:]]$${mod##*@}\b"; then continue; fi; \
-		echo "==> $$mod"; GOBIN=$(TOOLS) GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "-s -w" $$mod; \
+		ld="-s -w"; [ $$name != buildx ] || ld="$$ld -X github.com/docker/buildx/version.Version=$${mod##*@}"; \
+		echo "==> $$mod"; GOBIN=$(TOOLS) GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "$$ld" $$mod; \
 	done
 
 fuzz: ## Run each fuzz target of the engine for its budget (FUZZTIME overrides)
