@@ -158,9 +158,9 @@ func symbolPackage(name string) string {
 	return name
 }
 
-// stripSymbol drops what the linker puts before a package path (type:,
-// go:itab., a pointer's *) and what follows a function's package and name
-// (receivers, type arguments).
+// stripSymbol drops what the linker puts before a package path (the type:
+// and go:itab. prefixes, a pointer's star) and what follows a function's
+// package and name (receivers, type arguments).
 func stripSymbol(name string) string {
 	for _, p := range []string{"type:", "go:itab.", "go:", "*"} {
 		name = strings.TrimPrefix(name, p)
