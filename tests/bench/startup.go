@@ -48,7 +48,11 @@ func (l *lab) measureStartup(ctx context.Context, runs int) ([]startupRow, error
 	env := append(slices.Clone(l.env), "DOCKER_CONFIG="+cfgDir)
 	out = append(out, l.startupOf(ctx, runs, env, "docker imgx version", docker, "imgx", "version"))
 	if p, ok := l.peers[peerBuildx]; ok {
-		if err := os.Symlink(p.path, filepath.Join(plugins, "docker-buildx")); err != nil {
+		target, err := filepath.Abs(p.path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Symlink(target, filepath.Join(plugins, "docker-buildx")); err != nil {
 			return nil, err
 		}
 		out = append(out, l.startupOf(ctx, runs, env, "docker buildx version", docker, "buildx", "version"))
