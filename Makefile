@@ -8,6 +8,12 @@ PKG := github.com/docker-imgx/docker-imgx
 LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Revision=$(REVISION)
 PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# The peers make bench runs beside docker-imgx, pinned, built from the Go
+# module proxy into bin/tools (NAME=MODULE@VERSION); skopeo comes from apt.
+BENCH_PEERS ?= crane=github.com/google/go-containerregistry/cmd/crane@v0.22.1 \
+	regctl=github.com/regclient/regclient/cmd/regctl@v0.11.7 \
+	oras=oras.land/oras/cmd/oras@v1.3.6 \
+	buildx=github.com/docker/buildx/cmd/buildx@v0.38.2
 TOOLS := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1
 # Fuzz budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
@@ -29,7 +35,7 @@ RACE_BIN ?= bin/race/docker-imgx
 ENGINE_DIR := $(TOOLS)/engine
 ENGINE_BINS := $(ENGINE_DIR)/dockerd $(ENGINE_DIR)/containerd
 
-.PHONY: help build build-race engine install test unit integration lint docs validate-docs demo bench fuzz clean
+.PHONY: help build build-race engine install test unit integration lint docs validate-docs demo bench bench-peers fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,9 +80,16 @@ validate-docs: ## Fail when docs/reference is stale
 demo: build ## Build, start a throwaway local registry, run the commands on sample images
 	@./scripts/demo.sh $(BIN)
 
-bench: build ## Run the Go benchmarks, then the suite through the binary (writes docs/bench)
+bench: build bench-peers ## Run the Go benchmarks, then the suite through the binary beside its peers (writes docs/bench; BENCH_FLAGS=-quick to check it runs)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./tests/bench -binary $(BIN) $(BENCH_FLAGS)
+	$(GO) run ./tests/bench -binary $(BIN) -tools $(TOOLS) $(BENCH_FLAGS)
+
+bench-peers: ## Build the pinned peers of make bench into bin/tools (once per version)
+	@set -e; for p in $(BENCH_PEERS); do name=$${p%%=*}; mod=$${p#*=}; \
+		if [ -x $(TOOLS)/$$name ] && $(GO) version -m $(TOOLS)/$$name | grep -q "^[[:space:]]*mod[[:space:]].*[[:space:]]$${mod##*@}\b"; then continue; fi; \
+		ld="-s -w"; [ $$name != buildx ] || ld="$$ld -X github.com/docker/buildx/version.Version=$${mod##*@}"; \
+		echo "==> $$mod"; GOBIN=$(TOOLS) GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "$$ld" $$mod; \
+	done
 
 fuzz: ## Run each fuzz target of the engine for its budget (FUZZTIME overrides)
 	@set -e; for t in $(FUZZ_TARGETS); do \
