@@ -340,9 +340,41 @@ func exportSources(images, names []string) ([]exportSource, error) {
 				return nil, err
 			}
 		}
+		if err := checkExportName(img, s.name, len(names) > 0); err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, checkNamesUnique(names, out)
+}
+
+// checkExportName refuses, before any transfer, a name docker load and
+// podman load reject: a registry given by an IPv6 address
+// ("[::1]:5000/app:1").
+func checkExportName(img, name string, given bool) error {
+	if !strings.HasPrefix(name, "[") {
+		return nil
+	}
+	if given {
+		return fmt.Errorf("invalid --name %q: docker load and podman load refuse a registry given by an IPv6 address: name it by host name", name)
+	}
+	return fmt.Errorf("%s: docker load and podman load refuse a name whose registry is an IPv6 address: give the image another name with --name NAME[:TAG]", img)
+}
+
+// checkNamesUnique refuses two images given the same --name: the second
+// would take the name from the first in the engine.
+func checkNamesUnique(given []string, sources []exportSource) error {
+	if len(given) == 0 {
+		return nil
+	}
+	seen := map[string]int{}
+	for i, s := range sources {
+		if j, dup := seen[s.name]; dup {
+			return fmt.Errorf("--name %q and --name %q both name %s: give each IMAGE its own name", given[j], given[i], s.name)
+		}
+		seen[s.name] = i
+	}
+	return nil
 }
 
 // normalizeExportName qualifies a --name fully ("app:1" is
