@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,5 +77,31 @@ func TestCreateRefusesSchema1FromLayout(t *testing.T) {
 	}
 	if got := fetchTag(t, reg, "test/new", "1"); got != "" {
 		t.Errorf("a schema 1 source was tagged: %s", got)
+	}
+}
+
+func TestRegistryErrorsOneLine(t *testing.T) {
+	page := "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v2/":
+		case strings.HasPrefix(r.URL.Path, "/v2/test/auth/"):
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, page)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	x := newImgx(t)
+	out := filepath.Join(t.TempDir(), "out.tar")
+	for _, cmd := range [][]string{{"inspect"}, {"create", "--dry-run"}, {"export", "-o", out}} {
+		res := x.Run(append(cmd, host+"/test/html:1")...)
+		if res.ExitCode != 1 || strings.Count(res.Stderr, "<") > 0 || !strings.Contains(res.Stderr, "HTML page: 502 Bad Gateway") {
+			t.Errorf("%s of an HTML error page: exit %d, stderr:\n%s", cmd[0], res.ExitCode, res.Stderr)
+		}
+		x.MustFail([]string{"authentication is required", "docker login " + host}, append(cmd, host+"/test/auth:1")...)
 	}
 }
