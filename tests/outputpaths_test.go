@@ -270,3 +270,12 @@ func TestMetadataFileDryRun(t *testing.T) {
 		t.Errorf("a dry run tagged %v", tags)
 	}
 }
+
+func TestMetadataFileStdoutPlugin(t *testing.T) {
+	e := newOutputEnv(t)
+	res := e.x.RunPlugin("create", "--progress", "quiet", "--metadata-file", "/dev/stdout", "-t", e.reg.Host+"/test/plugin:1", e.app)
+	line, rest, _ := strings.Cut(res.Stdout, "\n")
+	if d := metadataOf(t, []byte(rest)); res.ExitCode != 0 || line != d.String() || d == "" {
+		t.Errorf("docker imgx create --metadata-file /dev/stdout: exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+	}
+}
