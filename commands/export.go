@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -43,6 +42,24 @@ type exportTarget struct {
 	stdout    bool
 	file      string
 	layoutDir string
+	// out is the file, opened before any request (see open).
+	out *atomicfile.File
+}
+
+// open looks at the target before anything is fetched: a folder where a
+// file is wanted, a file where a folder is wanted, or a file that cannot be
+// created fails here. The caller aborts out when it does not commit it.
+func (t *exportTarget) open() error {
+	var err error
+	switch {
+	case t.file != "":
+		if t.out, err = atomicfile.Open(t.file); err != nil {
+			return fmt.Errorf("-o %w", err)
+		}
+	case t.layoutDir != "":
+		return ocilayout.CheckNewFolder(t.layoutDir)
+	}
+	return nil
 }
 
 func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
@@ -64,12 +81,19 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
+	if err := target.open(); err != nil {
+		return err
+	}
+	defer target.out.Abort()
 	err = withProgress(ctx, dockerCli, reg, opts.progress, "Exporting", func(ctx context.Context, p place.Place, pw progress.Writer) error {
 		return exportWithProgress(ctx, pw, p, sources, target, stdoutWriter(dockerCli), engineOpts)
 	})
 	err = explainPlatform(err)
-	if err != nil && target.stdout {
+	switch {
+	case err != nil && target.stdout:
 		return fmt.Errorf("the tar stream on stdout is incomplete: %w", err)
+	case err != nil && target.out.Streams():
+		return fmt.Errorf("the tar stream to %s is incomplete: %w", target.file, err)
 	}
 	return err
 }
@@ -215,8 +239,8 @@ func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, img
 	switch {
 	case target.layoutDir != "":
 		err = ocilayout.WriteFolder(ctx, target.layoutDir, write)
-	case target.file != "":
-		err = atomicfile.Write(target.file, write)
+	case target.out != nil:
+		err = target.out.Commit(write)
 	default:
 		err = write(stdout)
 	}
@@ -238,7 +262,7 @@ func parseExportTarget(output string) (exportTarget, error) {
 		}
 		return exportTarget{layoutDir: dir}, nil
 	default:
-		return exportTarget{file: output}, checkParentDir("-o", output)
+		return exportTarget{file: output}, nil
 	}
 }
 
@@ -247,22 +271,6 @@ func parseExportTarget(output string) (exportTarget, error) {
 func layoutTagged(dir string) bool {
 	i := strings.LastIndex(dir, ":")
 	return i >= 0 && !strings.ContainsAny(dir[i+1:], `/\`)
-}
-
-// checkParentDir refuses, before any download, a file whose folder does not
-// exist: the file is written beside its target and renamed.
-func checkParentDir(flag, file string) error {
-	dir := filepath.Dir(file)
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%s %s: folder %s does not exist: create it first", flag, file, dir)
-	case err != nil:
-		return fmt.Errorf("%s %s: %w", flag, file, err)
-	case !fi.IsDir():
-		return fmt.Errorf("%s %s: %s is not a folder", flag, file, dir)
-	}
-	return nil
 }
 
 // engineOptions turns the flags into the engine's options. The format
@@ -326,9 +334,41 @@ func exportSources(images, names []string) ([]exportSource, error) {
 				return nil, err
 			}
 		}
+		if err := checkExportName(img, s.name, len(names) > 0); err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, checkNamesUnique(names, out)
+}
+
+// checkExportName refuses, before any transfer, a name docker load and
+// podman load reject: a registry given by an IPv6 address
+// ("[::1]:5000/app:1").
+func checkExportName(img, name string, given bool) error {
+	if !strings.HasPrefix(name, "[") {
+		return nil
+	}
+	if given {
+		return fmt.Errorf("invalid --name %q: docker load and podman load refuse a registry given by an IPv6 address: name it by host name", name)
+	}
+	return fmt.Errorf("%s: docker load and podman load refuse a name whose registry is an IPv6 address: give the image another name with --name NAME[:TAG]", img)
+}
+
+// checkNamesUnique refuses two images given the same --name: the second
+// would take the name from the first in the engine.
+func checkNamesUnique(given []string, sources []exportSource) error {
+	if len(given) == 0 {
+		return nil
+	}
+	seen := map[string]int{}
+	for i, s := range sources {
+		if j, dup := seen[s.name]; dup {
+			return fmt.Errorf("--name %q and --name %q both name %s: give each IMAGE its own name", given[j], given[i], s.name)
+		}
+		seen[s.name] = i
+	}
+	return nil
 }
 
 // normalizeExportName qualifies a --name fully ("app:1" is

@@ -314,6 +314,9 @@ func readSource(ctx context.Context, pl place.Place, s sourceAt, early *earlyChe
 	if err != nil {
 		return combine.Input{}, err
 	}
+	if oci.IsSchema1(desc.MediaType, dt) {
+		return combine.Input{}, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", s.name, desc.Digest, imagetools.ErrSchema1)
+	}
 	early.startLayers(s.loc, desc, dt)
 	if s.user != nil {
 		if desc, err = combine.MergeDescriptor(desc, *s.user); err != nil {

@@ -89,3 +89,31 @@ func TestExportFileConfigCheck(t *testing.T) {
 		t.Errorf("files left: %q", matches)
 	}
 }
+
+// TestExportWriteOnlyFile checks an export into a regular file that cannot
+// be read back (a shell's "> image.tar" opens it write-only): the configs
+// are then checked before the first byte, and the bytes are the stream's.
+func TestExportWriteOnlyFile(t *testing.T) {
+	s := newExptestStore()
+	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
+	imgs := []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
+	path := filepath.Join(t.TempDir(), "out.tar")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exptestWrite(context.Background(), f, imgs, Options{}); err != nil {
+		t.Fatalf("Write to a write-only file: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := exptestExport(t, imgs, Options{})
+	if string(got) != string(want) {
+		t.Error("write-only file output differs from the stream")
+	}
+}

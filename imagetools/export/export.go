@@ -158,9 +158,11 @@ func Write(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result
 	// A file is written at offsets: the configs manifest.json is checked
 	// against can then be read beside the layers and checked once written,
 	// sparing the round trip that reading them first costs. A stream is
-	// written in order, so they are checked before its first byte.
+	// written in order, so they are checked before its first byte; so is a
+	// file that cannot be read back (a shell's "> image.tar" opens it
+	// write-only).
 	f, base, toFile := fileAt(w)
-	pl, err := makePlan(ctx, imgs, opts, toFile)
+	pl, err := makePlan(ctx, imgs, opts, toFile && readable(f))
 	res := Result{Warnings: pl.warnings}
 	if err != nil {
 		return res, err

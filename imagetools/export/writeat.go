@@ -69,6 +69,14 @@ func offsetsOf(records []record) (tarOffsets, error) {
 	return l, nil
 }
 
+// readable reports whether f can be read back: a one-byte read at 0 fails
+// with EBADF (on Windows, access denied) on a write-only file, and gives
+// io.EOF on an empty one.
+func readable(f *os.File) bool {
+	_, err := f.ReadAt(make([]byte, 1), 0)
+	return err == nil || errors.Is(err, io.EOF)
+}
+
 // padding returns the zero bytes that follow content of size bytes.
 func padding(size int64) int64 {
 	return -size & (tarBlock - 1)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -110,6 +111,10 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 		}
 		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
 			break
+		}
+		if err := noChallenge(fmt.Sprintf("%s %s", req.method, req.loc), resp); err != nil {
+			drain(resp)
+			return nil, err
 		}
 		if req.stream != nil {
 			// The body is spent: teach the authorizer, let the caller start over.
@@ -220,8 +225,11 @@ func (req apiRequest) capability() (docker.HostCapabilities, string) {
 // statusError turns an unexpected answer into an error naming the call;
 // 404 wraps errdefs.ErrNotFound.
 func statusError(what string, resp *http.Response) error {
+	if err := noChallenge(what, resp); err != nil {
+		return err
+	}
 	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	msg := strings.TrimSpace(string(dt))
+	msg := oneLine(string(dt))
 	if msg != "" {
 		msg = ": " + msg
 	}
@@ -233,6 +241,41 @@ func statusError(what string, resp *http.Response) error {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
 	}
 	return err
+}
+
+// noChallenge is the error for a 401 that says nothing of how to log in
+// (no WWW-Authenticate header): credentials are needed, not a retry.
+func noChallenge(what string, resp *http.Response) error {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
+		return nil
+	}
+	host := resp.Request.URL.Host
+	return fmt.Errorf("%s: authentication is required (401 with no challenge): log in with docker login %s: %w", what, host, errdefs.ErrPermissionDenied)
+}
+
+// maxBodyMessage bounds what an error echoes of a response body.
+const maxBodyMessage = 200
+
+// titlePattern finds an HTML page's title.
+var titlePattern = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// oneLine turns an error body into one short line: an HTML page (a proxy's
+// or a load balancer's) gives its title, anything else has its whitespace
+// folded and is cut at maxBodyMessage bytes.
+func oneLine(body string) string {
+	body = strings.TrimSpace(body)
+	if strings.HasPrefix(body, "<") {
+		if m := titlePattern.FindStringSubmatch(body); m != nil {
+			body = "HTML page: " + m[1]
+		} else {
+			body = "an HTML page"
+		}
+	}
+	body = strings.Join(strings.Fields(body), " ")
+	if len(body) > maxBodyMessage {
+		body = strings.ToValidUTF8(body[:maxBodyMessage], "") + "..."
+	}
+	return body
 }
 
 func drain(resp *http.Response) {
