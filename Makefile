@@ -14,6 +14,12 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 linux/arm/v7 darwin/amd64 darwin/ar
 # cache) and compares: two operating systems and a GOARM variant.
 RELEASE_CHECK_PLATFORMS ?= linux/arm/v7 windows/amd64
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# The peers make bench runs beside docker-imgx, pinned, built from the Go
+# module proxy into bin/tools (NAME=MODULE@VERSION); skopeo comes from apt.
+BENCH_PEERS ?= crane=github.com/google/go-containerregistry/cmd/crane@v0.22.1 \
+	regctl=github.com/regclient/regclient/cmd/regctl@v0.11.7 \
+	oras=oras.land/oras/cmd/oras@v1.3.6 \
+	buildx=github.com/docker/buildx/cmd/buildx@v0.38.2
 TOOLS := $(CURDIR)/bin/tools
 TEST_FLAGS ?= -race -count=1
 # Fuzz budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
@@ -23,13 +29,19 @@ TEST_FLAGS ?= -race -count=1
 FUZZTIME ?=
 # Each target: PACKAGE:FUZZ_FUNC:BUDGET.
 FUZZ_TARGETS ?= ref:FuzzParseLocation:20000x create:FuzzParseSource:20000x combine:FuzzParseAnnotation:20000x \
-	oci:FuzzPlatform:20000x ocilayout:FuzzLayoutIndex:3000x
+	oci:FuzzPlatform:20000x ocilayout:FuzzLayoutIndex:3000x \
+	archive:FuzzArchive:3000x
 # The integration tests run this build of the binary: the race detector in
 # the real process, not only in the test harness. The release build (build)
 # stays static and race-free.
 RACE_BIN ?= bin/race/docker-imgx
+# The Docker 29-line engine the integration tests also load into: dockerd
+# (moby v2) and containerd v2, pinned in tools/engine (a module of its own),
+# built through the Go module proxy once and rebuilt only when the pins change.
+ENGINE_DIR := $(TOOLS)/engine
+ENGINE_BINS := $(ENGINE_DIR)/dockerd $(ENGINE_DIR)/containerd
 
-.PHONY: help build build-race install release release-check test unit integration lint docs validate-docs demo bench fuzz clean
+.PHONY: help build build-race engine install release release-check test unit integration lint docs validate-docs demo bench bench-peers fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +51,14 @@ build: ## Build the plugin binary into bin/docker-imgx
 
 build-race: ## Build bin/race/docker-imgx (same name: messages name it), with the race detector, for the integration tests
 	CGO_ENABLED=1 $(GO) build -race -trimpath -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/docker-imgx
+
+engine: $(ENGINE_BINS) ## Build the Docker 29-line engine the tests load into (dockerd, containerd v2) into bin/tools/engine
+
+$(ENGINE_BINS) &: tools/engine/go.mod tools/engine/go.sum
+	mkdir -p $(ENGINE_DIR)
+	cd tools/engine && GOFLAGS= $(GO) build -trimpath -o $(ENGINE_DIR)/ \
+		github.com/moby/moby/v2/cmd/dockerd github.com/containerd/containerd/v2/cmd/containerd
+	touch $(ENGINE_BINS)
 
 install: build ## Install the plugin into $DOCKER_CONFIG/cli-plugins, else ~/.docker/cli-plugins (docker imgx)
 	mkdir -p $(PLUGIN_DIR)
@@ -52,9 +72,9 @@ release: ## Build static, stripped, reproducible binaries for every release plat
 release-check: ## Build a cross-platform subset of the release twice and fail unless byte-identical
 	./scripts/release.sh check $(VERSION) $(REVISION) $(RELEASE_CHECK_PLATFORMS)
 
-test: build build-race ## Run unit and integration tests (real registries, the real binary built with -race)
+test: build build-race engine ## Run unit and integration tests (real registries, the real binary built with -race, real engines)
 	@if [ -n "$$($(GO) version -m $(BIN) | grep -E 'CGO_ENABLED=1|-race')" ]; then echo "$(BIN) is not a static, race-free build"; exit 1; fi
-	IMGX_BINARY=$(CURDIR)/$(RACE_BIN) $(GO) test $(TEST_FLAGS) ./...
+	IMGX_BINARY=$(CURDIR)/$(RACE_BIN) IMGX_ENGINE_DIR=$(ENGINE_DIR) $(GO) test $(TEST_FLAGS) ./...
 
 lint: ## gofmt, go vet, and golangci-lint (installed once into bin/tools through the Go module proxy)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -73,9 +93,16 @@ validate-docs: ## Fail when docs/reference is stale
 demo: build ## Build, start a throwaway local registry, run the commands on sample images
 	@./scripts/demo.sh $(BIN)
 
-bench: build ## Run the Go benchmarks, then the suite through the binary (writes docs/bench)
+bench: build bench-peers ## Run the Go benchmarks, then the suite through the binary beside its peers (writes docs/bench; BENCH_FLAGS=-quick to check it runs)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./tests/bench -binary $(BIN) $(BENCH_FLAGS)
+	$(GO) run ./tests/bench -binary $(BIN) -tools $(TOOLS) $(BENCH_FLAGS)
+
+bench-peers: ## Build the pinned peers of make bench into bin/tools (once per version)
+	@set -e; for p in $(BENCH_PEERS); do name=$${p%%=*}; mod=$${p#*=}; \
+		if [ -x $(TOOLS)/$$name ] && $(GO) version -m $(TOOLS)/$$name | grep -q "^[[:space:]]*mod[[:space:]].*[[:space:]]$${mod##*@}\b"; then continue; fi; \
+		ld="-s -w"; [ $$name != buildx ] || ld="$$ld -X github.com/docker/buildx/version.Version=$${mod##*@}"; \
+		echo "==> $$mod"; GOBIN=$(TOOLS) GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "$$ld" $$mod; \
+	done
 
 fuzz: ## Run each fuzz target of the engine for its budget (FUZZTIME overrides)
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -11,10 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// archivePrefix is the scheme of image tars read as sources; completing
-// paths after it costs nothing where the scheme is not known yet.
-const archivePrefix = "archive://"
-
 // commonPlatforms are offered for --platform: the platforms images are
 // commonly built for, as docker buildx names them.
 var commonPlatforms = []string{
@@ -92,11 +88,11 @@ func completeSource(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Co
 	switch {
 	case strings.HasPrefix(toComplete, ref.LayoutPrefix):
 		return completePathAfter(ref.LayoutPrefix, toComplete, true)
-	case strings.HasPrefix(toComplete, archivePrefix):
-		return completePathAfter(archivePrefix, toComplete, false)
+	case strings.HasPrefix(toComplete, ref.ArchivePrefix):
+		return completePathAfter(ref.ArchivePrefix, toComplete, false)
 	}
 	var out []cobra.Completion
-	for _, p := range []string{ref.LayoutPrefix, archivePrefix} {
+	for _, p := range []string{ref.LayoutPrefix, ref.ArchivePrefix} {
 		if toComplete != "" && strings.HasPrefix(p, toComplete) {
 			out = append(out, p)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/create"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
@@ -54,16 +55,17 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if opts.maxConcurrency < 1 {
 		return fmt.Errorf("invalid --max-concurrency %d: want 1 or more", opts.maxConcurrency)
 	}
-	if opts.metadataFile != "" && !opts.dryRun {
-		// Checked before the push, so that no tag moves for a file that cannot be written.
-		if err := checkParentDir("--metadata-file", opts.metadataFile); err != nil {
-			return err
-		}
-	}
 	reg, err := opts.registryOptions(dockerCli)
 	if err != nil {
 		return err
 	}
+	// Opened before the push, so that no tag moves for a file that cannot
+	// be written.
+	meta, err := openMetadataFile(opts.metadataFile)
+	if err != nil {
+		return err
+	}
+	defer meta.Abort()
 	var res *create.Result
 	err = withProgress(ctx, dockerCli, reg, opts.progress, "Pushing", func(ctx context.Context, pl place.Place, pw progress.Writer) error {
 		var err error
@@ -75,19 +77,57 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 		return err
 	})
 	if err != nil {
+		if res != nil && meta != nil {
+			// The content was pushed, the tags failed: the file says what
+			// was pushed and which tags point at it.
+			if werr := writeCreateMetadata(meta, res); werr != nil {
+				return errors.Join(opts.explain(err), werr)
+			}
+		}
 		return opts.explain(err)
 	}
-	if opts.dryRun {
-		_, err := fmt.Fprintln(dockerCli.Out(), string(res.Bytes))
+	return reportCreate(dockerCli.Out(), opts.dryRun, meta, res)
+}
+
+// reportCreate prints the digest (the index, in a dry run) and then writes
+// the metadata file: a push that succeeded is said so even when the file
+// cannot be written.
+func reportCreate(stdout io.Writer, dryRun bool, meta *atomicfile.File, res *create.Result) error {
+	out := res.Desc.Digest.String()
+	if dryRun {
+		out = string(res.Bytes)
+	}
+	if _, err := fmt.Fprintln(stdout, out); err != nil {
 		return err
 	}
-	if opts.metadataFile != "" {
-		if err := writeCreateMetadata(opts.metadataFile, res); err != nil {
+	if err := writeCreateMetadata(meta, res); err != nil {
+		if dryRun {
 			return err
 		}
+		return fmt.Errorf("the push succeeded (%s, digest %s) but %w", joinLocations(res.Targets), res.Desc.Digest, err)
 	}
-	_, err = fmt.Fprintln(dockerCli.Out(), res.Desc.Digest)
-	return err
+	return nil
+}
+
+// openMetadataFile opens --metadata-file before anything is pushed; nil
+// when the flag is not given.
+func openMetadataFile(path string) (*atomicfile.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := atomicfile.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--metadata-file %w", err)
+	}
+	return f, nil
+}
+
+func joinLocations(locs []ref.Location) string {
+	s := make([]string, len(locs))
+	for i, l := range locs {
+		s[i] = l.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // readSourceFiles reads -f files ("-" is stdin): a file holding descriptor
@@ -121,12 +161,20 @@ func readSourceFiles(files []string, stdin io.Reader) ([]string, error) {
 	return out, nil
 }
 
-// writeCreateMetadata writes buildx's metadata keys, plus the tags written.
-func writeCreateMetadata(path string, res *create.Result) error {
-	var repos, tags []string
+// writeCreateMetadata writes buildx's metadata keys, plus the tags that
+// point at the result (in a dry run: that would; after a failed tag step,
+// those that could not be put back) to f, when f is not nil.
+func writeCreateMetadata(f *atomicfile.File, res *create.Result) error {
+	if f == nil {
+		return nil
+	}
+	var repos []string
+	tags := []string{}
+	for _, t := range res.Tagged {
+		tags = append(tags, t.String())
+	}
 	seen := map[string]bool{}
 	for _, t := range res.Targets {
-		tags = append(tags, t.String())
 		if !seen[t.Repository()] {
 			seen[t.Repository()] = true
 			repos = append(repos, t.Repository())
@@ -138,14 +186,16 @@ func writeCreateMetadata(path string, res *create.Result) error {
 		"image.tags":                tags,
 	}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("write metadata file %s: %w", path, err)
+		return fmt.Errorf("writing --metadata-file %s failed: %w", f.Name(), err)
 	}
-	return atomicfile.Write(path, func(w io.Writer) error {
-		if _, err := w.Write(append(dt, '\n')); err != nil {
-			return fmt.Errorf("write metadata file %s: %w", path, err)
-		}
-		return nil
+	err = f.Commit(func(w io.Writer) error {
+		_, err := w.Write(append(dt, '\n'))
+		return err
 	})
+	if err != nil {
+		return fmt.Errorf("writing --metadata-file %s failed: %w", f.Name(), err)
+	}
+	return nil
 }
 
 // explain adds to an engine error the flag that changes the outcome: the
@@ -181,9 +231,14 @@ func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Long: `Combine images and indexes into one multi-platform index and push it to tags.
 
 A SOURCE is a reference (NAME[:TAG][@DIGEST]), a bare digest (its repository is
-the one named by the tags and other sources), a descriptor in JSON, or an OCI
-layout (oci-layout://PATH[:TAG][@DIGEST]). Content is copied by digest first
-(mounted within one registry, streamed between registries); tags move last.
+the one named by the tags and other sources), a descriptor in JSON, an OCI
+layout (oci-layout://PATH[:TAG][@DIGEST]), an image tar
+(archive://FILE[:NAME][@DIGEST]: docker save, podman save, skopeo, buildx,
+docker imgx export; gzip or zstd too; NAME picks one image of several), or an
+image of the Docker engine (docker-daemon://NAME[:TAG]). A bare argument that
+names a file is refused: write archive://FILE. Content is copied by digest first
+(mounted within one registry, streamed between registries); tags move last,
+all or none: when one cannot be moved, those already moved are put back.
 The digest of the result is printed on stdout.`,
 		Example: `  # Combine per-architecture builds into one multi-platform tag
   docker imgx create -t registry.example/app:1.2.3 \
@@ -207,7 +262,14 @@ The digest of the result is printed on stdout.`,
   docker imgx create -f sources.txt --metadata-file meta.json -t registry.example/app:1.2.3
 
   # From an OCI layout folder to a registry
-  docker imgx create -t registry.example/app:1.2.3 oci-layout://./out:1.2.3`,
+  docker imgx create -t registry.example/app:1.2.3 oci-layout://./out:1.2.3
+
+  # Push local builds of the Docker engine as one multi-platform image
+  docker imgx create -t registry.example/app:1.2.3 docker-daemon://app:amd64 docker-daemon://app:arm64
+
+  # Push an image tar (docker save, podman save); NAME picks one of several
+  docker imgx create -t registry.example/app:1.2.3 archive://app.tar
+  docker imgx create -t registry.example/app:1.2.3 archive://images.tar.gz:registry.example/app:1.2.3`,
 		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources = args
@@ -225,7 +287,7 @@ The digest of the result is printed on stdout.`,
 	flags.BoolVar(&opts.referrers, "referrers", true, "Copy the cosign signatures and OCI referrers of the images copied to another repository")
 	flags.BoolVar(&opts.oci, "oci", false, "Make an OCI image index even when every child is a Docker manifest")
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms (`OS/ARCH[/VARIANT]`, repeatable or comma-separated)")
-	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE`")
+	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE` (with --dry-run: what would be pushed)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once (`N`); smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order). The same default as export's")
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -32,6 +31,7 @@ type exportOptions struct {
 	format         string
 	names          []string
 	includeForeign bool
+	attestations   bool
 	maxConcurrency int
 	progress       string
 	load           bool
@@ -42,6 +42,24 @@ type exportTarget struct {
 	stdout    bool
 	file      string
 	layoutDir string
+	// out is the file, opened before any request (see open).
+	out *atomicfile.File
+}
+
+// open looks at the target before anything is fetched: a folder where a
+// file is wanted, a file where a folder is wanted, or a file that cannot be
+// created fails here. The caller aborts out when it does not commit it.
+func (t *exportTarget) open() error {
+	var err error
+	switch {
+	case t.file != "":
+		if t.out, err = atomicfile.Open(t.file); err != nil {
+			return fmt.Errorf("-o %w", err)
+		}
+	case t.layoutDir != "":
+		return ocilayout.CheckNewFolder(t.layoutDir)
+	}
+	return nil
 }
 
 func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
@@ -63,12 +81,19 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
+	if err := target.open(); err != nil {
+		return err
+	}
+	defer target.out.Abort()
 	err = withProgress(ctx, dockerCli, reg, opts.progress, "Exporting", func(ctx context.Context, p place.Place, pw progress.Writer) error {
 		return exportWithProgress(ctx, pw, p, sources, target, stdoutWriter(dockerCli), engineOpts)
 	})
 	err = explainPlatform(err)
-	if err != nil && target.stdout {
+	switch {
+	case err != nil && target.stdout:
 		return fmt.Errorf("the tar stream on stdout is incomplete: %w", err)
+	case err != nil && target.out.Streams():
+		return fmt.Errorf("the tar stream to %s is incomplete: %w", target.file, err)
 	}
 	return err
 }
@@ -91,7 +116,7 @@ func (o exportOptions) sourcesAndRegistry(dockerCli command.Cli) ([]exportSource
 // runLoad exports the images into the Docker engine of the current context
 // (DOCKER_HOST, docker context) instead of a tar.
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
-	platform, err := opts.loadOptions()
+	engineOpts, err := opts.loadOptions()
 	if err != nil {
 		return err
 	}
@@ -100,9 +125,8 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions) err
 		return err
 	}
 	return withProgress(ctx, dockerCli, reg, opts.progress, "Loading", func(ctx context.Context, p place.Place, pw progress.Writer) error {
-		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
-			Platform: platform, IncludeForeign: opts.includeForeign, MaxConcurrency: opts.maxConcurrency, Progress: pw,
-		})
+		engineOpts.Progress = pw
+		return loadWithProgress(ctx, pw, p, dockerCli.Client(), sources, engineOpts)
 	})
 }
 
@@ -116,38 +140,27 @@ func loadWithProgress(ctx context.Context, pw progress.Writer, p place.Place, en
 	return err
 }
 
-// loadOptions checks the flags that go with --load and returns the platform
-// to load: nil (the engine's) when none or only "all" is given.
-func (o exportOptions) loadOptions() (*ocispec.Platform, error) {
+// loadOptions checks the flags that go with --load and returns the engine's
+// options: the platforms named (none: the engine's) and whether "all" was
+// given. Whether the engine holds them is its to say (export.ToEngine).
+func (o exportOptions) loadOptions() (export.EngineOptions, error) {
 	if o.output != "" {
-		return nil, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
+		return export.EngineOptions{}, errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
 	}
 	if o.format != "" && o.format != export.FormatDocker {
-		return nil, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
+		return export.EngineOptions{}, fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", o.format)
 	}
 	if o.maxConcurrency < 1 {
-		return nil, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
+		return export.EngineOptions{}, fmt.Errorf("invalid --max-concurrency %d: want 1 or more", o.maxConcurrency)
 	}
-	var explicit []string
-	for _, v := range o.platforms {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" && s != allPlatforms {
-				explicit = append(explicit, s)
-			}
-		}
+	plats, all, err := parsePlatformsOrAll(o.platforms)
+	if err != nil {
+		return export.EngineOptions{}, err
 	}
-	switch len(explicit) {
-	case 0:
-		return nil, nil
-	case 1:
-		p, err := parsePlatform(explicit[0])
-		if err != nil {
-			return nil, err
-		}
-		return &p, nil
-	default:
-		return nil, fmt.Errorf("--load takes one --platform, got %s: the engine keeps one image per name", strings.Join(explicit, ", "))
-	}
+	return export.EngineOptions{
+		Platforms: plats, AllPlatforms: all, SkipAttestations: !o.attestations,
+		IncludeForeign: o.includeForeign, MaxConcurrency: o.maxConcurrency,
+	}, nil
 }
 
 // exportWithProgress resolves the sources, then writes them to the target
@@ -185,6 +198,10 @@ func resolveExportImages(ctx context.Context, pw progress.Writer, p place.Place,
 func resolveExportImage(ctx context.Context, pw progress.Writer, p place.Place, s exportSource) (export.Image, error) {
 	done := progress.OneOff(pw, "resolving "+s.loc.String())
 	img := export.Image{Name: s.name}
+	// As docker save writes it for an image pulled from a registry.
+	if k, v := s.loc.DistributionSource(); k != "" {
+		img.SourceAnnotations = map[string]string{k: v}
+	}
 	var err error
 	// One GET by tag gives the descriptor and the bytes the engine needs.
 	if img.Desc, img.Data, err = p.Manifest(ctx, s.loc); err == nil {
@@ -222,8 +239,8 @@ func writeExport(ctx context.Context, target exportTarget, stdout io.Writer, img
 	switch {
 	case target.layoutDir != "":
 		err = ocilayout.WriteFolder(ctx, target.layoutDir, write)
-	case target.file != "":
-		err = atomicfile.Write(target.file, write)
+	case target.out != nil:
+		err = target.out.Commit(write)
 	default:
 		err = write(stdout)
 	}
@@ -245,7 +262,7 @@ func parseExportTarget(output string) (exportTarget, error) {
 		}
 		return exportTarget{layoutDir: dir}, nil
 	default:
-		return exportTarget{file: output}, checkParentDir("-o", output)
+		return exportTarget{file: output}, nil
 	}
 }
 
@@ -256,29 +273,14 @@ func layoutTagged(dir string) bool {
 	return i >= 0 && !strings.ContainsAny(dir[i+1:], `/\`)
 }
 
-// checkParentDir refuses, before any download, a file whose folder does not
-// exist: the file is written beside its target and renamed.
-func checkParentDir(flag, file string) error {
-	dir := filepath.Dir(file)
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%s %s: folder %s does not exist: create it first", flag, file, dir)
-	case err != nil:
-		return fmt.Errorf("%s %s: %w", flag, file, err)
-	case !fi.IsDir():
-		return fmt.Errorf("%s %s: %s is not a folder", flag, file, dir)
-	}
-	return nil
-}
-
 // engineOptions turns the flags into the engine's options. The format
 // defaults to docker for a tar and oci for a layout folder.
 func (o exportOptions) engineOptions(target exportTarget) (export.Options, error) {
 	opts := export.Options{
-		Format:         o.format,
-		IncludeForeign: o.includeForeign,
-		MaxConcurrency: o.maxConcurrency,
+		Format:           o.format,
+		SkipAttestations: !o.attestations,
+		IncludeForeign:   o.includeForeign,
+		MaxConcurrency:   o.maxConcurrency,
 	}
 	if opts.Format == "" {
 		opts.Format = export.FormatDocker
@@ -332,9 +334,41 @@ func exportSources(images, names []string) ([]exportSource, error) {
 				return nil, err
 			}
 		}
+		if err := checkExportName(img, s.name, len(names) > 0); err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, checkNamesUnique(names, out)
+}
+
+// checkExportName refuses, before any transfer, a name docker load and
+// podman load reject: a registry given by an IPv6 address
+// ("[::1]:5000/app:1").
+func checkExportName(img, name string, given bool) error {
+	if !strings.HasPrefix(name, "[") {
+		return nil
+	}
+	if given {
+		return fmt.Errorf("invalid --name %q: docker load and podman load refuse a registry given by an IPv6 address: name it by host name", name)
+	}
+	return fmt.Errorf("%s: docker load and podman load refuse a name whose registry is an IPv6 address: give the image another name with --name NAME[:TAG]", img)
+}
+
+// checkNamesUnique refuses two images given the same --name: the second
+// would take the name from the first in the engine.
+func checkNamesUnique(given []string, sources []exportSource) error {
+	if len(given) == 0 {
+		return nil
+	}
+	seen := map[string]int{}
+	for i, s := range sources {
+		if j, dup := seen[s.name]; dup {
+			return fmt.Errorf("--name %q and --name %q both name %s: give each IMAGE its own name", given[j], given[i], s.name)
+		}
+		seen[s.name] = i
+	}
+	return nil
 }
 
 // normalizeExportName qualifies a --name fully ("app:1" is
@@ -355,7 +389,8 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Write images from registries into a tar that docker, containerd, podman and skopeo load",
-		Long: `Write images from registries or OCI layouts into one tar: a Docker image tar
+		Long: `Write images from registries, OCI layouts, image tars (archive://FILE[:NAME])
+or the Docker engine (docker-daemon://NAME[:TAG]) into one tar: a Docker image tar
 (manifest.json, for docker load) and an OCI image layout (for ctr images import,
 podman load and skopeo) at once. Blobs are the registry's bytes, checked against
 their digests while they are copied; the output file appears only when complete.
@@ -372,7 +407,12 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
   docker imgx export -o both.tar --name app:1 --name tools:1 registry.example/app:1 registry.example/tools:1
 
   # Into the Docker engine of the current context, no file in between
-  docker imgx export --load registry.example/app:1.2.3`,
+  docker imgx export --load registry.example/app:1.2.3
+
+  # Air-gapped copy: every platform of the images into one tar ...
+  docker imgx export -p all -o images.tar registry.example/app:1.2.3 registry.example/db:16
+  # ... and, on the other side, each pushed from the tar with its digests unchanged
+  docker imgx create --prefer-index=false -t mirror.internal/app:1.2.3 archive://images.tar:registry.example/app:1.2.3`,
 		Args:              argCount(1, -1, "IMAGE [IMAGE...]"),
 		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -386,9 +426,10 @@ context (DOCKER_HOST, docker context) and its answer checked, without a file.`,
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Platforms to keep from an index (`OS/ARCH[/VARIANT]`, repeatable, comma lists; \"all\" keeps every one). The first goes to manifest.json (default: the local platform)")
 	flags.StringVar(&opts.format, "format", "", "Output `FORMAT`: \"docker\" (manifest.json plus OCI layout; default for a tar) or \"oci\" (OCI layout only; default for oci-layout://)")
 	flags.StringArrayVar(&opts.names, "name", nil, "Name the i-th IMAGE `NAME[:TAG]` in the output instead of its source reference (repeatable, once per IMAGE)")
+	flags.BoolVar(&opts.attestations, "attestations", true, "Keep the attestation manifests (provenance, SBOM) of the exported platforms, as docker save does (false: leave them out)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
-	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (one platform: --platform, default the engine's)")
+	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"output": completeOutput, "platform": completePlatforms(true), "format": completeExportFormat(),

@@ -42,7 +42,12 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		return err
 	}
 	needData := opts.format != "" && opts.format != "{{.Manifest}}"
-	img, err := inspect.Read(ctx, placesFor(dockerCli, reg, nil), loc, inspect.Options{
+	pl, closePlaces, err := placesFor(dockerCli, reg, nil)
+	if err != nil {
+		return err
+	}
+	defer closePlaces()
+	img, err := inspect.Read(ctx, pl, loc, inspect.Options{
 		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
 	})
 	if err != nil {
@@ -75,6 +80,9 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME",
 		Short: "Show an image or index in a registry or OCI layout",
+		Long: `Show an image or index: in a registry (NAME[:TAG][@DIGEST]), an OCI layout
+(oci-layout://PATH[:TAG][@DIGEST]), an image tar (archive://FILE[:NAME][@DIGEST])
+or the Docker engine (docker-daemon://NAME[:TAG]).`,
 		Example: `  # Look at a multi-platform image, then one platform of it
   docker imgx inspect registry.example/app:1.2.3
   docker imgx inspect -p linux/arm64 registry.example/app:1.2.3
@@ -88,7 +96,11 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
   docker imgx inspect --format json registry.example/app:1.2.3 > app.json
 
   # An OCI image layout folder
-  docker imgx inspect oci-layout://./out:1.2.3`,
+  docker imgx inspect oci-layout://./out:1.2.3
+
+  # An image tar, and an image of the Docker engine
+  docker imgx inspect archive://app.tar
+  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
 		Args:              argCount(1, 1, "NAME"),
 		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -19,7 +19,11 @@ func withProgress(ctx context.Context, dockerCli command.Cli, reg registry.Optio
 	if err != nil {
 		return err
 	}
-	err = fn(ctx, placesFor(dockerCli, reg, printer), printer)
+	pl, closePlaces, err := placesFor(dockerCli, reg, printer)
+	if err == nil {
+		defer closePlaces()
+		err = fn(ctx, pl, printer)
+	}
 	if waitErr := printer.Wait(); err == nil {
 		err = waitErr
 	}

@@ -13,9 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/imagetools/ocilayout"
-	"github.com/docker-imgx/docker-imgx/imagetools/place"
-	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/imagetools/registry"
 	"github.com/docker-imgx/docker-imgx/internal/version"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -59,38 +56,35 @@ func (o *rootOptions) registryOptions(dockerCli command.Cli) (registry.Options, 
 	if err != nil {
 		return registry.Options{}, err
 	}
+	dirs := certsDirs()
 	return registry.Options{
 		Credentials: registry.DockerConfigCredentials(dockerCli.ConfigFile()),
 		Insecure:    match,
-		CertsDirs:   certsDirs(),
+		CertsDirs:   dirs,
 		UserAgent:   version.UserAgent(),
 		// Retries: 5 attempts per request, full-jitter backoff from 200ms
 		// to 10s, Retry-After honoured up to 30s (the defaults); placesFor
 		// routes their notices.
-		Retry: &registry.RetryOptions{StallTimeout: stall},
-		UntrustedHint: func(host string) string {
-			return fmt.Sprintf("to trust this registry put its CA certificate in <certs dir>/%s/ca.crt, see %s, or mark it with --insecure-registry %s", host, envCertsDirs, host)
-		},
+		Retry:         &registry.RetryOptions{StallTimeout: stall},
+		UntrustedHint: func(host, certsDir, hostsFile string) string { return untrustedHint(dirs, host, certsDir, hostsFile) },
 	}, nil
 }
 
-// placesFor is every place an image is read from or written to, behind one
-// router: registries (reached as opts says) and OCI layouts. Notices of
-// the registry layer (retried requests, resumed downloads) go to pw as
-// one-off steps, or, without a display (nil), as WARN lines on stderr.
-func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer) place.Place {
-	n := &notices{w: dockerCli.Err(), pw: pw}
-	retry := registry.RetryOptions{}
-	if opts.Retry != nil {
-		retry = *opts.Retry
+// untrustedHint says how to trust a host's certificate, naming what is
+// read: the hosts.toml that configures the host (its ca setting), else the
+// ca.crt of the host's certs folder (the one found, or where one would be
+// found first). --insecure-registry works either way.
+func untrustedHint(dirs []string, host, certsDir, hostsFile string) string {
+	switch {
+	case hostsFile != "":
+		return fmt.Sprintf("to trust this host give its CA certificate with ca = \"<file>\" in %s, or mark it with --insecure-registry %s", hostsFile, host)
+	case certsDir != "":
+		return fmt.Sprintf("to trust this registry put its CA certificate in %s, or mark it with --insecure-registry %s", filepath.Join(certsDir, "ca.crt"), host)
+	case len(dirs) == 0:
+		return fmt.Sprintf("to trust this registry list a certs folder in %s and put its CA certificate in <folder>/%s/ca.crt, or mark it with --insecure-registry %s", envCertsDirs, host, host)
 	}
-	retry.OnRetry = n.retry
-	opts.Retry = &retry
-	opts.Resume = registry.ResumeOptions{OnResume: n.resume}
-	return place.NewRouter(map[string]place.Place{
-		"":               registry.New(opts),
-		ref.SchemeLayout: ocilayout.Layouts{},
-	})
+	return fmt.Sprintf("to trust this registry put its CA certificate in %s (certs folders read: %s; set %s to change them), or mark it with --insecure-registry %s",
+		filepath.Join(dirs[0], host, "ca.crt"), strings.Join(dirs, ", "), envCertsDirs, host)
 }
 
 // stallTimeout reads DOCKER_IMGX_STALL_TIMEOUT. Unset or empty gives 0, which

@@ -56,7 +56,7 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 	flags := cmd.PersistentFlags()
 	flags.BoolVarP(&opts.debug, "debug", "D", false, "Enable debug logging")
 	flags.StringArrayVar(&opts.insecure, "insecure-registry", nil,
-		"Allow plain HTTP and unverified TLS for a registry (`HOST`, HOST:PORT or CIDR; repeatable; also "+envInsecure+")")
+		"Allow plain HTTP and unverified TLS for a registry (`HOST`, HOST:PORT or CIDR; repeatable; also "+envInsecure+"; wins over a hosts.toml)")
 
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{"insecure-registry": noCompletion})
 	cmd.AddCommand(

@@ -5,7 +5,8 @@
 //   - oci: the OCI rules, written once (leaf)
 //   - place: the place interface that every location kind implements, and
 //     the router that picks the implementation for a location
-//   - registry, ocilayout: the places (registries, OCI layout folders)
+//   - registry, ocilayout, archive, daemon: the places (registries, OCI
+//     layout folders, image tars, the Docker engine)
 //   - combine: descriptors and manifests in, index bytes out (pure)
 //   - create, inspect, export: the commands' work, written against place
 //
@@ -58,6 +59,10 @@ var (
 
 	// ErrNoSources reports a combine call without sources.
 	ErrNoSources = errors.New("no sources specified")
+
+	// ErrTagChanged reports a tag that another push moved between the read
+	// a result was computed from and the moment the tags were to move.
+	ErrTagChanged = errors.New("tag changed since it was read")
 
 	// ErrConflictingOptions reports options that ask for opposite results.
 	ErrConflictingOptions = errors.New("conflicting options")

@@ -161,8 +161,9 @@ func TestCreateTwoImages(t *testing.T) {
 			t.Fatalf("index:\n%s\nwant:\n%s", got, want)
 		}
 		// 2 manifest GETs by tag, 2 config GETs (a tag gives no platform),
-		// 1 index PUT to the tag: nothing is copied within a repository.
-		assertRequests(t, reg, 5)
+		// 1 GET of the tag before it moves, 1 index PUT to the tag: nothing
+		// is copied within a repository.
+		assertRequests(t, reg, 6)
 	})
 	t.Run("new repository mounts", func(t *testing.T) {
 		reg.ResetRequests()
@@ -188,8 +189,9 @@ func TestCreateTwoImages(t *testing.T) {
 		}
 		assertBlobsIn(t, reg, "test/other", amd, arm)
 		// 2 manifest GETs, 2 config GETs, 4 mounts, 2 child manifest PUTs, 1 tag PUT,
-		// and the referrers discovery: 1 tags list, 1 referrers API probe.
-		assertRequests(t, reg, 11+2)
+		// and the referrers discovery: 1 tags list, 1 referrers API probe;
+		// 1 GET of the tag before it moves.
+		assertRequests(t, reg, 11+2+1)
 	})
 	t.Run("second registry streams", func(t *testing.T) {
 		reg2 := registrytest.Start(t, registrytest.Options{})
@@ -203,10 +205,10 @@ func TestCreateTwoImages(t *testing.T) {
 		// Source: 2 manifest GETs, 2 config GETs, 2 layer GETs (configs are
 		// uploaded from memory). Target: per layer HEAD, POST, PUT; per
 		// config (in memory, no HEAD) a single POST that distribution answers
-		// with a session, then PUT; 2 child manifest PUTs, 1 tag PUT.
+		// with a session, then PUT; 2 child manifest PUTs, 1 tag GET and PUT.
 		// The source also answers the referrers discovery (tags list, probe).
 		assertRequests(t, reg, 6+2)
-		assertRequests(t, reg2, 13)
+		assertRequests(t, reg2, 14)
 	})
 	t.Run("second registry, two repositories", func(t *testing.T) {
 		reg2 := registrytest.Start(t, registrytest.Options{})
@@ -242,8 +244,9 @@ func TestCreateTwoImages(t *testing.T) {
 		assertRequests(t, reg, 6+2)
 		// copy/one: 2 layers by HEAD, POST, PUT; 2 configs by POST, PUT; 2
 		// child manifests; the index by digest (two repositories). copy/two:
-		// 4 mounts, 2 child manifests, the index by digest. Then 2 tag PUTs.
-		assertRequests(t, reg2, (6+4+2+1)+(4+2+1)+2)
+		// 4 mounts, 2 child manifests, the index by digest. Then 2 tag GETs
+		// (where each pointed) and 2 tag PUTs.
+		assertRequests(t, reg2, (6+4+2+1)+(4+2+1)+2+2)
 	})
 }
 
@@ -268,8 +271,8 @@ func TestCreateReleaseTags(t *testing.T) {
 				t.Fatalf("tag %s: not the source bytes:\n%s", tag, got)
 			}
 		}
-		// One GET by digest, one PUT per tag.
-		assertRequests(t, reg, 4)
+		// One GET by digest; one GET (where it pointed) and one PUT per tag.
+		assertRequests(t, reg, 7)
 	})
 	t.Run("across repositories and registries", func(t *testing.T) {
 		reg.ResetRequests()
@@ -635,8 +638,10 @@ func TestCreatePlainProgress(t *testing.T) {
 		"#1 mounting " + m.Config.Digest.String() + " from " + reg.Host + "/test/app\n" +
 		"#1 mounting " + m.Layers[0].Digest.String() + " from " + reg.Host + "/test/app\n" +
 		"#1 copying " + amd.Manifest.Desc.Digest.String() + " from " + reg.Host + "/test/app to " + repo + "\n" +
-		"#1 pushing " + digest.FromBytes(want).String() + " to " + repo + ":v1\n" +
-		"#1 DONE \n"
+		"#1 DONE \n\n" +
+		"#2 [internal] moving tags\n" +
+		"#2 pushing " + digest.FromBytes(want).String() + " to " + repo + ":v1\n" +
+		"#2 DONE \n"
 	if got != wantLog {
 		t.Fatalf("plain progress:\n%s\nwant:\n%s", got, wantLog)
 	}

@@ -194,8 +194,8 @@ func TestExportTarEntries(t *testing.T) {
 
 	blobs := []fixture.Blob{e.app.Config, e.app.Layers[0], e.app.Layers[1], e.app.Manifest}
 	slices.SortFunc(blobs, func(a, b fixture.Blob) int { return strings.Compare(a.Desc.Digest.String(), b.Desc.Digest.String()) })
-	wantIndex := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"1"}}]}`,
-		e.app.Manifest.Desc.Digest, e.app.Manifest.Desc.Size, ref)
+	wantIndex := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"annotations":{"containerd.io/distribution.source.%s":"test/app","io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"1"}}]}`,
+		e.app.Manifest.Desc.Digest, e.app.Manifest.Desc.Size, strings.Split(e.reg.Host, ":")[0], ref)
 	wantManifest := fmt.Sprintf(`[{"Config":"%s","RepoTags":["%s"],"Layers":["%s","%s"]}]`,
 		blobName(e.app.Config), ref, blobName(e.app.Layers[0]), blobName(e.app.Layers[1]))
 	wantLayout := `{"imageLayoutVersion":"1.0.0"}`

@@ -140,7 +140,7 @@ func TestCreateReferrers(t *testing.T) {
 		reg.ResetRequests()
 		create(t, "-t", reg.Host+"/test/app:multi")
 		// As TestCreateTwoImages: the referrers are there already.
-		assertRequests(t, reg, 5)
+		assertRequests(t, reg, 6)
 		if n := reg.Count("", "/tags/list") + reg.Count("", "/referrers/"); n != 0 {
 			t.Errorf("%d discovery requests, want none", n)
 		}
@@ -154,10 +154,10 @@ func TestCreateReferrers(t *testing.T) {
 		}
 		// 11 as TestCreateTwoImages, then discovery: 1 tags list, 1
 		// referrers API probe (404). Signature: 1 GET by tag, 2 mounts, 1
-		// tag PUT. Referrer: 1 fallback index GET, 1 manifest GET, 2
+		// GET of the target's tag (signatures there are kept), 1 tag PUT. Referrer: 1 fallback index GET, 1 manifest GET, 2
 		// mounts, 1 PUT by digest, 1 GET and 1 PUT of the target's
-		// fallback tag.
-		assertRequests(t, reg, 11+2+4+7)
+		// fallback tag. 1 GET of the user's tag before it moves.
+		assertRequests(t, reg, 11+2+5+7+1)
 	})
 	t.Run("other registry copies them", func(t *testing.T) {
 		reg.ResetRequests()

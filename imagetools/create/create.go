@@ -57,6 +57,9 @@ type Result struct {
 	Bytes []byte
 	// Targets are the tagged locations written (or that would be, in a dry run).
 	Targets []ref.Location
+	// Tagged are the targets that point at the result: all of them, unless
+	// the tag step failed (see TagsError).
+	Tagged []ref.Location
 	// Replaced are the manifests of the appended image that a new source
 	// replaced (same platform, other digest), attestations included.
 	Replaced []ocispec.Descriptor
@@ -70,15 +73,13 @@ type sourceAt struct {
 }
 
 // Create resolves the sources, combines them and pushes the result to every
-// tag (blobs and manifests by digest first, tags last).
+// tag (blobs and manifests by digest first, tags last, all or none). When
+// the push got to the tags and failed there, the Result comes with the
+// error: the content is in every target repository, Tagged says which tags
+// point at it.
 func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) {
-	if opts.Progress == nil {
-		opts.Progress = progress.Discard()
-	}
-	if opts.MaxConcurrency <= 0 {
-		opts.MaxConcurrency = oci.DefaultMaxConcurrency
-	}
-	targets, err := ParseTargets(opts.Tags)
+	opts = opts.withDefaults()
+	targets, err := writableTargets(pl, opts.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -95,12 +96,43 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("%w: name images to combine", imagetools.ErrNoSources)
 	}
-	inputs, known, appended, err := readSources(ctx, pl, srcs, opts)
+	// Another push may move the appended tag while this one runs: the merge
+	// is made again from what it holds then, up to maxMerges times.
+	for merges := 1; ; merges++ {
+		res, err := createOnce(ctx, pl, srcs, targets, opts)
+		if !opts.Append || merges == maxMerges || !errors.Is(err, imagetools.ErrTagChanged) {
+			if errors.Is(err, imagetools.ErrTagChanged) {
+				err = fmt.Errorf("%w %d times while appending to it (another push is moving it): no tag moved; run again", err, merges)
+			}
+			return res, err
+		}
+		_ = progress.Wrap("[internal] appending to "+targets[0].String(), opts.Progress, func(sub progress.SubLogger) error {
+			logf(sub, "%s moved since it was read: merging again", targets[0])
+			return nil
+		})
+	}
+}
+
+// maxMerges bounds how often an append is merged: once, then twice again
+// when another push moved the tag meanwhile.
+const maxMerges = 3
+
+// createOnce reads the sources, combines them and pushes the result.
+func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []ref.Location, opts Options) (*Result, error) {
+	early := newEarlyChecks(ctx, pl, targets, opts)
+	defer early.close()
+	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Append && !appended {
-		srcs = srcs[1:]
+	var unchanged *ExpectedTag
+	if opts.Append {
+		unchanged = &ExpectedTag{Tag: targets[0]}
+		if appended {
+			unchanged.Digest = inputs[0].Desc.Digest
+		} else {
+			srcs = srcs[1:]
+		}
 	}
 	combined, err := combine.Index(inputs, combine.Options{
 		Annotations: opts.Annotations, Platforms: opts.Platforms, PreferIndex: opts.PreferIndex,
@@ -112,7 +144,7 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	if len(combined.Replaced) > 0 {
 		reportReplaced(opts.Progress, targets[0], combined)
 	}
-	res := &Result{Desc: combined.Desc, Bytes: combined.Bytes, Targets: targets, Replaced: combined.Replaced}
+	res := &Result{Desc: combined.Desc, Bytes: combined.Bytes, Targets: targets, Tagged: targets, Replaced: combined.Replaced}
 	if opts.DryRun {
 		return res, nil
 	}
@@ -124,11 +156,46 @@ func Create(ctx context.Context, pl place.Place, opts Options) (*Result, error) 
 	for _, o := range combined.Origins {
 		c.Origins = append(c.Origins, srcs[o].loc)
 	}
-	if err := Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
-		Referrers: opts.Referrers}); err != nil {
+	err = Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+		Referrers: opts.Referrers, Unchanged: unchanged, early: early})
+	var tagsErr *TagsError
+	switch {
+	case errors.As(err, &tagsErr):
+		res.Tagged = tagsErr.Tagged(res.Desc.Digest)
+		return res, err
+	case errors.Is(err, imagetools.ErrTagChanged):
+		res.Tagged = nil
+		return res, err
+	case err != nil:
 		return nil, err
 	}
 	return res, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Progress == nil {
+		o.Progress = progress.Discard()
+	}
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = oci.DefaultMaxConcurrency
+	}
+	return o
+}
+
+// writableTargets parses the tags (ParseTargets) and refuses, before
+// anything is read, one in a place that is only read from (an image tar,
+// the Docker engine).
+func writableTargets(pl place.Place, tags []string) ([]ref.Location, error) {
+	targets, err := ParseTargets(tags)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if pl.Capabilities(t).ReadOnly {
+			return nil, fmt.Errorf("invalid tag %q: that place is only read from: push to a registry or an %sDIR folder; write image tars with `docker imgx export` (--load for the Docker engine)", t, ref.LayoutPrefix)
+		}
+	}
+	return targets, nil
 }
 
 // ParseTargets parses --tag values: a registry reference without tag gets
@@ -200,14 +267,14 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 // is unknown) in parallel, as many at once as other small requests
 // (oci.MetadataLimit). With Append, a first source that does not exist
 // yet is dropped (appended is false) and the tag created.
-func readSources(ctx context.Context, pl place.Place, srcs []sourceAt, opts Options) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
+func readSources(ctx context.Context, pl place.Place, srcs []sourceAt, opts Options, early *earlyChecks) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
 	loaded := make([]combine.Input, len(srcs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
 	missing := false
 	for i, s := range srcs {
 		eg.Go(func() error {
-			l, err := readSource(ectx, pl, s)
+			l, err := readSource(ectx, pl, s, early)
 			if err != nil && i == 0 && opts.Append && isNotFound(err) {
 				missing = true
 				return nil
@@ -240,12 +307,17 @@ func isNotFound(err error) bool {
 	return errdefs.IsNotFound(err) || errors.Is(err, os.ErrNotExist)
 }
 
-// readSource reads one source in one request (plus its config when needed).
-func readSource(ctx context.Context, pl place.Place, s sourceAt) (combine.Input, error) {
+// readSource reads one source in one request (plus its config when needed,
+// while the checks of its layers start early).
+func readSource(ctx context.Context, pl place.Place, s sourceAt, early *earlyChecks) (combine.Input, error) {
 	desc, dt, err := pl.Manifest(ctx, s.loc)
 	if err != nil {
 		return combine.Input{}, err
 	}
+	if oci.IsSchema1(desc.MediaType, dt) {
+		return combine.Input{}, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", s.name, desc.Digest, imagetools.ErrSchema1)
+	}
+	early.startLayers(s.loc, desc, dt)
 	if s.user != nil {
 		if desc, err = combine.MergeDescriptor(desc, *s.user); err != nil {
 			return combine.Input{}, fmt.Errorf("source %s: %w", s.name, err)

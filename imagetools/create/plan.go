@@ -70,6 +70,12 @@ type repoPlan struct {
 	tags      []ref.Location
 	rootDesc  ocispec.Descriptor
 	rootBytes []byte
+	// early holds the checks started while the sources were read.
+	early *earlyChecks
+	// unindexed are the manifests put that the place did not index by
+	// their subject (no referrers API): their subjects need fallback tags.
+	mu        sync.Mutex
+	unindexed map[digest.Digest]bool
 }
 
 // planPush lists, per target repository (in the order of first mention),

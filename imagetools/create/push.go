@@ -11,6 +11,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -28,12 +29,20 @@ type PushOptions struct {
 	// of a place that keeps referrers, its cosign tags and OCI referrers
 	// (see referrers.go).
 	Referrers bool
+	// early holds the checks Create started while reading the sources.
+	early *earlyChecks
+	// Unchanged, when set, is the tag the content was computed from (the
+	// tag --append merges into): if it holds anything else when the tags
+	// are about to move, no tag moves and Push fails with
+	// imagetools.ErrTagChanged.
+	Unchanged *ExpectedTag
 }
 
 // Push copies content to every target: each blob and child manifest by
 // digest first (skipping what a target repository is known to hold because
 // the source is that repository), then, once every target repository holds
-// all of it, the root to each tag. A failure before the tag step moves no tag.
+// all of it, the root to each tag, all or none (tags.go). A failure before
+// the tag step moves no tag; a failure in it is a *TagsError.
 func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = oci.DefaultMaxConcurrency
@@ -65,16 +74,22 @@ func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 		return err
 	}
 	plans := planPush(graph, c, opts.Targets, pl)
+	for _, p := range plans {
+		p.early = opts.early
+	}
 	var refs *referrerFinder
 	if opts.Referrers {
 		refs = newReferrerFinder(pl, c, opts.MaxConcurrency)
 	}
-	return runPlans(ctx, plans, refs, opts)
+	if err := runPlans(ctx, plans, refs, opts); err != nil {
+		return err
+	}
+	return tagStep(ctx, pl, c, opts)
 }
 
 // runPlans runs every repository's plan in its own progress vertex: content
 // (with referrers, when refs is set) first; then, when every repository has
-// all its content, the tags: referrers' first, the user's last.
+// all its content, the referrers' tags. The user's tags follow (tagStep).
 func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
 	slots := newTransferSlots(opts.MaxConcurrency)
 	contentDone := make(chan struct{})
@@ -99,10 +114,7 @@ func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts
 				case <-ctx.Done():
 					return context.Cause(ctx)
 				}
-				if err := rp.tagReferrers(ctx, sub); err != nil {
-					return err
-				}
-				return p.tagRoot(ctx, sub)
+				return rp.tagReferrers(ctx, sub, p)
 			})
 		})
 	}
@@ -115,7 +127,7 @@ func (p *repoPlan) pushContent(ctx context.Context, sub progress.SubLogger, slot
 	if err := p.pushBlobs(ctx, sub, slots, limit); err != nil {
 		return err
 	}
-	if err := p.putManifests(ctx, sub, limit, nil); err != nil {
+	if err := p.putManifests(ctx, sub, limit); err != nil {
 		return err
 	}
 	if p.pushRoot {
@@ -125,10 +137,9 @@ func (p *repoPlan) pushContent(ctx context.Context, sub progress.SubLogger, slot
 }
 
 // putManifests puts the plan's manifests by digest, children before
-// parents, each level in parallel, as many at once as other small requests;
-// put, when set, is told of each one put and whether the place indexed its
-// subject itself.
-func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, limit int, put func(n *node, indexed bool)) error {
+// parents, each level in parallel, as many at once as other small requests,
+// noting those the place did not index by their subject itself.
+func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, limit int) error {
 	for _, level := range manifestLevels(p.manifests) {
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.SetLimit(oci.MetadataLimit(limit))
@@ -136,8 +147,13 @@ func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, lim
 			eg.Go(func() error {
 				logf(sub, "copying %s from %s to %s", n.desc.Digest, n.origin.Repository(), p.repo.Repository())
 				indexed, err := p.pl.PutManifest(ectx, p.repo, n.desc, n.data)
-				if err == nil && put != nil {
-					put(n, indexed)
+				if err == nil && !indexed {
+					p.mu.Lock()
+					if p.unindexed == nil {
+						p.unindexed = map[digest.Digest]bool{}
+					}
+					p.unindexed[n.desc.Digest] = true
+					p.mu.Unlock()
 				}
 				return err
 			})
@@ -147,6 +163,19 @@ func (p *repoPlan) putManifests(ctx context.Context, sub progress.SubLogger, lim
 		}
 	}
 	return nil
+}
+
+// unindexedAny reports whether the plan put one of descs without the place
+// indexing it by its subject.
+func (p *repoPlan) unindexedAny(descs []ocispec.Descriptor) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range descs {
+		if p.unindexed[d.Digest] {
+			return true
+		}
+	}
+	return false
 }
 
 // pushBlobs puts in the repository the blobs it lacks. Mounts move no
@@ -182,8 +211,8 @@ func (p *repoPlan) pushBlobs(ctx context.Context, sub progress.SubLogger, slots 
 		for i, b := range p.blobs {
 			if found[i] != nil {
 				checks.Go(func() error {
-					present, up, err := p.pl.CheckBlob(ectx, p.repo, b.desc)
-					found[i] <- checked{present: present, up: up}
+					c, err := p.check(ectx, b.desc)
+					found[i] <- c
 					return err
 				})
 			}
@@ -242,6 +271,16 @@ func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slot
 	return p.copyBlob(ctx, sub, b, up)
 }
 
+// check looks for a blob in the repository, or takes the answer of the
+// check started early for it.
+func (p *repoPlan) check(ctx context.Context, desc ocispec.Descriptor) (checked, error) {
+	if c := p.early.take(p.repo, desc.Digest); c != nil {
+		return c.wait(ctx)
+	}
+	present, up, err := p.pl.CheckBlob(ctx, p.repo, desc)
+	return checked{present: present, up: up}, err
+}
+
 // needsCheck reports whether a blob is looked for in the target before it
 // is sent: only where the place says a check saves a transfer (a layout's
 // writer finds the blob itself), not when mounted (a mount is one request
@@ -278,17 +317,6 @@ func (p *repoPlan) opener(b blobJob) func(ctx context.Context) (io.ReadCloser, e
 func (p *repoPlan) putByDigest(ctx context.Context, desc ocispec.Descriptor, dt []byte) error {
 	_, err := p.pl.PutManifest(ctx, p.repo, desc, dt)
 	return err
-}
-
-// tagRoot points every tag of the repository at the root.
-func (p *repoPlan) tagRoot(ctx context.Context, sub progress.SubLogger) error {
-	for _, t := range p.tags {
-		logf(sub, "pushing %s to %s", p.rootDesc.Digest, t)
-		if err := p.pl.Tag(ctx, t, p.rootDesc, p.rootBytes); err != nil {
-			return fmt.Errorf("tag %s: %w", t, err)
-		}
-	}
-	return nil
 }
 
 func logf(sub progress.SubLogger, format string, args ...any) {

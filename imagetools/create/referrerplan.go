@@ -3,8 +3,8 @@ package create
 import (
 	"context"
 	"fmt"
-	"sync"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -18,24 +18,17 @@ import (
 // registry has no referrers API, fallback tag indexes (tag step).
 type referrerPlan struct {
 	content *repoPlan
-	// top are the OCI referrers put by digest, whose answer tells whether
-	// the registry indexes subjects itself.
-	top map[digest.Digest]bool
 	// tags are the cosign manifests, put by tag.
 	tags []referrer
 	// bySubject lists the OCI referrers of each subject, in subject order.
 	subjects  []digest.Digest
 	bySubject map[digest.Digest][]ocispec.Descriptor
-	// fallback is set when a put by digest was not indexed by the registry.
-	mu       sync.Mutex
-	fallback bool
 }
 
 // planReferrers builds the referrer plan of p from what was found,
 // skipping content p already receives.
 func planReferrers(p *repoPlan, found []referrer) *referrerPlan {
-	rp := &referrerPlan{content: &repoPlan{repo: p.repo, pl: p.pl}, top: map[digest.Digest]bool{},
-		bySubject: map[digest.Digest][]ocispec.Descriptor{}}
+	rp := &referrerPlan{content: &repoPlan{repo: p.repo, pl: p.pl}, bySubject: map[digest.Digest][]ocispec.Descriptor{}}
 	seen := map[digest.Digest]bool{}
 	for _, b := range p.blobs {
 		seen[b.desc.Digest] = true
@@ -62,9 +55,6 @@ func planReferrers(p *repoPlan, found []referrer) *referrerPlan {
 				rp.subjects = append(rp.subjects, rf.subject)
 			}
 			rp.bySubject[rf.subject] = append(rp.bySubject[rf.subject], rf.n.desc)
-		}
-		if !seen[rf.n.desc.Digest] {
-			rp.top[rf.n.desc.Digest] = true
 		}
 		rp.content.addNode(rf.n, seen)
 	}
@@ -98,42 +88,65 @@ func (f *referrerFinder) prepareReferrers(ctx context.Context, p *repoPlan, sub 
 	return rp, rp.content.pushBlobs(ctx, sub, slots, f.limit)
 }
 
-// pushManifests puts the referrer manifests by digest, children first,
-// noting whether the registry indexed the OCI referrers itself.
+// pushManifests puts the referrer manifests by digest, children first.
 func (rp *referrerPlan) pushManifests(ctx context.Context, sub progress.SubLogger, limit int) error {
 	if rp.empty() {
 		return nil
 	}
-	return rp.content.putManifests(ctx, sub, limit, func(n *node, indexed bool) {
-		if rp.top[n.desc.Digest] && !indexed {
-			rp.mu.Lock()
-			rp.fallback = true
-			rp.mu.Unlock()
-		}
-	})
+	return rp.content.putManifests(ctx, sub, limit)
 }
 
-// tagReferrers writes the cosign tags and, where the registry did not index
-// the OCI referrers, merges them into the fallback tag of their subject.
-func (rp *referrerPlan) tagReferrers(ctx context.Context, sub progress.SubLogger) error {
+// tagReferrers writes the cosign tags (merged with what the target holds
+// under them) and, where the registry did not index an OCI referrer put by
+// digest, here or as part of main's content (a referrer that is also a
+// child of the copied index), merges the referrers into the fallback tag of
+// their subject.
+func (rp *referrerPlan) tagReferrers(ctx context.Context, sub progress.SubLogger, main *repoPlan) error {
 	if rp.empty() {
 		return nil
 	}
 	pl, repo := rp.content.pl, rp.content.repo
 	for _, rf := range rp.tags {
-		t := repo.WithTag(rf.tag)
-		logf(sub, "pushing %s to %s", rf.n.desc.Digest, t)
-		if err := pl.Tag(ctx, t, rf.n.desc, rf.n.data); err != nil {
-			return fmt.Errorf("tag %s: %w", t, err)
+		if err := mergeCosignTag(ctx, pl, sub, repo.WithTag(rf.tag), rf.n.desc, rf.n.data); err != nil {
+			return err
 		}
 	}
-	if !rp.fallback {
-		return nil
-	}
 	for _, s := range rp.subjects {
+		if !main.unindexedAny(rp.bySubject[s]) && !rp.content.unindexedAny(rp.bySubject[s]) {
+			continue
+		}
 		if err := mergeFallbackTag(ctx, pl, sub, repo.WithTag(fallbackTag(s)), rp.bySubject[s]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// mergeCosignTag points the cosign tag t at the source's manifest or, when
+// the target holds other signatures there, at the two merged: a signature
+// made in the target is never dropped.
+func mergeCosignTag(ctx context.Context, pl place.Place, sub progress.SubLogger, t ref.Location, desc ocispec.Descriptor, data []byte) error {
+	existing, found, err := pl.ReadTag(ctx, t)
+	if err != nil {
+		return fmt.Errorf("read cosign tag %s: %w", t, err)
+	}
+	if found {
+		merged, changed, err := mergeCosignManifest(existing, data)
+		if err != nil {
+			return fmt.Errorf("cosign tag %s: %w", t, err)
+		}
+		if !changed {
+			return nil
+		}
+		data = merged
+		desc = ocispec.Descriptor{MediaType: desc.MediaType, Digest: digest.FromBytes(merged), Size: int64(len(merged))}
+		if mt, err := oci.DetectMediaType(existing); err == nil {
+			desc.MediaType = mt
+		}
+	}
+	logf(sub, "pushing %s to %s", desc.Digest, t)
+	if err := pl.Tag(ctx, t, desc, data); err != nil {
+		return fmt.Errorf("tag %s: %w", t, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package create
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -86,6 +87,43 @@ func mergeReferrerIndex(existing []byte, add []ocispec.Descriptor) ([]byte, bool
 		return nil, false, err
 	}
 	return dt, true, nil
+}
+
+// mergeCosignManifest adds the layers of a cosign manifest (each a
+// signature, attestation or SBOM, with its annotations) to the manifest a
+// target already holds under the same tag, as cosign itself accumulates
+// them: the target's manifest, config and layers are kept, the source's
+// layers not already there (same descriptor, annotations included) are
+// appended. It reports false when nothing was added.
+func mergeCosignManifest(existing, add []byte) ([]byte, bool, error) {
+	var have, more ocispec.Manifest
+	if json.Unmarshal(existing, &have) != nil || have.Config.Digest == "" {
+		return nil, false, errors.New("the target's is not an image manifest: cannot add to it")
+	}
+	if json.Unmarshal(add, &more) != nil || more.Config.Digest == "" {
+		return nil, false, errors.New("the source's is not an image manifest")
+	}
+	seen := map[string]bool{}
+	key := func(d ocispec.Descriptor) string {
+		dt, _ := json.Marshal(d) // map keys marshal sorted: one key per descriptor
+		return string(dt)
+	}
+	for _, l := range have.Layers {
+		seen[key(l)] = true
+	}
+	changed := false
+	for _, l := range more.Layers {
+		if k := key(l); !seen[k] {
+			seen[k] = true
+			have.Layers = append(have.Layers, l)
+			changed = true
+		}
+	}
+	if !changed {
+		return existing, false, nil
+	}
+	dt, err := json.Marshal(have)
+	return dt, true, err
 }
 
 // onceMap computes one value per key, once, however many ask at a time.

@@ -144,7 +144,7 @@ func TestPlanReferrers(t *testing.T) {
 	if !reflect.DeepEqual(blobs, want) {
 		t.Errorf("blobs %v, want %v", blobs, want)
 	}
-	if len(rp.content.manifests) != 1 || rp.content.manifests[0] != ref || !rp.top[ref.desc.Digest] {
+	if len(rp.content.manifests) != 1 || rp.content.manifests[0] != ref {
 		t.Errorf("manifests by digest: want the OCI referrer only (the signature goes to its tag)")
 	}
 	if got := rp.bySubject[subj]; len(got) != 1 || got[0].ArtifactType != "x/sbom" {
@@ -240,5 +240,41 @@ func TestFindReferrersAPI(t *testing.T) {
 		if got := reg.asked[base+path]; got != want {
 			t.Errorf("%s asked %d times, want %d (all: %v)", path, got, want, reg.asked)
 		}
+	}
+}
+
+func TestMergeCosignManifest(t *testing.T) {
+	layer := func(sig string) string {
+		return `{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"` + digest.FromString("payload").String() +
+			`","size":7,"annotations":{"dev.cosignproject.cosign/signature":"` + sig + `"}}`
+	}
+	manifest := func(layers ...string) []byte {
+		return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+			digest.FromString("cfg").String() + `","size":3},"layers":[` + strings.Join(layers, ",") + `]}`)
+	}
+	cases := []struct {
+		name          string
+		existing, add []byte
+		want          []byte
+		changed       bool
+	}{
+		// Same payload signed by another key: another layer, kept beside.
+		{"adds", manifest(layer("A")), manifest(layer("B")), manifest(layer("A"), layer("B")), true},
+		{"keeps order, de-duplicates", manifest(layer("A"), layer("B")), manifest(layer("B"), layer("C")), manifest(layer("A"), layer("B"), layer("C")), true},
+		{"nothing new", manifest(layer("A"), layer("B")), manifest(layer("B")), manifest(layer("A"), layer("B")), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, changed, err := mergeCosignManifest(c.existing, c.add)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != c.changed || string(got) != string(c.want) {
+				t.Errorf("got %v\n%s\nwant %v\n%s", changed, got, c.changed, c.want)
+			}
+		})
+	}
+	if _, _, err := mergeCosignManifest([]byte(`{"schemaVersion":2,"manifests":[]}`), manifest(layer("A"))); err == nil {
+		t.Error("an index in the target was merged into; want an error")
 	}
 }

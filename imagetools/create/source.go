@@ -73,6 +73,11 @@ func ParseSource(s string) (Source, error) {
 		}
 		return Source{Kind: SourceRef, Ref: in}, nil
 	}
+	// Other schemes, and a bare file (which ref.Parse refuses with the
+	// line that names archive://), are parsed by ref.Parse.
+	if ref.HasScheme(in) || ref.NamesFile(in) {
+		return Source{Kind: SourceRef, Ref: in}, nil
+	}
 	_, refErr := reference.ParseNormalizedNamed(in)
 	if refErr == nil {
 		return Source{Kind: SourceRef, Ref: in}, nil

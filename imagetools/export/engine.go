@@ -33,6 +33,7 @@ const (
 // command.Cli.Client()) implements it and negotiates the API version.
 type EngineClient interface {
 	ServerVersion(ctx context.Context, opts client.ServerVersionOptions) (client.ServerVersionResult, error)
+	Info(ctx context.Context, opts client.InfoOptions) (client.SystemInfoResult, error)
 	ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (client.ImageLoadResult, error)
 }
 
@@ -47,24 +48,31 @@ func (e *EngineError) Error() string { return e.Message }
 
 // EngineOptions controls ToEngine.
 type EngineOptions struct {
-	// Platform picks the image loaded from an index; nil means the engine's
-	// platform. It must be a platform the engine runs.
-	Platform *ocispec.Platform
-	// IncludeForeign and MaxConcurrency are as in Options.
-	IncludeForeign bool
-	MaxConcurrency int
+	// Platforms pick the images loaded from an index; none means the
+	// engine's platform. Each must have the engine's OS; an architecture
+	// the engine runs only under emulation gets a warning. More than one
+	// needs an engine with the containerd image store.
+	Platforms []ocispec.Platform
+	// AllPlatforms loads every image of an index (containerd image store
+	// only); Platforms, or the engine's, then choose manifest.json's image.
+	AllPlatforms bool
+	// SkipAttestations, IncludeForeign and MaxConcurrency are as in Options.
+	SkipAttestations bool
+	IncludeForeign   bool
+	MaxConcurrency   int
 	// Progress receives the steps: "exporting layers", "writing image
 	// sha256:..." per image, "naming to NAME" per name. nil reports nothing.
 	Progress progress.Writer
 }
 
-// engineImage is what ToEngine expects the engine to report for one image of
-// manifest.json.
+// engineImage is what ToEngine expects the engine to report for one image.
 type engineImage struct {
 	// Label names the image in errors.
 	Label string
-	// Config is the config digest, which is the image ID of the classic store.
-	Config digest.Digest
+	// ID is the image ID the engine gives it: the config digest in the
+	// classic image store, the root's digest (the index's, kept whole) in
+	// the containerd image store.
+	ID digest.Digest
 	// Names are the fully qualified repo:tag names; none means the engine
 	// reports the image ID instead.
 	Names []string
@@ -75,12 +83,13 @@ type engineImage struct {
 // engine's answer: every name must be reported loaded, and every image
 // without a name by its ID.
 //
-// Before a byte is sent, the engine is asked its platform: the requested
-// platform must be one it runs, an index must have an image for it, and a
-// single image's config must name a platform the engine runs. Only one
-// platform is sent; manifest.json, the only part the classic image store
-// reads, holds one image per index anyway. The Result is Write's, warnings
-// included when the load failed.
+// Before a byte is sent, the engine is asked its platform and image store
+// (AskEngine) and the platforms are checked (engineChoosePlatforms): an
+// index must have an image for each, a single image must have the engine's
+// OS. The classic store gets one platform (manifest.json, the only part it
+// reads, holds one image per index); the containerd image store gets every
+// platform asked for in one stream, and keeps the index digest as image ID.
+// The Result is Write's, warnings included when the load failed.
 func ToEngine(ctx context.Context, engine EngineClient, imgs []Image, opts EngineOptions) (Result, error) {
 	if len(imgs) == 0 {
 		return Result{}, errors.New("load: no image given")
@@ -89,118 +98,112 @@ func ToEngine(ctx context.Context, engine EngineClient, imgs []Image, opts Engin
 	if pw == nil {
 		pw = progress.Discard()
 	}
-	enginePlatform, err := EnginePlatform(ctx, engine)
+	info, err := AskEngine(ctx, engine)
 	if err != nil {
 		return Result{}, err
 	}
-	want, err := engineChoosePlatform(enginePlatform, opts.Platform)
+	want, warnings, err := engineChoosePlatforms(info, opts.Platforms, opts.AllPlatforms)
 	if err != nil {
 		return Result{}, err
 	}
-	expect, err := enginePlan(ctx, imgs, enginePlatform, want)
+	expect, more, err := enginePlan(ctx, imgs, info, want, opts.AllPlatforms)
+	warnings = append(warnings, more...)
 	if err != nil {
-		return Result{}, err
+		return Result{Warnings: warnings}, err
 	}
 	wopts := Options{
-		Platforms:      []ocispec.Platform{want},
-		Format:         FormatDocker,
-		IncludeForeign: opts.IncludeForeign,
-		MaxConcurrency: opts.MaxConcurrency,
+		Platforms:        want,
+		AllPlatforms:     opts.AllPlatforms,
+		Format:           FormatDocker,
+		SkipAttestations: opts.SkipAttestations,
+		IncludeForeign:   opts.IncludeForeign,
+		MaxConcurrency:   opts.MaxConcurrency,
 	}
-	return engineStream(ctx, engine, imgs, expect, wopts, pw)
+	res, err := engineStream(ctx, engine, imgs, expect, wopts, pw)
+	res.Warnings = append(warnings, res.Warnings...)
+	return res, err
 }
 
-// EnginePlatform asks the Docker engine the platform it runs, normalized
-// (the engine reports GOOS and GOARCH, without a variant).
-func EnginePlatform(ctx context.Context, engine EngineClient) (ocispec.Platform, error) {
-	v, err := engine.ServerVersion(ctx, client.ServerVersionOptions{})
-	if err != nil {
-		return ocispec.Platform{}, fmt.Errorf("ask the Docker engine its platform: %w", err)
-	}
-	if v.Os == "" || v.Arch == "" {
-		return ocispec.Platform{}, fmt.Errorf("ask the Docker engine its platform: the engine reports OS %q and architecture %q", v.Os, v.Arch)
-	}
-	return platforms.Normalize(ocispec.Platform{OS: v.Os, Architecture: v.Arch}), nil
-}
-
-// engineChoosePlatform returns the platform to load: the requested one when the
-// engine runs it (containerd platform matching: an amd64 engine runs 386
-// too), else the engine's own.
-func engineChoosePlatform(engine ocispec.Platform, requested *ocispec.Platform) (ocispec.Platform, error) {
-	if requested == nil {
-		return engine, nil
-	}
-	if !oci.Serves(engine, *requested) {
-		return ocispec.Platform{}, fmt.Errorf("load %s: the engine runs %s: %w", platforms.FormatAll(*requested), platforms.FormatAll(engine), imagetools.ErrEnginePlatform)
-	}
-	return *requested, nil
-}
-
-// enginePlan reads each image's manifest and config (indexes: the child for
-// want) and returns what the engine must report, one entry per config, in
-// manifest.json order. Nothing is sent to the engine yet.
-func enginePlan(ctx context.Context, imgs []Image, engine, want ocispec.Platform) ([]engineImage, error) {
-	var out []engineImage
+// enginePlan reads each image's manifest and config (indexes: the children
+// for want) and returns what the engine must report, one entry per image ID,
+// in order, with the warnings found (single images that run under
+// emulation). Nothing is sent to the engine yet.
+func enginePlan(ctx context.Context, imgs []Image, info EngineInfo, want []ocispec.Platform, all bool) ([]engineImage, []string, error) {
+	var (
+		out      []engineImage
+		warnings []string
+	)
 	for _, img := range imgs {
 		label := img.Name
 		if label == "" {
 			label = img.Desc.Digest.String()
 		}
 		if img.Fetcher == nil {
-			return nil, fmt.Errorf("load %s: no fetcher", label)
+			return nil, warnings, fmt.Errorf("load %s: no fetcher", label)
 		}
 		name, err := parseImageName(img.Name)
 		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", label, err)
+			return nil, warnings, fmt.Errorf("load %s: %w", label, err)
 		}
-		cfg, err := engineConfigDigest(ctx, img, engine, want)
+		id, w, err := engineImageID(ctx, img, info, want, all)
+		warnings = append(warnings, w...)
 		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", label, err)
+			return nil, warnings, fmt.Errorf("load %s: %w", label, err)
 		}
-		i := slices.IndexFunc(out, func(l engineImage) bool { return l.Config == cfg })
+		i := slices.IndexFunc(out, func(l engineImage) bool { return l.ID == id })
 		if i < 0 {
-			out = append(out, engineImage{Label: label, Config: cfg})
+			out = append(out, engineImage{Label: label, ID: id})
 			i = len(out) - 1
 		}
 		if name.RepoTag != "" && !slices.Contains(out[i].Names, name.RepoTag) {
 			out[i].Names = append(out[i].Names, name.RepoTag)
 		}
 	}
-	return out, nil
+	return out, warnings, nil
 }
 
-// engineConfigDigest returns the config digest of the image manifest.json
-// gets for img, after checking its platform against the engine's.
-func engineConfigDigest(ctx context.Context, img Image, engine, want ocispec.Platform) (digest.Digest, error) {
+// engineImageID checks img against the platforms to load and returns the
+// image ID the engine will give it: the config digest of the image
+// manifest.json gets (classic store) or the root digest (containerd store).
+func engineImageID(ctx context.Context, img Image, info EngineInfo, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
 	desc := img.Desc
 	if oci.IsIndex(desc.MediaType) {
 		var index ocispec.Index
 		if err := engineFetchJSON(ctx, img, desc, &index); err != nil {
-			return "", err
+			return "", nil, err
 		}
-		sel, err := selectChildren(index, []ocispec.Platform{want}, false, true)
+		sel, err := selectChildren(index, want, all, true)
 		if err != nil {
-			return "", fmt.Errorf("index %s: %w", desc.Digest, err)
+			return "", nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		if info.MultiPlatform {
+			return img.Desc.Digest, nil, nil
 		}
 		desc = *sel.Primary
 	} else if !oci.IsManifest(desc.MediaType) {
-		return "", fmt.Errorf("unsupported media type %q", desc.MediaType)
+		return "", nil, fmt.Errorf("unsupported media type %q", desc.MediaType)
 	}
 	var m ocispec.Manifest
 	if err := engineFetchJSON(ctx, img, desc, &m); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if desc.Digest == img.Desc.Digest {
-		// A single image is loaded whatever its platform: check it here.
-		var cfg ocispec.Image
-		if err := engineFetchJSON(ctx, img, m.Config, &cfg); err != nil {
-			return "", err
-		}
-		if !oci.Serves(engine, cfg.Platform) {
-			return "", fmt.Errorf("image is %s, the engine runs %s: %w", platforms.FormatAll(cfg.Platform), platforms.FormatAll(engine), imagetools.ErrEnginePlatform)
-		}
+	id := m.Config.Digest
+	if info.MultiPlatform {
+		id = img.Desc.Digest
 	}
-	return m.Config.Digest, nil
+	if desc.Digest != img.Desc.Digest {
+		return id, nil, nil
+	}
+	// A single image is loaded whatever its platform: check its OS here.
+	var cfg ocispec.Image
+	if err := engineFetchJSON(ctx, img, m.Config, &cfg); err != nil {
+		return "", nil, err
+	}
+	if cfg.OS != info.Platform.OS {
+		return "", nil, fmt.Errorf("image is %s, the engine runs %s and holds %s images only: %w", platforms.FormatAll(cfg.Platform), platforms.FormatAll(info.Platform), info.Platform.OS, imagetools.ErrEnginePlatform)
+	}
+	w, err := engineCheckPlatform(info.Platform, cfg.Platform)
+	return id, w, err
 }
 
 func engineFetchJSON(ctx context.Context, img Image, desc ocispec.Descriptor, v any) error {
@@ -240,7 +243,7 @@ func engineStream(ctx context.Context, engine EngineClient, imgs []Image, expect
 		if exportErr == nil {
 			// The engine writes the images once it has the whole tar.
 			for _, l := range expect {
-				writing = append(writing, progress.OneOff(pw, "writing image "+l.Config.String()))
+				writing = append(writing, progress.OneOff(pw, "writing image "+l.ID.String()))
 			}
 		}
 		return exportErr
@@ -351,8 +354,8 @@ func engineCheckAnswer(pw progress.Writer, expect []engineImage, answer engineAn
 	var missing []string
 	for i, l := range expect {
 		var err error
-		if len(l.Names) == 0 && !slices.Contains(answer.IDs, l.Config.String()) {
-			missing = append(missing, l.Label+" (image ID "+l.Config.String()+")")
+		if len(l.Names) == 0 && !slices.Contains(answer.IDs, l.ID.String()) {
+			missing = append(missing, l.Label+" (image ID "+l.ID.String()+")")
 			err = imagetools.ErrNotLoaded
 		}
 		_ = writing[i](err)

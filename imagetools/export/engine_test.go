@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/progress"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // enginetestEngine answers like the classic image store: it reads the whole
@@ -26,7 +28,9 @@ import (
 // set, replaces the report.
 type enginetestEngine struct {
 	os, arch string
-	answer   func(reported string) string
+	// multi plays the containerd image store in the engine's info.
+	multi  bool
+	answer func(reported string) string
 
 	loads int
 	tar   []byte
@@ -36,6 +40,16 @@ func (e *enginetestEngine) ServerVersion(context.Context, client.ServerVersionOp
 	return client.ServerVersionResult{Os: e.os, Arch: e.arch}, nil
 }
 
+func (e *enginetestEngine) Info(context.Context, client.InfoOptions) (client.SystemInfoResult, error) {
+	var res client.SystemInfoResult
+	res.Info.Driver = "vfs"
+	if e.multi {
+		res.Info.Driver = "overlayfs"
+		res.Info.DriverStatus = [][2]string{{"driver-type", containerdStoreDriverType}}
+	}
+	return res, nil
+}
+
 func (e *enginetestEngine) ImageLoad(_ context.Context, r io.Reader, _ ...client.ImageLoadOption) (client.ImageLoadResult, error) {
 	e.loads++
 	data, err := io.ReadAll(r)
@@ -43,7 +57,10 @@ func (e *enginetestEngine) ImageLoad(_ context.Context, r io.Reader, _ ...client
 		return nil, err
 	}
 	e.tar = data
-	var items []manifestItem
+	var (
+		items []manifestItem
+		index ocispec.Index
+	)
 	tr := tar.NewReader(bytes.NewReader(data))
 	for {
 		hdr, err := tr.Next()
@@ -53,13 +70,32 @@ func (e *enginetestEngine) ImageLoad(_ context.Context, r io.Reader, _ ...client
 		if err != nil {
 			return nil, err
 		}
-		if hdr.Name == manifestFile {
-			if err := json.NewDecoder(tr).Decode(&items); err != nil {
-				return nil, err
-			}
+		switch hdr.Name {
+		case manifestFile:
+			err = json.NewDecoder(tr).Decode(&items)
+		case "index.json":
+			err = json.NewDecoder(tr).Decode(&index)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	var out strings.Builder
+	if e.multi {
+		// The containerd image store reads index.json: names, else the root's digest.
+		for _, d := range index.Manifests {
+			if name := d.Annotations["io.containerd.image.name"]; name != "" {
+				ref, err := reference.ParseNormalizedNamed(name)
+				if err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(&out, "Loaded image: %s\n", reference.FamiliarString(ref))
+			} else {
+				fmt.Fprintf(&out, "Loaded image ID: %s\n", d.Digest)
+			}
+		}
+		items = nil
+	}
 	for _, it := range items {
 		if len(it.RepoTags) == 0 {
 			fmt.Fprintf(&out, "Loaded image ID: sha256:%s\n", strings.TrimPrefix(it.Config, "blobs/sha256/"))
@@ -104,12 +140,12 @@ func (s *enginetestSteps) Write(st *bkclient.SolveStatus) {
 	}
 }
 
-func enginetestRun(t *testing.T, e *enginetestEngine, imgs []Image, opts EngineOptions) (*enginetestSteps, error) {
+func enginetestRun(t *testing.T, e *enginetestEngine, imgs []Image, opts EngineOptions) (*enginetestSteps, Result, error) {
 	t.Helper()
 	steps := &enginetestSteps{ended: map[string]string{}}
 	opts.Progress = progress.Writer(steps)
-	_, err := ToEngine(context.Background(), e, imgs, opts)
-	return steps, err
+	res, err := ToEngine(context.Background(), e, imgs, opts)
+	return steps, res, err
 }
 
 func TestToEngine(t *testing.T) {
@@ -119,8 +155,9 @@ func TestToEngine(t *testing.T) {
 	multi := exptestMulti(t, s)
 	appImg := Image{Fetcher: s, Desc: exptestRoot(app.manifest), Name: "localhost:5000/app:1"}
 	multiImg := Image{Fetcher: s, Desc: exptestRoot(multi.index), Name: "docker.io/library/multi:1"}
-	s390x := platforms.MustParse("linux/s390x")
+	windows := platforms.MustParse("windows/amd64")
 	arm64 := platforms.MustParse("linux/arm64")
+	amd64 := platforms.MustParse("linux/amd64")
 
 	tests := []struct {
 		name    string
@@ -133,6 +170,8 @@ func TestToEngine(t *testing.T) {
 		steps map[string]string
 		// noLoad: nothing may be sent to the engine.
 		noLoad bool
+		// warnings must each be part of a warning of the Result.
+		warnings []string
 	}{
 		{
 			name: "one image", imgs: []Image{appImg},
@@ -151,20 +190,39 @@ func TestToEngine(t *testing.T) {
 			steps: map[string]string{"writing image " + app.config.Digest.String(): ""},
 		},
 		{
-			name: "platform the engine cannot run", imgs: []Image{multiImg}, opts: EngineOptions{Platform: &s390x},
-			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"linux/s390x", "linux/amd64"}, noLoad: true,
+			name: "OS the engine cannot hold", imgs: []Image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{windows}},
+			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"windows/amd64", "the engine runs linux/amd64 and holds linux images only"}, noLoad: true,
+		},
+		{
+			name: "architecture under emulation", imgs: []Image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{arm64}},
+			warnings: []string{"linux/arm64 images run on this linux/amd64 engine only under emulation"},
+			steps:    map[string]string{"writing image " + multi.arm64.config.Digest.String(): ""},
+		},
+		{
+			name: "classic store refuses several platforms", imgs: []Image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{amd64, arm64}},
+			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"load 2 platforms", "classic image store keeps one platform per image"}, noLoad: true,
+		},
+		{
+			name: "classic store refuses all", imgs: []Image{multiImg}, opts: EngineOptions{AllPlatforms: true},
+			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"load all platforms"}, noLoad: true,
+		},
+		{
+			name: "containerd store keeps the index", engine: enginetestEngine{multi: true}, imgs: []Image{{Fetcher: s, Desc: exptestRoot(multi.index)}},
+			opts:  EngineOptions{AllPlatforms: true},
+			steps: map[string]string{"writing image " + multi.index.Digest.String(): ""},
 		},
 		{
 			name: "index without the engine platform", engine: enginetestEngine{os: "linux", arch: "s390x"}, imgs: []Image{multiImg},
 			errHas: []string{"no image for platform linux/s390x"}, noLoad: true,
 		},
 		{
-			name: "single image of another platform", imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
-			opts: EngineOptions{Platform: &arm64}, wantErr: imagetools.ErrEnginePlatform, noLoad: true,
+			name: "single image of another architecture", imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
+			warnings: []string{"linux/arm64 images run on this linux/amd64 engine only under emulation"},
+			steps:    map[string]string{"naming to localhost:5000/arm:1": ""},
 		},
 		{
-			name: "single image of another platform, engine default", imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
-			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"localhost:5000/arm:1", "image is linux/arm64"}, noLoad: true,
+			name: "single image of another OS", engine: enginetestEngine{os: "windows", arch: "amd64"}, imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
+			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"localhost:5000/arm:1", "image is linux/arm64", "holds windows images only"}, noLoad: true,
 		},
 		{
 			name: "name not reported", imgs: []Image{appImg, multiImg},
@@ -195,7 +253,12 @@ func TestToEngine(t *testing.T) {
 			if e.answer == nil {
 				e.answer = func(text string) string { return enginetestJSON(text) }
 			}
-			steps, err := enginetestRun(t, &e, tc.imgs, tc.opts)
+			steps, res, err := enginetestRun(t, &e, tc.imgs, tc.opts)
+			for _, w := range tc.warnings {
+				if !slices.ContainsFunc(res.Warnings, func(got string) bool { return strings.Contains(got, w) }) {
+					t.Errorf("warnings %q, want one with %q", res.Warnings, w)
+				}
+			}
 			wantFail := tc.wantErr != nil || len(tc.errHas) > 0
 			if (err != nil) != wantFail {
 				t.Fatalf("ToEngine: %v, want failure %v", err, wantFail)
@@ -231,7 +294,7 @@ func TestToEngineSendsOnePlatform(t *testing.T) {
 	s := newExptestStore()
 	multi := exptestMulti(t, s)
 	e := &enginetestEngine{os: "linux", arch: "amd64", answer: enginetestJSON}
-	if _, err := enginetestRun(t, e, []Image{{Fetcher: s, Desc: exptestRoot(multi.index), Name: "localhost:5000/multi:1"}}, EngineOptions{}); err != nil {
+	if _, _, err := enginetestRun(t, e, []Image{{Fetcher: s, Desc: exptestRoot(multi.index), Name: "localhost:5000/multi:1"}}, EngineOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	entries := exptestReadTar(t, e.tar)

@@ -45,6 +45,10 @@ type Image struct {
 	// Data is the root's bytes when the caller already read them (checked
 	// against Desc); nil means they are fetched.
 	Data []byte
+	// SourceAnnotations are added to the image's index.json entry: the
+	// distribution source (ref.Location.DistributionSource) that docker save
+	// writes there for an image it pulled.
+	SourceAnnotations map[string]string
 }
 
 // Options controls Write.
@@ -60,6 +64,10 @@ type Options struct {
 	ExplicitPlatforms bool
 	// Format is FormatDocker (default) or FormatOCI.
 	Format string
+	// SkipAttestations leaves out the attestation manifests (provenance,
+	// SBOM) of the exported platforms. By default they are kept, as the
+	// Docker engine's containerd image store pulls and saves them.
+	SkipAttestations bool
 	// IncludeForeign writes non-distributable layers too; by default they are
 	// left out and their descriptors (with URLs) go to manifest.json's LayerSources.
 	IncludeForeign bool
@@ -147,12 +155,19 @@ func Write(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result
 	if len(imgs) == 0 {
 		return Result{}, errors.New("export: no image given")
 	}
-	pl, err := makePlan(ctx, imgs, opts)
+	// A file is written at offsets: the configs manifest.json is checked
+	// against can then be read beside the layers and checked once written,
+	// sparing the round trip that reading them first costs. A stream is
+	// written in order, so they are checked before its first byte; so is a
+	// file that cannot be read back (a shell's "> image.tar" opens it
+	// write-only).
+	f, base, toFile := fileAt(w)
+	pl, err := makePlan(ctx, imgs, opts, toFile && readable(f))
 	res := Result{Warnings: pl.warnings}
 	if err != nil {
 		return res, err
 	}
-	if f, base, ok := fileAt(w); ok {
+	if toFile {
 		return res, writeFileAt(ctx, f, base, imgs, pl, opts)
 	}
 	return res, writeStream(ctx, w, imgs, pl, opts)

@@ -24,6 +24,9 @@ type plan struct {
 	records  []record
 	names    []string
 	warnings []string
+	// unchecked are the manifest.json images whose config is fetched with
+	// the layers and checked once written (checkWrittenConfigs).
+	unchecked []dockerImage
 }
 
 // planner collects the blobs and images while the structure is read.
@@ -37,13 +40,16 @@ type planner struct {
 	entries []indexEntry
 	// ahead holds the small blobs prefetch read.
 	ahead *prefetched
+	// deferConfigs leaves the configs of manifest.json's images to be
+	// fetched with the layers when nothing else needs them first.
+	deferConfigs bool
 }
 
 // makePlan reads the images' structure and lays out the tar. The plan holds
 // the warnings found so far even with an error.
-func makePlan(ctx context.Context, imgs []Image, opts Options) (plan, error) {
-	r := &planner{imgs: imgs, opts: opts, blobs: map[digest.Digest]*blob{},
-		ahead: prefetch(ctx, imgs, opts, oci.MetadataLimit(opts.MaxConcurrency))}
+func makePlan(ctx context.Context, imgs []Image, opts Options, deferConfigs bool) (plan, error) {
+	r := &planner{imgs: imgs, opts: opts, blobs: map[digest.Digest]*blob{}, deferConfigs: deferConfigs,
+		ahead: prefetch(ctx, imgs, opts, oci.MetadataLimit(opts.MaxConcurrency), deferConfigs)}
 	for i := range imgs {
 		if err := r.addImage(ctx, i); err != nil {
 			return plan{}, err
@@ -58,6 +64,11 @@ func makePlan(ctx context.Context, imgs []Image, opts Options) (plan, error) {
 		return pl, err
 	}
 	pl.records = recs
+	for _, d := range r.docker {
+		if d.ConfigData == nil {
+			pl.unchecked = append(pl.unchecked, *d)
+		}
+	}
 	for _, e := range r.entries {
 		if e.Name.Full != "" && !slices.Contains(pl.names, e.Name.Full) {
 			pl.names = append(pl.names, e.Name.Full)
@@ -108,7 +119,7 @@ func (r *planner) addImage(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
-	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name})
+	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name, Source: img.SourceAnnotations})
 	if err := r.seedRoot(i); err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
@@ -166,6 +177,9 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}
 	for _, c := range sel.Kept {
+		if r.opts.SkipAttestations && oci.IsAttestation(c) {
+			continue
+		}
 		if !oci.IsManifest(c.MediaType) {
 			return nil, fmt.Errorf("index %s: child %s has unsupported media type %q", desc.Digest, c.Digest, c.MediaType)
 		}
@@ -301,17 +315,19 @@ func (r *planner) addDockerImage(ctx context.Context, i int, desc ocispec.Descri
 	if err != nil {
 		return err
 	}
-	cfg, err := r.addSmall(ctx, i, m.Config, kindConfig)
-	if err != nil {
-		return err
-	}
-	d := &dockerImage{Name: label, Manifest: desc, Config: m.Config, ConfigData: cfg, Layers: m.Layers}
+	d := &dockerImage{Name: label, Manifest: desc, Config: m.Config, Layers: m.Layers}
 	for _, l := range m.Layers {
 		if images.IsNonDistributable(l.MediaType) && !r.opts.IncludeForeign {
 			if d.Foreign == nil {
 				d.Foreign = map[digest.Digest]bool{}
 			}
 			d.Foreign[l.Digest] = true
+		}
+	}
+	// Foreign layers need the config's diff_ids to lay out manifest.json.
+	if b, ok := r.blobs[m.Config.Digest]; !r.deferConfigs || d.Foreign != nil || (ok && b.Data != nil) {
+		if d.ConfigData, err = r.addSmall(ctx, i, m.Config, kindConfig); err != nil {
+			return err
 		}
 	}
 	if name.RepoTag != "" {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/opencontainers/go-digest"
@@ -31,6 +32,9 @@ type smallFetch struct {
 type prefetched struct {
 	mu    sync.Mutex
 	blobs map[digest.Digest]smallFetch
+	// deferConfigs leaves out the configs only manifest.json's check needs
+	// (see planner.deferConfigs).
+	deferConfigs, includeForeign bool
 }
 
 func (p *prefetched) get(d digest.Digest) (smallFetch, bool) {
@@ -66,8 +70,9 @@ func (p *prefetched) put(d digest.Digest, f smallFetch) {
 type prefetchJob struct {
 	i    int
 	desc ocispec.Descriptor
-	// config asks for the config of the manifest too.
-	config bool
+	// config asks for the config of the manifest too; forCheck when only
+	// manifest.json's check needs it, which may come after the layers.
+	config, forCheck bool
 }
 
 // prefetch reads ahead, limit at a time, the manifests of the children
@@ -75,9 +80,10 @@ type prefetchJob struct {
 // each index's primary child, and of a single image when the Docker format
 // or a platform check needs it). Anything it cannot read or parse is left to
 // the sequential pass.
-func prefetch(ctx context.Context, imgs []Image, opts Options, limit int) *prefetched {
-	p := &prefetched{blobs: map[digest.Digest]smallFetch{}}
-	needConfig := opts.Format == FormatDocker || (opts.ExplicitPlatforms && !opts.AllPlatforms)
+func prefetch(ctx context.Context, imgs []Image, opts Options, limit int, deferConfigs bool) *prefetched {
+	p := &prefetched{blobs: map[digest.Digest]smallFetch{}, deferConfigs: deferConfigs, includeForeign: opts.IncludeForeign}
+	platformCheck := opts.ExplicitPlatforms && !opts.AllPlatforms
+	needConfig := opts.Format == FormatDocker || platformCheck
 	var manifests []prefetchJob
 	for i, img := range imgs {
 		switch {
@@ -86,7 +92,7 @@ func prefetch(ctx context.Context, imgs []Image, opts Options, limit int) *prefe
 			manifests = append(manifests, prefetchChildren(i, img.Data, opts)...)
 		case oci.IsManifest(img.Desc.MediaType) && needConfig:
 			p.put(img.Desc.Digest, smallFetch{data: img.Data})
-			manifests = append(manifests, prefetchJob{i: i, desc: img.Desc, config: true})
+			manifests = append(manifests, prefetchJob{i: i, desc: img.Desc, config: true, forCheck: !platformCheck})
 		}
 	}
 	configs := p.fetchAll(ctx, imgs, manifests, limit)
@@ -107,9 +113,9 @@ func prefetchChildren(i int, data []byte, opts Options) []prefetchJob {
 	}
 	var out []prefetchJob
 	for _, c := range sel.Kept {
-		if oci.IsManifest(c.MediaType) {
+		if oci.IsManifest(c.MediaType) && !(opts.SkipAttestations && oci.IsAttestation(c)) {
 			primary := sel.Primary != nil && c.Digest == sel.Primary.Digest && opts.Format == FormatDocker
-			out = append(out, prefetchJob{i: i, desc: c, config: primary})
+			out = append(out, prefetchJob{i: i, desc: c, config: primary, forCheck: true})
 		}
 	}
 	return out
@@ -142,6 +148,9 @@ func (p *prefetched) fetchAll(ctx context.Context, imgs []Image, jobs []prefetch
 			if json.Unmarshal(f.data, &m) != nil || validateDigest(m.Config.Digest) != nil {
 				return nil
 			}
+			if j.forCheck && p.deferConfigs && !hasForeign(m.Layers, p.includeForeign) {
+				return nil
+			}
 			mu.Lock()
 			next = append(next, prefetchJob{i: j.i, desc: m.Config})
 			mu.Unlock()
@@ -160,4 +169,15 @@ func (p *prefetched) fetchSmall(ctx context.Context, img Image, desc ocispec.Des
 	}
 	data, err := p.fetch(ctx, img.Fetcher, desc)
 	return smallFetch{data: data, err: err}, true
+}
+
+// hasForeign reports whether layers hold one left out of the tar, whose
+// manifest.json entry needs the config's diff_ids.
+func hasForeign(layers []ocispec.Descriptor, includeForeign bool) bool {
+	for _, l := range layers {
+		if images.IsNonDistributable(l.MediaType) && !includeForeign {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"archive/tar"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -131,6 +132,8 @@ func parseImageName(name string) (imageName, error) {
 type indexEntry struct {
 	Desc ocispec.Descriptor
 	Name imageName
+	// Source are the annotations of where the image came from.
+	Source map[string]string
 }
 
 // renderIndexJSON renders index.json: one descriptor per entry in order, with
@@ -141,8 +144,14 @@ func renderIndexJSON(entries []indexEntry) ([]byte, error) {
 	manifests := []ocispec.Descriptor{}
 	for _, e := range entries {
 		d := ocispec.Descriptor{MediaType: e.Desc.MediaType, Digest: e.Desc.Digest, Size: e.Desc.Size}
+		if e.Name.Full != "" || len(e.Source) > 0 {
+			d.Annotations = maps.Clone(e.Source)
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+		}
 		if e.Name.Full != "" {
-			d.Annotations = map[string]string{images.AnnotationImageName: e.Name.Full}
+			d.Annotations[images.AnnotationImageName] = e.Name.Full
 			if e.Name.Tag != "" {
 				d.Annotations[ocispec.AnnotationRefName] = e.Name.Tag
 			}
@@ -159,9 +168,7 @@ func renderIndexJSON(entries []indexEntry) ([]byte, error) {
 }
 
 func sameEntry(a, b ocispec.Descriptor) bool {
-	return a.MediaType == b.MediaType && a.Digest == b.Digest && a.Size == b.Size &&
-		a.Annotations[images.AnnotationImageName] == b.Annotations[images.AnnotationImageName] &&
-		a.Annotations[ocispec.AnnotationRefName] == b.Annotations[ocispec.AnnotationRefName]
+	return a.MediaType == b.MediaType && a.Digest == b.Digest && a.Size == b.Size && maps.Equal(a.Annotations, b.Annotations)
 }
 
 // dockerImage is one image for manifest.json.
@@ -218,14 +225,18 @@ func checkConfig(img dockerImage) (imageConfig, error) {
 }
 
 // renderManifestJSON renders manifest.json, one entry per image in order,
-// after checking every config. LayerSources is keyed by diff_id, as Docker
-// reads it.
+// after checking every config read (one not read yet, ConfigData nil, is
+// checked once written: checkWrittenConfigs). LayerSources is keyed by
+// diff_id, as Docker reads it.
 func renderManifestJSON(imgs []dockerImage) ([]byte, error) {
 	items := make([]manifestItem, 0, len(imgs))
 	for _, img := range imgs {
-		cfg, err := checkConfig(img)
-		if err != nil {
-			return nil, err
+		var cfg imageConfig
+		var err error
+		if img.ConfigData != nil {
+			if cfg, err = checkConfig(img); err != nil {
+				return nil, err
+			}
 		}
 		item := manifestItem{RepoTags: []string{}, Layers: []string{}}
 		if item.Config, err = blobPath(img.Config.Digest); err != nil {

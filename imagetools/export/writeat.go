@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -68,6 +69,14 @@ func offsetsOf(records []record) (tarOffsets, error) {
 	return l, nil
 }
 
+// readable reports whether f can be read back: a one-byte read at 0 fails
+// with EBADF (on Windows, access denied) on a write-only file, and gives
+// io.EOF on an empty one.
+func readable(f *os.File) bool {
+	_, err := f.ReadAt(make([]byte, 1), 0)
+	return err == nil || errors.Is(err, io.EOF)
+}
+
 // padding returns the zero bytes that follow content of size bytes.
 func padding(size int64) int64 {
 	return -size & (tarBlock - 1)
@@ -111,7 +120,7 @@ func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl p
 	// Blobs report from several goroutines; the lock keeps Progress's
 	// promise of one call at a time.
 	progress := &lockedProgress{p: opts.Progress}
-	w := &offsetWriter{f: f, base: base}
+	w := &offsetWriter{f: f, base: base, writeback: func(off, n int64) { startWriteback(f, base+off, n) }}
 	var streamed []slot
 	for _, s := range offs.slots {
 		if err := writeSlotFrame(ctx, w, s, progress); err != nil {
@@ -128,6 +137,9 @@ func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl p
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkWrittenConfigs(w, offs.slots, pl.unchecked); err != nil {
 		return err
 	}
 	if _, err := f.Seek(base+offs.size, io.SeekStart); err != nil {
@@ -231,7 +243,7 @@ func fetchAt(ctx context.Context, w *offsetWriter, off int64, f remotes.Fetcher,
 	r := oci.NewVerifyingReader(rc, b.Desc)
 	buf := bufs.get()
 	defer bufs.put(buf)
-	var written int64
+	var written, flushed int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -245,6 +257,10 @@ func fetchAt(ctx context.Context, w *offsetWriter, off int64, f remotes.Fetcher,
 			if b.Kind == kindLayer {
 				progress.Blob(b.Desc, written)
 			}
+			if written-flushed >= writebackStep {
+				w.writeback(off+flushed, written-flushed)
+				flushed = written
+			}
 		}
 		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
 			break
@@ -256,13 +272,25 @@ func fetchAt(ctx context.Context, w *offsetWriter, off int64, f remotes.Fetcher,
 	if written != b.Desc.Size {
 		return fmt.Errorf("wrote %d of %d bytes: %w", written, b.Desc.Size, imagetools.ErrSizeMismatch)
 	}
+	if written > flushed {
+		w.writeback(off+flushed, written-flushed)
+	}
 	return nil
 }
+
+// writebackStep is how many bytes of a blob are written before their
+// writeback to the disk is started: few calls, and the fsync before the
+// rename finds at most this much of each blob left to write.
+const writebackStep = 8 << 20
 
 // offsetWriter writes at offsets relative to where the tar starts.
 type offsetWriter struct {
 	f    *os.File
 	base int64
+	// writeback starts writing n bytes from off (relative to base) to the
+	// disk, without waiting (startWriteback); called on blob content that
+	// is complete, so the final fsync has little left.
+	writeback func(off, n int64)
 }
 
 func (w *offsetWriter) writeAt(p []byte, off int64) error {
@@ -303,4 +331,27 @@ func (l *lockedProgress) Naming(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.p.Naming(name)
+}
+
+// checkWrittenConfigs checks, as manifest.json's images require, the
+// configs fetched with the layers: each is read back from where it was
+// written, its digest already verified on the way in.
+func checkWrittenConfigs(w *offsetWriter, slots []slot, imgs []dockerImage) error {
+	for _, img := range imgs {
+		i := slices.IndexFunc(slots, func(s slot) bool { return s.rec.Blob != nil && s.rec.Blob.Desc.Digest == img.Config.Digest })
+		if i < 0 {
+			return fmt.Errorf("export: image %s: config %s is not in the tar", img.Name, img.Config.Digest)
+		}
+		if err := oci.CheckReadable(img.Config); err != nil {
+			return fmt.Errorf("export: image %s: config: %w", img.Name, err)
+		}
+		img.ConfigData = make([]byte, img.Config.Size)
+		if _, err := w.f.ReadAt(img.ConfigData, w.base+slots[i].content()); err != nil {
+			return fmt.Errorf("export: image %s: read back config %s: %w", img.Name, img.Config.Digest, err)
+		}
+		if _, err := checkConfig(img); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+	}
+	return nil
 }

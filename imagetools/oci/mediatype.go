@@ -81,3 +81,16 @@ func IsContainerImage(m ocispec.Manifest) bool {
 	}
 	return true
 }
+
+// IsSchema1 reports whether a manifest is Docker schema 1, by its media
+// type (signed or not) or, whatever the descriptor says, by its body's
+// schemaVersion: no index may list it and no place here reads it.
+func IsSchema1(mt string, b []byte) bool {
+	if mt == images.MediaTypeDockerSchema1Manifest || mt == "application/vnd.docker.distribution.manifest.v1+json" {
+		return true
+	}
+	var m struct {
+		SchemaVersion int `json:"schemaVersion"`
+	}
+	return json.Unmarshal(b, &m) == nil && m.SchemaVersion == 1
+}

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -25,7 +27,10 @@ import (
 // deciding the content: the folder holds exactly the tar's entries, each
 // name checked again here.
 func WriteFolder(ctx context.Context, dir string, write func(w io.Writer) error) (retErr error) {
-	dir = filepath.Clean(dir)
+	dir, err := followFolderLink(filepath.Clean(dir))
+	if err != nil {
+		return err
+	}
 	if err := checkTargetDir(dir); err != nil {
 		return err
 	}
@@ -33,10 +38,10 @@ func WriteFolder(ctx context.Context, dir string, write func(w io.Writer) error)
 	if parent == "" {
 		parent = "."
 	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(parent, 0o777); err != nil {
 		return fmt.Errorf("create %s: %w", parent, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	tmp, err := mkdirTemp(parent, base)
 	if err != nil {
 		return fmt.Errorf("create OCI layout %s: %w", dir, err)
 	}
@@ -47,9 +52,6 @@ func WriteFolder(ctx context.Context, dir string, write func(w io.Writer) error)
 	}()
 	if err := writeExtracted(ctx, tmp, write); err != nil {
 		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("write OCI layout %s: %w", dir, err)
 	}
 	// An empty folder in the way is replaced; rename refuses a non-empty one.
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -85,6 +87,45 @@ func writeExtracted(ctx context.Context, dir string, write func(w io.Writer) err
 		return err
 	}
 	return nil
+}
+
+// CheckNewFolder fails unless dir (its links followed) is absent or an
+// empty folder: what WriteFolder checks again, for a command to call before
+// anything is fetched.
+func CheckNewFolder(dir string) error {
+	dir, err := followFolderLink(filepath.Clean(dir))
+	if err != nil {
+		return err
+	}
+	return checkTargetDir(dir)
+}
+
+// followFolderLink returns the folder a symbolic link points to, so that
+// the new layout replaces that (empty) folder and the link stays.
+func followFolderLink(dir string) (string, error) {
+	fi, err := os.Lstat(dir)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return dir, nil
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("OCI layout %s: a symbolic link to nothing: %w", dir, err)
+	}
+	return real, nil
+}
+
+// mkdirTemp creates a new folder beside base in parent with mode 0777 less
+// the umask, as mkdir gives (os.MkdirTemp makes it 0700).
+func mkdirTemp(parent, base string) (string, error) {
+	for range 100 {
+		tmp := filepath.Join(parent, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
+		err := os.Mkdir(tmp, 0o777)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return tmp, err
+	}
+	return "", errors.New("no free temporary name")
 }
 
 // checkTargetDir fails unless dir is absent or an empty folder, before
@@ -131,7 +172,7 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
+			if err := os.MkdirAll(target, 0o777); err != nil {
 				return fmt.Errorf("create %s: %w", hdr.Name, err)
 			}
 		case tar.TypeReg:
@@ -145,7 +186,7 @@ func extract(ctx context.Context, r io.Reader, dir string) error {
 }
 
 func extractFile(r io.Reader, target string, hdr *tar.Header) (retErr error) {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(target), 0o777); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(hdr.Name), err)
 	}
 	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(hdr.Mode).Perm())

@@ -148,13 +148,23 @@ func (Layouts) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor
 	return nil
 }
 
-// ReadTag implements place.Place: the manifest index.json names by the tag.
+// Untag implements place.Place: a layout's tags are not removed (index.json
+// is shared with other tools that lock it); removed is false.
+func (Layouts) Untag(context.Context, ref.Location) (bool, error) {
+	return false, nil
+}
+
+// ReadTag implements place.Place: the manifest index.json names by the tag
+// (none in a folder that is not a layout yet).
 func (Layouts) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
-	l, err := openLayout(t.Path, false)
+	l, err := openLayout(t.Path, true)
 	if err != nil {
 		return nil, false, err
 	}
 	d, err := l.index.Get(t.Tag)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil // a folder the write is about to make a layout
+	}
 	if err != nil || d == nil {
 		return nil, false, err
 	}

@@ -1,6 +1,6 @@
 // Package place defines where images live for the engine: the Place
 // interface, which every kind of location implements (a registry, an OCI
-// layout folder; tars and the Docker engine are next), and the Router, which
+// layout folder, an image tar, the Docker engine), and the Router, which
 // picks the implementation for a location by its scheme. Code above this
 // package (create, inspect, export) is written once against Place and never
 // asks which kind of place it holds; what differs between kinds is said by
@@ -80,6 +80,11 @@ type Writer interface {
 	// ReadTag reads the manifest at a tag about to be rewritten, with the
 	// rights the write needs; found is false when the tag does not exist.
 	ReadTag(ctx context.Context, t ref.Location) (data []byte, found bool, err error)
+	// Untag removes tag t alone: the manifest it points at and every other
+	// tag stay. removed is false, with no error, when the place cannot
+	// remove a tag alone (a registry that refuses deletes); it never
+	// deletes by digest, which would drop every tag of that manifest.
+	Untag(ctx context.Context, t ref.Location) (removed bool, err error)
 }
 
 // Capabilities say what a place can do beyond reading and writing content.
@@ -94,6 +99,9 @@ type Capabilities struct {
 	// (a remote place); where the write itself finds what is there, a
 	// separate check is skipped.
 	CheckFirst bool
+	// ReadOnly: the place is only read from (an image tar, the Docker
+	// engine); a write to it is refused before anything moves.
+	ReadOnly bool
 }
 
 // Upload is an upload a place started for a blob (CheckBlob, MountBlob) and

@@ -180,3 +180,12 @@ func (r *Router) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, err
 	}
 	return p.ReadTag(ctx, t)
 }
+
+// Untag implements Place.
+func (r *Router) Untag(ctx context.Context, t ref.Location) (bool, error) {
+	p, err := r.placeOf(t)
+	if err != nil {
+		return false, err
+	}
+	return p.Untag(ctx, t)
+}

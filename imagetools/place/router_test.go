@@ -73,6 +73,10 @@ func (f fakePlace) Tag(_ context.Context, to ref.Location, _ ocispec.Descriptor,
 	f.record("tag", to)
 	return nil
 }
+func (f fakePlace) Untag(_ context.Context, t ref.Location) (bool, error) {
+	f.record("untag", t)
+	return false, nil
+}
 func (f fakePlace) ReadTag(_ context.Context, t ref.Location) ([]byte, bool, error) {
 	f.record("readtag", t)
 	return nil, false, nil

@@ -6,8 +6,8 @@ package ref
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -20,7 +20,21 @@ const SchemeLayout = "oci-layout"
 // LayoutPrefix marks an OCI image layout folder in a location.
 const LayoutPrefix = SchemeLayout + "://"
 
-var tagPattern = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+// validTag reports whether s is a tag as the distribution spec writes it,
+// [\w][\w.-]{0,127}. Checked by hand: compiled at start-up, the pattern's
+// bounded repetition cost every run, even "version", some 1,700 allocations.
+func validTag(s string) bool {
+	if len(s) == 0 || len(s) > 128 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Location is where an image lives: a registry reference or a path under a
 // scheme (an OCI image layout folder), each with an optional tag and digest.
@@ -28,21 +42,39 @@ var tagPattern = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
 // else treats a location as opaque.
 type Location struct {
 	// Scheme is "" for a registry, else the kind of place Path is
-	// (SchemeLayout).
+	// (SchemeLayout, SchemeArchive, SchemeDaemon).
 	Scheme string
 	// Name is the normalized repository name of a registry location.
 	Name reference.Named
-	// Path is the folder (or file) of a location with a scheme.
-	Path   string
+	// Path is the folder (or file) of a location with a scheme; the
+	// familiar image name for SchemeDaemon (whose Name is set too).
+	Path string
+	// Tag is the tag; for SchemeArchive, the NAME of the image in the tar.
 	Tag    string
 	Digest digest.Digest
 }
 
 // Parse parses "NAME[:TAG][@DIGEST]" (normalized: alpine is
-// docker.io/library/alpine) or "oci-layout://PATH[:TAG][@DIGEST]".
+// docker.io/library/alpine), "oci-layout://PATH[:TAG][@DIGEST]",
+// "archive://FILE[:NAME][@DIGEST]" (or skopeo's docker-archive:FILE and
+// oci-archive:FILE) or "docker-daemon://NAME[:TAG][@DIGEST]". A bare
+// argument that names a file is refused with a line naming archive://.
 func Parse(s string) (Location, error) {
-	if strings.HasPrefix(s, LayoutPrefix) {
+	switch {
+	case strings.HasPrefix(s, LayoutPrefix):
 		return parseLayoutLocation(s)
+	case strings.HasPrefix(s, ArchivePrefix):
+		return parseArchiveLocation(s, ArchivePrefix)
+	case strings.HasPrefix(s, DaemonPrefix):
+		return parseDaemonLocation(s)
+	}
+	for _, a := range archiveAliases {
+		if strings.HasPrefix(s, a) {
+			return parseArchiveLocation(s, a)
+		}
+	}
+	if NamesFile(s) {
+		return Location{}, fileRefused(s)
 	}
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
@@ -76,7 +108,7 @@ func ExplainInvalid(s string, err error) error {
 		return fmt.Errorf("no repository name before %q: %w", s, err)
 	case hasDigest && digest.Digest(dgst).Validate() != nil:
 		return fmt.Errorf("digest %q is not sha256: and 64 hex digits: %w", dgst, err)
-	case hasTag && !tagPattern.MatchString(tag):
+	case hasTag && !validTag(tag):
 		return fmt.Errorf("tag %q may hold up to 128 letters, digits, '_', '.' and '-', not first '.' or '-': %w", tag, err)
 	}
 	return err
@@ -96,7 +128,7 @@ func parseLayoutLocation(s string) (Location, error) {
 	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.ContainsAny(rest[i+1:], `/\`) {
 		loc.Tag = rest[i+1:]
 		rest = rest[:i]
-		if !tagPattern.MatchString(loc.Tag) {
+		if !validTag(loc.Tag) {
 			return Location{}, fmt.Errorf("invalid OCI layout location %q: bad tag %q", s, loc.Tag)
 		}
 	}
@@ -126,6 +158,24 @@ func (l Location) Host() string {
 		return ""
 	}
 	return reference.Domain(l.Name)
+}
+
+// distributionSourcePrefix starts the annotation containerd keeps on an
+// image pulled from a registry, so that it can fetch missing content later
+// (docker save writes it into index.json).
+const distributionSourcePrefix = "containerd.io/distribution.source."
+
+// DistributionSource returns the annotation containerd, and so Docker's
+// containerd image store, keeps on an image pulled from l:
+// "containerd.io/distribution.source.HOST" (the host name without its port,
+// as containerd writes it) and the repository's path on that host; "" for
+// places that are not registries.
+func (l Location) DistributionSource() (key, value string) {
+	if l.Name == nil {
+		return "", ""
+	}
+	host := (&url.URL{Host: reference.Domain(l.Name)}).Hostname()
+	return distributionSourcePrefix + host, reference.Path(l.Name)
 }
 
 // ImageName is the fully qualified name an image read from l goes by in a

@@ -1,6 +1,8 @@
 package ref
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,5 +65,79 @@ func TestLocationTagging(t *testing.T) {
 	d := digest.FromString("y")
 	if got := loc.WithTag("v1").WithDigest(d).String(); got != "r.example/app@"+d.String() {
 		t.Fatalf("WithDigest: %s", got)
+	}
+}
+
+// TestValidTag checks the hand-written tag check against the distribution
+// spec's pattern.
+func TestValidTag(t *testing.T) {
+	pattern := regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	for _, tag := range []string{"", "latest", "v1.2.3", "_x", ".x", "-x", "a-", "a.b_c-D9", "a/b", "a:b", "a@b",
+		"é", "a b", strings.Repeat("a", 128), strings.Repeat("a", 129), "A" + strings.Repeat(".", 127)} {
+		if got, want := validTag(tag), pattern.MatchString(tag); got != want {
+			t.Errorf("validTag(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}
+
+func TestParseArchiveAndDaemon(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/app:1.tar" // a file whose own name holds ':'
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("x")
+	tests := []struct {
+		in, scheme, path, tag, engineRef string
+		dgst                             digest.Digest
+	}{
+		{in: "archive://" + file, scheme: SchemeArchive, path: file},
+		{in: "archive://" + file + ":registry:5000/app:1", scheme: SchemeArchive, path: file, tag: "registry:5000/app:1"},
+		{in: "archive://" + file + "@" + d.String(), scheme: SchemeArchive, path: file, dgst: d},
+		{in: "archive://missing.tar:app:1", scheme: SchemeArchive, path: "missing.tar", tag: "app:1"},
+		{in: "docker-archive:" + file + ":app", scheme: SchemeArchive, path: file, tag: "app"},
+		{in: "oci-archive:" + file, scheme: SchemeArchive, path: file},
+		{in: "docker-daemon://app", scheme: SchemeDaemon, path: "app", engineRef: "app:latest"},
+		{in: "docker-daemon://r.example/app:2@" + d.String(), scheme: SchemeDaemon, path: "r.example/app", tag: "2", dgst: d, engineRef: "r.example/app:2@" + d.String()},
+	}
+	for _, tc := range tests {
+		loc, err := Parse(tc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if loc.Scheme != tc.scheme || loc.Path != tc.path || loc.Tag != tc.tag || loc.Digest != tc.dgst {
+			t.Errorf("%s: got %+v", tc.in, loc)
+		}
+		if tc.engineRef != "" && loc.EngineRef() != tc.engineRef {
+			t.Errorf("%s: engine ref %q, want %q", tc.in, loc.EngineRef(), tc.engineRef)
+		}
+	}
+	for in, want := range map[string]string{
+		file:                      "write archive://" + file,
+		"archive://":              "no file",
+		"archive://" + file + ":": "empty NAME",
+		"docker-daemon://":        "no image",
+		"docker-daemon://A:b":     "invalid Docker engine location",
+	} {
+		if _, err := Parse(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want error containing %q", in, err, want)
+		}
+	}
+}
+
+func TestDistributionSource(t *testing.T) {
+	for _, tc := range []struct{ in, key, value string }{
+		{"alpine:3", "containerd.io/distribution.source.docker.io", "library/alpine"},
+		{"127.0.0.1:5000/test/app@sha256:" + strings.Repeat("a", 64), "containerd.io/distribution.source.127.0.0.1", "test/app"},
+		{"[::1]:5000/a", "containerd.io/distribution.source.::1", "a"},
+		{"oci-layout:///tmp/x:1", "", ""},
+	} {
+		loc, err := Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, v := loc.DistributionSource(); k != tc.key || v != tc.value {
+			t.Errorf("DistributionSource(%s) = %q, %q; want %q, %q", tc.in, k, v, tc.key, tc.value)
+		}
 	}
 }

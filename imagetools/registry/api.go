@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -16,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	distref "github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/opencontainers/go-digest"
 )
 
 // The few registry calls containerd's resolver makes in two round trips or
@@ -46,11 +48,14 @@ type apiRequest struct {
 	from string
 }
 
-// do sends req to the first host of its registry that can serve it, with
-// the host's authorizer: a 401 is answered by the authorizer once and the
-// request retried. The caller closes the response body.
+// do sends req to the hosts of its registry that can serve it, in order
+// (hostsFor), with each host's authorizer: a 401 is answered by the
+// authorizer once and the request retried. A read that fails on a host (no
+// connection, or an error status such as 404) goes on to the next, as
+// containerd's resolver does; the last host's answer is returned. The
+// caller closes the response body.
 func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error) {
-	host, err := r.apiHost(req.loc.Host(), req.push)
+	hosts, err := r.hostsFor(req)
 	if err != nil {
 		return nil, err
 	}
@@ -65,16 +70,40 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 	if req.from != "" {
 		ctx = docker.ContextWithAppendPullRepositoryScope(ctx, req.from)
 	}
+	for i, host := range hosts {
+		resp, err := r.doOn(ctx, host, req)
+		if i == len(hosts)-1 || ctx.Err() != nil || (err == nil && resp.StatusCode < 400) {
+			return resp, err
+		}
+		if resp != nil {
+			drain(resp)
+		}
+	}
+	return nil, errors.New("no host") // unreachable: hostsFor returns at least one
+}
+
+// doOn sends req to one host, answering a 401 challenge once.
+func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequest) (*http.Response, error) {
 	u := req.url
 	if u == nil {
+		query := req.query
+		if mirrors(host, req.loc.Host()) {
+			// Tell a mirror which registry it stands in for, as containerd does.
+			query = url.Values{}
+			for k, v := range req.query {
+				query[k] = v
+			}
+			query.Set("ns", req.loc.Host())
+		}
 		u = &url.URL{
 			Scheme:   host.Scheme,
 			Host:     host.Host,
 			Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
-			RawQuery: req.query.Encode(),
+			RawQuery: query.Encode(),
 		}
 	}
 	var resp *http.Response
+	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		resp, err = r.send(ctx, host, req, u.String())
 		if err != nil {
@@ -82,6 +111,10 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
 			break
+		}
+		if err := noChallenge(fmt.Sprintf("%s %s", req.method, req.loc), resp); err != nil {
+			drain(resp)
+			return nil, err
 		}
 		if req.stream != nil {
 			// The body is spent: teach the authorizer, let the caller start over.
@@ -96,6 +129,12 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 		}
 	}
 	return resp, nil
+}
+
+// mirrors reports whether host stands in for another registry (a
+// hosts.toml mirror), containerd's test for sending "ns".
+func mirrors(host docker.RegistryHost, registry string) bool {
+	return host.Host != registryEndpoint(registry)
 }
 
 func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequest, u string) (*http.Response, error) {
@@ -134,32 +173,63 @@ func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequ
 	return host.Client.Do(hr)
 }
 
-// apiHost returns the first configured host of a registry able to pull (or push).
-func (r *Client) apiHost(registry string, push bool) (docker.RegistryHost, error) {
-	hosts, err := r.registryHosts(registry)
+// hostsFor returns the hosts req may go to, in the order they are tried:
+// a write goes to the first host with the push capability only; a tag is
+// resolved (its manifest read, the tag list read) on hosts with resolve;
+// referrers are listed on hosts with referrers, else on those with resolve
+// (as containerd does); anything by digest is read from hosts with pull.
+func (r *Client) hostsFor(req apiRequest) ([]docker.RegistryHost, error) {
+	hosts, err := r.registryHosts(req.loc.Host())
 	if err != nil {
-		return docker.RegistryHost{}, err
+		return nil, err
 	}
-	want := docker.HostCapabilityPull
-	if push {
-		want = docker.HostCapabilityPush
-	}
+	want, what := req.capability()
+	var out []docker.RegistryHost
 	for _, h := range hosts {
 		if h.Capabilities.Has(want) {
 			if h.Client == nil {
 				h.Client = http.DefaultClient
 			}
-			return h, nil
+			out = append(out, h)
 		}
 	}
-	return docker.RegistryHost{}, fmt.Errorf("registry %s: no host configured to %s: %w", registry, map[bool]string{true: "push", false: "pull"}[push], errdefs.ErrNotFound)
+	if len(out) == 0 && want == docker.HostCapabilityReferrers {
+		return r.hostsFor(apiRequest{loc: req.loc, path: "tags/list"})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("registry %s: no host configured to %s: %w", req.loc.Host(), what, errdefs.ErrNotFound)
+	}
+	if req.push {
+		out = out[:1]
+	}
+	return out, nil
+}
+
+// capability is what a host must be able to do to serve req, and its name.
+func (req apiRequest) capability() (docker.HostCapabilities, string) {
+	switch {
+	case req.push:
+		return docker.HostCapabilityPush, "push"
+	case strings.HasPrefix(req.path, "tags/"):
+		return docker.HostCapabilityResolve, "resolve"
+	case strings.HasPrefix(req.path, "referrers/"):
+		return docker.HostCapabilityReferrers, "list referrers"
+	case strings.HasPrefix(req.path, "manifests/"):
+		if _, err := digest.Parse(strings.TrimPrefix(req.path, "manifests/")); err != nil {
+			return docker.HostCapabilityResolve, "resolve"
+		}
+	}
+	return docker.HostCapabilityPull, "pull"
 }
 
 // statusError turns an unexpected answer into an error naming the call;
 // 404 wraps errdefs.ErrNotFound.
 func statusError(what string, resp *http.Response) error {
+	if err := noChallenge(what, resp); err != nil {
+		return err
+	}
 	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	msg := strings.TrimSpace(string(dt))
+	msg := oneLine(string(dt))
 	if msg != "" {
 		msg = ": " + msg
 	}
@@ -171,6 +241,41 @@ func statusError(what string, resp *http.Response) error {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
 	}
 	return err
+}
+
+// noChallenge is the error for a 401 that says nothing of how to log in
+// (no WWW-Authenticate header): credentials are needed, not a retry.
+func noChallenge(what string, resp *http.Response) error {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
+		return nil
+	}
+	host := resp.Request.URL.Host
+	return fmt.Errorf("%s: authentication is required (401 with no challenge): log in with docker login %s: %w", what, host, errdefs.ErrPermissionDenied)
+}
+
+// maxBodyMessage bounds what an error echoes of a response body.
+const maxBodyMessage = 200
+
+// titlePattern finds an HTML page's title.
+var titlePattern = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// oneLine turns an error body into one short line: an HTML page (a proxy's
+// or a load balancer's) gives its title, anything else has its whitespace
+// folded and is cut at maxBodyMessage bytes.
+func oneLine(body string) string {
+	body = strings.TrimSpace(body)
+	if strings.HasPrefix(body, "<") {
+		if m := titlePattern.FindStringSubmatch(body); m != nil {
+			body = "HTML page: " + m[1]
+		} else {
+			body = "an HTML page"
+		}
+	}
+	body = strings.Join(strings.Fields(body), " ")
+	if len(body) > maxBodyMessage {
+		body = strings.ToValidUTF8(body[:maxBodyMessage], "") + "..."
+	}
+	return body
 }
 
 func drain(resp *http.Response) {

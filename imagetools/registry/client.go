@@ -5,26 +5,21 @@
 // tags and referrers lists), each in the fewest round trips the protocol
 // allows. Client implements place.Place.
 //
-// It imports ref, oci, place and progress of the engine, and containerd's
-// remotes for hosts, authorization and blob fetches.
+// It imports ref, oci, place and progress of the engine, containerd's
+// remotes for authorization and blob fetches, and go-toml for hosts.toml.
 package registry
 
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
-	dockerconfig "github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 )
 
@@ -38,10 +33,14 @@ type Options struct {
 	Credentials Credentials
 	// Insecure reports whether a host (host or host:port) may be reached over
 	// plain HTTP and with TLS verification off. Build it with NewHostMatcher.
+	// It applies to every host a registry is reached through, mirrors
+	// included, and wins over a hosts.toml's TLS settings.
 	Insecure func(host string) bool
-	// CertsDirs are folders holding per-host TLS material, in the Docker
-	// daemon's certs.d layout (<dir>/<host>/ca.crt, client.cert, client.key)
-	// or containerd's (<dir>/<host>/hosts.toml). The first that has the host wins.
+	// CertsDirs are folders holding per-host configuration, in the Docker
+	// daemon's certs.d layout (<dir>/<host:port>/ca.crt, client.cert,
+	// client.key) or containerd's (<dir>/<host_port_>/hosts.toml, with
+	// mirrors; <dir>/_default/hosts.toml for a host no folder names). The
+	// first folder that has the host wins.
 	CertsDirs []string
 	// UserAgent is sent with every request.
 	UserAgent string
@@ -51,8 +50,10 @@ type Options struct {
 	// Resume configures how blob downloads cut mid-way are resumed.
 	Resume ResumeOptions
 	// UntrustedHint says, for a host whose certificate is not trusted, what
-	// would make it trusted; it is added to the error. nil adds nothing.
-	UntrustedHint func(host string) string
+	// would make it trusted; it is added to the error. certsDir is the
+	// Docker certs folder read for the host and hostsFile the hosts.toml
+	// that configures it, each "" when there is none. nil adds nothing.
+	UntrustedHint func(host, certsDir, hostsFile string) string
 }
 
 // Client reaches registries. It caches one set of hosts per registry, so
@@ -173,79 +174,6 @@ func (s *serialAuthorizer) AddResponses(ctx context.Context, responses []*http.R
 	return s.a.AddResponses(ctx, responses)
 }
 
-func (r *Client) configureHost(host string) ([]docker.RegistryHost, error) {
-	dir := findHostDir(r.opts.CertsDirs, host)
-	if dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, "hosts.toml")); err == nil {
-			return r.containerdHosts(host, dir)
-		}
-	}
-	insecure := r.opts.Insecure(host)
-	tlsConfig := defaultTLSConfig()
-	custom := insecure
-	if dir != "" {
-		if err := loadCertsDir(tlsConfig, dir); err != nil {
-			return nil, err
-		}
-		custom = true
-	}
-	if insecure {
-		tlsConfig.InsecureSkipVerify = true
-	}
-	var rt http.RoundTripper = r.base
-	if custom {
-		rt = newTransport(tlsConfig)
-	}
-	// Loopback registries and hosts marked insecure may speak plain HTTP:
-	// try HTTPS first, fall back on the server's plain-HTTP answer. Unlike
-	// containerd's default for localhost, TLS verification stays on for
-	// loopback unless the host is marked insecure.
-	// Logged under the fallback: the log shows the scheme really used.
-	rt = logTransport{rt: rt}
-	if insecure || docker.IsLocalhost(host) {
-		rt = docker.NewHTTPFallback(rt)
-	}
-	rt = tlsHintTransport{rt: rt, host: host, hint: r.opts.UntrustedHint}
-	rt = r.wrap(rt)
-	client := &http.Client{Transport: rt}
-	return []docker.RegistryHost{{
-		Client:       client,
-		Authorizer:   r.authorizer(client),
-		Host:         registryEndpoint(host),
-		Scheme:       "https",
-		Path:         "/v2",
-		Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve | docker.HostCapabilityPush,
-	}}, nil
-}
-
-// wrap puts the retry layer, when the options ask for one, over a host's
-// round tripper.
-func (r *Client) wrap(rt http.RoundTripper) http.RoundTripper {
-	if r.opts.Retry != nil {
-		rt = NewRetryTransport(rt, *r.opts.Retry)
-	}
-	return rt
-}
-
-// containerdHosts reads a containerd hosts.toml with containerd's own parser.
-func (r *Client) containerdHosts(host, dir string) ([]docker.RegistryHost, error) {
-	hosts := dockerconfig.ConfigureHosts(context.Background(), dockerconfig.HostOptions{
-		HostDir: func(string) (string, error) { return dir, nil },
-		UpdateClient: func(c *http.Client) error {
-			c.Transport = logTransport{rt: c.Transport}
-			c.Transport = tlsHintTransport{rt: c.Transport, host: host, hint: r.opts.UntrustedHint}
-			c.Transport = r.wrap(c.Transport)
-			return nil
-		},
-		AuthorizerOpts: r.authorizerOpts(),
-	})
-	return hosts(host)
-}
-
-func (r *Client) authorizer(client *http.Client) docker.Authorizer {
-	return docker.NewDockerAuthorizer(append(r.authorizerOpts(), docker.WithAuthClient(client))...)
-}
-
 func (r *Client) authorizerOpts() []docker.AuthorizerOpt {
 	if r.opts.Credentials == nil {
 		return nil
@@ -259,68 +187,4 @@ func registryEndpoint(host string) string {
 		return "registry-1.docker.io"
 	}
 	return host
-}
-
-// findHostDir returns the first certs folder for host: "host:port" as the
-// Docker daemon names it, or "host_port_" as containerd does.
-func findHostDir(dirs []string, host string) string {
-	names := []string{host}
-	if h, port, err := net.SplitHostPort(host); err == nil {
-		names = append(names, h+"_"+port+"_")
-	}
-	for _, d := range dirs {
-		for _, n := range names {
-			p := filepath.Join(d, n)
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-				return p
-			}
-		}
-	}
-	return ""
-}
-
-// loadCertsDir adds a Docker certs.d folder to a TLS config: every *.crt is a
-// CA, every *.cert with its *.key a client certificate. Written here rather
-// than with containerd's loader because that one turns verification off for
-// every loopback host.
-func loadCertsDir(cfg *tls.Config, dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("read certs folder %s: %w", dir, err)
-	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		switch {
-		case strings.HasSuffix(e.Name(), ".crt"):
-			if err := addCA(cfg, p); err != nil {
-				return err
-			}
-		case strings.HasSuffix(e.Name(), ".cert"):
-			key := strings.TrimSuffix(p, ".cert") + ".key"
-			pair, err := tls.LoadX509KeyPair(p, key)
-			if err != nil {
-				return fmt.Errorf("load client certificate %s: %w", p, err)
-			}
-			cfg.Certificates = append(cfg.Certificates, pair)
-		}
-	}
-	return nil
-}
-
-func addCA(cfg *tls.Config, path string) error {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read CA %s: %w", path, err)
-	}
-	if cfg.RootCAs == nil {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		cfg.RootCAs = pool
-	}
-	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("read CA %s: no PEM certificate found", path)
-	}
-	return nil
 }

@@ -118,7 +118,7 @@ const ociSubjectHeader = "OCI-Subject"
 // false when the tag does not exist.
 func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, bool, error) {
 	resp, err := r.do(ctx, apiRequest{method: http.MethodGet, loc: t, path: "manifests/" + t.Tag, push: true,
-		header: http.Header{"Accept": {ocispec.MediaTypeImageIndex}}})
+		header: http.Header{"Accept": {oci.ManifestAccept}}})
 	if err != nil {
 		return nil, false, fmt.Errorf("read tag %s: %w", t, err)
 	}
@@ -134,4 +134,25 @@ func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, b
 		return nil, false, nil
 	}
 	return nil, false, statusError("read tag "+t.String(), resp)
+}
+
+// DeleteTag removes tag t with DELETE /v2/<name>/manifests/<tag> (OCI
+// distribution spec), which removes the tag alone. A registry that does not
+// delete tags (deletes disabled, or only by digest) answers 400, 405 or
+// UNSUPPORTED: removed is false, with no error. A delete by digest is never
+// sent: it would remove every tag pointing at that manifest.
+func (r *Client) DeleteTag(ctx context.Context, t ref.Location) (bool, error) {
+	what := "delete tag " + t.String()
+	resp, err := r.do(ctx, apiRequest{method: http.MethodDelete, loc: t, path: "manifests/" + t.Tag, push: true})
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusAccepted, http.StatusOK, http.StatusNoContent, http.StatusNotFound:
+		return true, nil
+	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+		return false, nil
+	}
+	return false, statusError(what, resp)
 }

@@ -91,6 +91,11 @@ func (r *Client) Tag(ctx context.Context, to ref.Location, desc ocispec.Descript
 	return err
 }
 
+// Untag implements place.Place (DeleteTag).
+func (r *Client) Untag(ctx context.Context, t ref.Location) (bool, error) {
+	return r.DeleteTag(ctx, t)
+}
+
 // ReadTag implements place.Place (GetTagForUpdate).
 func (r *Client) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
 	return r.GetTagForUpdate(ctx, t)

@@ -47,3 +47,40 @@ func TestWrite(t *testing.T) {
 		t.Error("want an error for a missing directory")
 	}
 }
+
+func TestDescriptorOf(t *testing.T) {
+	for path, want := range map[string]int{
+		"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/7": 7, "/proc/self/fd/3": 3, "/dev/fd/../stdout": 1,
+		"/dev/null": -1, "/dev/fd/x": -1, "out.tar": -1, "/proc/1/fd/1": -1,
+	} {
+		fd, ok := descriptorOf(path)
+		if !ok {
+			fd = -1
+		}
+		if fd != want {
+			t.Errorf("descriptorOf(%q) = %d, want %d", path, fd, want)
+		}
+	}
+}
+
+func TestOpenRefusesFolder(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err == nil {
+		t.Fatal("Open of a folder succeeded")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left in the folder: %v", ents)
+	}
+}
+
+func TestAbortRemovesTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Open(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left after Abort: %v", ents)
+	}
+}

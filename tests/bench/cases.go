@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Concurrency of the baseline downloads: the defaults of the commands
@@ -45,6 +49,12 @@ type benchCase struct {
 	args func(ln link, outFile, token string) []string
 	// check tells whether a successful run produced what it should.
 	check func(stdout []byte, outFile string) error
+	// peers are the other tools' commands for the same job.
+	peers []peerCommand
+	// units, for a scale case, is how many images or children (unit) it
+	// handles; scale cases run at the smallest latency only.
+	units int
+	unit  string
 }
 
 // Protocol floors: the fewest sequential round trips a client can make for a
@@ -67,6 +77,10 @@ const (
 	floorExportImage   = 2 // tag, config beside layers
 	floorExportIndex   = 3 // index, manifests, configs beside layers
 	floorInspectIndex8 = 3 // index, manifests, configs beside attestation layers
+	// A copy of an index to a second registry learns the blobs only from
+	// the child manifests: index, manifests, POST beside GET, PUT, child
+	// manifests, index PUT.
+	floorCopyIndex = 6
 )
 
 // cases lists the measured cases, in report order.
@@ -76,6 +90,7 @@ func (l *lab) cases() []benchCase {
 		out = append(out, l.createCases(n)...)
 	}
 	out = append(out,
+		linkBound(l.copyIndexCase()),
 		linkBound(l.exportCase(fmt.Sprintf("export 1 image, %s", formatSize(l.cfg.size)), floorExportImage, l.big, "src/big:latest")),
 		l.exportCase("export 8-platform index", floorExportIndex, l.index8, "src/multi:8"),
 		l.exportCase(fmt.Sprintf("export %s in %d layers", formatSize(layeredSize), layeredCounts[0]), floorExportImage,
@@ -99,9 +114,35 @@ func (l *lab) cases() []benchCase {
 				}
 				return nil
 			},
+			peers: inspectPeers("src/attested:8"),
 		},
 	)
 	return out
+}
+
+// copyIndexCase copies the 8-platform index, as it is, to a new repository
+// of the second registry: the job of crane copy, regctl image copy, skopeo
+// copy --all, oras cp -r and buildx imagetools create with one source.
+func (l *lab) copyIndexCase() benchCase {
+	target := func(ln link, token string) string { return fmt.Sprintf("%s/copyindex/%s:latest", ln.b.Host(), token) }
+	return benchCase{
+		name:        "copy 8-platform index to a second registry",
+		command:     "create",
+		floor:       floorCopyIndex,
+		concurrency: createConcurrency,
+		copies:      true,
+		blobs:       l.index8,
+		args: func(ln link, _, token string) []string {
+			return []string{"create", "--progress", "quiet", "-t", target(ln, token), ln.a.Host() + "/src/multi:8"}
+		},
+		check: func(stdout []byte, _ string) error {
+			if got := strings.TrimSpace(string(stdout)); got != l.index8Digest {
+				return fmt.Errorf("create printed %q, not the source index digest %s", firstLine(got), l.index8Digest)
+			}
+			return nil
+		},
+		peers: copyPeers("src/multi:8", l.index8Digest, target),
+	}
 }
 
 // createCases are create of n single-platform images into an index pushed
@@ -121,6 +162,7 @@ func (l *lab) createCases(n int) []benchCase {
 	}
 	mk := func(where string, floor int, target func(ln link, token string) string) benchCase {
 		return benchCase{
+			peers:       createPeers(sources, n, target),
 			name:        fmt.Sprintf("create %d images, %s", n, where),
 			command:     "create",
 			floor:       floor,
@@ -161,7 +203,11 @@ func linkBound(c benchCase) benchCase {
 
 // exportCase exports refs (repositories of registry A) with every platform.
 func (l *lab) exportCase(name string, floor int, blobs []blobRef, refs ...string) benchCase {
+	index := slices.ContainsFunc(blobs, func(b blobRef) bool {
+		return b.desc.MediaType == ocispec.MediaTypeImageIndex || b.desc.MediaType == fixture.MediaTypeDockerManifestList
+	})
 	return benchCase{
+		peers:   exportPeers(refs, index, layerSize(blobs)),
 		name:    name,
 		command: "export",
 		floor:   floor,
@@ -213,6 +259,18 @@ func dedupe(blobs []blobRef) []blobRef {
 		}
 	}
 	return out
+}
+
+// layerSize is the size of the blobs other than manifests: what every
+// export format holds, whatever manifests it writes.
+func layerSize(blobs []blobRef) int64 {
+	var n int64
+	for _, b := range dedupe(blobs) {
+		if !fixture.IsManifest(b.desc.MediaType) {
+			n += b.desc.Size
+		}
+	}
+	return n
 }
 
 func totalSize(blobs []blobRef) int64 {

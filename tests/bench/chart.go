@@ -13,7 +13,6 @@ const (
 	labelWidth  = 400
 	plotWidth   = 440
 	headerH     = 56
-	rowH        = 34
 	barH        = 12
 	footerH     = 28
 	chartFont   = "font-family=\"sans-serif\" font-size=\"11\""
@@ -22,38 +21,99 @@ const (
 	missingText = "#8a5a00"
 )
 
-// chart draws each row's throughput beside its baseline as horizontal bars on
-// a logarithmic MiB/s axis, so a create that copies nothing and an export
-// limited by the link fit on one scale.
+// peerColors are the peers' bar colors, in peerNames order.
+var peerColors = map[string]string{
+	peerCrane: "#e08a2c", peerRegctl: "#4f9d55", peerSkopeo: "#b5484a", peerOras: "#8e6bb8", peerBuildx: "#3a9fb0",
+}
+
+// chartBar is one bar of a row: a tool's throughput, or a note instead.
+type chartBar struct {
+	value float64
+	color string
+	note  string
+}
+
+// bars are a row's bars: docker-imgx, each peer that ran, then the baseline.
+func (x row) bars() []chartBar {
+	out := []chartBar{{value: rate(x.Content, x.Wall), color: caseColor, note: x.Status}}
+	for _, p := range x.Peers {
+		if p.Status == "" {
+			out = append(out, chartBar{value: rate(x.Content, p.Wall), color: peerColors[p.Peer]})
+		}
+	}
+	return append(out, chartBar{value: rate(x.Content, x.Baseline), color: baseColor})
+}
+
+// chart draws each row's throughput, its peers' and its baseline's as
+// horizontal bars on a logarithmic MiB/s axis, so a create that copies
+// nothing and an export limited by the link fit on one scale.
 func (r report) chart() []byte {
 	lo, hi := r.decades()
-	height := headerH + rowH*len(r.Rows) + footerH
+	plotH := 0
+	for _, x := range r.Rows {
+		plotH += rowHeight(x)
+	}
+	height := headerH + plotH + footerH
 	var b strings.Builder
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" %s>\n",
 		chartWidth, height, chartWidth, height, chartFont)
 	fmt.Fprintf(&b, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", chartWidth, height)
-	fmt.Fprintf(&b, "<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">docker-imgx: throughput (MiB/s, log scale) beside the download-and-hash baseline</text>\n")
-	fmt.Fprintf(&b, "<rect x=\"8\" y=\"28\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"24\" y=\"37\">docker-imgx (content / median wall time)</text>\n", caseColor)
-	fmt.Fprintf(&b, "<rect x=\"260\" y=\"28\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"276\" y=\"37\">baseline: parallel download + sha256 of the same blobs</text>\n", baseColor)
-	plotTop, plotBottom := headerH, headerH+rowH*len(r.Rows)
+	fmt.Fprintf(&b, "<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">Throughput (MiB/s, log scale): docker-imgx, the tools users know, and the download-and-hash baseline</text>\n")
+	legendX := 8
+	legend := func(color, label string) {
+		fmt.Fprintf(&b, "<rect x=\"%d\" y=\"28\" width=\"12\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"37\">%s</text>\n", legendX, color, legendX+16, label)
+		legendX += 24 + 7*len(label)
+	}
+	legend(caseColor, "docker-imgx")
+	for _, p := range r.chartPeers() {
+		legend(peerColors[p], p)
+	}
+	legend(baseColor, "baseline: parallel download + sha256")
+	plotTop, plotBottom := headerH, headerH+plotH
 	for d := lo; d <= hi; d++ {
 		x := labelWidth + float64(plotWidth)*float64(d-lo)/float64(hi-lo)
 		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e3e6ea\"/>\n", x, plotTop, x, plotBottom)
 		fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, plotBottom+16, decadeLabel(d))
 	}
-	for i, x := range r.Rows {
-		y := headerH + rowH*i
+	y := headerH
+	for _, x := range r.Rows {
+		h := rowHeight(x)
 		label := fmt.Sprintf("%s, %s", x.Case, x.link())
-		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", labelWidth-8, y+rowH/2+4, html.EscapeString(label))
-		if x.Status != "" {
-			fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", labelWidth+4, y+4+barH-2, missingText, html.EscapeString(x.Status))
-		} else {
-			r.bar(&b, y+4, rate(x.Content, x.Wall), caseColor, lo, hi)
+		fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", labelWidth-8, y+h/2+4, html.EscapeString(label))
+		for i, bar := range x.bars() {
+			by := y + 4 + i*(barH+2)
+			if bar.note != "" {
+				fmt.Fprintf(&b, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", labelWidth+4, by+barH-2, missingText, html.EscapeString(bar.note))
+				continue
+			}
+			r.bar(&b, by, bar.value, bar.color, lo, hi)
 		}
-		r.bar(&b, y+4+barH+2, rate(x.Content, x.Baseline), baseColor, lo, hi)
+		y += h
 	}
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
+}
+
+// rowHeight fits a row's bars with a gap below.
+func rowHeight(x row) int { return 8 + len(x.bars())*(barH+2) }
+
+// chartPeers are the peers with a bar somewhere in the chart, in column order.
+func (r report) chartPeers() []string {
+	seen := map[string]bool{}
+	for _, x := range r.Rows {
+		for _, p := range x.Peers {
+			if p.Status == "" {
+				seen[p.Peer] = true
+			}
+		}
+	}
+	var out []string
+	for _, p := range peerNames() {
+		if seen[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // bar draws one bar from the left edge of the plot to v on the log axis, with
@@ -80,9 +140,10 @@ func (r report) decades() (lo, hi int) {
 		hi = max(hi, int(math.Ceil(math.Log10(v))))
 	}
 	for _, x := range r.Rows {
-		see(rate(x.Content, x.Baseline))
-		if x.Status == "" {
-			see(rate(x.Content, x.Wall))
+		for _, bar := range x.bars() {
+			if bar.note == "" {
+				see(bar.value)
+			}
 		}
 	}
 	if lo == math.MaxInt {

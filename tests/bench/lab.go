@@ -65,15 +65,23 @@ type lab struct {
 	rated    link
 	commands map[string]bool
 	closers  []func() error
+	// peers are the other tools found; peerEnv is their environment.
+	peers   map[string]peer
+	peerEnv []string
 
-	sources  []sourceImage // single-platform images in src/app
-	index8   []blobRef     // src/multi:8
-	attested []blobRef     // src/attested:8
-	big      []blobRef     // src/big:latest
-	shared   [2][]blobRef  // src/shared-a:latest, src/shared-b:latest
+	sources []sourceImage // single-platform images in src/app
+	index8  []blobRef     // src/multi:8
+	// index8Digest is the digest of src/multi:8, which a copy must keep.
+	index8Digest string
+	attested     []blobRef    // src/attested:8
+	big          []blobRef    // src/big:latest
+	shared       [2][]blobRef // src/shared-a:latest, src/shared-b:latest
 	// layered holds, per layer count, an image of layeredSize bytes in
 	// that many layers (src/layers:N): export time should follow bytes.
 	layered map[int][]blobRef
+	// bundle (src/bundle) and many (src/many) are the scale cases' images.
+	bundle []bundleImage
+	many   []bundleImage
 }
 
 // sourceImage is a create source: its tag in src/app and its blobs.
@@ -96,6 +104,7 @@ func newLab(ctx context.Context, cfg config, tmp string) (l *lab, err error) {
 		return nil, err
 	}
 	l.env = binaryEnv(tmp)
+	l.peers, l.peerEnv = findPeers(ctx, cfg.tools), peerEnv(tmp)
 	if l.a, err = l.startRegistry(ctx); err != nil {
 		return nil, err
 	}
@@ -180,6 +189,7 @@ func (l *lab) pushFixtures(ctx context.Context) error {
 		return err
 	}
 	l.index8 = refs("src/multi", idx.Blobs())
+	l.index8Digest = idx.Index.Desc.Digest.String()
 	att := fixture.WithAttestations(idx, 7)
 	if err := fixture.PushIndex(ctx, host, "src/attested", "8", att); err != nil {
 		return err
@@ -196,6 +206,9 @@ func (l *lab) pushFixtures(ctx context.Context) error {
 		l.shared[i] = refs(repo, img.Blobs())
 	}
 	if err := l.pushLayered(ctx, host); err != nil {
+		return err
+	}
+	if err := l.pushScale(ctx, host); err != nil {
 		return err
 	}
 	return l.pushBig(ctx, host)

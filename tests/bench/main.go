@@ -32,6 +32,13 @@ type config struct {
 	hashMiB   int
 	only      string
 	chains    bool
+	// tools is the folder holding the peers make bench installs.
+	tools string
+	// quick shrinks the suite to check that it runs: smaller images and
+	// scale counts, one run per case, no rate-limited link.
+	quick bool
+	// startupRuns is how many times each start-up command runs.
+	startupRuns int
 	// rate, in bytes per second, is the capacity of the link the
 	// link-bound cases also run over, at the largest latency; 0: not run.
 	rate int64
@@ -71,13 +78,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "bench:", cerr)
 		}
 	}()
-	rep := report{Machine: describeMachine(ctx, cfg.binary), Runs: cfg.runs, ExportSize: cfg.size}
+	rep := report{Machine: describeMachine(ctx, cfg.binary), Runs: cfg.runs, ExportSize: cfg.size, Peers: peerInfos(l.peers), Quick: cfg.quick}
 	rep.SHA256MiBps = sha256Throughput(cfg.hashMiB)
-	for _, c := range l.cases() {
+	for _, c := range append(l.cases(), l.scaleCases()...) {
 		if cfg.only != "" && !strings.Contains(c.name, cfg.only) {
 			continue
 		}
-		for _, lat := range cfg.latencies {
+		lats := cfg.latencies
+		if c.units > 0 {
+			lats = []time.Duration{slices.Min(cfg.latencies)}
+		}
+		for _, lat := range lats {
 			fmt.Fprintf(stderr, "bench: %s, latency %v\n", c.name, lat)
 			row, err := l.measure(ctx, c, lat)
 			if err != nil {
@@ -95,6 +106,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.Rows = append(rep.Rows, row)
 		}
 	}
+	fmt.Fprintln(stderr, "bench: start-up")
+	rep.StartupRuns = cfg.startupRuns
+	if rep.Startup, err = l.measureStartup(ctx, cfg.startupRuns); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "bench: binary size")
+	rep.Binary = measureBinarySize(ctx, cfg.binary, tmp)
 	return rep.write(stdout, cfg.out)
 }
 
@@ -105,14 +123,28 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	size := fs.String("size", "256MiB", "size of the image exported whole (e.g. 1GiB)")
 	latencies := fs.String("latency", "0,20ms", "comma-separated delays the proxy adds per request; each case runs at each")
 	fs.StringVar(&cfg.binary, "binary", os.Getenv("IMGX_BINARY"), "docker-imgx binary (default $IMGX_BINARY, else built with go build)")
-	fs.IntVar(&cfg.runs, "runs", 5, "runs per case; the median is reported")
+	fs.IntVar(&cfg.runs, "runs", 3, "runs per case; the median is reported")
 	fs.StringVar(&cfg.out, "out", "docs/bench", "folder for RESULTS.md and chart.svg (\"\": stdout only)")
 	fs.IntVar(&cfg.hashMiB, "hash", 256, "MiB hashed in memory for the one-core sha256 baseline")
 	fs.StringVar(&cfg.only, "only", "", "run only the cases whose name contains this")
+	fs.StringVar(&cfg.tools, "tools", "bin/tools", "folder of the peer tools (crane, regctl, oras, buildx); skopeo is looked up on PATH")
 	fs.BoolVar(&cfg.chains, "chains", false, "print each run's longest chain of sequential requests to stderr")
 	linkRate := fs.String("rate", "1Gbit", "capacity of the link (e.g. 1Gbit, 500Mbit; 0: none) the large export and copy also run over, at the largest latency")
+	fs.IntVar(&cfg.startupRuns, "startup-runs", 21, "runs of each start-up command (version); the median is reported")
+	fs.BoolVar(&cfg.quick, "quick", false, "check the suite runs: -size 32MiB -runs 1 -hash 32 -rate 0 -startup-runs 5 unless given, and scale cases of 10 images and 100 children")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if cfg.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{"size": "32MiB", "runs": "1", "hash": "32", "rate": "0", "startup-runs": "5"} {
+			if !set[name] {
+				if err := fs.Set(name, v); err != nil {
+					return cfg, err
+				}
+			}
+		}
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -127,8 +159,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.rate, err = parseRate(*linkRate); err != nil {
 		return cfg, fmt.Errorf("-rate: %w", err)
 	}
-	if cfg.runs < 1 || cfg.hashMiB < 1 {
-		return cfg, errors.New("-runs and -hash must be at least 1")
+	if cfg.runs < 1 || cfg.hashMiB < 1 || cfg.startupRuns < 1 {
+		return cfg, errors.New("-runs, -hash and -startup-runs must be at least 1")
 	}
 	return cfg, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
 	"github.com/docker-imgx/docker-imgx/tests/registrytest"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -30,7 +31,9 @@ const runTimeout = 10 * time.Minute
 type row struct {
 	Case    string
 	Command string
-	Latency time.Duration
+	// CommandLine is the binary's command line, hosts written A and B.
+	CommandLine string
+	Latency     time.Duration
 	// Rate is the link's capacity in bytes per second; 0 is unlimited.
 	Rate int64
 	// Status is "" when every run succeeded, else why there are no figures.
@@ -62,6 +65,12 @@ type row struct {
 	// download and hash the blobs as Baseline does while writing each at
 	// its own offset of one file in the same folder, synced at the end.
 	WriteBaseline time.Duration
+	// Peers are the other tools' figures for the same job, in the order of
+	// the case's peer commands.
+	Peers []peerResult
+	// Units and Unit are the case's count of images or children (scale cases).
+	Units int
+	Unit  string
 }
 
 // sample is one run of the binary.
@@ -82,7 +91,9 @@ func (l *lab) measure(ctx context.Context, c benchCase, lat time.Duration) (row,
 // measureOn measures c over the link ln, of latency lat and rate bytes per
 // second (0: unlimited).
 func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Duration, rate int64) (row, error) {
-	r := row{Case: c.name, Command: c.command, Latency: lat, Rate: rate, Content: totalSize(c.blobs), FloorRoundTrips: c.floor}
+	r := row{Case: c.name, Command: c.command, Latency: lat, Rate: rate, Content: totalSize(c.blobs), FloorRoundTrips: c.floor,
+		Units: c.units, Unit: c.unit,
+		CommandLine: l.displayCommand("docker-imgx", c.args(ln, "OUT", "TOKEN"), ln)}
 	var baselines []time.Duration
 	for range l.cfg.runs {
 		d, err := download(ctx, ln.a.Host(), c.blobs, c.concurrency, c.smallConcurrency)
@@ -117,17 +128,26 @@ func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Dura
 	}
 	if !l.commands[c.command] {
 		r.Status = "n/a (command missing)"
-		return r, nil
+	} else if err := l.measureBinary(ctx, c, ln, lat, rate, &r); err != nil {
+		return r, err
 	}
+	peers, err := l.measurePeers(ctx, c, ln, lat, rate)
+	r.Peers = peers
+	return r, err
+}
+
+// measureBinary runs the binary cfg.runs times and sets r's figures, or its
+// Status when a run failed; the error is the context's.
+func (l *lab) measureBinary(ctx context.Context, c benchCase, ln link, lat time.Duration, rate int64, r *row) error {
 	var samples []sample
 	for i := range l.cfg.runs {
 		s, err := l.runOnce(ctx, c, ln, lat, fmt.Sprintf("l%d-b%d-r%d", lat.Milliseconds(), rate, i))
 		if err != nil {
 			if ctx.Err() != nil {
-				return r, ctx.Err()
+				return ctx.Err()
 			}
 			r.Status = "error: " + err.Error()
-			return r, nil
+			return nil
 		}
 		samples = append(samples, s)
 	}
@@ -137,32 +157,37 @@ func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Dura
 	r.RSSKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.rssKiB }))
 	r.FloorKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.floorKiB }))
 	r.RoundTrips = median(mapSlice(samples, func(s sample) int { return s.chain }))
-	return r, nil
+	return nil
 }
 
 // runOnce runs the binary once with fresh request logs and byte counters.
 func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Duration, token string) (sample, error) {
+	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
+	defer os.RemoveAll(outFile)
+	s, stdout, err := l.runTool(ctx, c.name, l.cfg.binary, l.env, c.args(ln, outFile, token), ln, lat, token)
+	if err != nil {
+		return sample{}, err
+	}
+	return s, c.check(stdout, outFile)
+}
+
+// runTool runs bin with args through the launcher once, with fresh request
+// logs and byte counters, and returns what it measured and its stdout.
+func (l *lab) runTool(ctx context.Context, name, bin string, env, args []string, ln link, lat time.Duration, token string) (sample, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
-	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
-	defer os.Remove(outFile)
-	args := c.args(ln, outFile, token)
-
 	l.a.ResetRequests()
 	l.b.ResetRequests()
 	ln.a.Reset()
 	ln.b.Reset()
-	res, stdout, err := l.launch(ctx, token, args)
+	res, stdout, err := l.launch(ctx, token, bin, env, args)
 	if err != nil {
-		return sample{}, err
-	}
-	if err := c.check(stdout, outFile); err != nil {
-		return sample{}, err
+		return sample{}, nil, err
 	}
 	reqs := append(l.a.Requests(), l.b.Requests()...)
 	chain := longestChain(reqs, lat)
 	if l.cfg.chains && len(chain) > 0 {
-		fmt.Fprintf(os.Stderr, "%s at %s: %d sequential round trips\n%s", c.name, formatDuration(lat), len(chain), formatChain(chain))
+		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d sequential round trips\n%s", name, filepath.Base(bin), formatDuration(lat), len(chain), formatChain(chain))
 	}
 	return sample{
 		chain:    len(chain),
@@ -171,7 +196,7 @@ func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Durati
 		bytes:    ln.a.Stats().Bytes() + ln.b.Stats().Bytes(),
 		rssKiB:   res.MaxRSSKiB,
 		floorKiB: res.FloorKiB,
-	}, nil
+	}, stdout, nil
 }
 
 // longestChain returns the longest chain of requests where each reached the
@@ -230,17 +255,17 @@ type launchResult struct {
 	FloorKiB  int64 `json:"floorKiB"`
 }
 
-// launch runs the binary with args through the launcher and returns its
+// launch runs bin with args and env through the launcher and returns its
 // report and stdout; a non-zero exit is an error carrying stderr's first line.
-func (l *lab) launch(ctx context.Context, token string, args []string) (launchResult, []byte, error) {
+func (l *lab) launch(ctx context.Context, token, bin string, env, args []string) (launchResult, []byte, error) {
 	resultFile := filepath.Join(l.tmp, "result-"+token+".json")
 	defer os.Remove(resultFile)
-	cmd := exec.CommandContext(ctx, l.launcher, append([]string{resultFile, l.cfg.binary}, args...)...)
-	cmd.Env = l.env
+	cmd := exec.CommandContext(ctx, l.launcher, append([]string{resultFile, bin}, args...)...)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return launchResult{}, nil, fmt.Errorf("launch %s: %w: %s", args[0], err, firstLine(stderr.String()))
+		return launchResult{}, nil, fmt.Errorf("launch %s: %w: %s", args[0], err, lastLine(stderr.String()))
 	}
 	data, err := os.ReadFile(resultFile)
 	if err != nil {
@@ -251,7 +276,7 @@ func (l *lab) launch(ctx context.Context, token string, args []string) (launchRe
 		return launchResult{}, nil, fmt.Errorf("launch %s: result %q: %w", args[0], data, err)
 	}
 	if res.ExitCode != 0 {
-		return res, nil, fmt.Errorf("%s: exit %d: %s", args[0], res.ExitCode, firstLine(stderr.String()))
+		return res, nil, fmt.Errorf("%s: exit %d: %s", args[0], res.ExitCode, lastLine(stderr.String()))
 	}
 	return res, stdout.Bytes(), nil
 }
@@ -399,13 +424,22 @@ func copyBlobs(ctx context.Context, from, to, repo string, blobs []blobRef, conc
 	if err := eg.Wait(); err != nil {
 		return 0, err
 	}
-	eg, ectx = errgroup.WithContext(ctx)
-	eg.SetLimit(concurrency)
-	for _, m := range manifests {
-		eg.Go(func() error { return copyManifest(ectx, client, from, to, repo, m) })
+	// Image manifests, then the indexes that list them: a registry refuses
+	// an index whose children it does not hold.
+	isIndex := func(m blobRef) bool {
+		return m.desc.MediaType == ocispec.MediaTypeImageIndex || m.desc.MediaType == fixture.MediaTypeDockerManifestList
 	}
-	if err := eg.Wait(); err != nil {
-		return 0, err
+	for _, idx := range []bool{false, true} {
+		eg, ectx = errgroup.WithContext(ctx)
+		eg.SetLimit(concurrency)
+		for _, m := range manifests {
+			if isIndex(m) == idx {
+				eg.Go(func() error { return copyManifest(ectx, client, from, to, repo, m) })
+			}
+		}
+		if err := eg.Wait(); err != nil {
+			return 0, err
+		}
 	}
 	return time.Since(start), nil
 }

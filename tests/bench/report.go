@@ -30,6 +30,12 @@ type report struct {
 	ExportSize  int64
 	SHA256MiBps float64
 	Rows        []row
+	Peers       []peerInfo
+	Startup     []startupRow
+	StartupRuns int
+	Binary      binarySize
+	// Quick is set for a -quick run: a check that the suite runs.
+	Quick bool
 }
 
 func describeMachine(ctx context.Context, binary string) machine {
@@ -99,12 +105,45 @@ func (r report) markdown(table string) string {
 	m := r.Machine
 	fmt.Fprintf(&b, "# docker-imgx benchmarks\n\n")
 	fmt.Fprintf(&b, "Written by `make bench` (`go run ./tests/bench`); do not edit by hand.\n\n")
+	if r.Quick {
+		b.WriteString("**Draft**: a -quick run (small images, one run per case), made to check that the suite runs; its\n")
+		b.WriteString("figures are not the ones to quote. A full `make bench` on a quiet machine replaces this file.\n\n")
+	}
 	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s\n", m.CPUs, m.CPUModel, m.Platform)
 	fmt.Fprintf(&b, "- Go: %s; binary: %s\n", m.GoVersion, m.Binary)
 	fmt.Fprintf(&b, "- Date: %s; %d runs per case (median)\n", m.Date, r.Runs)
 	fmt.Fprintf(&b, "- sha256 on one core: %.0f MiB/s\n", r.SHA256MiBps)
-	fmt.Fprintf(&b, "- Peak RSS floor (the launcher's own peak, see below): %s\n\n", formatSize(r.floorKiB()<<10))
-	b.WriteString("![Throughput of each case beside its baseline](chart.svg)\n\n")
+	fmt.Fprintf(&b, "- Peak RSS floor (the launcher's own peak, see below): %s\n", formatSize(r.floorKiB()<<10))
+	fmt.Fprintf(&b, "- %s\n\n", r.peerLine())
+	b.WriteString("## In short\n\n")
+	b.WriteString(r.summary())
+	b.WriteString("\n![Throughput of docker-imgx, its peers and the baseline](chart.svg)\n\n")
+	if pt := r.peerTable(); pt != "" {
+		b.WriteString("## Beside the tools users know\n\n")
+		b.WriteString("Median wall time · registry requests · peak RSS of each tool doing the same job on the same\n")
+		b.WriteString("registries and link; the last column is docker-imgx's time over the fastest peer's (below 1: faster).\n\n")
+		b.WriteString(pt)
+		b.WriteString("\nThe commands each row ran (A: the source registry, B: the second one, both plain HTTP on\n")
+		b.WriteString("127.0.0.1 behind the latency proxy; OUT: the output path; TOKEN: a name new for each run):\n\n")
+		b.WriteString(r.commandList())
+	}
+	if st := r.scaleTable(); st != "" {
+		b.WriteString("\n## Scale\n\n")
+		b.WriteString("Each at a fifth of its count and at its count: the time per image or child shows how it grows.\n\n")
+		b.WriteString(st)
+	}
+	if mn := r.memoryNote(); mn != "" {
+		b.WriteString("\n" + mn)
+	}
+	if st := r.startupTable(); st != "" {
+		b.WriteString("\n## Start-up\n\n")
+		b.WriteString(st)
+	}
+	if r.Binary.Bytes > 0 || r.Binary.Status != "" {
+		b.WriteString("\n## Binary size\n\n")
+		b.WriteString(r.binaryTable())
+	}
+	b.WriteString("\n## Each case beside its baselines\n\n")
 	b.WriteString(table)
 	if rt := r.roundTripTable(); rt != "" {
 		b.WriteString("\nRound trips, where the proxy adds latency:\n\n")
@@ -145,6 +184,17 @@ How to read it:
   concurrency (derived in tests/bench/cases.go). Added by latency: wall time at this
   latency less wall time without; beside it, round trips times the latency, the part
   of it the chain explains.
+- Peers: built by make bench-peers at the versions pinned in the Makefile (BENCH_PEERS); skopeo
+  is Debian's package. Each runs the job it is made for with its natural flags, plus its own way to
+  reach a plain-HTTP registry: crane --insecure, regctl --host reg=HOST,tls=disabled, skopeo
+  --src-tls-verify=false / --dest-tls-verify=false, oras --from-plain-http / --to-plain-http;
+  buildx has no such flag and gets none (the containerd resolver it uses takes loopback hosts for
+  plain HTTP; where it cannot reach them, its cells say so). crane writes an index only into an OCI layout
+  folder (pull --format oci); skopeo and regctl export one image per command, so the case of two
+  images and the bundle run crane alone. Every copy is checked to leave the source index's digest
+  at the target, every create an index of as many children as sources, every export at least the
+  bytes of the blobs. Their requests are counted in the same registry logs and their peak RSS by
+  the same launcher as docker-imgx's.
 - Requests: as logged by the registries. Moved: request plus response body bytes through
   the proxies. Peak RSS: the largest maximum resident set size of the process over the runs,
   taken by a small launcher program: Linux carries the peak of the address space a process

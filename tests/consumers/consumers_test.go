@@ -61,6 +61,37 @@ func TestDockerLoad(t *testing.T) {
 	}
 }
 
+// TestDocker29Load loads the hand-made tars into the Docker 29-line engine
+// with the containerd image store, which reads index.json when the tar has
+// an OCI layout (an OCI-only tar too) and keeps the manifest digest as image
+// ID; from manifest.json alone it makes a manifest of its own.
+func TestDocker29Load(t *testing.T) {
+	t.Parallel()
+	d := StartDocker29(t)
+	if info, err := d.Run(t, "info", "--format", "{{json .DriverStatus}}"); err != nil || !strings.Contains(info, "io.containerd.snapshotter.v1") {
+		t.Fatalf("docker info DriverStatus %q (%v), want the containerd image store", info, err)
+	}
+	for _, tc := range layouts {
+		t.Run(tc.name, func(t *testing.T) {
+			img := newTestImage(t, "localhost:5000/imgx/docker29-"+tc.name+":v1", "docker29 "+tc.name)
+			out, err := d.Load(t, writeImageTar(t, tc.layout, img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "Loaded image: "+img.name) {
+				t.Errorf("docker load output %q does not name %s", out, img.name)
+			}
+			id := d.ImageIDs(t)[img.name]
+			switch {
+			case tc.layout != layoutDocker && id != img.manifestDigest:
+				t.Errorf("image ID of %s = %q, want the manifest digest %s", img.name, id, img.manifestDigest)
+			case tc.layout == layoutDocker && (id == "" || id == img.manifestDigest || id == img.configDigest):
+				t.Errorf("image ID of %s = %q, want the digest of a manifest the engine made", img.name, id)
+			}
+		})
+	}
+}
+
 func TestContainerdImport(t *testing.T) {
 	t.Parallel()
 	c := StartContainerd(t)

@@ -6,13 +6,42 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
+// EngineKind says which Docker engine StartEngine starts.
+type EngineKind int
+
+const (
+	// EngineClassic is Debian's dockerd (20.10) with the classic image
+	// store: one platform per image, the config digest as image ID.
+	EngineClassic EngineKind = iota
+	// Engine29 is a Docker 29-line dockerd (moby v2) with containerd v2 and
+	// the containerd image store: an image is its whole index, with the
+	// index digest as image ID. make engine builds both into EngineDirEnv.
+	Engine29
+)
+
+// String names the kind in test names and messages.
+func (k EngineKind) String() string {
+	if k == Engine29 {
+		return "docker29"
+	}
+	return "docker20"
+}
+
+// EngineDirEnv is the environment variable naming the folder that holds the
+// Docker 29-line dockerd and containerd (make test sets it to
+// bin/tools/engine); unset, that folder of this module is used.
+const EngineDirEnv = "IMGX_ENGINE_DIR"
+
 // Docker is a private dockerd (vfs storage, no networking set-up) backed by a
 // private containerd.
 type Docker struct {
+	// Kind is the engine started.
+	Kind EngineKind
 	// Host is the daemon address, for DOCKER_HOST: unix:///.../docker.sock.
 	Host string
 	// Config is an empty Docker CLI configuration directory, for
@@ -22,26 +51,61 @@ type Docker struct {
 	CLI string
 }
 
-// StartDocker starts a private dockerd and waits until it answers /_ping.
+// StartDocker starts a private Debian dockerd (EngineClassic) and waits until
+// it answers /_ping.
 func StartDocker(t testing.TB) *Docker {
 	t.Helper()
-	dockerd := lookBinary(t, "dockerd", "docker.io")
-	cli := lookBinary(t, "docker", "docker.io")
-	requireRoot(t, "dockerd")
-	// dockerd would use a system containerd at the default socket if one
-	// runs; a private one keeps the instance isolated.
-	ctrd := StartContainerd(t)
+	return StartEngine(t, EngineClassic)
+}
 
-	dir := shortTempDir(t, "docker")
+// StartDocker29 starts a private Docker 29-line dockerd with the containerd
+// image store (Engine29) and waits until it answers /_ping.
+func StartDocker29(t testing.TB) *Docker {
+	t.Helper()
+	return StartEngine(t, Engine29)
+}
+
+// StartEngine starts a private dockerd of the given kind, on its own
+// private containerd, and waits until it answers /_ping.
+func StartEngine(t testing.TB, kind EngineKind) *Docker {
+	t.Helper()
+	cli := lookBinary(t, "docker", "docker.io")
+	var (
+		dockerd, address string
+		daemonJSON       string
+	)
+	dir := ""
+	switch kind {
+	case Engine29:
+		var containerd string
+		dockerd, containerd = engine29Binaries(t)
+		requireRoot(t, "dockerd")
+		address = startContainerd2(t, containerd)
+		dir = shortTempDir(t, "docker29")
+		daemonJSON = `{"features": {"containerd-snapshotter": true}}`
+	default:
+		dockerd = lookBinary(t, "dockerd", "docker.io")
+		requireRoot(t, "dockerd")
+		// dockerd would use a system containerd at the default socket if
+		// one runs; a private one keeps the instance isolated.
+		address = StartContainerd(t).Address
+		dir = shortTempDir(t, "docker")
+		// The key path keeps dockerd 20.10 from writing /etc/docker/key.json.
+		daemonJSON = fmt.Sprintf(`{"deprecated-key-path": %q}`, filepath.Join(dir, "key.json"))
+	}
 	sock := filepath.Join(dir, "docker.sock")
-	d := &Docker{Host: "unix://" + sock, Config: filepath.Join(dir, "cli"), CLI: cli}
-	// The config file replaces /etc/docker/daemon.json; the key path keeps
-	// dockerd 20.10 from writing /etc/docker/key.json.
-	daemonJSON := filepath.Join(dir, "daemon.json")
-	writeFile(t, daemonJSON, fmt.Sprintf(`{"deprecated-key-path": %q}`, filepath.Join(dir, "key.json")))
+	d := &Docker{Kind: kind, Host: "unix://" + sock, Config: filepath.Join(dir, "cli"), CLI: cli}
+	// The config file replaces /etc/docker/daemon.json.
+	writeFile(t, filepath.Join(dir, "daemon.json"), daemonJSON)
 	writeFile(t, filepath.Join(d.Config, "config.json"), "{}")
 
-	proc := startDaemon(t, "dockerd", filepath.Join(dir, "dockerd.log"), nil, dockerd, dockerdArgs(dir, ctrd.Address)...)
+	args := dockerdArgs(dir, address)
+	if kind == Engine29 {
+		// The containerd image store names containerd's snapshotter: native
+		// works on any file system, as vfs does for the classic store.
+		args[slices.Index(args, "vfs")] = "native"
+	}
+	proc := startDaemon(t, kind.String(), filepath.Join(dir, "dockerd.log"), nil, dockerd, args...)
 	client := unixHTTPClient(sock)
 	proc.waitReady(t, func(ctx context.Context) error { return ping(ctx, client) })
 	return d

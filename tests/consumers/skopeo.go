@@ -59,3 +59,11 @@ func skopeo(t testing.TB, args ...string) ([]byte, error) {
 	out, err := run(t, env, bin, append(global, args...)...)
 	return []byte(out), err
 }
+
+// SkopeoCopy runs `skopeo copy src dst` with extra flags before them (for
+// example --src-tls-verify=false).
+func SkopeoCopy(t testing.TB, src, dst string, flags ...string) error {
+	t.Helper()
+	_, err := skopeo(t, append(append([]string{"copy"}, flags...), src, dst)...)
+	return err
+}

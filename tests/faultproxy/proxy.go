@@ -60,12 +60,16 @@ const (
 	// WrongDigestHeader passes the answer on with a Docker-Content-Digest
 	// header naming other content.
 	WrongDigestHeader
+	// Status403 answers 403 Forbidden (an immutable tag, a denied write).
+	Status403
+	// Status405 answers 405 Method Not Allowed (deletes disabled).
+	Status405
 )
 
 // String returns the kind's name, for test names.
 func (k FaultKind) String() string {
 	names := [...]string{"None", "Status429", "Status429RetryAfter", "Status500", "Status502", "Status503",
-		"Status504", "ResetMidBody", "TruncateBody", "Stall", "CorruptBody", "RedirectOtherHost", "WrongDigestHeader"}
+		"Status504", "ResetMidBody", "TruncateBody", "Stall", "CorruptBody", "RedirectOtherHost", "WrongDigestHeader", "Status403", "Status405"}
 	if k >= 0 && int(k) < len(names) {
 		return names[k]
 	}
@@ -85,6 +89,10 @@ func (k FaultKind) status() int {
 		return http.StatusServiceUnavailable
 	case Status504:
 		return http.StatusGatewayTimeout
+	case Status403:
+		return http.StatusForbidden
+	case Status405:
+		return http.StatusMethodNotAllowed
 	}
 	return 0
 }
@@ -106,6 +114,12 @@ type Fault struct {
 	RetryAfter string
 	// StallFor is how long Stall stays silent; 0 waits until the client leaves.
 	StallFor time.Duration
+	// Skip lets the first Skip matching requests through untouched.
+	Skip int
+	// Before, when set, runs before a hit request is answered (with Kind
+	// None, the request then passes through): a test changes the registry
+	// at an exact point of a run, with no timing involved.
+	Before func()
 }
 
 // Request is one request the proxy (or its redirect host) received.
@@ -140,7 +154,8 @@ type Proxy struct {
 
 type faultState struct {
 	Fault
-	hits int
+	hits    int
+	skipped int
 }
 
 type storedBlob struct {
@@ -273,6 +288,10 @@ func (p *Proxy) match(r *http.Request) (*Fault, *Request) {
 		if f.Method != "" && f.Method != r.Method || !strings.Contains(r.URL.Path, f.PathContains) {
 			continue
 		}
+		if f.skipped < f.Skip {
+			f.skipped++
+			continue
+		}
 		if f.Times > 0 && f.hits >= f.Times {
 			continue
 		}
@@ -292,7 +311,10 @@ func (p *Proxy) setStatus(entry *Request, status int) {
 
 func (p *Proxy) serveMain(w http.ResponseWriter, r *http.Request) {
 	f, entry := p.match(r)
-	if f == nil {
+	if f != nil && f.Before != nil {
+		f.Before()
+	}
+	if f == nil || f.Kind == None {
 		rec := &statusRecorder{ResponseWriter: w}
 		p.passthrough.ServeHTTP(rec, r)
 		p.setStatus(entry, rec.status())

@@ -1,0 +1,232 @@
+package create
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// The user's tags move all or none. Where each tag points is read before
+// any moves; they then move one after the other, in the order given. When
+// one cannot be moved, those already moved are put back: rewritten to the
+// manifest they held, or, for a tag that did not exist, removed again where
+// the place can remove a tag alone (Place.Untag: never a delete by digest,
+// which would drop every tag of that manifest). Registries offer no
+// compare-and-swap on tags: another push between the read and the write
+// is not seen, and a restore puts back what was read.
+
+// tagState is what a tag held before the push moved it.
+type tagState struct {
+	loc   ref.Location
+	found bool
+	desc  ocispec.Descriptor
+	data  []byte
+}
+
+// now is the digest the tag held when read; "" when it did not exist.
+func (s tagState) now() digest.Digest {
+	if !s.found {
+		return ""
+	}
+	return s.desc.Digest
+}
+
+// ExpectedTag is a tag a result was computed from and the digest it held
+// then ("" when it did not exist).
+type ExpectedTag struct {
+	Tag    ref.Location
+	Digest digest.Digest
+}
+
+// TagOutcome says where one tag points after a failed tag step.
+type TagOutcome struct {
+	Tag ref.Location
+	// Now is the digest the tag points at; "" when it does not exist.
+	Now digest.Digest
+	// Note says what happened to it: not moved, restored, removed again,
+	// or why it could not be put back.
+	Note string
+	// Fix, when set, is what must be done by hand to put it back.
+	Fix string
+}
+
+// TagsError is a failed tag step: Failed could not be moved, and Tags say
+// where each tag points now, after the others were put back.
+type TagsError struct {
+	Failed ref.Location
+	Err    error
+	Tags   []TagOutcome
+}
+
+func (e *TagsError) Error() string {
+	var now, fixes []string
+	for _, t := range e.Tags {
+		at := "absent"
+		if t.Now != "" {
+			at = "at " + t.Now.String()
+		}
+		now = append(now, fmt.Sprintf("%s %s (%s)", t.Tag, at, t.Note))
+		if t.Fix != "" {
+			fixes = append(fixes, t.Fix)
+		}
+	}
+	msg := fmt.Sprintf("tag %s: %v; tags now: %s", e.Failed, e.Err, strings.Join(now, ", "))
+	if len(fixes) > 0 {
+		msg += "; by hand: " + strings.Join(fixes, ", ")
+	}
+	return msg
+}
+
+func (e *TagsError) Unwrap() error { return e.Err }
+
+// Tagged lists the tags that point at d now.
+func (e *TagsError) Tagged(d digest.Digest) []ref.Location {
+	var out []ref.Location
+	for _, t := range e.Tags {
+		if t.Now == d {
+			out = append(out, t.Tag)
+		}
+	}
+	return out
+}
+
+// readTags reads where every tag points, as many at once as other small
+// requests.
+func readTags(ctx context.Context, pl place.Place, tags []ref.Location, limit int) ([]tagState, error) {
+	states := make([]tagState, len(tags))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(oci.MetadataLimit(limit))
+	for i, t := range tags {
+		eg.Go(func() error {
+			var err error
+			states[i], err = readTag(ectx, pl, t)
+			return err
+		})
+	}
+	return states, eg.Wait()
+}
+
+// readTag reads where one tag points, with the rights its write needs.
+func readTag(ctx context.Context, pl place.Place, t ref.Location) (tagState, error) {
+	dt, found, err := pl.ReadTag(ctx, t)
+	if err != nil || !found {
+		return tagState{loc: t}, err
+	}
+	mt, err := oci.DetectMediaType(dt)
+	if err != nil {
+		return tagState{}, fmt.Errorf("read tag %s: not a manifest: %w", t, err)
+	}
+	desc := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(dt), Size: int64(len(dt))}
+	return tagState{loc: t, found: true, desc: desc, data: dt}, nil
+}
+
+// tagStep reads every tag, checks that the tag the result was computed
+// from still holds what it held, and moves every tag to the root, all or
+// none.
+func tagStep(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
+	return progress.Wrap("[internal] moving tags", opts.Progress, func(sub progress.SubLogger) error {
+		states, err := readTags(ctx, pl, opts.Targets, opts.MaxConcurrency)
+		if err != nil {
+			return err
+		}
+		if e := opts.Unchanged; e != nil {
+			for _, s := range states {
+				if s.loc == e.Tag && s.now() != e.Digest {
+					logf(sub, "%s moved to %s since it was read: not moving any tag", s.loc, describeDigest(s.now()))
+					return fmt.Errorf("%s: %w", s.loc, imagetools.ErrTagChanged)
+				}
+			}
+		}
+		return moveTags(ctx, pl, sub, c.Root, c.RootBytes, states)
+	})
+}
+
+func describeDigest(d digest.Digest) string {
+	if d == "" {
+		return "nothing (removed)"
+	}
+	return d.String()
+}
+
+// moveTags points each tag at root in order; when one fails, the ones
+// moved are put back (restoreTags).
+func moveTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root ocispec.Descriptor, data []byte, states []tagState) error {
+	for i, s := range states {
+		logf(sub, "pushing %s to %s", root.Digest, s.loc)
+		if err := pl.Tag(ctx, s.loc, root, data); err != nil {
+			// Putting back is done whatever cancelled the push: a tag
+			// left half-moved is worse than a late exit.
+			return restoreTags(context.WithoutCancel(ctx), pl, sub, root.Digest, states, i, err)
+		}
+	}
+	return nil
+}
+
+// restoreTags puts back the tags before states[failed] and reports where
+// every tag points. The failed tag is read again: a write that failed on
+// the way back may have moved it.
+func restoreTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, states []tagState, failed int, cause error) error {
+	e := &TagsError{Failed: states[failed].loc, Err: cause, Tags: make([]TagOutcome, len(states))}
+	for i := len(states) - 1; i >= 0; i-- {
+		s := states[i]
+		switch {
+		case i > failed || s.now() == root:
+			e.Tags[i] = TagOutcome{Tag: s.loc, Now: s.now(), Note: "not moved"}
+		case i == failed:
+			e.Tags[i] = failedOutcome(ctx, pl, sub, root, s)
+		default:
+			e.Tags[i] = putBack(ctx, pl, sub, root, s)
+		}
+	}
+	return e
+}
+
+// failedOutcome says where the tag that failed points: it is put back when
+// the failed write moved it after all.
+func failedOutcome(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) TagOutcome {
+	cur, err := readTag(ctx, pl, s.loc)
+	switch {
+	case err != nil:
+		return TagOutcome{Tag: s.loc, Now: s.now(), Note: fmt.Sprintf("failed; read back: %v", err),
+			Fix: fmt.Sprintf("check that %s points at %s", s.loc, describeDigest(s.now()))}
+	case cur.now() == root:
+		return putBack(ctx, pl, sub, root, s)
+	}
+	return TagOutcome{Tag: s.loc, Now: cur.now(), Note: "failed, not moved"}
+}
+
+// putBack points a moved tag at what it held, or removes it when it did
+// not exist.
+func putBack(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) TagOutcome {
+	if s.found {
+		if err := pl.Tag(ctx, s.loc, s.desc, s.data); err != nil {
+			logf(sub, "could not restore %s to %s: %v", s.loc, s.desc.Digest, err)
+			return TagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("moved; restore failed: %v", err),
+				Fix: fmt.Sprintf("set %s to %s", s.loc, s.desc.Digest)}
+		}
+		logf(sub, "restored %s to %s", s.loc, s.desc.Digest)
+		return TagOutcome{Tag: s.loc, Now: s.desc.Digest, Note: "restored"}
+	}
+	removed, err := pl.Untag(ctx, s.loc)
+	switch {
+	case err != nil:
+		logf(sub, "could not remove %s again: %v", s.loc, err)
+		return TagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("created; removing it failed: %v", err),
+			Fix: "delete tag " + s.loc.String()}
+	case !removed:
+		logf(sub, "could not remove %s again: tags cannot be deleted there", s.loc)
+		return TagOutcome{Tag: s.loc, Now: root, Note: "created; tags cannot be deleted there",
+			Fix: "delete tag " + s.loc.String()}
+	}
+	logf(sub, "removed %s again (it did not exist)", s.loc)
+	return TagOutcome{Tag: s.loc, Note: "removed again"}
+}

@@ -1,0 +1,180 @@
+// Package daemon is the Docker engine place: docker-daemon:// locations name
+// images of the engine of the current Docker context. An image is read
+// through the engine's image-save API, streamed into a temporary file that
+// has no name, and then read as an image tar (package archive): an engine
+// with the containerd image store saves an index with every platform it
+// holds, the classic store one image. Engine implements place.Place,
+// read-only: writing into the engine is export --load's.
+//
+// It imports ref, place, archive and progress of the engine.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
+	"github.com/docker-imgx/docker-imgx/imagetools/archive"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/moby/moby/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Client is the part of the Docker Engine API client the place uses; the
+// Docker CLI's client (command.Cli.Client()) implements it.
+type Client interface {
+	ImageSave(ctx context.Context, images []string, opts ...client.ImageSaveOption) (client.ImageSaveResult, error)
+}
+
+// Options configure the engine place.
+type Options struct {
+	// Client returns the engine's client; it is called on first use only,
+	// so that commands that never read the engine never dial it.
+	Client func() (Client, error)
+	// Archive says where saved images are spooled and how large they may grow.
+	Archive archive.Options
+	// Progress shows the bytes saved; nil shows nothing.
+	Progress progress.Writer
+}
+
+// Engine is the place of docker-daemon:// locations. Each image is saved
+// once and kept open until Close.
+type Engine struct {
+	archive.ReadOnly
+	opts  Options
+	mu    sync.Mutex
+	saved map[string]*archive.Archive
+}
+
+var _ place.Place = (*Engine)(nil)
+
+// New returns the engine place.
+func New(opts Options) *Engine {
+	return &Engine{ReadOnly: archive.ReadOnly{What: "the Docker engine"}, opts: opts, saved: map[string]*archive.Archive{}}
+}
+
+// Close closes every saved image (and so removes its spool).
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for k, a := range e.saved {
+		errs = append(errs, a.Close())
+		delete(e.saved, k)
+	}
+	return errors.Join(errs...)
+}
+
+// get saves loc's image, or returns the save that holds it already (a
+// location pinned to a digest read from a save).
+func (e *Engine) get(ctx context.Context, loc ref.Location) (*archive.Archive, error) {
+	key := loc.EngineRef()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if a, ok := e.saved[key]; ok {
+		return a, nil
+	}
+	if loc.Tag == "" && loc.Digest != "" {
+		for _, a := range e.saved {
+			if a.Has(loc.Digest) {
+				return a, nil
+			}
+		}
+	}
+	a, err := e.save(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	e.saved[key] = a
+	return a, nil
+}
+
+// save streams the image out of the engine into a spool and opens it.
+func (e *Engine) save(ctx context.Context, loc ref.Location) (*archive.Archive, error) {
+	if e.opts.Client == nil {
+		return nil, fmt.Errorf("%s: no Docker engine client", loc)
+	}
+	c, err := e.opts.Client()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	rc, err := c.ImageSave(ctx, []string{loc.EngineRef()})
+	if err != nil {
+		return nil, engineError(loc, err)
+	}
+	defer rc.Close()
+	var f *os.File
+	spool := func(sub progress.SubLogger) error {
+		var in io.Reader = rc
+		if sub != nil {
+			counter := progress.NewByteCounter(sub, "bytes", 0)
+			defer counter.Done()
+			in = io.TeeReader(rc, counter)
+		}
+		f, _, err = archive.Spool(ctx, in, e.opts.Archive.TempDir, 0, nil)
+		return err
+	}
+	if e.opts.Progress != nil {
+		err = progress.Wrap("saving "+loc.EngineRef()+" from the Docker engine", e.opts.Progress, spool)
+	} else {
+		err = spool(nil)
+	}
+	if err != nil {
+		return nil, engineError(loc, err)
+	}
+	return archive.Open(ctx, f, loc.String(), e.opts.Archive)
+}
+
+// engineError says plainly that the engine lacks the image.
+func engineError(loc ref.Location, err error) error {
+	msg := err.Error()
+	if errdefs.IsNotFound(err) || strings.Contains(msg, "No such image") || strings.Contains(msg, "reference does not exist") {
+		return fmt.Errorf("%s: the Docker engine has no image %s (docker image ls lists what it holds): %w", loc, loc.EngineRef(), errdefs.ErrNotFound)
+	}
+	return fmt.Errorf("%s: save from the Docker engine: %w", loc, err)
+}
+
+// Capabilities implements place.Place: read-only.
+func (e *Engine) Capabilities(ref.Location) place.Capabilities {
+	return place.Capabilities{ReadOnly: true}
+}
+
+// Manifest implements place.Place: the saved image's root (an index when
+// the engine saved several platforms).
+func (e *Engine) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	a, err := e.get(ctx, loc)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	// The save holds only this image (under the engine's names and, for
+	// the classic store, a manifest made here): a location pinned to a
+	// digest the save holds is read by it, any other is the only image.
+	if loc.Digest == "" || !a.Has(loc.Digest) {
+		loc.Digest = ""
+	}
+	loc.Tag = ""
+	return a.Manifest(ctx, loc)
+}
+
+// Fetcher implements place.Place: the saved image's content.
+func (e *Engine) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher, error) {
+	return e.get(ctx, loc)
+}
+
+// Tags implements place.Place: the engine's tags are not listed.
+func (e *Engine) Tags(context.Context, ref.Location) (map[string]bool, error) {
+	return map[string]bool{}, nil
+}
+
+// Referrers implements place.Place: the engine keeps no referrers index.
+func (e *Engine) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {
+	return nil, false, nil
+}

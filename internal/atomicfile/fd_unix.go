@@ -1,0 +1,28 @@
+//go:build unix
+
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// openDescriptor opens a path that names one of the process's own file
+// descriptors (/dev/stdout, /dev/fd/N, /proc/self/fd/N) as a copy of that
+// descriptor: writes share its offset, as a write to stdout would, whatever
+// is behind it (a pipe, a terminal, a file the shell opened with > or >>).
+// Opening the path again would start a file at offset 0 and renaming over
+// it would leave the descriptor on the old file.
+func openDescriptor(path string) (*os.File, bool, error) {
+	fd, ok := descriptorOf(path)
+	if !ok {
+		return nil, false, nil
+	}
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return nil, true, fmt.Errorf("open %s: %w", path, err)
+	}
+	syscall.CloseOnExec(dup)
+	return os.NewFile(uintptr(dup), path), true, nil
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// peerInfo is one peer as the report names it.
+type peerInfo struct {
+	Name    string
+	Version string
+	Present bool
+}
+
+// peerInfos lists every peer in column order, with its version when found.
+func peerInfos(found map[string]peer) []peerInfo {
+	var out []peerInfo
+	for _, n := range peerNames() {
+		p, ok := found[n]
+		out = append(out, peerInfo{Name: n, Version: p.version, Present: ok})
+	}
+	return out
+}
+
+// peerLine names the peers and their versions, and those absent.
+func (r report) peerLine() string {
+	var have, absent []string
+	for _, p := range r.Peers {
+		if p.Present {
+			have = append(have, p.Name+" "+p.Version)
+		} else {
+			absent = append(absent, p.Name)
+		}
+	}
+	line := "Peers: " + orNone(strings.Join(have, ", "))
+	if len(absent) > 0 {
+		line += "; absent (not installed, no figures): " + strings.Join(absent, ", ")
+	}
+	return line
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// fastestPeer returns the quickest peer that succeeded on x, if any.
+func (x row) fastestPeer() (peerResult, bool) {
+	var best peerResult
+	found := false
+	for _, p := range x.Peers {
+		if p.Status == "" && (!found || p.Wall < best.Wall) {
+			best, found = p, true
+		}
+	}
+	return best, found
+}
+
+// ratio is docker-imgx's wall time over the fastest peer's, written
+// "0.92× crane" (below 1: docker-imgx is faster); "–" without both figures.
+func (x row) ratio() string {
+	best, ok := x.fastestPeer()
+	if !ok || x.Status != "" || best.Wall <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f× %s", float64(x.Wall)/float64(best.Wall), best.Peer)
+}
+
+// peerTable renders each row that has peers: docker-imgx's wall time,
+// requests and peak RSS beside each peer's, and the ratio to the fastest.
+func (r report) peerTable() string {
+	var b strings.Builder
+	for _, x := range r.Rows {
+		if len(x.Peers) == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("| Case | Latency | docker-imgx | " + strings.Join(peerNames(), " | ") + " | docker-imgx ÷ fastest peer |\n")
+			b.WriteString("|---|---:|---:|" + strings.Repeat("---:|", len(peerNames())) + "---:|\n")
+		}
+		cells := []string{x.Case, x.link(), figures(x.Status, x.Wall, x.Requests, x.RSSKiB)}
+		for _, name := range peerNames() {
+			cell := "–"
+			if i := slices.IndexFunc(x.Peers, func(p peerResult) bool { return p.Peer == name }); i >= 0 {
+				p := x.Peers[i]
+				cell = figures(p.Status, p.Wall, p.Requests, p.RSSKiB)
+			}
+			cells = append(cells, cell)
+		}
+		cells = append(cells, x.ratio())
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	return b.String()
+}
+
+// figures writes one tool's cell: "1.23 s · 12 req · 24.5 MiB", or its status.
+func figures(status string, wall time.Duration, requests int, rssKiB int64) string {
+	if status != "" {
+		return shorten(status, 60)
+	}
+	return fmt.Sprintf("%s · %d req · %s", formatDuration(wall), requests, formatSize(rssKiB<<10))
+}
+
+func shorten(s string, n int) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// commandList says which command each row ran: per case, docker-imgx's
+// command line and each peer's, hosts written A (source registry) and B
+// (second registry), the output path OUT and the per-run name TOKEN.
+func (r report) commandList() string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, x := range r.Rows {
+		if len(x.Peers) == 0 || seen[x.Case] {
+			continue
+		}
+		seen[x.Case] = true
+		fmt.Fprintf(&b, "- %s\n  - `%s`\n", x.Case, x.CommandLine)
+		for _, p := range x.Peers {
+			fmt.Fprintf(&b, "  - `%s`\n", p.Command)
+		}
+	}
+	return b.String()
+}
+
+// summary is the two sentences the README points to: how docker-imgx
+// compared with the peers at the largest latency without a rate limit.
+func (r report) summary() string {
+	var lat time.Duration
+	for _, x := range r.Rows {
+		if x.Rate == 0 {
+			lat = max(lat, x.Latency)
+		}
+	}
+	jobs, fastest := 0, 0
+	worst, worstCase := 0.0, ""
+	var imgxRSS, peerRSS int64
+	for _, x := range r.Rows {
+		best, ok := x.fastestPeer()
+		if x.Rate != 0 || x.Latency != lat || !ok || x.Status != "" {
+			continue
+		}
+		jobs++
+		q := float64(x.Wall) / float64(best.Wall)
+		if q <= 1 {
+			fastest++
+		} else if q > worst {
+			worst, worstCase = q, fmt.Sprintf("%s, where %s took %s against %s", x.Case, best.Peer, formatDuration(best.Wall), formatDuration(x.Wall))
+		}
+		imgxRSS = max(imgxRSS, x.RSSKiB)
+		for _, p := range x.Peers {
+			if p.Status == "" {
+				peerRSS = max(peerRSS, p.RSSKiB)
+			}
+		}
+	}
+	if jobs == 0 {
+		return "No case ran beside a peer in this run.\n"
+	}
+	s := fmt.Sprintf("At %s per request, docker-imgx finished first on %d of the %d jobs it shares with %s", formatDuration(lat), fastest, jobs, r.peerNamesPresent())
+	if worstCase == "" {
+		s += ".\n"
+	} else {
+		s += fmt.Sprintf("; its largest gap was %.2f× on %s.\n", worst, worstCase)
+	}
+	return s + fmt.Sprintf("Its peak memory was at most %s in those jobs, against up to %s for the peers.\n",
+		formatSize(imgxRSS<<10), formatSize(peerRSS<<10))
+}
+
+// peerNamesPresent lists the installed peers as prose.
+func (r report) peerNamesPresent() string {
+	var names []string
+	for _, p := range r.Peers {
+		if p.Present {
+			names = append(names, p.Name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return "no peer"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// peerResult is one peer's figures for one case at one link.
+type peerResult struct {
+	Peer    string
+	Version string
+	// Command is the command line of the first run, with the hosts of
+	// registries A and B written A and B and the output file OUT.
+	Command string
+	// Status is "" when every run succeeded, "absent" when the tool is not
+	// installed, else why there are no figures.
+	Status string
+	// Wall and Requests are medians over the runs; RSSKiB is the largest
+	// peak resident set size.
+	Wall     time.Duration
+	Requests int
+	RSSKiB   int64
+}
+
+// measurePeers runs each of the case's peer commands cfg.runs times over ln.
+func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.Duration, rate int64) ([]peerResult, error) {
+	var out []peerResult
+	for _, pc := range c.peers {
+		p, ok := l.peers[pc.peer]
+		res := peerResult{Peer: pc.peer, Version: p.version,
+			Command: l.displayCommand(pc.peer, pc.args(ln, "OUT", "TOKEN"), ln)}
+		if !ok {
+			res.Status = "absent"
+			out = append(out, res)
+			continue
+		}
+		var samples []sample
+		for i := range l.cfg.runs {
+			s, err := l.runPeerOnce(ctx, c, pc, p, ln, lat, fmt.Sprintf("%s-l%d-b%d-r%d", pc.peer, lat.Milliseconds(), rate, i))
+			if err != nil {
+				if ctx.Err() != nil {
+					return out, ctx.Err()
+				}
+				res.Status = "error: " + err.Error()
+				break
+			}
+			samples = append(samples, s)
+		}
+		if res.Status == "" {
+			res.Wall = median(mapSlice(samples, func(s sample) time.Duration { return s.wall }))
+			res.Requests = median(mapSlice(samples, func(s sample) int { return s.requests }))
+			res.RSSKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.rssKiB }))
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// runPeerOnce runs one peer command once and checks what it left.
+func (l *lab) runPeerOnce(ctx context.Context, c benchCase, pc peerCommand, p peer, ln link, lat time.Duration, token string) (sample, error) {
+	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
+	defer os.RemoveAll(outFile)
+	s, stdout, err := l.runTool(ctx, c.name, p.path, l.peerEnv, pc.args(ln, outFile, token), ln, lat, token)
+	if err != nil {
+		return sample{}, err
+	}
+	if err := pc.check(ctx, l, ln, stdout, outFile, token); err != nil {
+		return sample{}, fmt.Errorf("%s: %w", pc.peer, err)
+	}
+	return s, nil
+}
+
+// displayCommand writes a command line for the report: the tool's name,
+// then its arguments with the proxies' hosts written A and B.
+func (l *lab) displayCommand(name string, args []string, ln link) string {
+	r := strings.NewReplacer(ln.a.Host(), "A", ln.b.Host(), "B")
+	parts := []string{name}
+	for _, a := range args {
+		a = r.Replace(a)
+		if strings.ContainsAny(a, " {}") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// lastLine is the last non-empty line of s: where tools print the error
+// that ended them.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}

@@ -1,0 +1,260 @@
+package tests
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-imgx/docker-imgx/tests/consumers"
+	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// createFrom pushes src as it is (no index around a single image) to
+// reg/repo:tag and returns the digest create printed.
+func createFrom(t *testing.T, x *imgx, reg *registrytest.Registry, repoTag, src string) digest.Digest {
+	t.Helper()
+	res := x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "-t", reg.Host+"/"+repoTag, src)
+	return mustDigestLine(t, res)
+}
+
+// pushedManifest reads the manifest at repo@d from reg, checked against d.
+func pushedManifest(t *testing.T, reg *registrytest.Registry, repo string, d digest.Digest) ocispec.Manifest {
+	t.Helper()
+	dt, _, err := fixture.Fetch(context.Background(), reg.AdminHost, repo, d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest.FromBytes(dt) != d {
+		t.Fatalf("%s@%s: bytes hash to %s", repo, d, digest.FromBytes(dt))
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(dt, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// assertImageOf checks that the manifest pushed at repo@d carries img's
+// config byte for byte, and that each layer is in reg under its digest,
+// uncompressed (a Docker image tar's layers), so its digest is the diff ID.
+func assertImageOf(t *testing.T, reg *registrytest.Registry, repo string, d digest.Digest, img fixture.Image) {
+	t.Helper()
+	m := pushedManifest(t, reg, repo, d)
+	if m.Config.Digest != img.Config.Desc.Digest {
+		t.Fatalf("config %s, want the source's %s", m.Config.Digest, img.Config.Desc.Digest)
+	}
+	cfg, err := fixture.FetchBlob(context.Background(), reg.AdminHost, repo, m.Config.Digest)
+	if err != nil || !bytes.Equal(cfg, img.Config.Data) {
+		t.Fatalf("config bytes differ from the source's (%v)", err)
+	}
+	var c ocispec.Image
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Layers) != len(c.RootFS.DiffIDs) {
+		t.Fatalf("%d layers, config has %d diff IDs", len(m.Layers), len(c.RootFS.DiffIDs))
+	}
+	for i, l := range m.Layers {
+		dt, err := fixture.FetchBlob(context.Background(), reg.AdminHost, repo, l.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest.FromBytes(dt) != l.Digest || int64(len(dt)) != l.Size {
+			t.Fatalf("layer %d: blob does not match its descriptor", i)
+		}
+		if l.MediaType == ocispec.MediaTypeImageLayer && l.Digest != c.RootFS.DiffIDs[i] {
+			t.Fatalf("layer %d: uncompressed %s is not the diff ID %s", i, l.Digest, c.RootFS.DiffIDs[i])
+		}
+	}
+}
+
+// gzipFile writes path gzip-compressed beside it and returns the new path.
+func gzipFile(t *testing.T, path string) string {
+	t.Helper()
+	dt, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(dt); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := path + ".gz"
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestArchiveAirGap is the air-gapped round trip: images of registry A
+// exported with --platform all into one tar, each created from the tar into
+// registry B (plain and gzip-compressed), where every digest and byte
+// equals A's.
+func TestArchiveAirGap(t *testing.T) {
+	e := pushExportImages(t)
+	b := registrytest.Start(t, registrytest.Options{})
+	x := newImgx(t)
+	tarPath, _ := export(t, x, "--platform", "all", e.ref("test/app:1"), e.ref("test/app:2"), e.ref("test/multi:v1"), e.ref("test/zstd:1"))
+	gz := gzipFile(t, tarPath)
+	want := map[string]fixture.Blob{"test/app:1": e.app.Manifest, "test/app:2": e.app2.Manifest,
+		"test/multi:v1": e.multi.Index, "test/zstd:1": e.zstd.Manifest}
+	for _, file := range []string{tarPath, gz} {
+		for name, blob := range want {
+			src := "archive://" + file + ":" + e.ref(name)
+			d := createFrom(t, x, b, "copy/"+name, src)
+			if d != blob.Desc.Digest {
+				t.Fatalf("%s: digest %s, want A's %s", src, d, blob.Desc.Digest)
+			}
+			repo, tag, _ := strings.Cut("copy/"+name, ":")
+			if got := fetchTag(t, b, repo, tag); got != string(blob.Data) {
+				t.Fatalf("%s: B holds other bytes than A", src)
+			}
+		}
+	}
+	for _, img := range append(append([]fixture.Image{}, e.multi.Images...), e.multi.Attestations...) {
+		assertBlobsIn(t, b, "copy/test/multi", img)
+	}
+	assertBlobsIn(t, b, "copy/test/app", e.app, e.app2)
+	assertBlobsIn(t, b, "copy/test/zstd", e.zstd)
+
+	t.Run("inspect", func(t *testing.T) {
+		res := x.MustRun("inspect", "--raw", "archive://"+tarPath+":"+e.ref("test/multi:v1"))
+		if res.Stdout != string(e.multi.Index.Data) {
+			t.Fatalf("inspect --raw:\n%s\nwant:\n%s", res.Stdout, e.multi.Index.Data)
+		}
+		res = x.RunPlugin("inspect", "--raw", "archive://"+gz+"@"+e.app.Manifest.Desc.Digest.String())
+		if res.ExitCode != 0 || res.Stdout != string(e.app.Manifest.Data) {
+			t.Fatalf("docker imgx inspect --raw by digest: exit %d\n%s%s", res.ExitCode, res.Stdout, res.Stderr)
+		}
+	})
+	t.Run("several images need a name", func(t *testing.T) {
+		x.MustFail([]string{"holds 4 images", e.ref("test/app:1"), e.ref("test/zstd:1"), "archive://FILE:NAME"}, "inspect", "archive://"+tarPath)
+		x.MustFail([]string{`no image named "nope:1"`, e.ref("test/multi:v1")}, "inspect", "archive://"+tarPath+":nope:1")
+	})
+	t.Run("a bare file is refused", func(t *testing.T) {
+		x.MustFail([]string{"is a file here", "archive://" + tarPath}, "create", "-t", b.Host+"/bare:1", tarPath)
+		x.MustFail([]string{"is a file here", "archive://" + tarPath}, "inspect", tarPath)
+	})
+	t.Run("read only", func(t *testing.T) {
+		x.MustFail([]string{"only read from", "export"}, "create", "-t", "archive://"+tarPath, e.ref("test/app:1"))
+		x.MustFail([]string{"only read from"}, "create", "-t", "docker-daemon://app:1", e.ref("test/app:1"))
+	})
+	t.Run("skopeo spellings", func(t *testing.T) {
+		d := createFrom(t, x, b, "alias/app:1", "docker-archive:"+tarPath+":"+e.ref("test/app:1"))
+		if d != e.app.Manifest.Desc.Digest {
+			t.Fatalf("digest %s, want %s", d, e.app.Manifest.Desc.Digest)
+		}
+	})
+}
+
+// TestArchiveDockerSave pushes the classic `docker save` tar of the private
+// Docker engine, and the same image read from the engine through
+// docker-daemon://: both keep the source's config and push the same
+// manifest; an image the engine lacks is one line.
+func TestArchiveDockerSave(t *testing.T) {
+	e := pushExportImages(t)
+	b := registrytest.Start(t, registrytest.Options{})
+	d := consumers.StartDocker(t)
+	x := newImgx(t)
+	name := e.ref("test/app:1")
+	exported, _ := export(t, x, name)
+	if _, err := d.Load(t, exported); err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(t.TempDir(), "saved.tar")
+	if _, err := d.Run(t, "save", "-o", saved, name); err != nil {
+		t.Fatal(err)
+	}
+	fromTar := createFrom(t, x, b, "saved/app:1", "archive://"+saved)
+	assertImageOf(t, b, "saved/app", fromTar, e.app)
+	again := createFrom(t, x, b, "saved/app:gz", "archive://"+gzipFile(t, saved)+":"+name)
+	if again != fromTar {
+		t.Fatalf("gzip-compressed tar gave %s, plain %s", again, fromTar)
+	}
+
+	// Re-exported from the tar under another name, docker load takes it
+	// back with the same image ID.
+	reexported, _ := export(t, x, "--name", "reexported/app:1", "archive://"+saved)
+	if _, err := d.Load(t, reexported); err != nil {
+		t.Fatal(err)
+	}
+	if id := d.ImageIDs(t)["reexported/app:1"]; id != e.app.Config.Desc.Digest.String() {
+		t.Fatalf("re-exported image ID %q, want %s", id, e.app.Config.Desc.Digest)
+	}
+
+	engine := x.With("DOCKER_HOST=" + d.Host)
+	fromEngine := createFrom(t, engine, b, "engine/app:1", "docker-daemon://"+name)
+	assertImageOf(t, b, "engine/app", fromEngine, e.app)
+	if fromEngine != fromTar {
+		t.Fatalf("docker-daemon:// gave %s, the saved tar %s", fromEngine, fromTar)
+	}
+	res := engine.RunPlugin("inspect", "--raw", "docker-daemon://"+name)
+	if res.ExitCode != 0 || digest.FromString(res.Stdout) != fromTar {
+		t.Fatalf("docker imgx inspect docker-daemon://: exit %d\n%s%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	engine.MustFail([]string{"docker-daemon://nope/missing:1", "the Docker engine has no image"}, "create", "-t", b.Host+"/engine/missing:1", "docker-daemon://nope/missing:1")
+	if got := fetchTag(t, b, "engine/missing", "1"); got != "" {
+		t.Fatalf("a tag was pushed for a missing image")
+	}
+}
+
+// TestArchivePodmanSave pushes both formats of `podman save`.
+func TestArchivePodmanSave(t *testing.T) {
+	e := pushExportImages(t)
+	b := registrytest.Start(t, registrytest.Options{})
+	p := consumers.NewPodman(t)
+	x := newImgx(t)
+	name := e.ref("test/app:1")
+	exported, _ := export(t, x, name)
+	if _, err := p.Load(t, exported); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"docker-archive", "oci-archive"} {
+		t.Run(format, func(t *testing.T) {
+			saved := filepath.Join(t.TempDir(), "saved.tar")
+			if _, err := p.Run(t, "save", "--format", format, "-o", saved, name); err != nil {
+				t.Fatal(err)
+			}
+			d := createFrom(t, x, b, "podman/"+format+":1", "archive://"+saved)
+			assertImageOf(t, b, "podman/"+format, d, e.app)
+			res := x.MustRun("inspect", "--format", "{{json .Image}}", "archive://"+saved)
+			if !strings.Contains(res.Stdout, e.app.Platform.Architecture) {
+				t.Fatalf("inspect of the podman tar names no platform: %s", res.Stdout)
+			}
+		})
+	}
+}
+
+// TestArchiveSkopeoCopy pushes tars skopeo copied out of registry A, in
+// both of its archive formats.
+func TestArchiveSkopeoCopy(t *testing.T) {
+	e := pushExportImages(t)
+	b := registrytest.Start(t, registrytest.Options{})
+	x := newImgx(t)
+	name := e.ref("test/app:1")
+	for _, transport := range []string{"docker-archive", "oci-archive"} {
+		t.Run(transport, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "copied.tar")
+			if err := consumers.SkopeoCopy(t, "docker://"+name, transport+":"+path+":"+name, "--src-tls-verify=false"); err != nil {
+				t.Fatal(err)
+			}
+			d := createFrom(t, x, b, "skopeo/"+transport+":1", "archive://"+path)
+			assertImageOf(t, b, "skopeo/"+transport, d, e.app)
+			if transport == "oci-archive" && d != e.app.Manifest.Desc.Digest {
+				t.Fatalf("oci-archive: digest %s, want the source's %s", d, e.app.Manifest.Desc.Digest)
+			}
+		})
+	}
+}
