@@ -21,7 +21,7 @@ BENCH_PEERS ?= crane=github.com/google/go-containerregistry/cmd/crane@v0.22.1 \
 	oras=oras.land/oras/cmd/oras@v1.3.6 \
 	buildx=github.com/docker/buildx/cmd/buildx@v0.38.2
 TOOLS := $(CURDIR)/bin/tools
-TEST_FLAGS ?= -race -count=1
+TEST_FLAGS ?= -race -count=1 -timeout 30m
 # Fuzz budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
 # duration-bound run with "context deadline exceeded" at its end (golang/go#75804),
 # and minimizing counts too, so new inputs do not stall the run. FUZZTIME=30s (or

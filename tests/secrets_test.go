@@ -107,7 +107,9 @@ func TestSecretsNeverShown(t *testing.T) {
 				}
 				wrong := []string{"wrong-" + src.Password, "wrong-" + dst.Password}
 				bad := cs.setup(t, newImgx(t), regs, wrong)
-				for _, args := range runs {
+				// Outputs of their own: a layout folder the runs above
+				// filled is refused before any request.
+				for _, args := range secretRuns(t, src, dst) {
 					res := bad.Run(append([]string{"--debug"}, args...)...)
 					if res.ExitCode == 0 {
 						t.Fatalf("%v succeeded with a wrong password", args)
