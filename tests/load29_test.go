@@ -199,3 +199,24 @@ func tarDiff(t *testing.T, got, want []byte) string {
 	}
 	return "got:\n" + strings.Join(list(got), "\n") + "\nwant:\n" + strings.Join(list(want), "\n")
 }
+
+// TestDaemonPlaceDocker29 reads a multi-platform image from a Docker
+// 29-line engine (containerd image store) through docker-daemon://: the
+// engine's save holds the whole index, and create pushes that same index
+// digest.
+func TestDaemonPlaceDocker29(t *testing.T) {
+	e := pushExportImages(t)
+	d := consumers.StartDocker29(t)
+	x := newImgx(t).With("DOCKER_HOST=" + d.Host)
+	index := e.multi.Index.Desc.Digest.String()
+	name := "127.0.0.1:5999/multi:all"
+	x.MustRun("export", "--load", "--progress", "quiet", "--platform", "all", "--name", name, e.ref("test/multi:v1"))
+	res := x.MustRun("create", "--progress", "quiet", "-t", e.ref("test/fromengine:1"), "docker-daemon://"+name)
+	if got := strings.TrimSpace(res.Stdout); got != index {
+		t.Fatalf("create from docker-daemon://%s pushed %s, want the index %s", name, got, index)
+	}
+	raw := x.MustRun("inspect", "--raw", e.ref("test/fromengine:1"))
+	if want := x.MustRun("inspect", "--raw", e.ref("test/multi:v1")); raw.Stdout != want.Stdout {
+		t.Errorf("pushed index differs from the source's:\n%s\nwant:\n%s", raw.Stdout, want.Stdout)
+	}
+}
