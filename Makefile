@@ -93,8 +93,8 @@ validate-docs: ## Fail when docs/reference is stale
 demo: build ## Build, start a throwaway local registry, run the commands on sample images
 	@./scripts/demo.sh $(BIN)
 
-bench: build bench-peers ## Run the Go benchmarks, then the suite through the binary beside its peers (writes docs/bench; BENCH_FLAGS=-quick to check it runs)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build bench-peers engine ## Run the Go benchmarks, then the suite through the binary beside its peers (writes docs/bench; BENCH_FLAGS=-quick to check it runs)
+	IMGX_ENGINE_DIR=$(ENGINE_DIR) $(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./tests/bench -binary $(BIN) -tools $(TOOLS) $(BENCH_FLAGS)
 
 bench-peers: ## Build the pinned peers of make bench into bin/tools (once per version)

@@ -852,9 +852,18 @@ func benchImage(b *testing.B) (*registrytest.Registry, string, []ocispec.Descrip
 		}
 		layers = append(layers, blob.Desc)
 	}
+	benchPushManifest(b, reg, "bench/big", layers)
+	return reg, reg.Host + "/bench/big:1", layers, total
+}
+
+// benchPushManifest pushes, as repo:1, the config and manifest of an image
+// of the local platform over uncompressed layers already in repo (each
+// layer is its own diff).
+func benchPushManifest(b *testing.B, reg *registrytest.Registry, repo string, layers []ocispec.Descriptor) {
+	b.Helper()
 	diffIDs := make([]digest.Digest, len(layers))
 	for i, l := range layers {
-		diffIDs[i] = l.Digest // uncompressed: the layer is its own diff
+		diffIDs[i] = l.Digest
 	}
 	cfg, err := json.Marshal(ocispec.Image{Platform: platforms.DefaultSpec(), RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}})
 	if err != nil {
@@ -865,10 +874,9 @@ func benchImage(b *testing.B) (*registrytest.Registry, string, []ocispec.Descrip
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := fixture.Push(context.Background(), reg.AdminHost, "bench/big", "1", config, fixture.NewBlob(ocispec.MediaTypeImageManifest, m)); err != nil {
+	if err := fixture.Push(context.Background(), reg.AdminHost, repo, "1", config, fixture.NewBlob(ocispec.MediaTypeImageManifest, m)); err != nil {
 		b.Fatal(err)
 	}
-	return reg, reg.Host + "/bench/big:1", layers, total
 }
 
 // benchUpload uploads one blob monolithically (fixture.Push would put a

@@ -30,7 +30,7 @@ func StartContainerd(t testing.TB) *Containerd {
 	dir := shortTempDir(t, "ctrd")
 	c := &Containerd{Address: filepath.Join(dir, "c.sock"), CTR: ctr}
 	config := filepath.Join(dir, "config.toml")
-	writeFile(t, config, containerdConfig(dir, c.Address))
+	writeFile(t, config, containerdConfig(2, `"io.containerd.grpc.v1.cri"`, dir, c.Address))
 	proc := startDaemon(t, "containerd", filepath.Join(dir, "containerd.log"), nil, bin, "--config", config)
 	proc.waitReady(t, func(ctx context.Context) error {
 		if err := dialUnix(ctx, c.Address); err != nil {
@@ -42,14 +42,15 @@ func StartContainerd(t testing.TB) *Containerd {
 	return c
 }
 
-// containerdConfig is a version 2 configuration that keeps every path under
-// dir (the opt plugin would otherwise create /opt/containerd) and leaves out
-// the CRI plugin, which is not needed to import images.
-func containerdConfig(dir, address string) string {
-	return fmt.Sprintf(`version = 2
+// containerdConfig is a configuration of the given version (2 for
+// containerd 1.x, 3 for containerd 2) that keeps every path under dir (the
+// opt plugin would otherwise create /opt/containerd) and leaves out the
+// disabled plugins (CRI), which importing and loading images do not need.
+func containerdConfig(version int, disabled, dir, address string) string {
+	return fmt.Sprintf(`version = %d
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+disabled_plugins = [%s]
 
 [grpc]
   address = %q
@@ -65,7 +66,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
+`, version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, address, address+".ttrpc", filepath.Join(dir, "opt"))
 }
 
 // Run runs ctr against this containerd in ContainerdNamespace.

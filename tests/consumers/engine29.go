@@ -67,36 +67,10 @@ func startContainerd2(t testing.TB, bin string) string {
 	dir := shortTempDir(t, "ctrd2")
 	address := filepath.Join(dir, "c.sock")
 	config := filepath.Join(dir, "config.toml")
-	writeFile(t, config, containerd2Config(dir, address))
+	writeFile(t, config, containerdConfig(3, `"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"`, dir, address))
 	proc := startDaemon(t, "containerd2", filepath.Join(dir, "containerd.log"), nil, bin, "--config", config)
 	proc.waitReady(t, func(ctx context.Context) error { return dialUnix(ctx, address) })
 	return address
-}
-
-// containerd2Config is a version 3 configuration (containerd 2) that keeps
-// every path under dir and leaves out the CRI plugins, which loading images
-// does not need.
-func containerd2Config(dir, address string) string {
-	return fmt.Sprintf(`version = 3
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
 }
 
 // ImagePlatforms returns the platforms of the image manifests the engine
