@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
@@ -19,28 +18,18 @@ import (
 type Archives struct {
 	ReadOnly
 	opts Options
-	mu   sync.Mutex
-	open map[string]*Archive
+	open Set
 }
 
 var _ place.Place = (*Archives)(nil)
 
 // New returns the place of image tars.
 func New(opts Options) *Archives {
-	return &Archives{ReadOnly: ReadOnly{What: "an image tar"}, opts: opts, open: map[string]*Archive{}}
+	return &Archives{ReadOnly: ReadOnly{What: "an image tar"}, opts: opts}
 }
 
 // Close closes every tar opened (and so removes their spools).
-func (p *Archives) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var errs []error
-	for k, a := range p.open {
-		errs = append(errs, a.Close())
-		delete(p.open, k)
-	}
-	return errors.Join(errs...)
-}
+func (p *Archives) Close() error { return p.open.Close() }
 
 // get opens loc's tar, or returns the one already open.
 func (p *Archives) get(ctx context.Context, loc ref.Location) (*Archive, error) {
@@ -48,11 +37,11 @@ func (p *Archives) get(ctx context.Context, loc ref.Location) (*Archive, error) 
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if a, ok := p.open[key]; ok {
-		return a, nil
-	}
+	return p.open.Get(key, nil, func() (*Archive, error) { return openFile(ctx, loc, p.opts) })
+}
+
+// openFile opens the tar at loc.Path.
+func openFile(ctx context.Context, loc ref.Location, opts Options) (*Archive, error) {
 	label := ref.ArchivePrefix + loc.Path
 	f, err := os.Open(loc.Path)
 	switch {
@@ -65,12 +54,7 @@ func (p *Archives) get(ctx context.Context, loc ref.Location) (*Archive, error) 
 		_ = f.Close() // read only: nothing to lose
 		return nil, fmt.Errorf("%s: %s is a folder, not a tar (an OCI layout folder is read as %s%s)", label, loc.Path, ref.LayoutPrefix, loc.Path)
 	}
-	a, err := Open(ctx, f, label, p.opts)
-	if err != nil {
-		return nil, err
-	}
-	p.open[key] = a
-	return a, nil
+	return Open(ctx, f, label, opts)
 }
 
 // Capabilities implements place.Place: read-only, one repository.

@@ -11,12 +11,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
@@ -50,51 +48,27 @@ type Options struct {
 type Engine struct {
 	archive.ReadOnly
 	opts  Options
-	mu    sync.Mutex
-	saved map[string]*archive.Archive
+	saved archive.Set
 }
 
 var _ place.Place = (*Engine)(nil)
 
 // New returns the engine place.
 func New(opts Options) *Engine {
-	return &Engine{ReadOnly: archive.ReadOnly{What: "the Docker engine"}, opts: opts, saved: map[string]*archive.Archive{}}
+	return &Engine{ReadOnly: archive.ReadOnly{What: "the Docker engine"}, opts: opts}
 }
 
 // Close closes every saved image (and so removes its spool).
-func (e *Engine) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var errs []error
-	for k, a := range e.saved {
-		errs = append(errs, a.Close())
-		delete(e.saved, k)
-	}
-	return errors.Join(errs...)
-}
+func (e *Engine) Close() error { return e.saved.Close() }
 
 // get saves loc's image, or returns the save that holds it already (a
 // location pinned to a digest read from a save).
 func (e *Engine) get(ctx context.Context, loc ref.Location) (*archive.Archive, error) {
-	key := loc.EngineRef()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if a, ok := e.saved[key]; ok {
-		return a, nil
-	}
+	var reuse func(*archive.Archive) bool
 	if loc.Tag == "" && loc.Digest != "" {
-		for _, a := range e.saved {
-			if a.Has(loc.Digest) {
-				return a, nil
-			}
-		}
+		reuse = func(a *archive.Archive) bool { return a.Has(loc.Digest) }
 	}
-	a, err := e.save(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
-	e.saved[key] = a
-	return a, nil
+	return e.saved.Get(loc.EngineRef(), reuse, func() (*archive.Archive, error) { return e.save(ctx, loc) })
 }
 
 // save streams the image out of the engine into a spool and opens it.
