@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,4 +298,20 @@ func parseCommands(help []byte) map[string]bool {
 		}
 	}
 	return cmds
+}
+
+// serve prints where the lab's registries answer, at each latency, and
+// waits until ctx ends: commands run by hand (with DOCKER_IMGX_CPUPROFILE
+// or --debug) then see the same registries and images as the cases.
+func (l *lab) serve(ctx context.Context, w io.Writer) error {
+	fmt.Fprintf(w, "bench: registry A (images under src/) and B, plain HTTP; Ctrl-C stops them\n")
+	for _, lat := range l.cfg.latencies {
+		ln := l.links[lat]
+		fmt.Fprintf(w, "  latency %v: A=%s B=%s\n", lat, ln.a.Host(), ln.b.Host())
+	}
+	if l.cfg.rate > 0 {
+		fmt.Fprintf(w, "  latency %v, %s: A=%s B=%s\n", slices.Max(l.cfg.latencies), formatRate8(l.cfg.rate), l.rated.a.Host(), l.rated.b.Host())
+	}
+	<-ctx.Done()
+	return nil
 }

@@ -32,6 +32,10 @@ type config struct {
 	hashMiB   int
 	only      string
 	chains    bool
+	// requests prints every request of each run.
+	requests bool
+	// serve keeps the lab up for commands run by hand instead of measuring.
+	serve bool
 	// tools is the folder holding the peers make bench installs.
 	tools string
 	// quick shrinks the suite to check that it runs: smaller images and
@@ -78,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "bench:", cerr)
 		}
 	}()
+	if cfg.serve {
+		return l.serve(ctx, stderr)
+	}
 	rep := report{Machine: describeMachine(ctx, cfg.binary), Runs: cfg.runs, ExportSize: cfg.size, Peers: peerInfos(l.peers), Quick: cfg.quick}
 	rep.SHA256MiBps = sha256Throughput(cfg.hashMiB)
 	for _, c := range append(l.cases(), l.scaleCases()...) {
@@ -107,6 +114,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stderr, "bench: start-up")
+	if cfg.only != "" {
+		// A chosen case is being looked at: start-up and size are not.
+		return rep.write(stdout, cfg.out)
+	}
 	rep.StartupRuns = cfg.startupRuns
 	if rep.Startup, err = l.measureStartup(ctx, cfg.startupRuns); err != nil {
 		return err
@@ -128,6 +139,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.hashMiB, "hash", 256, "MiB hashed in memory for the one-core sha256 baseline")
 	fs.StringVar(&cfg.only, "only", "", "run only the cases whose name contains this")
 	fs.StringVar(&cfg.tools, "tools", "bin/tools", "folder of the peer tools (crane, regctl, oras, buildx); skopeo is looked up on PATH")
+	fs.BoolVar(&cfg.serve, "serve", false, "set up the registries, proxies and images, print their addresses and wait for Ctrl-C (to run or profile a command by hand)")
+	fs.BoolVar(&cfg.requests, "requests", false, "print each run's registry requests, in the order they reached the registries, to stderr")
 	fs.BoolVar(&cfg.chains, "chains", false, "print each run's longest chain of sequential requests to stderr")
 	linkRate := fs.String("rate", "1Gbit", "capacity of the link (e.g. 1Gbit, 500Mbit; 0: none) the large export and copy also run over, at the largest latency")
 	fs.IntVar(&cfg.startupRuns, "startup-runs", 21, "runs of each start-up command (version); the median is reported")

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
@@ -118,6 +119,7 @@ func (l *lab) measureOn(ctx context.Context, c benchCase, ln link, lat time.Dura
 	if c.writes {
 		var writes []time.Duration
 		for range l.cfg.runs {
+			settle()
 			d, err := downloadTo(ctx, ln.a.Host(), c.blobs, c.concurrency, c.smallConcurrency, filepath.Join(l.tmp, "baseline.out"))
 			if err != nil {
 				return r, fmt.Errorf("write baseline of %s: %w", c.name, err)
@@ -176,6 +178,7 @@ func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Durati
 func (l *lab) runTool(ctx context.Context, name, bin string, env, args []string, ln link, lat time.Duration, token string) (sample, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
+	settle()
 	l.a.ResetRequests()
 	l.b.ResetRequests()
 	ln.a.Reset()
@@ -186,6 +189,11 @@ func (l *lab) runTool(ctx context.Context, name, bin string, env, args []string,
 	}
 	reqs := append(l.a.Requests(), l.b.Requests()...)
 	chain := longestChain(reqs, lat)
+	if l.cfg.requests && len(reqs) > 0 {
+		all := slices.Clone(reqs)
+		slices.SortFunc(all, func(a, b registrytest.Request) int { return a.Start.Compare(b.Start) })
+		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d requests\n%s", name, filepath.Base(bin), formatDuration(lat), len(all), formatChain(all))
+	}
 	if l.cfg.chains && len(chain) > 0 {
 		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d sequential round trips\n%s", name, filepath.Base(bin), formatDuration(lat), len(chain), formatChain(chain))
 	}
@@ -198,6 +206,11 @@ func (l *lab) runTool(ctx context.Context, name, bin string, env, args []string,
 		floorKiB: res.FloorKiB,
 	}, stdout, nil
 }
+
+// settle writes back what earlier runs left dirty in the page cache (a tool
+// that does not flush its output leaves that to the kernel), so that no run
+// pays for the one before it: each starts with nothing waiting for the disk.
+func settle() { syscall.Sync() }
 
 // longestChain returns the longest chain of requests where each reached the
 // registry at least gap after the one before it was answered. A client

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,7 +66,11 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 func (l *lab) runPeerOnce(ctx context.Context, c benchCase, pc peerCommand, p peer, ln link, lat time.Duration, token string) (sample, error) {
 	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
 	defer os.RemoveAll(outFile)
-	s, stdout, err := l.runTool(ctx, c.name, p.path, l.peerEnv, pc.args(ln, outFile, token), ln, lat, token)
+	bin, args, env, err := l.freshState(pc.peer, p.path, pc.args(ln, outFile, token), token)
+	if err != nil {
+		return sample{}, err
+	}
+	s, stdout, err := l.runTool(ctx, c.name, bin, env, args, ln, lat, token)
 	if err != nil {
 		return sample{}, err
 	}
@@ -73,6 +78,36 @@ func (l *lab) runPeerOnce(ctx context.Context, c benchCase, pc peerCommand, p pe
 		return sample{}, fmt.Errorf("%s: %w", pc.peer, err)
 	}
 	return s, nil
+}
+
+// skopeoCacheDir is where skopeo (containers/image) keeps, run as root, its
+// blob-info cache: which repositories of which registry it has put each
+// blob in. Other users keep it under $XDG_DATA_HOME/containers/cache.
+const skopeoCacheDir = "/var/lib/containers/cache"
+
+// freshState returns how to run a peer so that it starts as it would on a
+// machine it never ran on. skopeo remembers in its blob-info cache where it
+// put each blob and, copying to a registry that holds the blob in another
+// repository, mounts it from there instead of copying it: across the runs of
+// a case every run after the first would mount what the case copies. Each
+// run gets an empty cache: run as root, in a mount namespace of its own with
+// an empty tmpfs over skopeoCacheDir (unshare(1); nothing outside changes);
+// else in a fresh XDG_DATA_HOME.
+func (l *lab) freshState(name, bin string, args []string, token string) (string, []string, []string, error) {
+	env := l.peerEnv
+	if name != peerSkopeo {
+		return bin, args, env, nil
+	}
+	if os.Geteuid() != 0 {
+		data := filepath.Join(l.tmp, "xdg-"+token)
+		return bin, args, append(slices.Clone(env), "XDG_DATA_HOME="+data), nil
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("skopeo: unshare(1) (util-linux) is needed to give each run an empty blob-info cache: %w", err)
+	}
+	script := `mkdir -p ` + skopeoCacheDir + ` && mount -t tmpfs imgx-bench ` + skopeoCacheDir + ` && exec "$0" "$@"`
+	return unshare, append([]string{"--mount", "--propagation", "private", "sh", "-c", script, bin}, args...), env, nil
 }
 
 // displayCommand writes a command line for the report: the tool's name,

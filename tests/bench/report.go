@@ -194,7 +194,9 @@ How to read it:
   images and the bundle run crane alone. Every copy is checked to leave the source index's digest
   at the target, every create an index of as many children as sources, every export at least the
   bytes of the blobs. Their requests are counted in the same registry logs and their peak RSS by
-  the same launcher as docker-imgx's.
+  the same launcher as docker-imgx's. skopeo remembers in a blob-info cache where it put each blob
+  and mounts it from there on its next copy to that registry; each run starts with an empty cache
+  (as root, in a mount namespace of its own), as a first copy would, so that every run copies.
 - Requests: as logged by the registries. Moved: request plus response body bytes through
   the proxies. Peak RSS: the largest maximum resident set size of the process over the runs,
   taken by a small launcher program: Linux carries the peak of the address space a process
