@@ -127,9 +127,9 @@ func (r *Client) registryHost(e hostEntry) (docker.RegistryHost, error) {
 	_, port, _ := net.SplitHostPort(e.host)
 	if e.scheme == "http" && explicitTLS && port != "80" {
 		e.scheme = "https"
-		rt = docker.NewHTTPFallback(rt)
+		rt = newPlainFallback(rt)
 	} else if e.scheme == "https" && (insecure || (e.implicit && docker.IsLocalhost(e.host))) {
-		rt = docker.NewHTTPFallback(rt)
+		rt = newPlainFallback(rt)
 	}
 	rt = tlsHintTransport{rt: rt, host: e.host, dir: e.certsDir, file: e.file, hint: r.opts.UntrustedHint}
 	client := &http.Client{Transport: r.wrap(rt)}

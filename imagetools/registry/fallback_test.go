@@ -1,0 +1,167 @@
+package registry
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// connCounter counts a server's connections, and those that never carried
+// a request (a refused TLS handshake).
+type connCounter struct {
+	mu     sync.Mutex
+	served map[net.Conn]bool
+}
+
+type connKey struct{}
+
+// opened notes a new connection; served notes that one carried a request
+// to the handler (a connection is "active" from its first byte, a TLS
+// handshake's too, so ConnState cannot tell).
+func (c *connCounter) opened(ctx context.Context, conn net.Conn) context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.served[conn] = false
+	return context.WithValue(ctx, connKey{}, conn)
+}
+
+func (c *connCounter) serve(r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.served[r.Context().Value(connKey{}).(net.Conn)] = true
+}
+
+func (c *connCounter) unserved() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ok := range c.served {
+		if !ok {
+			n++
+		}
+	}
+	return n
+}
+
+func newCountingServer(t *testing.T, tlsServer bool) (*httptest.Server, *connCounter, *atomic.Int64) {
+	t.Helper()
+	var requests atomic.Int64
+	counter := &connCounter{served: map[net.Conn]bool{}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		counter.serve(r)
+		body, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(append([]byte(r.Method+" "), body...))
+	}))
+	srv.Config.ConnContext = counter.opened
+	if tlsServer {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv, counter, &requests
+}
+
+// A burst of parallel requests to a plain-HTTP server costs one refused
+// TLS handshake, not one per request, and every request is answered over
+// HTTP with its body.
+func TestPlainFallbackProbesOnce(t *testing.T) {
+	srv, counter, requests := newCountingServer(t, false)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	rt := newPlainFallback(newTransport(defaultTLSConfig()))
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			method, body := http.MethodGet, ""
+			if i%2 == 1 {
+				method, body = http.MethodPut, "payload"
+			}
+			req, err := http.NewRequestWithContext(context.Background(), method, "https://"+host+"/x", strings.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			got, _ := io.ReadAll(resp.Body)
+			if want := method + " " + body; string(got) != want {
+				t.Errorf("answer %q, want %q", got, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := counter.unserved(); got != 1 {
+		t.Errorf("%d connections carried no request (refused TLS handshakes), want 1", got)
+	}
+	if got := requests.Load(); got != n {
+		t.Errorf("server answered %d requests, want %d", got, n)
+	}
+}
+
+// A server that speaks TLS keeps being asked over HTTPS.
+func TestPlainFallbackKeepsTLS(t *testing.T) {
+	srv, counter, requests := newCountingServer(t, true)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	tr := newTransport(srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone())
+	rt := newPlainFallback(tr)
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/x", nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.TLS == nil {
+			t.Fatal("answered without TLS")
+		}
+	}
+	if got := counter.unserved(); got != 0 {
+		t.Errorf("%d connections carried no request, want 0", got)
+	}
+	if requests.Load() != 3 {
+		t.Errorf("server answered %d requests, want 3", requests.Load())
+	}
+}
+
+// A first request that fails another way (nothing listens on the port
+// given) decides nothing: the next one asks over HTTPS again.
+func TestPlainFallbackUndecidedAfterOtherErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close()
+	rt := newPlainFallback(newTransport(defaultTLSConfig()))
+	for range 2 {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/x", nil)
+		if _, err := rt.RoundTrip(req); err == nil || !refused(err) {
+			t.Fatalf("want a refused connection, got %v", err)
+		}
+		rt.mu.Lock()
+		_, known := rt.probes[host]
+		rt.mu.Unlock()
+		if known {
+			t.Fatal("a refused connection with a port given decided the scheme")
+		}
+	}
+}
