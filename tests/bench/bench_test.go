@@ -126,12 +126,13 @@ func TestTable(t *testing.T) {
 }
 
 // TestRoundTripTable: one row per case measured with latency, the time
-// latency added taken against the same case without it.
+// latency added taken against the same case without it, and that time in
+// round trips (100 ms at 20 ms: 5.0).
 func TestRoundTripTable(t *testing.T) {
 	got := sampleReport().roundTripTable()
-	want := "| Case | Latency | Requests | Round trips | Floor | Wall time | Added by latency | Round trips × latency |\n" +
-		"|---|---:|---:|---:|---:|---:|---:|---:|\n" +
-		"| export <big> & co | 20 ms | 12 | 4 | 2 | 2.00 s | 100 ms | 80 ms |\n"
+	want := "| Case | Latency | Requests | Round trips | Floor | Wall time | Added by latency | Round trips × latency | Round trips paid |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
+		"| export <big> & co | 20 ms | 12 | 4 | 2 | 2.00 s | 100 ms | 80 ms | 5.0 |\n"
 	if got != want {
 		t.Errorf("round-trip table:\n%s\nwant:\n%s", got, want)
 	}
