@@ -34,6 +34,8 @@ type config struct {
 	chains    bool
 	// requests prints every request of each run.
 	requests bool
+	// render is a results.json to write the report from instead of measuring.
+	render string
 	// serve keeps the lab up for commands run by hand instead of measuring.
 	serve bool
 	// tools is the folder holding the peers make bench installs.
@@ -61,6 +63,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.render != "" {
+		r, err := readReport(cfg.render)
+		if err != nil {
+			return err
+		}
+		return r.write(stdout, cfg.out)
 	}
 	tmp, err := os.MkdirTemp("", "imgx-bench-")
 	if err != nil {
@@ -139,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.hashMiB, "hash", 256, "MiB hashed in memory for the one-core sha256 baseline")
 	fs.StringVar(&cfg.only, "only", "", "run only the cases whose name contains this")
 	fs.StringVar(&cfg.tools, "tools", "bin/tools", "folder of the peer tools (crane, regctl, oras, buildx); skopeo is looked up on PATH")
+	fs.StringVar(&cfg.render, "render", "", "measure nothing: write RESULTS.md and chart.svg into -out again from this results.json of an earlier run")
 	fs.BoolVar(&cfg.serve, "serve", false, "set up the registries, proxies and images, print their addresses and wait for Ctrl-C (to run or profile a command by hand)")
 	fs.BoolVar(&cfg.requests, "requests", false, "print each run's registry requests, in the order they reached the registries, to stderr")
 	fs.BoolVar(&cfg.chains, "chains", false, "print each run's longest chain of sequential requests to stderr")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"debug/buildinfo"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -61,9 +63,18 @@ func TestSummary(t *testing.T) {
 	got := peerReport().summary()
 	want := "At 20 ms per request, docker-imgx finished first on 1 of the 2 jobs it shares with crane, regctl and oras; " +
 		"its largest gap was 1.12× on copy index, where regctl took 800 ms against 900 ms.\n" +
-		"Its peak memory was at most 25.0 MiB in those jobs, against up to 30.0 MiB for the peers.\n"
+		"Its peak memory was at most 25.0 MiB in the jobs at 20 ms, against up to 30.0 MiB for the peers.\n"
 	if got != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
+	}
+	// Beside peers without latency too: a sentence of its own.
+	r := peerReport()
+	r.Rows = append(r.Rows, row{Case: "export", Wall: time.Second, Requests: 10, RSSKiB: 25 << 10,
+		Peers: []peerResult{{Peer: peerCrane, Wall: 800 * time.Millisecond, Requests: 12, RSSKiB: 12 << 10}}})
+	want = strings.Replace(want, "Its peak", "At 0 ms, where the machine's disk and cores are the limit, it finished first on 0 of 1; "+
+		"its largest gap was 1.25× on export, where crane took 800 ms against 1.00 s.\nIts peak", 1)
+	if got := r.summary(); got != want {
+		t.Errorf("summary with a job at 0 ms:\n%s\nwant:\n%s", got, want)
 	}
 	if got := (report{}).summary(); !strings.HasPrefix(got, "No case ran beside a peer") {
 		t.Errorf("empty summary = %q", got)
@@ -148,5 +159,35 @@ func TestCheckOutputSize(t *testing.T) {
 func TestLastLine(t *testing.T) {
 	if got := lastLine("warning: x\nError: failed to copy\n\n"); got != "Error: failed to copy" {
 		t.Errorf("lastLine = %q", got)
+	}
+}
+
+// TestRenderAgain: results.json holds every figure, so that RESULTS.md
+// written again from it is the same file.
+func TestRenderAgain(t *testing.T) {
+	r := peerReport()
+	r.Machine = machine{CPUs: 2, CPUModel: "cpu", GoVersion: "go", Platform: "linux/amd64", Binary: "b", Date: "2026-12-02"}
+	r.Startup = []startupRow{{Command: "docker-imgx version", Wall: 14 * time.Millisecond, RSSKiB: 18 << 10}}
+	r.Binary = binarySize{Bytes: 1 << 20, Modules: 3, PerModule: []moduleSize{{Path: "std", Version: "go", Bytes: 1 << 19}},
+		Symbols: 1 << 19, Candidates: []cutCandidate{{Module: "m", Why: "a → m"}}}
+	first, second := t.TempDir(), t.TempDir()
+	if err := r.write(io.Discard, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"-render", filepath.Join(first, resultsJSON), "-out", second}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"RESULTS.md", "chart.svg", resultsJSON} {
+		a, err := os.ReadFile(filepath.Join(first, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(second, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(a) != string(b) {
+			t.Errorf("%s written again from %s differs", name, resultsJSON)
+		}
 	}
 }

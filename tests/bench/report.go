@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -85,7 +86,32 @@ func (r report) write(stdout io.Writer, out string) error {
 	if err := writeFile(filepath.Join(out, "RESULTS.md"), []byte(r.markdown(table))); err != nil {
 		return err
 	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if err := writeFile(filepath.Join(out, resultsJSON), append(data, '\n')); err != nil {
+		return err
+	}
 	return writeFile(filepath.Join(out, "chart.svg"), r.chart())
+}
+
+// resultsJSON is the file, beside RESULTS.md, holding every figure of the
+// run: -render writes RESULTS.md and the chart again from it, without
+// measuring, when only how they are written changed.
+const resultsJSON = "results.json"
+
+// readReport reads a results.json.
+func readReport(path string) (report, error) {
+	var r report
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
 }
 
 // writeFile writes through a temp file beside path, renamed on success.
