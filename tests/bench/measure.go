@@ -82,6 +82,8 @@ type sample struct {
 	bytes    int64
 	rssKiB   int64
 	floorKiB int64
+	// flush is how long flushing a peer's output took after it exited.
+	flush time.Duration
 }
 
 // measure runs c cfg.runs times at latency lat, then its baseline.

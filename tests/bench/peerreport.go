@@ -88,6 +88,9 @@ func (r report) peerTable() string {
 			if i := slices.IndexFunc(x.Peers, func(p peerResult) bool { return p.Peer == name }); i >= 0 {
 				p := x.Peers[i]
 				cell = figures(p.Status, p.Wall, p.Requests, p.RSSKiB)
+				if p.Status == "" && p.Flush > 0 {
+					cell += " · +" + formatDuration(p.Flush) + " flush"
+				}
 			}
 			cells = append(cells, cell)
 		}

@@ -26,6 +26,11 @@ type peerResult struct {
 	Wall     time.Duration
 	Requests int
 	RSSKiB   int64
+	// Flush, for a case that writes a file, is the median time the flush of
+	// what the peer wrote took once it had exited: the peers leave their
+	// output in the page cache, docker-imgx flushes its tar before renaming
+	// it into place, inside its wall time.
+	Flush time.Duration `json:",omitempty"`
 }
 
 // measurePeers runs each of the case's peer commands cfg.runs times over ln.
@@ -56,6 +61,9 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 			res.Wall = median(mapSlice(samples, func(s sample) time.Duration { return s.wall }))
 			res.Requests = median(mapSlice(samples, func(s sample) int { return s.requests }))
 			res.RSSKiB = slices.Max(mapSlice(samples, func(s sample) int64 { return s.rssKiB }))
+			if c.writes {
+				res.Flush = median(mapSlice(samples, func(s sample) time.Duration { return s.flush }))
+			}
 		}
 		out = append(out, res)
 	}
@@ -73,6 +81,13 @@ func (l *lab) runPeerOnce(ctx context.Context, c benchCase, pc peerCommand, p pe
 	s, stdout, err := l.runTool(ctx, c.name, bin, env, args, ln, lat, token)
 	if err != nil {
 		return sample{}, err
+	}
+	if c.writes {
+		// runTool settled the disk before the run: what is dirty now is
+		// what the peer wrote.
+		start := time.Now()
+		settle()
+		s.flush = time.Since(start)
 	}
 	if err := pc.check(ctx, l, ln, stdout, outFile, token); err != nil {
 		return sample{}, fmt.Errorf("%s: %w", pc.peer, err)

@@ -25,7 +25,7 @@ func peerReport() report {
 			}},
 		{Case: "export", Latency: 20 * time.Millisecond, Wall: 2 * time.Second, Requests: 10, RSSKiB: 25 << 10,
 			CommandLine: "docker-imgx export -o OUT A/z", Peers: []peerResult{
-				{Peer: peerCrane, Wall: 4 * time.Second, Requests: 12, RSSKiB: 12 << 10, Command: "crane pull A/z OUT"},
+				{Peer: peerCrane, Wall: 4 * time.Second, Requests: 12, RSSKiB: 12 << 10, Command: "crane pull A/z OUT", Flush: 300 * time.Millisecond},
 				{Peer: peerOras, Status: "error: oras: exit 1: boom | bang"},
 			}},
 		// Without latency and without peers: in neither the summary nor the peer table.
@@ -40,7 +40,7 @@ func TestPeerTable(t *testing.T) {
 	want := "| Case | Latency | docker-imgx | crane | regctl | skopeo | oras | buildx | docker-imgx ÷ fastest peer |\n" +
 		"|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
 		"| copy index | 20 ms | 900 ms · 40 req · 20.0 MiB | 1.00 s · 50 req · 15.0 MiB | 800 ms · 45 req · 30.0 MiB | absent | – | – | 1.12× regctl |\n" +
-		"| export | 20 ms | 2.00 s · 10 req · 25.0 MiB | 4.00 s · 12 req · 12.0 MiB | – | – | error: oras: exit 1: boom / bang | – | 0.50× crane |\n"
+		"| export | 20 ms | 2.00 s · 10 req · 25.0 MiB | 4.00 s · 12 req · 12.0 MiB · +300 ms flush | – | – | error: oras: exit 1: boom / bang | – | 0.50× crane |\n"
 	if got != want {
 		t.Errorf("peer table:\n%s\nwant:\n%s", got, want)
 	}

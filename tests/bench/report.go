@@ -228,6 +228,12 @@ How to read it:
   the same launcher as docker-imgx's. skopeo remembers in a blob-info cache where it put each blob
   and mounts it from there on its next copy to that registry; each run starts with an empty cache
   (as root, in a mount namespace of its own), as a first copy would, so that every run copies.
+  docker-imgx flushes the tar it writes to the disk before it renames it into place, so that
+  a finished export survives a crash, and that is in its wall time; the peers leave their
+  output in the page cache. For the export cases, "+N flush" in a peer's cell is how long
+  flushing what it wrote took right after it exited (the disk is flushed before every run),
+  the wait a user who needs the file on disk has on top of its wall time. The ratio in the
+  last column and the summary compare wall times alone.
 - Requests: as logged by the registries. Moved: request plus response body bytes through
   the proxies. Peak RSS: the largest maximum resident set size of the process over the runs,
   taken by a small launcher program: Linux carries the peak of the address space a process

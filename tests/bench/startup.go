@@ -28,6 +28,7 @@ type startupRow struct {
 // `docker --version`, the client alone. The plugins are installed into a
 // Docker config folder of their own.
 func (l *lab) measureStartup(ctx context.Context, runs int) ([]startupRow, error) {
+	settle() // the cases before leave the registries' writes dirty
 	out := []startupRow{l.startupOf(ctx, runs, l.env, "docker-imgx version", l.cfg.binary, "version")}
 	docker, err := exec.LookPath("docker")
 	if err != nil {
