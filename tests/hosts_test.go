@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker-imgx/docker-imgx/internal/fakeregistry"
 	"github.com/docker-imgx/docker-imgx/tests/fixture"
 	"github.com/docker-imgx/docker-imgx/tests/registrytest"
 )
@@ -29,21 +29,6 @@ func writeHostsTOML(t *testing.T, x *imgx, host, content string) string {
 		t.Fatal(err)
 	}
 	return file
-}
-
-// closedPort is a loopback address nothing listens on: a connection to it
-// is refused.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // mirrorRequests are the requests a mirror got for repo, as "METHOD
@@ -84,7 +69,7 @@ func TestHostsMirrorFallback(t *testing.T) {
 
 	x := newImgx(t)
 	writeHostsTOML(t, x, reg.Host, `# two mirrors, tried in order, then the server
-[host."http://`+closedPort(t)+`"]
+[host."http://`+fakeregistry.ClosedAddr(t)+`"]
   capabilities = ["pull", "resolve"]
 
 [host."http://`+mirror.Host+`"]

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/docker-imgx/docker-imgx/internal/fakeregistry"
 )
 
 // connCounter counts a server's connections, and those that never carried
@@ -145,12 +147,7 @@ func TestPlainFallbackKeepsTLS(t *testing.T) {
 // A first request that fails another way (nothing listens on the port
 // given) decides nothing: the next one asks over HTTPS again.
 func TestPlainFallbackUndecidedAfterOtherErrors(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
+	host := fakeregistry.ClosedAddr(t)
 	rt := newPlainFallback(newTransport(defaultTLSConfig()))
 	for range 2 {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/x", nil)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/internal/fakeregistry"
 )
 
 // answer is what a test server sends for one request.
@@ -238,12 +239,7 @@ func TestRetryBodies(t *testing.T) {
 }
 
 func TestRetryConnectionRefusedNotRetried(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fakeregistry.ClosedAddr(t)
 	var rec recorder
 	client := &http.Client{Transport: NewRetryTransport(nil, rec.options(RetryOptions{}))}
 	if _, err := client.Get("http://" + addr + "/v2/"); err == nil {

@@ -6,6 +6,7 @@ package fakeregistry
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -133,4 +134,19 @@ func (f *Registry) Has(d digest.Digest) bool {
 func LayerBlob(s string) (ocispec.Descriptor, []byte) {
 	data := []byte(s)
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(data), Size: int64(len(data))}, data
+}
+
+// ClosedAddr is a loopback address where no registry answers: a port just
+// released, so a connection to it is refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
