@@ -122,11 +122,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.Rows = append(rep.Rows, row)
 		}
 	}
-	fmt.Fprintln(stderr, "bench: start-up")
 	if cfg.only != "" {
 		// A chosen case is being looked at: start-up and size are not.
 		return rep.write(stdout, cfg.out)
 	}
+	fmt.Fprintln(stderr, "bench: start-up")
 	rep.StartupRuns = cfg.startupRuns
 	if rep.Startup, err = l.measureStartup(ctx, cfg.startupRuns); err != nil {
 		return err

@@ -168,16 +168,17 @@ func (l *lab) measureBinary(ctx context.Context, c benchCase, ln link, lat time.
 func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Duration, token string) (sample, error) {
 	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
 	defer os.RemoveAll(outFile)
-	s, stdout, err := l.runTool(ctx, c.name, l.cfg.binary, l.env, c.args(ln, outFile, token), ln, lat, token)
+	s, stdout, err := l.runTool(ctx, c.name, "docker-imgx", l.cfg.binary, l.env, c.args(ln, outFile, token), ln, lat, token)
 	if err != nil {
 		return sample{}, err
 	}
 	return s, c.check(stdout, outFile)
 }
 
-// runTool runs bin with args through the launcher once, with fresh request
+// runTool runs bin (the tool named tool: docker-imgx or a peer) with args
+// through the launcher once, with fresh request
 // logs and byte counters, and returns what it measured and its stdout.
-func (l *lab) runTool(ctx context.Context, name, bin string, env, args []string, ln link, lat time.Duration, token string) (sample, []byte, error) {
+func (l *lab) runTool(ctx context.Context, name, tool, bin string, env, args []string, ln link, lat time.Duration, token string) (sample, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 	settle()
@@ -194,10 +195,10 @@ func (l *lab) runTool(ctx context.Context, name, bin string, env, args []string,
 	if l.cfg.requests && len(reqs) > 0 {
 		all := slices.Clone(reqs)
 		slices.SortFunc(all, func(a, b registrytest.Request) int { return a.Start.Compare(b.Start) })
-		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d requests\n%s", name, filepath.Base(bin), formatDuration(lat), len(all), formatChain(all))
+		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d requests\n%s", name, tool, formatDuration(lat), len(all), formatChain(all))
 	}
 	if l.cfg.chains && len(chain) > 0 {
-		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d sequential round trips\n%s", name, filepath.Base(bin), formatDuration(lat), len(chain), formatChain(chain))
+		fmt.Fprintf(os.Stderr, "%s (%s) at %s: %d sequential round trips\n%s", name, tool, formatDuration(lat), len(chain), formatChain(chain))
 	}
 	return sample{
 		chain:    len(chain),

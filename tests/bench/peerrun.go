@@ -78,7 +78,7 @@ func (l *lab) runPeerOnce(ctx context.Context, c benchCase, pc peerCommand, p pe
 	if err != nil {
 		return sample{}, err
 	}
-	s, stdout, err := l.runTool(ctx, c.name, bin, env, args, ln, lat, token)
+	s, stdout, err := l.runTool(ctx, c.name, pc.peer, bin, env, args, ln, lat, token)
 	if err != nil {
 		return sample{}, err
 	}
