@@ -176,8 +176,8 @@ func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Durati
 }
 
 // runTool runs bin (the tool named tool: docker-imgx or a peer) with args
-// through the launcher once, with fresh request
-// logs and byte counters, and returns what it measured and its stdout.
+// through the launcher once, with fresh request logs and byte counters, and
+// returns what it measured and its stdout.
 func (l *lab) runTool(ctx context.Context, name, tool, bin string, env, args []string, ln link, lat time.Duration, token string) (sample, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
