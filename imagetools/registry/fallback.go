@@ -24,7 +24,9 @@ type plainFallback struct {
 	super http.RoundTripper
 
 	mu sync.Mutex
-	// probes holds, per host, what the first request found or is finding.
+	// probes holds, per host, what the first request found or is finding:
+	// per host, because a registry may redirect a blob read to another host
+	// (a CDN), which is asked over HTTPS on its own account.
 	probes map[string]*schemeProbe
 }
 

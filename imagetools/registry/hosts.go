@@ -120,15 +120,16 @@ func (r *Client) registryHost(e hostEntry) (docker.RegistryHost, error) {
 	}
 	// An http:// host with TLS settings is tried over HTTPS first, as
 	// containerd does. Loopback servers and hosts marked insecure may speak
-	// plain HTTP: HTTPS first, then the server's plain-HTTP answer. Unlike
-	// containerd's default for loopback, TLS verification stays on.
-	// Logged under the fallback: the log shows the scheme really used.
+	// plain HTTP: HTTPS first, then the server's plain-HTTP answer
+	// (fallback.go). Unlike containerd's default for loopback, TLS
+	// verification stays on. Logged under the fallback: the log shows the
+	// scheme really used.
 	rt = logTransport{rt: rt}
-	_, port, _ := net.SplitHostPort(e.host)
-	if e.scheme == "http" && explicitTLS && port != "80" {
-		e.scheme = "https"
-		rt = newPlainFallback(rt)
-	} else if e.scheme == "https" && (insecure || (e.implicit && docker.IsLocalhost(e.host))) {
+	fallback := e.scheme == "https" && (insecure || (e.implicit && docker.IsLocalhost(e.host)))
+	if _, port, _ := net.SplitHostPort(e.host); e.scheme == "http" && explicitTLS && port != "80" {
+		e.scheme, fallback = "https", true
+	}
+	if fallback {
 		rt = newPlainFallback(rt)
 	}
 	rt = tlsHintTransport{rt: rt, host: e.host, dir: e.certsDir, file: e.file, hint: r.opts.UntrustedHint}
