@@ -14,11 +14,16 @@ import (
 	"github.com/docker-imgx/docker-imgx/internal/fakeregistry"
 )
 
-// connCounter counts a server's connections, and those that never carried
-// a request (a refused TLS handshake).
+// connCounter counts a server's connections: those that never carried a
+// request to the handler, and those whose first byte opened a TLS
+// handshake. Only the second says how many HTTPS attempts reached a server:
+// http.Transport may dial a connection for a waiting request and park it
+// idle when another connection frees up first, which carries no request
+// either (and no byte at all).
 type connCounter struct {
 	mu     sync.Mutex
 	served map[net.Conn]bool
+	hellos atomic.Int64
 }
 
 type connKey struct{}
@@ -51,6 +56,40 @@ func (c *connCounter) unserved() int {
 	return n
 }
 
+// helloListener hands out connections that tell counter when their first
+// byte is a TLS handshake record (0x16): a client's ClientHello.
+type helloListener struct {
+	net.Listener
+	counter *connCounter
+}
+
+func (l helloListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &helloConn{Conn: conn, counter: l.counter}, nil
+}
+
+type helloConn struct {
+	net.Conn
+	counter *connCounter
+	seen    bool
+}
+
+// Read is called by one goroutine at a time (the server's reader), so seen
+// needs no lock.
+func (c *helloConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.seen && n > 0 {
+		c.seen = true
+		if p[0] == 0x16 {
+			c.counter.hellos.Add(1)
+		}
+	}
+	return n, err
+}
+
 func newCountingServer(t *testing.T, tlsServer bool) (*httptest.Server, *connCounter, *atomic.Int64) {
 	t.Helper()
 	var requests atomic.Int64
@@ -61,6 +100,7 @@ func newCountingServer(t *testing.T, tlsServer bool) (*httptest.Server, *connCou
 		body, _ := io.ReadAll(r.Body)
 		_, _ = w.Write(append([]byte(r.Method+" "), body...))
 	}))
+	srv.Listener = helloListener{Listener: srv.Listener, counter: counter}
 	srv.Config.ConnContext = counter.opened
 	if tlsServer {
 		srv.StartTLS()
@@ -111,8 +151,8 @@ func TestPlainFallbackProbesOnce(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := counter.unserved(); got != 1 {
-		t.Errorf("%d connections carried no request (refused TLS handshakes), want 1", got)
+	if got := counter.hellos.Load(); got != 1 {
+		t.Errorf("%d TLS handshakes reached the plain-HTTP server, want 1", got)
 	}
 	if got := requests.Load(); got != n {
 		t.Errorf("server answered %d requests, want %d", got, n)
