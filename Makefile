@@ -28,7 +28,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 # 5000x) overrides every target's budget.
 FUZZTIME ?=
 # Each target: PACKAGE:FUZZ_FUNC:BUDGET.
-FUZZ_TARGETS ?= ref:FuzzParseLocation:20000x create:FuzzParseSource:20000x combine:FuzzParseAnnotation:20000x \
+FUZZ_TARGETS ?= ref:FuzzParse:20000x create:FuzzParseSource:20000x combine:FuzzParseAnnotation:20000x \
 	oci:FuzzPlatform:20000x ocilayout:FuzzLayoutIndex:3000x \
 	archive:FuzzArchive:3000x
 # The integration tests run this build of the binary: the race detector in
@@ -41,7 +41,7 @@ RACE_BIN ?= bin/race/docker-imgx
 ENGINE_DIR := $(TOOLS)/engine
 ENGINE_BINS := $(ENGINE_DIR)/dockerd $(ENGINE_DIR)/containerd
 
-.PHONY: help build build-race engine install release release-check test unit integration lint docs validate-docs demo bench bench-peers fuzz clean
+.PHONY: help build build-race engine install release release-check test unit integration lint docs validate-docs demo bench bench-peers fuzz fuzz-check clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,12 +104,11 @@ bench-peers: ## Build the pinned peers of make bench into bin/tools (once per ve
 		echo "==> $$mod"; GOBIN=$(TOOLS) GOFLAGS= CGO_ENABLED=0 $(GO) install -trimpath -ldflags "$$ld" $$mod; \
 	done
 
-fuzz: ## Run each fuzz target of the engine for its budget (FUZZTIME overrides)
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; rest=$${t#*:}; f=$${rest%%:*}; budget=$${rest#*:}; [ -z "$(FUZZTIME)" ] || budget=$(FUZZTIME); \
-		echo "==> $$pkg $$f ($$budget)"; \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $$budget -fuzzminimizetime 100x ./imagetools/$$pkg/; \
-	done
+fuzz: ## Run each fuzz target of the core for its budget (FUZZTIME overrides); fails on a target that does not exist
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh run $(FUZZ_TARGETS)
+
+fuzz-check: ## Fail unless every target of FUZZ_TARGETS exists
+	GO=$(GO) ./scripts/fuzz.sh check $(FUZZ_TARGETS)
 
 clean: ## Remove build output
 	rm -rf bin $(DIST)
