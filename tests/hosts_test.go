@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/internal/fakeregistry"
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
 // writeHostsTOML writes a containerd hosts.toml for registry host into the

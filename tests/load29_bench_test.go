@@ -9,9 +9,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/docker-imgx/docker-imgx/tests/consumers"
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/consumers"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 

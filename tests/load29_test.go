@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker-imgx/docker-imgx/tests/consumers"
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/consumers"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 )
 
 // TestExportLoadDocker29 loads into a Docker 29-line engine with the

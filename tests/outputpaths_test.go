@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	"github.com/opencontainers/go-digest"
 )
 

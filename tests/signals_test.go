@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
 // startImgx starts the binary in the background with stderr captured.

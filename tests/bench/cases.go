@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 

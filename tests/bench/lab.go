@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/latencyproxy"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/latencyproxy"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"golang.org/x/sync/errgroup"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
 func main() {

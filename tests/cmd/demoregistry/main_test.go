@@ -10,7 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 )
 
 // TestRunServesSamplesUntilStdinCloses reads the announced host, fetches the samples

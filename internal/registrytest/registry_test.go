@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
 // TestRoundTrip pushes through each variant's main host with credentials and reads

@@ -11,8 +11,8 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 
-	"github.com/docker-imgx/docker-imgx/tests/fixture"
-	"github.com/docker-imgx/docker-imgx/tests/registrytest"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
 // TestContainerdResolver checks each variant with the client the project builds on:
