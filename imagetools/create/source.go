@@ -67,15 +67,11 @@ func ParseSource(s string) (Source, error) {
 	} else if strings.HasPrefix(in, string(digest.SHA256)+":") {
 		return Source{}, fmt.Errorf("%w: %q is not a valid digest: %w", imagetools.ErrInvalidSource, in, err)
 	}
-	if strings.HasPrefix(in, ref.LayoutPrefix) {
-		if strings.TrimPrefix(in, ref.LayoutPrefix) == "" {
-			return Source{}, fmt.Errorf("%w: %q names no directory: expected oci-layout://PATH[:TAG][@DIGEST]", imagetools.ErrInvalidSource, in)
-		}
-		return Source{Kind: SourceRef, Ref: in}, nil
-	}
-	// Other schemes, and a bare file (which ref.Parse refuses with the
-	// line that names archive://), are parsed by ref.Parse.
-	if ref.HasScheme(in) || ref.NamesFile(in) {
+	// A place's location (and a bare file, which ref.Parse refuses with the
+	// line that names archive://) is read by ref.Parse later.
+	if isPlace, err := ref.PlaceForm(in); err != nil {
+		return Source{}, fmt.Errorf("%w: %w", imagetools.ErrInvalidSource, err)
+	} else if isPlace {
 		return Source{Kind: SourceRef, Ref: in}, nil
 	}
 	_, refErr := reference.ParseNormalizedNamed(in)

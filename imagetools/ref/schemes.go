@@ -132,3 +132,16 @@ func (l Location) EngineRef() string {
 	}
 	return s + ":latest"
 }
+
+// PlaceForm reports whether s is written as the location of a place other
+// than a registry: behind a place's prefix (oci-layout://, archive://,
+// docker-daemon:// or an alias) or, bare, naming a file (which Parse refuses
+// with the line that names archive://). Such text is never a registry
+// reference, a digest or a descriptor; Parse reads the rest. An OCI layout
+// prefix with no folder after it is refused here already.
+func PlaceForm(s string) (bool, error) {
+	if s == LayoutPrefix {
+		return false, fmt.Errorf("%q names no directory: expected %sPATH[:TAG][@DIGEST]", s, LayoutPrefix)
+	}
+	return HasScheme(s) || NamesFile(s), nil
+}
