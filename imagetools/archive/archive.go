@@ -8,8 +8,6 @@
 // whose images get manifests made here (the config as it is, the layer
 // tars as they are). Archives implements place.Place for archive://
 // locations, read-only.
-//
-// It imports ref, oci and place of the engine.
 package archive
 
 import (

@@ -1,7 +1,7 @@
 // Package combine is the pure core of create: resolved sources (descriptors
 // and manifest bytes) in, index bytes and their descriptor out, with
 // buildx's rules for merging, platforms, annotations and media types. It does
-// no I/O. It imports imagetools (sentinels) and oci.
+// no I/O.
 package combine
 
 import (

@@ -3,7 +3,7 @@
 // plans what each target repository lacks, copies blobs and manifests by
 // digest (mounting where the place can, with the referrers of what it
 // copies), and moves the tags last, so that no tag points at a half-made
-// image. It imports imagetools, ref, oci, place, combine and progress.
+// image.
 package create
 
 import (

@@ -1,7 +1,7 @@
 // Package ref parses and prints locations: where an image lives, as a user
 // writes it (a registry reference, or a scheme such as oci-layout:// and a
-// path), with an optional tag and digest. It is a leaf: it imports no other
-// package of the engine.
+// path), with an optional tag and digest, and tells a place's location
+// from other text; no other package takes a place prefix apart.
 package ref
 
 import (
