@@ -32,7 +32,7 @@ type Options struct {
 	// TempDir holds spools; "" for the system's temporary folder.
 	TempDir string
 	// MaxDecompressed, when over 0, replaces the spool limit of a
-	// compressed tar (MinDecompressed, or MaxRatio times its size).
+	// compressed tar (minDecompressed, or maxRatio times its size).
 	MaxDecompressed int64
 	// LimitHint ends the line of a tar over the spool limit, saying how to
 	// raise it.

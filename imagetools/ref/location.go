@@ -65,7 +65,7 @@ func Parse(s string) (Location, error) {
 		return parseLayoutLocation(s)
 	case strings.HasPrefix(s, ArchivePrefix):
 		return parseArchiveLocation(s, ArchivePrefix)
-	case strings.HasPrefix(s, DaemonPrefix):
+	case strings.HasPrefix(s, daemonPrefix):
 		return parseDaemonLocation(s)
 	}
 	for _, a := range archiveAliases {
@@ -73,7 +73,7 @@ func Parse(s string) (Location, error) {
 			return parseArchiveLocation(s, a)
 		}
 	}
-	if NamesFile(s) {
+	if namesFile(s) {
 		return Location{}, fileRefused(s)
 	}
 	named, err := reference.ParseNormalizedNamed(s)
