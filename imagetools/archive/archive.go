@@ -8,8 +8,6 @@
 // whose images get manifests made here (the config as it is, the layer
 // tars as they are). Archives implements place.Place for archive://
 // locations, read-only.
-//
-// It imports ref, oci and place of the engine.
 package archive
 
 import (
@@ -34,7 +32,7 @@ type Options struct {
 	// TempDir holds spools; "" for the system's temporary folder.
 	TempDir string
 	// MaxDecompressed, when over 0, replaces the spool limit of a
-	// compressed tar (MinDecompressed, or MaxRatio times its size).
+	// compressed tar (minDecompressed, or maxRatio times its size).
 	MaxDecompressed int64
 	// LimitHint ends the line of a tar over the spool limit, saying how to
 	// raise it.

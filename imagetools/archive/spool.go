@@ -13,12 +13,12 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Limits of a compressed tar's spool: it may grow to MinDecompressed, or to
-// MaxRatio times the compressed size when that is more. Image tars compress
+// Limits of a compressed tar's spool: it may grow to minDecompressed, or to
+// maxRatio times the compressed size when that is more. Image tars compress
 // a few times over; a bomb, a thousand times.
 const (
-	MinDecompressed = 1 << 30
-	MaxRatio        = 100
+	minDecompressed = 1 << 30
+	maxRatio        = 100
 )
 
 // zstdMaxWindow bounds the memory a zstd stream may ask for (its window).
@@ -60,7 +60,7 @@ func spoolLimit(size, override int64) int64 {
 	if override > 0 {
 		return override
 	}
-	return max(MinDecompressed, size*MaxRatio)
+	return max(minDecompressed, size*maxRatio)
 }
 
 // Spool copies r, up to limit bytes, into a new temporary file in dir

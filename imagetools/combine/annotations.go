@@ -44,7 +44,7 @@ type Annotation struct {
 	Value    string
 }
 
-// String formats the annotation so that ParseAnnotation gives it back.
+// String formats the annotation so that parseAnnotation gives it back.
 func (a Annotation) String() string {
 	typ := annotationTypeIndex
 	if a.Target == AnnotationManifestDescriptor {
@@ -80,7 +80,7 @@ func ParseAnnotations(in []string) ([]Annotation, error) {
 		if s == "" {
 			continue
 		}
-		anns, err := ParseAnnotation(s)
+		anns, err := parseAnnotation(s)
 		if err != nil {
 			return nil, err
 		}
@@ -89,10 +89,10 @@ func ParseAnnotations(in []string) ([]Annotation, error) {
 	return out, nil
 }
 
-// ParseAnnotation parses one --annotation value: [TYPE[,TYPE...]:]KEY=VALUE where TYPE is index
+// parseAnnotation parses one --annotation value: [TYPE[,TYPE...]:]KEY=VALUE where TYPE is index
 // or manifest-descriptor, the latter optionally followed by [OS/ARCH[/VARIANT]]. Without a type
 // the annotation goes on the index. Several comma-separated types give one Annotation each.
-func ParseAnnotation(s string) ([]Annotation, error) {
+func parseAnnotation(s string) ([]Annotation, error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok {
 		return nil, fmt.Errorf("%w %q: expected KEY=VALUE; %s", imagetools.ErrInvalidAnnotation, s, annotationValidForms)

@@ -45,10 +45,10 @@ func TestParseAnnotation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseAnnotation(tc.in)
+			got, err := parseAnnotation(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !errors.Is(err, imagetools.ErrInvalidAnnotation) || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("ParseAnnotation(%q) error = %v, want imagetools.ErrInvalidAnnotation containing %q", tc.in, err, tc.wantErr)
+					t.Fatalf("parseAnnotation(%q) error = %v, want imagetools.ErrInvalidAnnotation containing %q", tc.in, err, tc.wantErr)
 				}
 				if !strings.Contains(err.Error(), tc.in) {
 					t.Fatalf("error %q does not name the input %q", err, tc.in)
@@ -56,10 +56,10 @@ func TestParseAnnotation(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseAnnotation(%q): %v", tc.in, err)
+				t.Fatalf("parseAnnotation(%q): %v", tc.in, err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("ParseAnnotation(%q) = %+v, want %+v", tc.in, got, tc.want)
+				t.Fatalf("parseAnnotation(%q) = %+v, want %+v", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -123,18 +123,18 @@ func FuzzParseAnnotation(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		anns, err := ParseAnnotation(in)
+		anns, err := parseAnnotation(in)
 		if err != nil {
 			if !errors.Is(err, imagetools.ErrInvalidAnnotation) {
-				t.Fatalf("ParseAnnotation(%q) error %v is not imagetools.ErrInvalidAnnotation", in, err)
+				t.Fatalf("parseAnnotation(%q) error %v is not imagetools.ErrInvalidAnnotation", in, err)
 			}
 			return
 		}
 		if len(anns) == 0 {
-			t.Fatalf("ParseAnnotation(%q) gave nothing and no error", in)
+			t.Fatalf("parseAnnotation(%q) gave nothing and no error", in)
 		}
 		for _, a := range anns {
-			again, err := ParseAnnotation(a.String())
+			again, err := parseAnnotation(a.String())
 			if err != nil {
 				t.Fatalf("re-parse of %q (from %q): %v", a.String(), in, err)
 			}

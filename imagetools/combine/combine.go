@@ -1,7 +1,7 @@
 // Package combine is the pure core of create: resolved sources (descriptors
 // and manifest bytes) in, index bytes and their descriptor out, with
 // buildx's rules for merging, platforms, annotations and media types. It does
-// no I/O. It imports imagetools (sentinels) and oci.
+// no I/O.
 package combine
 
 import (
@@ -152,7 +152,7 @@ func many(srcs []Input, descs []ocispec.Descriptor, opts Options) (Result, error
 	}
 	var replaced []ocispec.Descriptor
 	if opts.AppendFirst && len(lists) > 1 {
-		lists[0], replaced = ReplacePlatforms(lists[0], flatten(lists[1:]))
+		lists[0], replaced = replacePlatforms(lists[0], flatten(lists[1:]))
 	}
 	children, origins := merge(lists)
 
@@ -449,10 +449,10 @@ func filter(ms []ocispec.Descriptor, origins []int, plats []ocispec.Platform) ([
 	return kept, keptOrigins, nil
 }
 
-// ReplacePlatforms drops from existing every image manifest whose platform one of added has with
+// replacePlatforms drops from existing every image manifest whose platform one of added has with
 // another digest, and every attestation manifest of a dropped one. Platforms compare normalized,
 // OS version and features included. kept preserves the order of existing.
-func ReplacePlatforms(existing, added []ocispec.Descriptor) (kept, replaced []ocispec.Descriptor) {
+func replacePlatforms(existing, added []ocispec.Descriptor) (kept, replaced []ocispec.Descriptor) {
 	addedDigests := map[digest.Digest]bool{}
 	addedPlatforms := map[string]bool{}
 	for _, a := range added {

@@ -580,7 +580,7 @@ func TestReplacePlatforms(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			kept, replaced := ReplacePlatforms(tc.existing, tc.added)
+			kept, replaced := replacePlatforms(tc.existing, tc.added)
 			if s := summary(kept, names); !reflect.DeepEqual(s, tc.wantKept) {
 				t.Errorf("kept = %q, want %q", s, tc.wantKept)
 			}

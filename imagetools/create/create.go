@@ -3,7 +3,7 @@
 // plans what each target repository lacks, copies blobs and manifests by
 // digest (mounting where the place can, with the referrers of what it
 // copies), and moves the tags last, so that no tag points at a half-made
-// image. It imports imagetools, ref, oci, place, combine and progress.
+// image.
 package create
 
 import (
@@ -29,7 +29,7 @@ import (
 
 // Options describe one create: sources, targets and how to combine.
 type Options struct {
-	// Sources as the user wrote them (see ParseSource), file sources first.
+	// Sources as the user wrote them (see parseSource), file sources first.
 	Sources []string
 	// Tags are the targets: registry references (":latest" when untagged)
 	// or oci-layout://DIR[:TAG].
@@ -58,7 +58,7 @@ type Result struct {
 	// Targets are the tagged locations written (or that would be, in a dry run).
 	Targets []ref.Location
 	// Tagged are the targets that point at the result: all of them, unless
-	// the tag step failed (see TagsError).
+	// the tag step failed (see tagsError).
 	Tagged []ref.Location
 	// Replaced are the manifests of the appended image that a new source
 	// replaced (same platform, other digest), attestations included.
@@ -158,7 +158,7 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 	}
 	err = Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
 		Referrers: opts.Referrers, Unchanged: unchanged, early: early})
-	var tagsErr *TagsError
+	var tagsErr *tagsError
 	switch {
 	case errors.As(err, &tagsErr):
 		res.Tagged = tagsErr.Tagged(res.Desc.Digest)
@@ -218,19 +218,19 @@ func ParseTargets(tags []string) ([]ref.Location, error) {
 // locateSources parses the sources and gives each a location; a bare
 // digest or descriptor takes the one repository named anywhere.
 func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
-	parsed := make([]Source, len(in))
+	parsed := make([]sourceArg, len(in))
 	out := make([]sourceAt, len(in))
 	var repos []string
 	for _, t := range targets {
 		repos = append(repos, t.Repository())
 	}
 	for i, s := range in {
-		p, err := ParseSource(s)
+		p, err := parseSource(s)
 		if err != nil {
 			return nil, err
 		}
 		parsed[i] = p
-		if p.NeedsRepository() {
+		if p.needsRepository() {
 			continue
 		}
 		loc, err := ref.Parse(p.Ref)
@@ -241,10 +241,10 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 		repos = append(repos, loc.Repository())
 	}
 	for i, p := range parsed {
-		if !p.NeedsRepository() {
+		if !p.needsRepository() {
 			continue
 		}
-		repo, err := InferRepository(strings.TrimSpace(in[i]), repos)
+		repo, err := inferRepository(strings.TrimSpace(in[i]), repos)
 		if err != nil {
 			return nil, err
 		}
@@ -254,7 +254,7 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 		}
 		loc := base.WithDigest(p.Desc.Digest)
 		s := sourceAt{name: loc.String(), loc: loc}
-		if p.Kind == SourceDescriptor {
+		if p.Kind == sourceDescriptor {
 			d := p.Desc
 			s.user = &d
 		}

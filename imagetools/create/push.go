@@ -42,7 +42,7 @@ type PushOptions struct {
 // digest first (skipping what a target repository is known to hold because
 // the source is that repository), then, once every target repository holds
 // all of it, the root to each tag, all or none (tags.go). A failure before
-// the tag step moves no tag; a failure in it is a *TagsError.
+// the tag step moves no tag; a failure in it is a *tagsError.
 func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = oci.DefaultMaxConcurrency

@@ -13,83 +13,79 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// SourceKind says how a create source was written.
-type SourceKind int
+// sourceKind says how a create source was written.
+type sourceKind int
 
 const (
-	// SourceRef is a registry reference (name[:tag][@digest]) or an oci-layout:// path.
-	SourceRef SourceKind = iota + 1
-	// SourceDigest is a bare digest; its repository is inferred from the other arguments.
-	SourceDigest
-	// SourceDescriptor is an OCI descriptor written as JSON; its repository is inferred too.
-	SourceDescriptor
+	// sourceRef is a registry reference (name[:tag][@digest]) or an oci-layout:// path.
+	sourceRef sourceKind = iota + 1
+	// sourceDigest is a bare digest; its repository is inferred from the other arguments.
+	sourceDigest
+	// sourceDescriptor is an OCI descriptor written as JSON; its repository is inferred too.
+	sourceDescriptor
 )
 
 // String returns the kind's name as used in messages.
-func (k SourceKind) String() string {
+func (k sourceKind) String() string {
 	switch k {
-	case SourceRef:
+	case sourceRef:
 		return "reference"
-	case SourceDigest:
+	case sourceDigest:
 		return "digest"
-	case SourceDescriptor:
+	case sourceDescriptor:
 		return "descriptor"
 	default:
-		return fmt.Sprintf("SourceKind(%d)", int(k))
+		return fmt.Sprintf("sourceKind(%d)", int(k))
 	}
 }
 
-// Source is one parsed argument of create, before anything is resolved.
-type Source struct {
-	Kind SourceKind
-	// Ref is the reference text for SourceRef, exactly as given (after trimming spaces).
+// sourceArg is one parsed argument of create, before anything is resolved.
+type sourceArg struct {
+	Kind sourceKind
+	// Ref is the reference text for sourceRef, exactly as given (after trimming spaces).
 	Ref string
-	// Desc holds the digest for SourceDigest and the user's descriptor for SourceDescriptor.
+	// Desc holds the digest for sourceDigest and the user's descriptor for sourceDescriptor.
 	Desc ocispec.Descriptor
 }
 
-// NeedsRepository reports whether the source names no repository of its own, so one must be
-// inferred with InferRepository.
-func (s Source) NeedsRepository() bool {
-	return s.Kind == SourceDigest || s.Kind == SourceDescriptor
+// needsRepository reports whether the source names no repository of its own, so one must be
+// inferred with inferRepository.
+func (s sourceArg) needsRepository() bool {
+	return s.Kind == sourceDigest || s.Kind == sourceDescriptor
 }
 
-// ParseSource parses one create source the way buildx does: a digest first, then a reference
+// parseSource parses one create source the way buildx does: a digest first, then a reference
 // (registry or oci-layout://), then, only if the text starts with "{", descriptor JSON.
 // Surrounding white space is ignored, so the contents of a -f file can be passed as they are.
-func ParseSource(s string) (Source, error) {
+func parseSource(s string) (sourceArg, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
-		return Source{}, fmt.Errorf("%w: empty source: valid sources are digests, references and descriptors", imagetools.ErrInvalidSource)
+		return sourceArg{}, fmt.Errorf("%w: empty source: valid sources are digests, references and descriptors", imagetools.ErrInvalidSource)
 	}
 	if dgst, err := digest.Parse(in); err == nil {
-		return Source{Kind: SourceDigest, Desc: ocispec.Descriptor{Digest: dgst}}, nil
+		return sourceArg{Kind: sourceDigest, Desc: ocispec.Descriptor{Digest: dgst}}, nil
 	} else if strings.HasPrefix(in, string(digest.SHA256)+":") {
-		return Source{}, fmt.Errorf("%w: %q is not a valid digest: %w", imagetools.ErrInvalidSource, in, err)
+		return sourceArg{}, fmt.Errorf("%w: %q is not a valid digest: %w", imagetools.ErrInvalidSource, in, err)
 	}
-	if strings.HasPrefix(in, ref.LayoutPrefix) {
-		if strings.TrimPrefix(in, ref.LayoutPrefix) == "" {
-			return Source{}, fmt.Errorf("%w: %q names no directory: expected oci-layout://PATH[:TAG][@DIGEST]", imagetools.ErrInvalidSource, in)
-		}
-		return Source{Kind: SourceRef, Ref: in}, nil
-	}
-	// Other schemes, and a bare file (which ref.Parse refuses with the
-	// line that names archive://), are parsed by ref.Parse.
-	if ref.HasScheme(in) || ref.NamesFile(in) {
-		return Source{Kind: SourceRef, Ref: in}, nil
+	// A place's location (and a bare file, which ref.Parse refuses with the
+	// line that names archive://) is read by ref.Parse later.
+	if isPlace, err := ref.PlaceForm(in); err != nil {
+		return sourceArg{}, fmt.Errorf("%w: %w", imagetools.ErrInvalidSource, err)
+	} else if isPlace {
+		return sourceArg{Kind: sourceRef, Ref: in}, nil
 	}
 	_, refErr := reference.ParseNormalizedNamed(in)
 	if refErr == nil {
-		return Source{Kind: SourceRef, Ref: in}, nil
+		return sourceArg{Kind: sourceRef, Ref: in}, nil
 	}
 	if !strings.HasPrefix(in, "{") {
-		return Source{}, fmt.Errorf("%w: %q: %w (want NAME[:TAG][@DIGEST], %sPATH[:TAG][@DIGEST], a digest or descriptor JSON)", imagetools.ErrInvalidSource, in, ref.ExplainInvalid(in, refErr), ref.LayoutPrefix)
+		return sourceArg{}, fmt.Errorf("%w: %q: %w (want NAME[:TAG][@DIGEST], %sPATH[:TAG][@DIGEST], a digest or descriptor JSON)", imagetools.ErrInvalidSource, in, ref.ExplainInvalid(in, refErr), ref.LayoutPrefix)
 	}
 	desc, err := sourceParseDescriptor(in)
 	if err != nil {
-		return Source{}, err
+		return sourceArg{}, err
 	}
-	return Source{Kind: SourceDescriptor, Desc: desc}, nil
+	return sourceArg{Kind: sourceDescriptor, Desc: desc}, nil
 }
 
 // descriptorForm is the shape of a descriptor source, for messages.
@@ -120,11 +116,11 @@ func sourceParseDescriptor(in string) (ocispec.Descriptor, error) {
 	return desc, nil
 }
 
-// InferRepository returns the repository a source without one (a bare digest or descriptor)
+// inferRepository returns the repository a source without one (a bare digest or descriptor)
 // belongs to: the single repository among repos, which holds the normalized repository names of
 // every tag and reference source (an oci-layout's identity is its path). source is the argument as
 // the user wrote it, for the message.
-func InferRepository(source string, repos []string) (string, error) {
+func inferRepository(source string, repos []string) (string, error) {
 	uniq := slices.Compact(slices.Sorted(slices.Values(repos)))
 	uniq = slices.DeleteFunc(uniq, func(r string) bool { return r == "" })
 	switch len(uniq) {

@@ -19,22 +19,22 @@ func TestParseSource(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    Source
+		want    sourceArg
 		wantErr string // substring; empty means success
 	}{
-		{name: "digest", in: "sha256:" + testHex, want: Source{Kind: SourceDigest, Desc: ocispec.Descriptor{Digest: digest.Digest("sha256:" + testHex)}}},
-		{name: "digest with newline from a file", in: "sha256:" + testHex + "\n", want: Source{Kind: SourceDigest, Desc: ocispec.Descriptor{Digest: digest.Digest("sha256:" + testHex)}}},
+		{name: "digest", in: "sha256:" + testHex, want: sourceArg{Kind: sourceDigest, Desc: ocispec.Descriptor{Digest: digest.Digest("sha256:" + testHex)}}},
+		{name: "digest with newline from a file", in: "sha256:" + testHex + "\n", want: sourceArg{Kind: sourceDigest, Desc: ocispec.Descriptor{Digest: digest.Digest("sha256:" + testHex)}}},
 		{name: "short digest", in: "sha256:abc", wantErr: `"sha256:abc" is not a valid digest`},
-		{name: "docker hub name", in: "alpine", want: Source{Kind: SourceRef, Ref: "alpine"}},
-		{name: "tag and digest", in: "localhost:5000/a/b:1@sha256:" + testHex, want: Source{Kind: SourceRef, Ref: "localhost:5000/a/b:1@sha256:" + testHex}},
-		{name: "oci layout", in: "oci-layout://./out:v1", want: Source{Kind: SourceRef, Ref: "oci-layout://./out:v1"}},
+		{name: "docker hub name", in: "alpine", want: sourceArg{Kind: sourceRef, Ref: "alpine"}},
+		{name: "tag and digest", in: "localhost:5000/a/b:1@sha256:" + testHex, want: sourceArg{Kind: sourceRef, Ref: "localhost:5000/a/b:1@sha256:" + testHex}},
+		{name: "oci layout", in: "oci-layout://./out:v1", want: sourceArg{Kind: sourceRef, Ref: "oci-layout://./out:v1"}},
 		{name: "oci layout without path", in: "oci-layout://", wantErr: "names no directory"},
 		{name: "upper case name", in: "Alpine", wantErr: "must be lowercase (want NAME[:TAG][@DIGEST], oci-layout://PATH[:TAG][@DIGEST], a digest or descriptor JSON)"},
 		{name: "empty", in: "  ", wantErr: "empty source"},
 		{
 			name: "descriptor",
 			in:   `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + testHex + `","size":42,"platform":{"os":"linux","architecture":"arm64"},"annotations":{"a":"b"}}`,
-			want: Source{Kind: SourceDescriptor, Desc: ocispec.Descriptor{
+			want: sourceArg{Kind: sourceDescriptor, Desc: ocispec.Descriptor{
 				MediaType:   ocispec.MediaTypeImageManifest,
 				Digest:      digest.Digest("sha256:" + testHex),
 				Size:        42,
@@ -50,27 +50,27 @@ func TestParseSource(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseSource(tc.in)
+			got, err := parseSource(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, imagetools.ErrInvalidSource) {
-					t.Fatalf("ParseSource(%q) error = %v, want imagetools.ErrInvalidSource containing %q", tc.in, err, tc.wantErr)
+					t.Fatalf("parseSource(%q) error = %v, want imagetools.ErrInvalidSource containing %q", tc.in, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseSource(%q): %v", tc.in, err)
+				t.Fatalf("parseSource(%q): %v", tc.in, err)
 			}
 			if !sourceEqual(got, tc.want) {
-				t.Fatalf("ParseSource(%q) = %+v, want %+v", tc.in, got, tc.want)
+				t.Fatalf("parseSource(%q) = %+v, want %+v", tc.in, got, tc.want)
 			}
 		})
 	}
 }
 
 func TestSourceNeedsRepository(t *testing.T) {
-	for kind, want := range map[SourceKind]bool{SourceRef: false, SourceDigest: true, SourceDescriptor: true} {
-		if got := (Source{Kind: kind}).NeedsRepository(); got != want {
-			t.Errorf("%s: NeedsRepository() = %v, want %v", kind, got, want)
+	for kind, want := range map[sourceKind]bool{sourceRef: false, sourceDigest: true, sourceDescriptor: true} {
+		if got := (sourceArg{Kind: kind}).needsRepository(); got != want {
+			t.Errorf("%s: needsRepository() = %v, want %v", kind, got, want)
 		}
 	}
 }
@@ -91,7 +91,7 @@ func TestInferRepository(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := InferRepository("sha256:"+testHex, tc.repos)
+			got, err := inferRepository("sha256:"+testHex, tc.repos)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error = %v, want %v", err, tc.wantErr)
@@ -99,21 +99,21 @@ func TestInferRepository(t *testing.T) {
 				return
 			}
 			if err != nil || got != tc.want {
-				t.Fatalf("InferRepository = %q, %v; want %q", got, err, tc.want)
+				t.Fatalf("inferRepository = %q, %v; want %q", got, err, tc.want)
 			}
 		})
 	}
 }
 
 func TestInferRepositoryMessage(t *testing.T) {
-	_, err := InferRepository("sha256:"+testHex, []string{"a", "b"})
+	_, err := inferRepository("sha256:"+testHex, []string{"a", "b"})
 	want := `multiple repositories specified, cannot infer repository for "sha256:` + testHex + `" among a, b: write it as REPOSITORY@DIGEST`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
 }
 
-func sourceEqual(a, b Source) bool {
+func sourceEqual(a, b sourceArg) bool {
 	ja, _ := json.Marshal(a.Desc)
 	jb, _ := json.Marshal(b.Desc)
 	return a.Kind == b.Kind && a.Ref == b.Ref && string(ja) == string(jb)
@@ -128,20 +128,20 @@ func FuzzParseSource(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		src, err := ParseSource(in)
+		src, err := parseSource(in)
 		if err != nil {
 			if !errors.Is(err, imagetools.ErrInvalidSource) {
-				t.Fatalf("ParseSource(%q) error %v is not imagetools.ErrInvalidSource", in, err)
+				t.Fatalf("parseSource(%q) error %v is not imagetools.ErrInvalidSource", in, err)
 			}
 			return
 		}
 		trimmed := strings.TrimSpace(in)
 		switch src.Kind {
-		case SourceDigest:
+		case sourceDigest:
 			if src.Desc.Digest.String() != trimmed {
 				t.Fatalf("digest %q parsed as %q", trimmed, src.Desc.Digest)
 			}
-		case SourceRef:
+		case sourceRef:
 			if src.Ref != trimmed {
 				t.Fatalf("ref %q kept as %q", trimmed, src.Ref)
 			}
@@ -150,7 +150,7 @@ func FuzzParseSource(f *testing.F) {
 					t.Fatalf("ref %q does not parse: %v", src.Ref, err)
 				}
 			}
-		case SourceDescriptor:
+		case sourceDescriptor:
 			if src.Desc.MediaType == "" || src.Desc.Size <= 0 || src.Desc.Digest.Validate() != nil {
 				t.Fatalf("incomplete descriptor accepted: %+v", src.Desc)
 			}
@@ -158,7 +158,7 @@ func FuzzParseSource(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			again, err := ParseSource(string(b))
+			again, err := parseSource(string(b))
 			if err != nil {
 				t.Fatalf("re-parse of %s: %v", b, err)
 			}

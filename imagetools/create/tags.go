@@ -47,8 +47,8 @@ type ExpectedTag struct {
 	Digest digest.Digest
 }
 
-// TagOutcome says where one tag points after a failed tag step.
-type TagOutcome struct {
+// tagOutcome says where one tag points after a failed tag step.
+type tagOutcome struct {
 	Tag ref.Location
 	// Now is the digest the tag points at; "" when it does not exist.
 	Now digest.Digest
@@ -59,15 +59,15 @@ type TagOutcome struct {
 	Fix string
 }
 
-// TagsError is a failed tag step: Failed could not be moved, and Tags say
+// tagsError is a failed tag step: Failed could not be moved, and Tags say
 // where each tag points now, after the others were put back.
-type TagsError struct {
+type tagsError struct {
 	Failed ref.Location
 	Err    error
-	Tags   []TagOutcome
+	Tags   []tagOutcome
 }
 
-func (e *TagsError) Error() string {
+func (e *tagsError) Error() string {
 	var now, fixes []string
 	for _, t := range e.Tags {
 		at := "absent"
@@ -86,10 +86,10 @@ func (e *TagsError) Error() string {
 	return msg
 }
 
-func (e *TagsError) Unwrap() error { return e.Err }
+func (e *tagsError) Unwrap() error { return e.Err }
 
 // Tagged lists the tags that point at d now.
-func (e *TagsError) Tagged(d digest.Digest) []ref.Location {
+func (e *tagsError) Tagged(d digest.Digest) []ref.Location {
 	var out []ref.Location
 	for _, t := range e.Tags {
 		if t.Now == d {
@@ -175,12 +175,12 @@ func moveTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root 
 // every tag points. The failed tag is read again: a write that failed on
 // the way back may have moved it.
 func restoreTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, states []tagState, failed int, cause error) error {
-	e := &TagsError{Failed: states[failed].loc, Err: cause, Tags: make([]TagOutcome, len(states))}
+	e := &tagsError{Failed: states[failed].loc, Err: cause, Tags: make([]tagOutcome, len(states))}
 	for i := len(states) - 1; i >= 0; i-- {
 		s := states[i]
 		switch {
 		case i > failed || s.now() == root:
-			e.Tags[i] = TagOutcome{Tag: s.loc, Now: s.now(), Note: "not moved"}
+			e.Tags[i] = tagOutcome{Tag: s.loc, Now: s.now(), Note: "not moved"}
 		case i == failed:
 			e.Tags[i] = failedOutcome(ctx, pl, sub, root, s)
 		default:
@@ -192,41 +192,41 @@ func restoreTags(ctx context.Context, pl place.Place, sub progress.SubLogger, ro
 
 // failedOutcome says where the tag that failed points: it is put back when
 // the failed write moved it after all.
-func failedOutcome(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) TagOutcome {
+func failedOutcome(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) tagOutcome {
 	cur, err := readTag(ctx, pl, s.loc)
 	switch {
 	case err != nil:
-		return TagOutcome{Tag: s.loc, Now: s.now(), Note: fmt.Sprintf("failed; read back: %v", err),
+		return tagOutcome{Tag: s.loc, Now: s.now(), Note: fmt.Sprintf("failed; read back: %v", err),
 			Fix: fmt.Sprintf("check that %s points at %s", s.loc, describeDigest(s.now()))}
 	case cur.now() == root:
 		return putBack(ctx, pl, sub, root, s)
 	}
-	return TagOutcome{Tag: s.loc, Now: cur.now(), Note: "failed, not moved"}
+	return tagOutcome{Tag: s.loc, Now: cur.now(), Note: "failed, not moved"}
 }
 
 // putBack points a moved tag at what it held, or removes it when it did
 // not exist.
-func putBack(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) TagOutcome {
+func putBack(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) tagOutcome {
 	if s.found {
 		if err := pl.Tag(ctx, s.loc, s.desc, s.data); err != nil {
 			logf(sub, "could not restore %s to %s: %v", s.loc, s.desc.Digest, err)
-			return TagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("moved; restore failed: %v", err),
+			return tagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("moved; restore failed: %v", err),
 				Fix: fmt.Sprintf("set %s to %s", s.loc, s.desc.Digest)}
 		}
 		logf(sub, "restored %s to %s", s.loc, s.desc.Digest)
-		return TagOutcome{Tag: s.loc, Now: s.desc.Digest, Note: "restored"}
+		return tagOutcome{Tag: s.loc, Now: s.desc.Digest, Note: "restored"}
 	}
 	removed, err := pl.Untag(ctx, s.loc)
 	switch {
 	case err != nil:
 		logf(sub, "could not remove %s again: %v", s.loc, err)
-		return TagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("created; removing it failed: %v", err),
+		return tagOutcome{Tag: s.loc, Now: root, Note: fmt.Sprintf("created; removing it failed: %v", err),
 			Fix: "delete tag " + s.loc.String()}
 	case !removed:
 		logf(sub, "could not remove %s again: tags cannot be deleted there", s.loc)
-		return TagOutcome{Tag: s.loc, Now: root, Note: "created; tags cannot be deleted there",
+		return tagOutcome{Tag: s.loc, Now: root, Note: "created; tags cannot be deleted there",
 			Fix: "delete tag " + s.loc.String()}
 	}
 	logf(sub, "removed %s again (it did not exist)", s.loc)
-	return TagOutcome{Tag: s.loc, Note: "removed again"}
+	return tagOutcome{Tag: s.loc, Note: "removed again"}
 }

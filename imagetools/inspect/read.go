@@ -1,7 +1,7 @@
 // Package inspect reads what `docker imgx inspect` shows: an image or index
 // from any place, with its child manifests, image configs and attestations
 // (provenance, SBOM), and renders it as text, raw bytes, JSON or a Go
-// template. It imports imagetools, ref, oci and place.
+// template.
 package inspect
 
 import (

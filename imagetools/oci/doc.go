@@ -1,6 +1,5 @@
 // Package oci holds the OCI rules the engine applies, each written once:
 // media types, attestation manifests, platform matching, the size limits of
 // what is read whole and how it is read, the image-config check, digest
-// verification while streaming, and the default concurrency. It is a leaf:
-// it imports no package of the engine but the sentinel errors.
+// verification while streaming, and the default concurrency.
 package oci

@@ -10,7 +10,7 @@ import (
 )
 
 // ReadBlob reads a manifest, index, config or other small blob whole
-// through f, refusing one over its ReadLimit before any request, and checks
+// through f, refusing one over its readLimit before any request, and checks
 // its size and digest: the one way the engine reads content into memory.
 func ReadBlob(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
 	if err := CheckReadable(desc); err != nil {
@@ -29,7 +29,7 @@ func ReadBlob(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) (
 }
 
 // CheckReadable refuses, before any request, a descriptor ReadBlob would
-// refuse: a malformed digest, a negative size, or a size over ReadLimit.
+// refuse: a malformed digest, a negative size, or a size over readLimit.
 func CheckReadable(desc ocispec.Descriptor) error {
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("invalid digest %q: %w", desc.Digest, err)
@@ -37,7 +37,7 @@ func CheckReadable(desc ocispec.Descriptor) error {
 	if desc.Size < 0 {
 		return fmt.Errorf("%s: negative size %d", desc.Digest, desc.Size)
 	}
-	if limit := ReadLimit(desc); desc.Size > limit {
+	if limit := readLimit(desc); desc.Size > limit {
 		return fmt.Errorf("%s is %d bytes, over the %d byte limit of what is read whole", desc.Digest, desc.Size, limit)
 	}
 	return nil

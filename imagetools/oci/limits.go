@@ -12,15 +12,15 @@ import ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 // bounded at any value (it holds a few chunks per blob ahead).
 const DefaultMaxConcurrency = 5
 
-// MetadataFactor scales a transfer bound into the bound of the small
+// metadataFactor scales a transfer bound into the bound of the small
 // requests that carry no layer: reads of manifests and configs, existence
 // checks (HEAD) and mounts. They cost the registry a lookup, not a stream,
 // and bounding them like transfers made a create of 8 images into a new
 // repository wait 8 round trips for its 40 mounts and 4 for its 16 source
 // reads (make bench, 20 ms latency); at 4x they take 2 and 2.
-const MetadataFactor = 4
+const metadataFactor = 4
 
-// MetadataLimit is the bound of the small requests (see MetadataFactor) for
+// MetadataLimit is the bound of the small requests (see metadataFactor) for
 // a transfer bound of limit; 1 keeps them one at a time too, so that a
 // command can be run in order, request by request, to follow what a
 // registry does.
@@ -28,7 +28,7 @@ func MetadataLimit(limit int) int {
 	if limit <= 1 {
 		return 1
 	}
-	return MetadataFactor * limit
+	return metadataFactor * limit
 }
 
 // SmallTransferSize is the largest blob copied or fetched as a small
@@ -45,11 +45,11 @@ const MaxManifestSize = 4 << 20
 // configs and attestation layers (SBOMs of large images pass 10 MiB).
 const MaxBlobReadWhole = 32 << 20
 
-// ReadLimit is the one size policy for content read whole: MaxManifestSize
+// readLimit is the one size policy for content read whole: MaxManifestSize
 // for a manifest or index, MaxBlobReadWhole for anything else. create,
 // inspect and export all read through it, so an image one of them reads
 // the others read too.
-func ReadLimit(desc ocispec.Descriptor) int64 {
+func readLimit(desc ocispec.Descriptor) int64 {
 	if IsManifestOrIndex(desc.MediaType) {
 		return MaxManifestSize
 	}

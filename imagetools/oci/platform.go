@@ -66,12 +66,12 @@ func SelectPlatform(children []ocispec.Descriptor, p ocispec.Platform) (ocispec.
 
 // NoPlatformError says that an index has no image for p and which it has.
 func NoPlatformError(children []ocispec.Descriptor, p ocispec.Platform) error {
-	return fmt.Errorf("no image for platform %s; available: %s", platforms.FormatAll(p), AvailablePlatforms(children))
+	return fmt.Errorf("no image for platform %s; available: %s", platforms.FormatAll(p), availablePlatforms(children))
 }
 
-// AvailablePlatforms lists the platforms of an index's images (not its
+// availablePlatforms lists the platforms of an index's images (not its
 // attestations), in index order, each once; "none" when there are none.
-func AvailablePlatforms(children []ocispec.Descriptor) string {
+func availablePlatforms(children []ocispec.Descriptor) string {
 	var names []string
 	for _, c := range children {
 		if c.Platform == nil || IsAttestation(c) {

@@ -2,8 +2,6 @@
 // index.json and blobs/<alg>/<hex>, read and written through containerd's
 // local content store and BuildKit's index.json handling. Layouts
 // implements place.Place for oci-layout:// locations.
-//
-// It imports ref, oci and place of the engine.
 package ocilayout
 
 import (

@@ -5,9 +5,6 @@
 // package (create, inspect, export) is written once against Place and never
 // asks which kind of place it holds; what differs between kinds is said by
 // Capabilities.
-//
-// It imports ref and progress of the engine; the implementations import
-// it, never the reverse.
 package place
 
 import (

@@ -1,7 +1,7 @@
 // Package ref parses and prints locations: where an image lives, as a user
 // writes it (a registry reference, or a scheme such as oci-layout:// and a
-// path), with an optional tag and digest. It is a leaf: it imports no other
-// package of the engine.
+// path), with an optional tag and digest, and tells a place's location
+// from other text; no other package takes a place prefix apart.
 package ref
 
 import (
@@ -65,7 +65,7 @@ func Parse(s string) (Location, error) {
 		return parseLayoutLocation(s)
 	case strings.HasPrefix(s, ArchivePrefix):
 		return parseArchiveLocation(s, ArchivePrefix)
-	case strings.HasPrefix(s, DaemonPrefix):
+	case strings.HasPrefix(s, daemonPrefix):
 		return parseDaemonLocation(s)
 	}
 	for _, a := range archiveAliases {
@@ -73,7 +73,7 @@ func Parse(s string) (Location, error) {
 			return parseArchiveLocation(s, a)
 		}
 	}
-	if NamesFile(s) {
+	if namesFile(s) {
 		return Location{}, fileRefused(s)
 	}
 	named, err := reference.ParseNormalizedNamed(s)

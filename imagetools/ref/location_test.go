@@ -141,3 +141,40 @@ func TestDistributionSource(t *testing.T) {
 		}
 	}
 }
+
+func TestPlaceForm(t *testing.T) {
+	file := t.TempDir() + "/img.tar"
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in      string
+		want    bool
+		wantErr string
+	}{
+		{in: "oci-layout://out:v1", want: true},
+		{in: "archive://img.tar", want: true},
+		{in: "archive://", want: true}, // Parse names what is missing
+		{in: "docker-daemon://alpine", want: true},
+		{in: "docker-archive:img.tar", want: true},
+		{in: "oci-archive:img.tar", want: true},
+		{in: file, want: true},
+		{in: "alpine", want: false},
+		{in: "localhost:5000/app:1", want: false},
+		{in: "sha256:" + strings.Repeat("a", 64), want: false},
+		{in: `{"mediaType":"x"}`, want: false},
+		{in: "oci-layout://", wantErr: `"oci-layout://" names no directory`},
+	}
+	for _, tc := range tests {
+		got, err := PlaceForm(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("PlaceForm(%q) error = %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("PlaceForm(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}

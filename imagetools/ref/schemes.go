@@ -22,16 +22,16 @@ const ArchivePrefix = SchemeArchive + "://"
 // the current Docker context, read through its image-save API.
 const SchemeDaemon = "docker-daemon"
 
-// DaemonPrefix marks an image of the Docker engine in a location.
-const DaemonPrefix = SchemeDaemon + "://"
+// daemonPrefix marks an image of the Docker engine in a location.
+const daemonPrefix = SchemeDaemon + "://"
 
 // archiveAliases are skopeo's spellings of an image tar, read as archive://.
 var archiveAliases = []string{"docker-archive:", "oci-archive:"}
 
-// HasScheme reports whether s names a place by scheme (oci-layout://,
+// hasScheme reports whether s names a place by scheme (oci-layout://,
 // archive://, docker-daemon://, or an alias) rather than a registry.
-func HasScheme(s string) bool {
-	for _, p := range append([]string{LayoutPrefix, ArchivePrefix, DaemonPrefix}, archiveAliases...) {
+func hasScheme(s string) bool {
+	for _, p := range append([]string{LayoutPrefix, ArchivePrefix, daemonPrefix}, archiveAliases...) {
 		if strings.HasPrefix(s, p) {
 			return true
 		}
@@ -39,10 +39,10 @@ func HasScheme(s string) bool {
 	return false
 }
 
-// NamesFile reports whether s, written without a scheme, names a regular
+// namesFile reports whether s, written without a scheme, names a regular
 // file here: such an argument is never looked up in a registry.
-func NamesFile(s string) bool {
-	if s == "" || HasScheme(s) {
+func namesFile(s string) bool {
+	if s == "" || hasScheme(s) {
 		return false
 	}
 	fi, err := os.Stat(s)
@@ -69,10 +69,10 @@ func parseArchiveLocation(s, prefix string) (Location, error) {
 			return Location{}, fmt.Errorf("invalid image tar location %q: bad digest %q: %w", s, rest[i+1:], err)
 		}
 	}
-	if !NamesFile(rest) {
+	if !namesFile(rest) {
 		cut := strings.Index(rest, ":")
 		for i := cut; i >= 0; {
-			if NamesFile(rest[:i]) {
+			if namesFile(rest[:i]) {
 				cut = i
 				break
 			}
@@ -100,13 +100,13 @@ func parseArchiveLocation(s, prefix string) (Location, error) {
 // parseDaemonLocation parses "docker-daemon://NAME[:TAG][@DIGEST]" or
 // "docker-daemon://IMAGE-ID": an image of the Docker engine.
 func parseDaemonLocation(s string) (Location, error) {
-	rest := strings.TrimPrefix(s, DaemonPrefix)
+	rest := strings.TrimPrefix(s, daemonPrefix)
 	if rest == "" {
-		return Location{}, fmt.Errorf("invalid Docker engine location %q: no image (want %sNAME[:TAG][@DIGEST])", s, DaemonPrefix)
+		return Location{}, fmt.Errorf("invalid Docker engine location %q: no image (want %sNAME[:TAG][@DIGEST])", s, daemonPrefix)
 	}
 	named, err := reference.ParseNormalizedNamed(rest)
 	if err != nil {
-		return Location{}, fmt.Errorf("invalid Docker engine location %q: %w (want %sNAME[:TAG][@DIGEST])", s, ExplainInvalid(rest, err), DaemonPrefix)
+		return Location{}, fmt.Errorf("invalid Docker engine location %q: %w (want %sNAME[:TAG][@DIGEST])", s, ExplainInvalid(rest, err), daemonPrefix)
 	}
 	loc := Location{Scheme: SchemeDaemon, Name: reference.TrimNamed(named), Path: reference.FamiliarName(named)}
 	if t, ok := named.(reference.Tagged); ok {
@@ -131,4 +131,17 @@ func (l Location) EngineRef() string {
 		return s + ":" + l.Tag
 	}
 	return s + ":latest"
+}
+
+// PlaceForm reports whether s is written as the location of a place other
+// than a registry: behind a place's prefix (oci-layout://, archive://,
+// docker-daemon:// or an alias) or, bare, naming a file (which Parse refuses
+// with the line that names archive://). Such text is never a registry
+// reference, a digest or a descriptor; Parse reads the rest. An OCI layout
+// prefix with no folder after it is refused here already.
+func PlaceForm(s string) (bool, error) {
+	if s == LayoutPrefix {
+		return false, fmt.Errorf("%q names no directory: expected %sPATH[:TAG][@DIGEST]", s, LayoutPrefix)
+	}
+	return hasScheme(s) || namesFile(s), nil
 }

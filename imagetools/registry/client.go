@@ -4,9 +4,6 @@
 // per registry call (manifest get and put, blob check, mount and upload,
 // tags and referrers lists), each in the fewest round trips the protocol
 // allows. Client implements place.Place.
-//
-// It imports ref, oci, place and progress of the engine, containerd's
-// remotes for authorization and blob fetches, and go-toml for hosts.toml.
 package registry
 
 import (

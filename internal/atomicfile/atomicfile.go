@@ -1,8 +1,7 @@
 // Package atomicfile writes output files so that they are either complete
 // or untouched: through a temporary file beside the target, renamed on
 // success. A target that is a device or a pipe is written through instead,
-// and a symbolic link is followed, never replaced. It imports only the
-// standard library.
+// and a symbolic link is followed, never replaced.
 package atomicfile
 
 import (

@@ -28,9 +28,9 @@ import (
 	"time"
 )
 
-// RequireEnv is the environment variable that turns a missing consumer into a
+// requireEnv is the environment variable that turns a missing consumer into a
 // test failure instead of a skip.
-const RequireEnv = "IMGX_REQUIRE_CONSUMERS"
+const requireEnv = "IMGX_REQUIRE_CONSUMERS"
 
 const (
 	// readyTimeout bounds how long a daemon may take to answer; CI machines
@@ -46,14 +46,14 @@ const (
 )
 
 // unavailable ends the test because a consumer cannot be used: a failure when
-// RequireEnv is set, a skip otherwise.
+// requireEnv is set, a skip otherwise.
 func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	if os.Getenv(RequireEnv) != "" {
-		t.Fatalf("%s (%s is set, so a missing consumer is a failure)", msg, RequireEnv)
+	if os.Getenv(requireEnv) != "" {
+		t.Fatalf("%s (%s is set, so a missing consumer is a failure)", msg, requireEnv)
 	}
-	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, RequireEnv)
+	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, requireEnv)
 }
 
 // lookBinary returns the path of a program, ending the test through

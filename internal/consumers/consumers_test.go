@@ -285,14 +285,14 @@ func callStopping(f func()) {
 func TestMissingBinary(t *testing.T) {
 	for _, required := range []string{"", "1"} {
 		t.Run("required="+required, func(t *testing.T) {
-			t.Setenv(RequireEnv, required)
+			t.Setenv(requireEnv, required)
 			r := &recorder{TB: t}
 			callStopping(func() { lookBinary(r, "imgx-no-such-consumer", "imgx-pkg") })
 			if required != "" && (r.fatal == "" || r.skip != "") {
-				t.Errorf("with %s set: fatal=%q skip=%q, want a failure", RequireEnv, r.fatal, r.skip)
+				t.Errorf("with %s set: fatal=%q skip=%q, want a failure", requireEnv, r.fatal, r.skip)
 			}
 			if required == "" && (r.skip == "" || r.fatal != "") {
-				t.Errorf("without %s: fatal=%q skip=%q, want a skip", RequireEnv, r.fatal, r.skip)
+				t.Errorf("without %s: fatal=%q skip=%q, want a skip", requireEnv, r.fatal, r.skip)
 			}
 			if msg := r.fatal + r.skip; !strings.Contains(msg, "apt-get install imgx-pkg") {
 				t.Errorf("message %q does not name the package to install", msg)

@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// SkopeoInspect runs `skopeo inspect transportRef` (for example
+// skopeoInspect runs `skopeo inspect transportRef` (for example
 // "docker-archive:/x.tar", "docker-archive:/x.tar:@1",
 // "oci-archive:/x.tar:refname") and returns its JSON.
-func SkopeoInspect(t testing.TB, transportRef string) ([]byte, error) {
+func skopeoInspect(t testing.TB, transportRef string) ([]byte, error) {
 	t.Helper()
 	return skopeo(t, "inspect", transportRef)
 }
@@ -19,7 +19,7 @@ func SkopeoInspect(t testing.TB, transportRef string) ([]byte, error) {
 // transportRef.
 func SkopeoDigest(t testing.TB, transportRef string) (string, error) {
 	t.Helper()
-	out, err := SkopeoInspect(t, transportRef)
+	out, err := skopeoInspect(t, transportRef)
 	if err != nil {
 		return "", err
 	}
@@ -37,9 +37,9 @@ func SkopeoInspectRaw(t testing.TB, transportRef string) ([]byte, error) {
 	return skopeo(t, "inspect", "--raw", transportRef)
 }
 
-// SkopeoInspectConfig runs `skopeo inspect --config --raw transportRef` and
+// skopeoInspectConfig runs `skopeo inspect --config --raw transportRef` and
 // returns the image configuration blob.
-func SkopeoInspectConfig(t testing.TB, transportRef string) ([]byte, error) {
+func skopeoInspectConfig(t testing.TB, transportRef string) ([]byte, error) {
 	t.Helper()
 	return skopeo(t, "inspect", "--config", "--raw", transportRef)
 }

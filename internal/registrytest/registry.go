@@ -35,8 +35,8 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
-// LogEnv is the environment variable that, set to "1", keeps the registry's logs.
-const LogEnv = "IMGX_TEST_REGISTRY_LOG"
+// logEnv is the environment variable that, set to "1", keeps the registry's logs.
+const logEnv = "IMGX_TEST_REGISTRY_LOG"
 
 // AuthMode selects how the main host authenticates clients.
 type AuthMode int
@@ -136,10 +136,10 @@ func Start(t testing.TB, opts Options) *Registry {
 // StartServer starts a registry for a program that is not a test; call Close to stop it.
 // ctx bounds the start only: cancelling it later does not stop the registry.
 //
-// Unless LogEnv is "1", the process-wide logrus standard logger is silenced, because
+// Unless logEnv is "1", the process-wide logrus standard logger is silenced, because
 // distribution logs every request through it and offers no per-app logger.
 func StartServer(ctx context.Context, opts Options) (*Registry, error) {
-	if os.Getenv(LogEnv) != "1" {
+	if os.Getenv(logEnv) != "1" {
 		logrus.SetOutput(io.Discard)
 	}
 	opts, err := withDefaults(opts)
@@ -217,9 +217,9 @@ func (r *Registry) start(ctx context.Context, opts Options) error {
 }
 
 // serverLog is the servers' error log: TLS handshake failures that tests provoke on
-// purpose are noise unless LogEnv asks for logs.
+// purpose are noise unless logEnv asks for logs.
 func serverLog() *log.Logger {
-	if os.Getenv(LogEnv) == "1" {
+	if os.Getenv(logEnv) == "1" {
 		return nil // net/http's default, the standard logger
 	}
 	return log.New(io.Discard, "", 0)
