@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -130,4 +131,41 @@ func jsonEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// TestFetcherError: a blob read refused by the registry is an *Error too,
+// not containerd's error that repeats the URL with its query.
+func TestFetcherError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"DENIED","message":"no \u001b[31mblobs"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	loc, err := ref.Parse(host + "/test/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Options{}).Fetcher(context.Background(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: emptyDigest, Size: 10}
+	rc, err := f.Fetch(context.Background(), desc)
+	if err == nil {
+		// containerd's fetcher opens the blob on the first read.
+		_, err = io.ReadAll(rc)
+		_ = rc.Close()
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.StatusCode != http.StatusForbidden || e.Method != http.MethodGet || e.Host != host ||
+		e.Path != "/v2/test/app/blobs/"+emptyDigest || !slices.Equal(e.Codes, []string{"DENIED"}) || e.Message != "no blobs" {
+		t.Fatalf("%v: %+v", err, e)
+	}
+	if !errdefs.IsPermissionDenied(err) {
+		t.Errorf("%v is not permission denied", err)
+	}
 }
