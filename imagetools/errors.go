@@ -73,6 +73,10 @@ var (
 	// ErrSizeMismatch reports content longer or shorter than its descriptor says.
 	ErrSizeMismatch = errors.New("size mismatch")
 
+	// ErrTooLarge reports content or an answer over the size limit of what
+	// is read whole: refused, never cut.
+	ErrTooLarge = errors.New("too large")
+
 	// ErrRetriesExhausted reports a request that failed on every attempt.
 	ErrRetriesExhausted = errors.New("retries exhausted")
 

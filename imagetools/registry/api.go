@@ -3,13 +3,11 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -123,10 +121,16 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, errors.Join(errStartOver, aerr))
 		}
 		aerr := host.Authorizer.AddResponses(ctx, []*http.Response{resp})
-		drain(resp)
-		if aerr != nil {
-			return nil, fmt.Errorf("%s %s: authorize: %w", req.method, req.loc, aerr)
+		if errdefs.IsNotImplemented(aerr) {
+			// No way to answer this challenge (as containerd, the 401 is the answer).
+			return resp, nil
 		}
+		if aerr != nil {
+			err := fmt.Errorf("%s %s: %w; authorize: %w", req.method, req.loc, newError(resp), aerr)
+			drain(resp)
+			return nil, err
+		}
+		drain(resp)
 	}
 	return resp, nil
 }
@@ -222,80 +226,7 @@ func (req apiRequest) capability() (docker.HostCapabilities, string) {
 	return docker.HostCapabilityPull, "pull"
 }
 
-// statusError turns an unexpected answer into an error naming the call;
-// 404 wraps errdefs.ErrNotFound.
-func statusError(what string, resp *http.Response) error {
-	if err := noChallenge(what, resp); err != nil {
-		return err
-	}
-	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	msg := oneLine(string(dt))
-	if msg != "" {
-		msg = ": " + msg
-	}
-	err := fmt.Errorf("%s: %s%s", what, resp.Status, msg)
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: %w", err, errdefs.ErrPermissionDenied)
-	}
-	return err
-}
-
-// noChallenge is the error for a 401 that says nothing of how to log in
-// (no WWW-Authenticate header): credentials are needed, not a retry.
-func noChallenge(what string, resp *http.Response) error {
-	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
-		return nil
-	}
-	host := resp.Request.URL.Host
-	return fmt.Errorf("%s: authentication is required (401 with no challenge): log in with docker login %s: %w", what, host, errdefs.ErrPermissionDenied)
-}
-
-// maxBodyMessage bounds what an error echoes of a response body.
-const maxBodyMessage = 200
-
-// titlePattern finds an HTML page's title.
-var titlePattern = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
-
-// oneLine turns an error body into one short line: an HTML page (a proxy's
-// or a load balancer's) gives its title, anything else has its whitespace
-// folded and is cut at maxBodyMessage bytes.
-func oneLine(body string) string {
-	body = strings.TrimSpace(body)
-	if strings.HasPrefix(body, "<") {
-		if m := titlePattern.FindStringSubmatch(body); m != nil {
-			body = "HTML page: " + m[1]
-		} else {
-			body = "an HTML page"
-		}
-	}
-	body = strings.Join(strings.Fields(body), " ")
-	if len(body) > maxBodyMessage {
-		body = strings.ToValidUTF8(body[:maxBodyMessage], "") + "..."
-	}
-	return body
-}
-
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-}
-
-// manifestStatusError is statusError for a manifest request: a 404 names the
-// missing tag, digest or repository (from the registry's error code) instead
-// of echoing the body.
-func manifestStatusError(what string, loc ref.Location, resp *http.Response) error {
-	if resp.StatusCode != http.StatusNotFound {
-		return statusError(what, resp)
-	}
-	var body struct {
-		Errors []struct {
-			Code string `json:"code"`
-		} `json:"errors"`
-	}
-	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	repoMissing := json.Unmarshal(dt, &body) == nil && len(body.Errors) > 0 && body.Errors[0].Code == "NAME_UNKNOWN"
-	return ref.NotFound(loc, repoMissing, "")
 }

@@ -9,15 +9,20 @@ package registry
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Credentials returns the user name and secret for a registry host. An empty
@@ -120,7 +125,46 @@ func (r *Client) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher
 	if err != nil {
 		return nil, fmt.Errorf("fetch from %s: %w", loc, err)
 	}
-	return NewResumingFetcher(f, r.opts.Resume), nil
+	return typedFetcher{NewResumingFetcher(f, r.opts.Resume)}, nil
+}
+
+// typedFetcher turns the error status containerd's fetcher reports
+// (remotes/errors.ErrUnexpectedStatus, whose text repeats the URL with its
+// query) into an *Error, from Fetch or, as the blob is opened on its first
+// read, from Read.
+type typedFetcher struct{ f remotes.Fetcher }
+
+func (t typedFetcher) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, err := t.f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, typedStatus(err)
+	}
+	return typedReader{rc}, nil
+}
+
+type typedReader struct{ io.ReadCloser }
+
+func (t typedReader) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = typedStatus(err)
+	}
+	return n, err
+}
+
+// typedStatus returns the *Error for containerd's ErrUnexpectedStatus in
+// err, else err.
+func typedStatus(err error) error {
+	var status remoteerrors.ErrUnexpectedStatus
+	if !errors.As(err, &status) {
+		return err
+	}
+	e := &Error{Method: status.RequestMethod, StatusCode: status.StatusCode}
+	if u, perr := url.Parse(status.RequestURL); perr == nil {
+		e.Host, e.Path = u.Host, u.Path
+	}
+	e.Codes, e.Message = parseErrorBody(status.Body)
+	return e
 }
 
 // emptyDigest stands in for "no object" in a reference that must carry a

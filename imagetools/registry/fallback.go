@@ -5,9 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
-	"strings"
+	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 )
 
 // plainFallback is the transport of a host that may speak plain HTTP: a
@@ -78,8 +78,16 @@ func (f *plainFallback) RoundTrip(r *http.Request) (*http.Response, error) {
 // probe sends the first request to host over HTTPS and records what it
 // found; when the server speaks plain HTTP, the request goes again over it.
 func (f *plainFallback) probe(r *http.Request, host string, p *schemeProbe) (*http.Response, error) {
-	resp, err := f.super.RoundTrip(r)
-	plain := plainHTTPAnswer(err, host)
+	// Whether the TLS handshake itself timed out: a plain HTTP server reads
+	// a ClientHello as the start of a request and waits for its end.
+	var handshakeTimedOut atomic.Bool
+	trace := &httptrace.ClientTrace{TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+		if isTimeout(err) {
+			handshakeTimedOut.Store(true)
+		}
+	}}
+	resp, err := f.super.RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), trace)))
+	plain := plainHTTPAnswer(err, host, handshakeTimedOut.Load())
 	f.mu.Lock()
 	if err == nil || plain {
 		p.known, p.plain = true, plain
@@ -111,10 +119,11 @@ func plainRequest(r *http.Request) *http.Request {
 }
 
 // plainHTTPAnswer reports whether err says the server at host speaks plain
-// HTTP: it answered the TLS handshake with an HTTP response, or, when host
-// names no port, nothing listens on 443 (containerd's rule: with a port
-// given, the scheme is not changed for a refused connection).
-func plainHTTPAnswer(err error, host string) bool {
+// HTTP: it answered the TLS handshake with an HTTP response, or left it
+// unanswered until it timed out, or, when host names no port, nothing
+// listens on 443 (containerd's rule: with a port given, the scheme is not
+// changed for a refused connection).
+func plainHTTPAnswer(err error, host string, handshakeTimedOut bool) bool {
 	if err == nil {
 		return false
 	}
@@ -122,12 +131,19 @@ func plainHTTPAnswer(err error, host string) bool {
 	if errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/" {
 		return true
 	}
-	if strings.Contains(err.Error(), "TLS handshake timeout") {
+	if handshakeTimedOut {
 		return true
 	}
-	if refused(err) || os.IsTimeout(err) {
+	if refused(err) || isTimeout(err) {
 		_, port, _ := net.SplitHostPort(host)
 		return port == ""
 	}
 	return false
+}
+
+// isTimeout reports a timeout as net.Error does (net/http's TLS handshake
+// timeout is one).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

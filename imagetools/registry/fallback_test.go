@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docker-imgx/docker-imgx/internal/fakeregistry"
 )
@@ -200,5 +202,74 @@ func TestPlainFallbackUndecidedAfterOtherErrors(t *testing.T) {
 		if known {
 			t.Fatal("a refused connection with a port given decided the scheme")
 		}
+	}
+}
+
+// silentTLSListener passes on the connections whose first byte is not a
+// TLS handshake record; it leaves a ClientHello unanswered, as a plain HTTP
+// server waiting for the rest of a request does.
+type silentTLSListener struct {
+	net.Listener
+	conns chan net.Conn
+}
+
+func (l silentTLSListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(conn, first); err != nil || first[0] == 0x16 {
+			go func() { _, _ = io.Copy(io.Discard, conn); _ = conn.Close() }()
+			continue
+		}
+		return &prefixConn{Conn: conn, prefix: first}, nil
+	}
+}
+
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// A server that leaves the TLS handshake unanswered until it times out
+// speaks plain HTTP, even with a port given: the request goes again over it.
+func TestPlainFallbackHandshakeTimeout(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "plain")
+	}))
+	srv.Listener = silentTLSListener{Listener: srv.Listener}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	base := newTransport(defaultTLSConfig())
+	base.TLSHandshakeTimeout = 100 * time.Millisecond
+	t.Cleanup(base.CloseIdleConnections)
+	rt := newPlainFallback(base)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/v2/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "plain" || resp.Request.URL.Scheme != "http" {
+		t.Fatalf("answer %q over %s", body, resp.Request.URL.Scheme)
+	}
+	// A timeout that is not the handshake's (dialling, with a port given)
+	// decides nothing.
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	if plainHTTPAnswer(timeout, host, false) || !plainHTTPAnswer(timeout, "registry.example", false) {
+		t.Error("a dial timeout decides the scheme with a port given, or not without")
 	}
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/opencontainers/go-digest"
@@ -36,40 +34,28 @@ func (r *Client) GetManifest(ctx context.Context, loc ref.Location) (ocispec.Des
 	if resp.StatusCode != http.StatusOK {
 		return ocispec.Descriptor{}, nil, manifestStatusError("fetch "+loc.String(), loc, resp)
 	}
-	dt, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	// The digest asked for, else the one the registry announces.
+	want := loc.Digest
+	if want == "" {
+		want = contentDigest(resp)
+	}
+	dt, err := readBody(resp, oci.MaxManifestSize, want)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch %s: %w", loc, err)
 	}
-	if len(dt) > oci.MaxManifestSize {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("fetch %s: manifest over the %d byte limit", loc, oci.MaxManifestSize)
-	}
-	desc, err := describeManifest(loc, resp.Header, dt)
+	desc, err := describeManifest(loc, resp.Header, dt, want)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
 	return desc, dt, nil
 }
 
-// describeManifest checks fetched manifest bytes against the digest asked
-// for or announced, and types them from Content-Type (else from the body).
-func describeManifest(loc ref.Location, h http.Header, dt []byte) (ocispec.Descriptor, error) {
-	want := loc.Digest
-	if want == "" {
-		if d, err := digest.Parse(h.Get("Docker-Content-Digest")); err == nil {
-			want = d
-		}
-	}
-	got := digest.FromBytes(dt)
-	if want != "" {
-		if err := want.Validate(); err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("fetch %s: %w", loc, err)
-		}
-		if want.Algorithm() != digest.SHA256 {
-			got = want.Algorithm().FromBytes(dt)
-		}
-		if got != want {
-			return ocispec.Descriptor{}, fmt.Errorf("fetch %s: content hashes to %s, want %s: %w", loc, got, want, imagetools.ErrDigestMismatch)
-		}
+// describeManifest types fetched manifest bytes, already checked against
+// want (when set), from Content-Type, else from the body.
+func describeManifest(loc ref.Location, h http.Header, dt []byte, want digest.Digest) (ocispec.Descriptor, error) {
+	got := want
+	if got == "" {
+		got = digest.FromBytes(dt)
 	}
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	var body struct {
@@ -115,7 +101,9 @@ const ociSubjectHeader = "OCI-Subject"
 
 // GetTagForUpdate reads the manifest or index at tag t with push rights, so
 // that the token that reads it also serves the write that follows; found is
-// false when the tag does not exist.
+// false when the tag does not exist. What it reads is merged and pushed
+// back: one over the size limit, or not the content the registry's
+// Docker-Content-Digest names, is refused.
 func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, bool, error) {
 	resp, err := r.do(ctx, apiRequest{method: http.MethodGet, loc: t, path: "manifests/" + t.Tag, push: true,
 		header: http.Header{"Accept": {oci.ManifestAccept}}})
@@ -125,7 +113,7 @@ func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, b
 	defer drain(resp)
 	switch resp.StatusCode {
 	case http.StatusOK:
-		dt, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize))
+		dt, err := readBody(resp, oci.MaxManifestSize, contentDigest(resp))
 		if err != nil {
 			return nil, false, fmt.Errorf("read tag %s: %w", t, err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -113,12 +112,9 @@ func (r *Client) getJSON(ctx context.Context, req apiRequest, what string, v any
 	if resp.StatusCode != http.StatusOK {
 		return nil, resp.StatusCode, statusError(what, resp)
 	}
-	dt, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
+	dt, err := readBody(resp, oci.MaxManifestSize, "")
 	if err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("%s: %w", what, err)
-	}
-	if len(dt) > oci.MaxManifestSize {
-		return nil, resp.StatusCode, fmt.Errorf("%s: answer over the %d byte limit", what, oci.MaxManifestSize)
 	}
 	if err := json.Unmarshal(dt, v); err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("%s: %w", what, err)

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -139,7 +138,13 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// Not ours to retry: hand the answer up unchanged.
 				return t.watch(resp), err
 			}
-			exhausted := &retriesExhaustedError{attempts: attempt, reason: reason + registryMessage(resp), cause: err}
+			exhausted := &retriesExhaustedError{attempts: attempt, reason: reason, cause: err}
+			if resp != nil {
+				exhausted.status = newError(resp)
+				if d := exhausted.status.detail(); d != "" {
+					exhausted.reason += ": " + d
+				}
+			}
 			closeResponse(resp)
 			return nil, exhausted
 		}
@@ -254,10 +259,12 @@ func isTransientNetError(err error) bool {
 
 // retriesExhaustedError is returned when every attempt failed. It wraps
 // neither io.EOF nor a timeout on purpose: containerd would retry those again.
+// When the last attempt got an error status, it wraps that answer's *Error.
 type retriesExhaustedError struct {
 	attempts int
 	reason   string
 	cause    error
+	status   *Error
 }
 
 func (e *retriesExhaustedError) Error() string {
@@ -269,28 +276,16 @@ func (e *retriesExhaustedError) Is(target error) bool {
 	return target == imagetools.ErrRetriesExhausted
 }
 
+// Unwrap returns the *Error of the last answer, nil when none came.
+func (e *retriesExhaustedError) Unwrap() error {
+	if e.status == nil {
+		return nil
+	}
+	return e.status
+}
+
 // Timeout is false so that containerd's transient-error check stops here.
 func (e *retriesExhaustedError) Timeout() bool { return false }
-
-// registryMessage returns ": CODE: message" from a registry's JSON error
-// body (at most 4 KiB read), or "".
-func registryMessage(resp *http.Response) string {
-	if resp == nil || resp.Body == nil {
-		return ""
-	}
-	var body struct {
-		Errors []struct{ Code, Message string } `json:"errors"`
-	}
-	dt, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if json.Unmarshal(dt, &body) != nil || len(body.Errors) == 0 {
-		return ""
-	}
-	e := body.Errors[0]
-	if e.Message == "" {
-		return ": " + e.Code
-	}
-	return ": " + e.Code + ": " + e.Message
-}
 
 // closeResponse drains a little of a discarded body so the connection can be
 // reused, then closes it.

@@ -153,6 +153,11 @@ func TestRetryTransportScenarios(t *testing.T) {
 				if !errors.Is(err, imagetools.ErrRetriesExhausted) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %q, want imagetools.ErrRetriesExhausted with %q", err, tc.wantErr)
 				}
+				// The last answer stays at hand, typed.
+				var e *Error
+				if !errors.As(err, &e) || e.StatusCode != tc.script[len(tc.script)-1].status || e.Path != "/v2/test/blobs/sha256:abc" {
+					t.Fatalf("error %q: the last answer is no *Error: %+v", err, e)
+				}
 			} else {
 				if err != nil {
 					t.Fatal(err)

@@ -1,0 +1,245 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+)
+
+// Error is a registry's answer with an error status to one API call. Every
+// call of Client that gets an unexpected status returns one (wrapped with
+// what the call was for); test for it with errors.As, never on its text.
+// It unwraps to the errdefs class of its status or codes, so that
+// errdefs.IsNotFound and its kin hold.
+type Error struct {
+	// Method and Host (host or host:port) and Path of the request that got
+	// the answer (the last of its redirects). The query and any user info
+	// are left out: they may hold signatures or credentials.
+	Method, Host, Path string
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// Codes are the OCI error codes of its body (UNAUTHORIZED, DENIED,
+	// MANIFEST_UNKNOWN, NAME_UNKNOWN, BLOB_UNKNOWN, ...), in order.
+	Codes []string
+	// Message is the registry's own words: the messages of its OCI error
+	// body, else the body itself (an HTML page gives its title), made one
+	// short line with control characters and terminal escapes removed.
+	Message string
+	// Challenge is the scheme of a 401's WWW-Authenticate header ("Bearer",
+	// "Basic"); "" when the registry sent none: credentials are wanted, and
+	// there is no token service to ask.
+	Challenge string
+}
+
+// Error returns the status, the codes and the message: "403 Forbidden:
+// DENIED: requested access to the resource is denied". Callers say which
+// call failed.
+func (e *Error) Error() string {
+	s := e.status()
+	if d := e.detail(); d != "" {
+		s += ": " + d
+	}
+	return s
+}
+
+// Unwrap returns the errdefs class of the answer, nil when none fits:
+// from its status, else from its first code.
+func (e *Error) Unwrap() error {
+	switch e.StatusCode {
+	case http.StatusNotFound:
+		return errdefs.ErrNotFound
+	case http.StatusUnauthorized:
+		return errdefs.ErrUnauthenticated
+	case http.StatusForbidden:
+		return errdefs.ErrPermissionDenied
+	case http.StatusTooManyRequests:
+		return errdefs.ErrResourceExhausted
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return errdefs.ErrNotImplemented
+	case http.StatusConflict:
+		return errdefs.ErrConflict
+	case http.StatusRequestTimeout, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return errdefs.ErrUnavailable
+	}
+	code := ""
+	if len(e.Codes) > 0 {
+		code = e.Codes[0]
+	}
+	switch {
+	case strings.HasSuffix(code, "_UNKNOWN"):
+		return errdefs.ErrNotFound
+	case code == "UNAUTHORIZED":
+		return errdefs.ErrUnauthenticated
+	case code == "DENIED":
+		return errdefs.ErrPermissionDenied
+	case code == "TOOMANYREQUESTS":
+		return errdefs.ErrResourceExhausted
+	case code == "UNSUPPORTED":
+		return errdefs.ErrNotImplemented
+	case e.StatusCode >= 500:
+		return errdefs.ErrInternal
+	case e.StatusCode == http.StatusBadRequest:
+		return errdefs.ErrInvalidArgument
+	}
+	return nil
+}
+
+// status is "404 Not Found": the reason phrase is Go's, not the server's.
+func (e *Error) status() string {
+	s := strconv.Itoa(e.StatusCode)
+	if text := http.StatusText(e.StatusCode); text != "" {
+		s += " " + text
+	}
+	return s
+}
+
+// detail is "CODE: message", either part "" when absent.
+func (e *Error) detail() string {
+	codes := strings.Join(e.Codes, ", ")
+	switch {
+	case codes == "":
+		return e.Message
+	case e.Message == "":
+		return codes
+	}
+	return codes + ": " + e.Message
+}
+
+// newError reads the error body of resp (at most maxErrorBody bytes: a
+// larger one is left out) into an Error.
+func newError(resp *http.Response) *Error {
+	e := &Error{StatusCode: resp.StatusCode}
+	if req := resp.Request; req != nil && req.URL != nil {
+		e.Method, e.Host, e.Path = req.Method, req.URL.Host, req.URL.Path
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		scheme, _, _ := strings.Cut(strings.TrimSpace(resp.Header.Get("WWW-Authenticate")), " ")
+		e.Challenge = sanitize(scheme, maxBodyMessage)
+	}
+	if resp.Body == nil {
+		return e
+	}
+	dt, err := readBody(resp, maxErrorBody, "")
+	if err != nil {
+		return e
+	}
+	e.Codes, e.Message = parseErrorBody(dt)
+	return e
+}
+
+// parseErrorBody returns the codes and messages of an OCI error body
+// ({"errors":[{"code":..., "message":...}]}), else the body as one line.
+func parseErrorBody(dt []byte) (codes []string, message string) {
+	var body struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(dt, &body) != nil || len(body.Errors) == 0 {
+		return nil, oneLine(string(dt))
+	}
+	var msgs []string
+	for _, e := range body.Errors {
+		if c := sanitize(e.Code, 64); c != "" {
+			codes = append(codes, c)
+		}
+		if m := sanitize(e.Message, maxBodyMessage); m != "" {
+			msgs = append(msgs, m)
+		}
+	}
+	return codes, sanitize(strings.Join(msgs, "; "), maxBodyMessage)
+}
+
+// statusError is the error for an unexpected answer to the call what: an
+// *Error, wrapped; a 401 without a challenge says to log in.
+func statusError(what string, resp *http.Response) error {
+	if err := noChallenge(what, resp); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, newError(resp))
+}
+
+// noChallenge is the error for a 401 that says nothing of how to log in
+// (no WWW-Authenticate header): credentials are needed, not a retry.
+func noChallenge(what string, resp *http.Response) error {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
+		return nil
+	}
+	e := newError(resp)
+	return fmt.Errorf("%s: authentication is required (401 with no challenge): log in with docker login %s: %w", what, e.Host, e)
+}
+
+// manifestStatusError is statusError for a manifest request: a 404 names the
+// missing tag, digest or repository (from the registry's error code) instead
+// of echoing the body.
+func manifestStatusError(what string, loc ref.Location, resp *http.Response) error {
+	if resp.StatusCode != http.StatusNotFound {
+		return statusError(what, resp)
+	}
+	e := newError(resp)
+	repoMissing := len(e.Codes) > 0 && e.Codes[0] == "NAME_UNKNOWN"
+	return explainedError{text: ref.NotFound(loc, repoMissing, ""), err: e}
+}
+
+// explainedError is an *Error told in other words.
+type explainedError struct {
+	text error
+	err  *Error
+}
+
+func (e explainedError) Error() string   { return e.text.Error() }
+func (e explainedError) Unwrap() []error { return []error{e.text, e.err} }
+
+// maxBodyMessage bounds what an error echoes of a response body.
+const maxBodyMessage = 200
+
+// titlePattern finds an HTML page's title.
+var titlePattern = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// oneLine turns an error body into one short line: an HTML page (a proxy's
+// or a load balancer's) gives its title, anything else is sanitised.
+func oneLine(body string) string {
+	body = strings.TrimSpace(body)
+	if strings.HasPrefix(body, "<") {
+		if m := titlePattern.FindStringSubmatch(body); m != nil {
+			body = "HTML page: " + m[1]
+		} else {
+			body = "an HTML page"
+		}
+	}
+	return sanitize(body, maxBodyMessage)
+}
+
+// escapePattern finds terminal escape sequences: CSI (colours, cursor
+// moves), OSC (window titles, hyperlinks) and two-byte escapes.
+var escapePattern = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]`)
+
+// sanitize makes text a server sent safe to print on one line: escape
+// sequences and control and bidi characters removed, invalid UTF-8
+// dropped, whitespace folded, at most max bytes (cut with "...").
+func sanitize(s string, max int) string {
+	s = strings.ToValidUTF8(s, "")
+	s = escapePattern.ReplaceAllString(s, "")
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsSpace(r):
+			return ' '
+		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "..."
+	}
+	return s
+}
