@@ -3,7 +3,7 @@
 // retries with backoff, resumed downloads) and a typed client with one method
 // per registry call (manifest get and put, blob check, mount and upload,
 // tags and referrers lists), each in the fewest round trips the protocol
-// allows. Client implements place.Place.
+// allows. Client implements place.Backend and place.Writer.
 //
 // It imports ref, oci, place and progress of the engine, containerd's
 // remotes for authorization and blob fetches, and go-toml for hosts.toml.
@@ -63,6 +63,7 @@ type Client struct {
 	base     *http.Transport
 	resolver remotes.Resolver
 	uploads  *uploader
+	sessions sessions
 
 	mu    sync.Mutex
 	hosts map[string][]docker.RegistryHost
