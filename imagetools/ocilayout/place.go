@@ -180,7 +180,8 @@ func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
 	if _, err := l.store.Info(ctx, b.Desc.Digest); err == nil {
 		return nil
 	}
-	w, err := l.store.Writer(ctx, content.WithRef("imgx-"+b.Desc.Digest.Encoded()), content.WithDescriptor(b.Desc))
+	ingest := "imgx-" + b.Desc.Digest.Encoded()
+	w, err := l.store.Writer(ctx, content.WithRef(ingest), content.WithDescriptor(b.Desc))
 	if errdefs.IsAlreadyExists(err) {
 		return nil
 	}
@@ -196,6 +197,10 @@ func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
 	in, done := b.Counted(oci.NewVerifyingReader(src, b.Desc))
 	defer done()
 	if err := content.Copy(ctx, w, in, b.Desc.Size, b.Desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		// The store resumes an ingest by its ref: bytes that failed their
+		// digest would be resumed, and fail, at every later write.
+		_ = w.Close()
+		_ = l.store.Abort(context.WithoutCancel(ctx), ingest)
 		return fmt.Errorf("copy %s from %s to %s%s: %w", b.Desc.Digest, b.From, ref.LayoutPrefix, l.dir, err)
 	}
 	return nil
