@@ -46,7 +46,7 @@ func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer)
 		Archive:  arch,
 		Progress: pw,
 	})
-	pl := place.NewRouter(map[string]place.Place{
+	pl := place.NewRouter(map[string]place.Backend{
 		"":                registry.New(opts),
 		ref.SchemeLayout:  ocilayout.Layouts{},
 		ref.SchemeArchive: tars,

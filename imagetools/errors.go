@@ -101,4 +101,8 @@ var (
 	// ErrNoTarget reports a create with nowhere to push (the command layer
 	// names the flag).
 	ErrNoTarget = errors.New("no target given")
+
+	// ErrReadOnly reports a write to a place that is only read from (an
+	// image tar, the Docker engine); the router refuses it.
+	ErrReadOnly = errors.New("that place is only read from")
 )

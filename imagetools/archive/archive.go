@@ -6,8 +6,8 @@
 // temporary file that has no name. Two views of a tar are read: its OCI
 // layout (index.json and blobs/), else its Docker image manifest.json,
 // whose images get manifests made here (the config as it is, the layer
-// tars as they are). Archives implements place.Place for archive://
-// locations, read-only.
+// tars as they are). Archives implements place.Backend for archive://
+// locations: it is only read from.
 package archive
 
 import (

@@ -16,16 +16,16 @@ import (
 // Archives is the place of archive:// locations. Each tar is opened (and
 // spooled, if compressed) once and kept open until Close.
 type Archives struct {
-	ReadOnly
 	opts Options
 	open Set
 }
 
-var _ place.Place = (*Archives)(nil)
+// It implements no place.Writer: the router refuses writes to it.
+var _ place.Backend = (*Archives)(nil)
 
 // New returns the place of image tars.
 func New(opts Options) *Archives {
-	return &Archives{ReadOnly: ReadOnly{What: "an image tar"}, opts: opts}
+	return &Archives{opts: opts}
 }
 
 // Close closes every tar opened (and so removes their spools).
@@ -57,12 +57,13 @@ func openFile(ctx context.Context, loc ref.Location, opts Options) (*Archive, er
 	return Open(ctx, f, label, opts)
 }
 
-// Capabilities implements place.Place: read-only, one repository.
+// Capabilities implements place.Backend: a tar has one repository and
+// keeps no referrers.
 func (p *Archives) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{ReadOnly: true}
+	return place.Capabilities{}
 }
 
-// Manifest implements place.Place.
+// Manifest implements place.Reader.
 func (p *Archives) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
 	a, err := p.get(ctx, loc)
 	if err != nil {
@@ -71,12 +72,12 @@ func (p *Archives) Manifest(ctx context.Context, loc ref.Location) (ocispec.Desc
 	return a.Manifest(ctx, loc)
 }
 
-// Fetcher implements place.Place: the tar's content by descriptor.
+// Fetcher implements place.Reader: the tar's content by descriptor.
 func (p *Archives) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher, error) {
 	return p.get(ctx, loc)
 }
 
-// Tags implements place.Place: the names of the tar's images.
+// Tags implements place.Reader: the names of the tar's images.
 func (p *Archives) Tags(ctx context.Context, loc ref.Location) (map[string]bool, error) {
 	a, err := p.get(ctx, loc)
 	if err != nil {
@@ -89,56 +90,7 @@ func (p *Archives) Tags(ctx context.Context, loc ref.Location) (map[string]bool,
 	return tags, nil
 }
 
-// Referrers implements place.Place: a tar keeps no referrers index.
+// Referrers implements place.Reader: a tar keeps no referrers index.
 func (p *Archives) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {
 	return nil, false, nil
-}
-
-// ReadOnly is the writer half of a place that is only read from: every
-// write is refused with one line that says what writes such places.
-type ReadOnly struct {
-	// What names the kind of place in the line: "an image tar".
-	What string
-}
-
-func (r ReadOnly) refuse(loc ref.Location) error {
-	return fmt.Errorf("%s: %s is only read from: write image tars with `docker imgx export`, and into the Docker engine with `docker imgx export --load`", loc, r.What)
-}
-
-// Prepare implements place.Place: reading needs nothing readied.
-func (ReadOnly) Prepare([]ref.Location) (func(), error) { return func() {}, nil }
-
-// CheckBlob implements place.Place: refused.
-func (r ReadOnly) CheckBlob(_ context.Context, to ref.Location, _ ocispec.Descriptor) (bool, place.Upload, error) {
-	return false, nil, r.refuse(to)
-}
-
-// MountBlob implements place.Place: refused.
-func (r ReadOnly) MountBlob(_ context.Context, to, _ ref.Location, _ ocispec.Descriptor) (bool, place.Upload, error) {
-	return false, nil, r.refuse(to)
-}
-
-// PushBlob implements place.Place: refused.
-func (r ReadOnly) PushBlob(_ context.Context, to ref.Location, _ place.Blob, _ place.Upload) error {
-	return r.refuse(to)
-}
-
-// PutManifest implements place.Place: refused.
-func (r ReadOnly) PutManifest(_ context.Context, to ref.Location, _ ocispec.Descriptor, _ []byte) (bool, error) {
-	return false, r.refuse(to)
-}
-
-// Tag implements place.Place: refused.
-func (r ReadOnly) Tag(_ context.Context, to ref.Location, _ ocispec.Descriptor, _ []byte) error {
-	return r.refuse(to)
-}
-
-// ReadTag implements place.Place: refused (it is asked before a write).
-func (r ReadOnly) ReadTag(_ context.Context, t ref.Location) ([]byte, bool, error) {
-	return nil, false, r.refuse(t)
-}
-
-// Untag implements place.Place: refused.
-func (r ReadOnly) Untag(_ context.Context, t ref.Location) (bool, error) {
-	return false, r.refuse(t)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -46,7 +47,7 @@ func (a *Archive) find(loc ref.Location) (ocispec.Descriptor, error) {
 			}
 		}
 		if len(cands) == 0 {
-			return ocispec.Descriptor{}, fmt.Errorf("%s: no image named %q in %s (%s)", loc, loc.Tag, a.label, a.namesHint())
+			return ocispec.Descriptor{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s: no image named %q in %s (%s)", loc, loc.Tag, a.label, a.namesHint()))
 		}
 	}
 	if loc.Digest != "" {

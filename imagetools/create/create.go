@@ -184,15 +184,15 @@ func (o Options) withDefaults() Options {
 
 // writableTargets parses the tags (ParseTargets) and refuses, before
 // anything is read, one in a place that is only read from (an image tar,
-// the Docker engine).
+// the Docker engine), with the place's own refusal.
 func writableTargets(pl place.Place, tags []string) ([]ref.Location, error) {
 	targets, err := ParseTargets(tags)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range targets {
-		if pl.Capabilities(t).ReadOnly {
-			return nil, fmt.Errorf("invalid tag %q: that place is only read from: push to a registry or an %sDIR folder; write image tars with `docker imgx export` (--load for the Docker engine)", t, ref.LayoutPrefix)
+		if err := pl.Writable(t); err != nil {
+			return nil, err
 		}
 	}
 	return targets, nil
@@ -267,7 +267,7 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 // is unknown) in parallel, as many at once as other small requests
 // (oci.MetadataLimit). With Append, a first source that does not exist
 // yet is dropped (appended is false) and the tag created.
-func readSources(ctx context.Context, pl place.Place, srcs []sourceAt, opts Options, early *earlyChecks) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
+func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Options, early *earlyChecks) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
 	loaded := make([]combine.Input, len(srcs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
@@ -309,7 +309,7 @@ func isNotFound(err error) bool {
 
 // readSource reads one source in one request (plus its config when needed,
 // while the checks of its layers start early).
-func readSource(ctx context.Context, pl place.Place, s sourceAt, early *earlyChecks) (combine.Input, error) {
+func readSource(ctx context.Context, pl place.Reader, s sourceAt, early *earlyChecks) (combine.Input, error) {
 	desc, dt, err := pl.Manifest(ctx, s.loc)
 	if err != nil {
 		return combine.Input{}, err

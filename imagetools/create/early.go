@@ -4,9 +4,9 @@ package create
 // config (read for its platform) is still on the way. When the sources all
 // go to one target repository that wants a check before a transfer, the
 // checks of their layers start then, beside the config reads, instead of a
-// round trip after them; the push takes their answers (and the upload
-// sessions they opened) in place of its own checks, so no blob is checked
-// twice.
+// round trip after them; the push takes their answers in place of its own
+// checks, so no blob is checked twice (the upload sessions they opened
+// wait in the place for the push of their blobs).
 
 import (
 	"context"
@@ -98,7 +98,7 @@ func (e *earlyChecks) startLayers(from ref.Location, desc ocispec.Descriptor, da
 				return nil
 			}
 			defer func() { <-e.sem }()
-			c.present, c.up, c.err = e.pl.CheckBlob(e.ctx, e.target, l)
+			c.present, c.err = e.pl.CheckBlob(e.ctx, e.target, l)
 			return nil // kept for whoever takes the answer
 		})
 	}

@@ -43,7 +43,7 @@ type node struct {
 // readGraph reads the manifests under the root that some target does not
 // already hold (a target that is the origin repository needs nothing), so
 // their blobs are known. Every manifest is read once.
-func readGraph(parent context.Context, pl place.Place, c PushContent, targets []ref.Location, limit int) ([]*node, error) {
+func readGraph(parent context.Context, pl place.Reader, c PushContent, targets []ref.Location, limit int) ([]*node, error) {
 	tops := c.topLevel()
 	var needed []*node
 	for _, n := range tops {
@@ -87,13 +87,13 @@ type manifestFetch struct {
 
 // graphReader reads manifest bytes once per digest.
 type graphReader struct {
-	pl      place.Place
+	pl      place.Reader
 	known   map[digest.Digest][]byte
 	mu      sync.Mutex
 	fetched map[digest.Digest]*manifestFetch
 }
 
-func newGraphReader(pl place.Place, known map[digest.Digest][]byte) *graphReader {
+func newGraphReader(pl place.Reader, known map[digest.Digest][]byte) *graphReader {
 	return &graphReader{pl: pl, known: known, fetched: map[digest.Digest]*manifestFetch{}}
 }
 

@@ -237,17 +237,16 @@ func (p *repoPlan) pushBlobs(ctx context.Context, sub progress.SubLogger, slots 
 		}
 		eg.Go(func() error {
 			defer release()
-			return p.copyBlob(ectx, sub, b, c.up)
+			return p.copyBlob(ectx, sub, b)
 		})
 	}
 	return eg.Wait()
 }
 
-// checked is what the check of a blob found: the blob in the repository, or
-// the upload the place started for it.
+// checked is what the check of a blob found: the blob in the repository or
+// not (the place keeps any upload it started for it).
 type checked struct {
 	present bool
-	up      place.Upload
 }
 
 // mountOrCopy links a blob from another repository of the place, once it is
@@ -258,7 +257,7 @@ func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slot
 		return err
 	}
 	logf(sub, "mounting %s from %s", b.desc.Digest, b.mountFrom.Repository())
-	ok, up, err := p.pl.MountBlob(ctx, p.repo, b.mountFrom, b.desc)
+	ok, err := p.pl.MountBlob(ctx, p.repo, b.mountFrom, b.desc)
 	if err != nil || ok {
 		b.ready.signal()
 		return err
@@ -268,7 +267,7 @@ func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slot
 		return err
 	}
 	defer release()
-	return p.copyBlob(ctx, sub, b, up)
+	return p.copyBlob(ctx, sub, b)
 }
 
 // check looks for a blob in the repository, or takes the answer of the
@@ -277,8 +276,8 @@ func (p *repoPlan) check(ctx context.Context, desc ocispec.Descriptor) (checked,
 	if c := p.early.take(p.repo, desc.Digest); c != nil {
 		return c.wait(ctx)
 	}
-	present, up, err := p.pl.CheckBlob(ctx, p.repo, desc)
-	return checked{present: present, up: up}, err
+	present, err := p.pl.CheckBlob(ctx, p.repo, desc)
+	return checked{present: present}, err
 }
 
 // needsCheck reports whether a blob is looked for in the target before it
@@ -291,11 +290,11 @@ func (p *repoPlan) needsCheck(b blobJob) bool {
 }
 
 // copyBlob puts one blob in the repository by copying it, in the fewest
-// requests the place allows (see place.Writer.PushBlob). up, when set, is
-// the upload a check or a refused mount started.
-func (p *repoPlan) copyBlob(ctx context.Context, sub progress.SubLogger, b blobJob, up place.Upload) error {
+// requests the place allows (see place.Writer.PushBlob), in the upload a
+// check or a refused mount started, which the place kept.
+func (p *repoPlan) copyBlob(ctx context.Context, sub progress.SubLogger, b blobJob) error {
 	logf(sub, "copying %s from %s to %s", b.desc.Digest, b.from.Repository(), p.repo.Repository())
-	err := p.pl.PushBlob(ctx, p.repo, place.Blob{Desc: b.desc, Data: b.data, Open: p.opener(b), From: b.from.Repository(), Progress: sub}, up)
+	err := p.pl.PushBlob(ctx, p.repo, place.Blob{Desc: b.desc, Data: b.data, Open: p.opener(b), From: b.from.Repository(), Progress: sub})
 	if err == nil {
 		b.ready.signal()
 	}

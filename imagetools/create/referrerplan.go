@@ -125,7 +125,7 @@ func (rp *referrerPlan) tagReferrers(ctx context.Context, sub progress.SubLogger
 // mergeCosignTag points the cosign tag t at the source's manifest or, when
 // the target holds other signatures there, at the two merged: a signature
 // made in the target is never dropped.
-func mergeCosignTag(ctx context.Context, pl place.Place, sub progress.SubLogger, t ref.Location, desc ocispec.Descriptor, data []byte) error {
+func mergeCosignTag(ctx context.Context, pl place.Writer, sub progress.SubLogger, t ref.Location, desc ocispec.Descriptor, data []byte) error {
 	existing, found, err := pl.ReadTag(ctx, t)
 	if err != nil {
 		return fmt.Errorf("read cosign tag %s: %w", t, err)
@@ -153,7 +153,7 @@ func mergeCosignTag(ctx context.Context, pl place.Place, sub progress.SubLogger,
 
 // mergeFallbackTag adds referrers to the fallback tag index at t (read
 // first, so that referrers already there stay listed).
-func mergeFallbackTag(ctx context.Context, pl place.Place, sub progress.SubLogger, t ref.Location, descs []ocispec.Descriptor) error {
+func mergeFallbackTag(ctx context.Context, pl place.Writer, sub progress.SubLogger, t ref.Location, descs []ocispec.Descriptor) error {
 	existing, _, err := pl.ReadTag(ctx, t)
 	if err != nil {
 		return fmt.Errorf("read referrers tag %s: %w", t, err)

@@ -101,7 +101,7 @@ func (e *tagsError) Tagged(d digest.Digest) []ref.Location {
 
 // readTags reads where every tag points, as many at once as other small
 // requests.
-func readTags(ctx context.Context, pl place.Place, tags []ref.Location, limit int) ([]tagState, error) {
+func readTags(ctx context.Context, pl place.Writer, tags []ref.Location, limit int) ([]tagState, error) {
 	states := make([]tagState, len(tags))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(limit))
@@ -116,7 +116,7 @@ func readTags(ctx context.Context, pl place.Place, tags []ref.Location, limit in
 }
 
 // readTag reads where one tag points, with the rights its write needs.
-func readTag(ctx context.Context, pl place.Place, t ref.Location) (tagState, error) {
+func readTag(ctx context.Context, pl place.Writer, t ref.Location) (tagState, error) {
 	dt, found, err := pl.ReadTag(ctx, t)
 	if err != nil || !found {
 		return tagState{loc: t}, err
@@ -159,7 +159,7 @@ func describeDigest(d digest.Digest) string {
 
 // moveTags points each tag at root in order; when one fails, the ones
 // moved are put back (restoreTags).
-func moveTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root ocispec.Descriptor, data []byte, states []tagState) error {
+func moveTags(ctx context.Context, pl place.Writer, sub progress.SubLogger, root ocispec.Descriptor, data []byte, states []tagState) error {
 	for i, s := range states {
 		logf(sub, "pushing %s to %s", root.Digest, s.loc)
 		if err := pl.Tag(ctx, s.loc, root, data); err != nil {
@@ -174,7 +174,7 @@ func moveTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root 
 // restoreTags puts back the tags before states[failed] and reports where
 // every tag points. The failed tag is read again: a write that failed on
 // the way back may have moved it.
-func restoreTags(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, states []tagState, failed int, cause error) error {
+func restoreTags(ctx context.Context, pl place.Writer, sub progress.SubLogger, root digest.Digest, states []tagState, failed int, cause error) error {
 	e := &tagsError{Failed: states[failed].loc, Err: cause, Tags: make([]tagOutcome, len(states))}
 	for i := len(states) - 1; i >= 0; i-- {
 		s := states[i]
@@ -192,7 +192,7 @@ func restoreTags(ctx context.Context, pl place.Place, sub progress.SubLogger, ro
 
 // failedOutcome says where the tag that failed points: it is put back when
 // the failed write moved it after all.
-func failedOutcome(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) tagOutcome {
+func failedOutcome(ctx context.Context, pl place.Writer, sub progress.SubLogger, root digest.Digest, s tagState) tagOutcome {
 	cur, err := readTag(ctx, pl, s.loc)
 	switch {
 	case err != nil:
@@ -206,7 +206,7 @@ func failedOutcome(ctx context.Context, pl place.Place, sub progress.SubLogger, 
 
 // putBack points a moved tag at what it held, or removes it when it did
 // not exist.
-func putBack(ctx context.Context, pl place.Place, sub progress.SubLogger, root digest.Digest, s tagState) tagOutcome {
+func putBack(ctx context.Context, pl place.Writer, sub progress.SubLogger, root digest.Digest, s tagState) tagOutcome {
 	if s.found {
 		if err := pl.Tag(ctx, s.loc, s.desc, s.data); err != nil {
 			logf(sub, "could not restore %s to %s: %v", s.loc, s.desc.Digest, err)

@@ -3,8 +3,8 @@
 // through the engine's image-save API, streamed into a temporary file that
 // has no name, and then read as an image tar (package archive): an engine
 // with the containerd image store saves an index with every platform it
-// holds, the classic store one image. Engine implements place.Place,
-// read-only: writing into the engine is export --load's.
+// holds, the classic store one image. Engine implements place.Backend and
+// no place.Writer: writing into the engine is export --load's.
 //
 // It imports ref, place, archive and progress of the engine.
 package daemon
@@ -46,16 +46,15 @@ type Options struct {
 // Engine is the place of docker-daemon:// locations. Each image is saved
 // once and kept open until Close.
 type Engine struct {
-	archive.ReadOnly
 	opts  Options
 	saved archive.Set
 }
 
-var _ place.Place = (*Engine)(nil)
+var _ place.Backend = (*Engine)(nil)
 
 // New returns the engine place.
 func New(opts Options) *Engine {
-	return &Engine{ReadOnly: archive.ReadOnly{What: "the Docker engine"}, opts: opts}
+	return &Engine{opts: opts}
 }
 
 // Close closes every saved image (and so removes its spool).
@@ -116,12 +115,13 @@ func engineError(loc ref.Location, err error) error {
 	return fmt.Errorf("%s: save from the Docker engine: %w", loc, err)
 }
 
-// Capabilities implements place.Place: read-only.
+// Capabilities implements place.Backend: the engine's images are read one
+// by one, without referrers.
 func (e *Engine) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{ReadOnly: true}
+	return place.Capabilities{}
 }
 
-// Manifest implements place.Place: the saved image's root (an index when
+// Manifest implements place.Reader: the saved image's root (an index when
 // the engine saved several platforms).
 func (e *Engine) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
 	a, err := e.get(ctx, loc)
@@ -138,17 +138,17 @@ func (e *Engine) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descri
 	return a.Manifest(ctx, loc)
 }
 
-// Fetcher implements place.Place: the saved image's content.
+// Fetcher implements place.Reader: the saved image's content.
 func (e *Engine) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher, error) {
 	return e.get(ctx, loc)
 }
 
-// Tags implements place.Place: the engine's tags are not listed.
+// Tags implements place.Reader: the engine's tags are not listed.
 func (e *Engine) Tags(context.Context, ref.Location) (map[string]bool, error) {
 	return map[string]bool{}, nil
 }
 
-// Referrers implements place.Place: the engine keeps no referrers index.
+// Referrers implements place.Reader: the engine keeps no referrers index.
 func (e *Engine) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {
 	return nil, false, nil
 }

@@ -73,7 +73,7 @@ type Attestation struct {
 }
 
 // Read reads the image or index at loc, from whichever place holds it.
-func Read(ctx context.Context, p place.Place, loc ref.Location, opts Options) (*Image, error) {
+func Read(ctx context.Context, p place.Reader, loc ref.Location, opts Options) (*Image, error) {
 	// One GET gives the bytes and the digest; a HEAD first would add a round trip.
 	desc, raw, err := p.Manifest(ctx, loc)
 	if err != nil {

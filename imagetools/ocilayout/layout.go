@@ -1,7 +1,7 @@
 // Package ocilayout is the OCI image layout place: a folder with oci-layout,
 // index.json and blobs/<alg>/<hex>, read and written through containerd's
 // local content store and BuildKit's index.json handling. Layouts
-// implements place.Place for oci-layout:// locations.
+// implements place.Backend and place.Writer for oci-layout:// locations.
 package ocilayout
 
 import (

@@ -23,13 +23,16 @@ import (
 // folder its location names (Path), so one value serves every folder.
 type Layouts struct{}
 
-var _ place.Place = Layouts{}
+var (
+	_ place.Backend = Layouts{}
+	_ place.Writer  = Layouts{}
+)
 
-// Capabilities implements place.Place: a layout has one repository (no
+// Capabilities implements place.Backend: a layout has one repository (no
 // mounts), keeps no referrers, and its writer itself finds a blob present.
 func (Layouts) Capabilities(ref.Location) place.Capabilities { return place.Capabilities{} }
 
-// Manifest implements place.Place: the entry of index.json named by tag or
+// Manifest implements place.Reader: the entry of index.json named by tag or
 // digest (or the only one), read and checked.
 func (Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
 	l, err := openLayout(loc.Path, false)
@@ -49,12 +52,12 @@ func (Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descript
 	return ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform}, dt, nil
 }
 
-// Fetcher implements place.Place over the folder's blobs.
+// Fetcher implements place.Reader over the folder's blobs.
 func (Layouts) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher, error) {
 	return openLayout(loc.Path, false)
 }
 
-// Tags implements place.Place: the names of index.json's entries.
+// Tags implements place.Reader: the names of index.json's entries.
 func (Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
 	l, err := openLayout(loc.Path, false)
 	if err != nil {
@@ -73,12 +76,12 @@ func (Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error
 	return tags, nil
 }
 
-// Referrers implements place.Place: a layout keeps no referrers index.
+// Referrers implements place.Reader: a layout keeps no referrers index.
 func (Layouts) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {
 	return nil, false, nil
 }
 
-// Prepare implements place.Place: the undo removes each folder named that
+// Prepare implements place.Writer: the undo removes each folder named that
 // did not exist yet, which then holds only part of the content and no tag.
 func (Layouts) Prepare(locs []ref.Location) (func(), error) {
 	var fresh []string
@@ -97,25 +100,25 @@ func (Layouts) Prepare(locs []ref.Location) (func(), error) {
 	}, nil
 }
 
-// CheckBlob implements place.Place: whether the folder holds the blob.
-func (Layouts) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, place.Upload, error) {
+// CheckBlob implements place.Writer: whether the folder holds the blob.
+func (Layouts) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, error) {
 	l, err := openLayout(to.Path, true)
 	if err != nil {
-		return false, nil, err
+		return false, err
 	}
 	_, err = l.store.Info(ctx, desc.Digest)
-	return err == nil, nil, nil
+	return err == nil, nil
 }
 
-// MountBlob implements place.Place: a layout cannot mount; the blob is
+// MountBlob implements place.Writer: a layout cannot mount; the blob is
 // copied instead.
-func (Layouts) MountBlob(context.Context, ref.Location, ref.Location, ocispec.Descriptor) (bool, place.Upload, error) {
-	return false, nil, nil
+func (Layouts) MountBlob(context.Context, ref.Location, ref.Location, ocispec.Descriptor) (bool, error) {
+	return false, nil
 }
 
-// PushBlob implements place.Place: the blob streamed into the content store,
+// PushBlob implements place.Writer: the blob streamed into the content store,
 // its size and digest checked on the way; one already there is kept.
-func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob, _ place.Upload) error {
+func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob) error {
 	l, err := openLayout(to.Path, true)
 	if err != nil {
 		return err
@@ -123,7 +126,7 @@ func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob, _ pl
 	return l.write(ctx, b)
 }
 
-// PutManifest implements place.Place: a manifest is a blob in a layout.
+// PutManifest implements place.Writer: a manifest is a blob in a layout.
 func (Layouts) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
 	l, err := openLayout(to.Path, true)
 	if err != nil {
@@ -132,7 +135,7 @@ func (Layouts) PutManifest(ctx context.Context, to ref.Location, desc ocispec.De
 	return false, l.write(ctx, place.Blob{Desc: desc, Data: data, From: to.Repository()})
 }
 
-// Tag implements place.Place: the manifest's bytes, then its entry in
+// Tag implements place.Writer: the manifest's bytes, then its entry in
 // index.json under the tag (an entry of the same tag is replaced).
 func (Layouts) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
 	l, err := openLayout(to.Path, true)
@@ -148,13 +151,13 @@ func (Layouts) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor
 	return nil
 }
 
-// Untag implements place.Place: a layout's tags are not removed (index.json
+// Untag implements place.Writer: a layout's tags are not removed (index.json
 // is shared with other tools that lock it); removed is false.
 func (Layouts) Untag(context.Context, ref.Location) (bool, error) {
 	return false, nil
 }
 
-// ReadTag implements place.Place: the manifest index.json names by the tag
+// ReadTag implements place.Writer: the manifest index.json names by the tag
 // (none in a folder that is not a layout yet).
 func (Layouts) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
 	l, err := openLayout(t.Path, true)
@@ -177,7 +180,8 @@ func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
 	if _, err := l.store.Info(ctx, b.Desc.Digest); err == nil {
 		return nil
 	}
-	w, err := l.store.Writer(ctx, content.WithRef("imgx-"+b.Desc.Digest.Encoded()), content.WithDescriptor(b.Desc))
+	ingest := "imgx-" + b.Desc.Digest.Encoded()
+	w, err := l.store.Writer(ctx, content.WithRef(ingest), content.WithDescriptor(b.Desc))
 	if errdefs.IsAlreadyExists(err) {
 		return nil
 	}
@@ -193,6 +197,10 @@ func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
 	in, done := b.Counted(oci.NewVerifyingReader(src, b.Desc))
 	defer done()
 	if err := content.Copy(ctx, w, in, b.Desc.Size, b.Desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		// The store resumes an ingest by its ref: bytes that failed their
+		// digest would be resumed, and fail, at every later write.
+		_ = w.Close()
+		_ = l.store.Abort(context.WithoutCancel(ctx), ingest)
 		return fmt.Errorf("copy %s from %s to %s%s: %w", b.Desc.Digest, b.From, ref.LayoutPrefix, l.dir, err)
 	}
 	return nil

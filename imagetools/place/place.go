@@ -1,10 +1,15 @@
-// Package place defines where images live for the engine: the Place
-// interface, which every kind of location implements (a registry, an OCI
-// layout folder, an image tar, the Docker engine), and the Router, which
-// picks the implementation for a location by its scheme. Code above this
-// package (create, inspect, export) is written once against Place and never
-// asks which kind of place it holds; what differs between kinds is said by
-// Capabilities.
+// Package place defines where images live for the engine: the Reader and
+// Writer interfaces, which every kind of location implements (a registry,
+// an OCI layout folder; an image tar and the Docker engine only read), and
+// the Router, which picks the implementation for a location by its scheme
+// and refuses writes to a place that is only read from. Code above this
+// package (create, inspect, export) is written once against these
+// interfaces and never asks which kind of place it holds; what differs
+// between kinds is said by Capabilities.
+//
+// A missing tag, digest or blob is errdefs.ErrNotFound (containerd errdefs)
+// in every place, and a write to a read-only place is
+// imagetools.ErrReadOnly; test them with errors.Is.
 package place
 
 import (
@@ -18,26 +23,44 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Place is one kind of location images are read from and written to. Every
-// method takes the location it acts on: a repository (or folder), with the
-// tag or digest the call needs.
+// Place is what code above this package holds (a Router): every kind of
+// location, read and written through one value. Every method takes the
+// location it acts on: a repository (or folder), with the tag or digest the
+// call needs.
 type Place interface {
 	Reader
 	Writer
 	// Capabilities says what the place at loc can do beyond reading and
 	// writing content.
 	Capabilities(loc ref.Location) Capabilities
+	// Writable returns nil when loc's place is written to, else the error
+	// (imagetools.ErrReadOnly) that every write to loc returns: a command
+	// checks its targets before it reads anything.
+	Writable(loc ref.Location) error
 }
 
-// Reader reads images.
+// Backend is one kind of place as the Router holds it: it reads and says
+// what it can do. A backend that also implements Writer is written to; the
+// Router refuses writes to any other.
+type Backend interface {
+	Reader
+	// Capabilities says what the place at loc can do.
+	Capabilities(loc ref.Location) Capabilities
+}
+
+// Reader reads images. A tag, digest or blob the place does not hold is an
+// error that is errdefs.ErrNotFound to errors.Is, in every place.
 type Reader interface {
 	// Manifest reads the manifest or index at loc: by digest, by tag
 	// ("latest" when loc has neither), or the only image of a place that
 	// holds one. The bytes are checked against the digest asked for or
-	// announced and typed; one request where the place is remote.
+	// announced and typed; one request where the place is remote. A missing
+	// tag or digest is errdefs.ErrNotFound.
 	Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error)
 	// Fetcher reads content of loc's repository by descriptor, blobs and
-	// manifests alike; a remote place resumes a cut download.
+	// manifests alike; a remote place resumes a cut download. Its Fetch of
+	// a blob the place lacks is errdefs.ErrNotFound; bytes that do not
+	// match the descriptor fail the read where the place checks them.
 	Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher, error)
 	// Tags lists the tags of loc's repository; a repository the place does
 	// not know has none.
@@ -49,6 +72,12 @@ type Reader interface {
 }
 
 // Writer writes images: blobs and manifests by digest, then tags.
+//
+// An upload a place starts while it checks or mounts a blob (a registry's
+// upload session) stays inside the place, kept for the PushBlob of that
+// blob into that repository: the upload protocol is the place's business,
+// as ggcr's remote.Write and regclient's ocidir keep theirs, and no caller
+// carries a handle it cannot read.
 type Writer interface {
 	// Prepare readies the places of locs before anything runs in parallel,
 	// so that a bad configuration fails before anything moves. The undo it
@@ -56,17 +85,18 @@ type Writer interface {
 	// OCI layout folder the write created).
 	Prepare(locs []ref.Location) (undo func(), err error)
 	// CheckBlob reports whether to's repository holds desc. When it does
-	// not, it may start the upload at once (an upload session), handed back
-	// to PushBlob so that the transfer starts with its bytes.
-	CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (present bool, up Upload, err error)
+	// not, the place may start the upload at once (an upload session) and
+	// keep it for PushBlob, so that the transfer starts with its bytes.
+	CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (present bool, err error)
 	// MountBlob links desc from another repository of the same place into
 	// to's (see Mountable). mounted is false, with no error, when the
-	// place wants the blob uploaded instead, with the upload it started
-	// then, if any.
-	MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (mounted bool, up Upload, err error)
+	// place wants the blob uploaded instead (keeping, as CheckBlob does,
+	// the upload it may have started then).
+	MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (mounted bool, err error)
 	// PushBlob writes a blob into to's repository, checking size and digest
-	// on the way; up is what CheckBlob or MountBlob started, or nil.
-	PushBlob(ctx context.Context, to ref.Location, b Blob, up Upload) error
+	// on the way, in an upload CheckBlob or MountBlob started for it when
+	// there is one.
+	PushBlob(ctx context.Context, to ref.Location, b Blob) error
 	// PutManifest stores a manifest or index by digest. indexed reports
 	// that the place recorded its subject itself (the OCI-Subject answer),
 	// so that no fallback tag is needed.
@@ -96,15 +126,7 @@ type Capabilities struct {
 	// (a remote place); where the write itself finds what is there, a
 	// separate check is skipped.
 	CheckFirst bool
-	// ReadOnly: the place is only read from (an image tar, the Docker
-	// engine); a write to it is refused before anything moves.
-	ReadOnly bool
 }
-
-// Upload is an upload a place started for a blob (CheckBlob, MountBlob) and
-// takes back in PushBlob. It is opaque to everything but that place; nil
-// means none was started.
-type Upload any
 
 // Blob is a blob to write, with how to read it.
 type Blob struct {

@@ -7,32 +7,56 @@ import (
 	"sort"
 
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Router is the Place that hands each call to the place of its location's
-// scheme ("" for registries). It is the one piece of code that tells kinds
-// of place apart; the command layer builds it from the implementations.
+// Router is the Place that hands each call to the backend of its
+// location's scheme ("" for registries). It is the one piece of code that
+// tells kinds of place apart; the command layer builds it from the
+// implementations.
 type Router struct {
-	places map[string]Place
+	places map[string]Backend
 }
 
 var _ Place = (*Router)(nil)
 
 // NewRouter returns a router over places, keyed by scheme: "" for the
-// registry, ref.SchemeLayout for OCI layouts, and so on.
-func NewRouter(places map[string]Place) *Router {
+// registry, ref.SchemeLayout for OCI layouts, and so on. A place that does
+// not implement Writer is only read from.
+func NewRouter(places map[string]Backend) *Router {
 	return &Router{places: places}
 }
 
 // placeOf returns the implementation for loc.
-func (r *Router) placeOf(loc ref.Location) (Place, error) {
+func (r *Router) placeOf(loc ref.Location) (Backend, error) {
 	p, ok := r.places[loc.Scheme]
 	if !ok {
 		return nil, fmt.Errorf("%s: no place reads %s:// locations", loc, loc.Scheme)
 	}
 	return p, nil
+}
+
+// writerOf returns the writer for loc, or the one refusal of a write to a
+// place that is only read from.
+func (r *Router) writerOf(loc ref.Location) (Writer, error) {
+	p, err := r.placeOf(loc)
+	if err != nil {
+		return nil, err
+	}
+	w, ok := p.(Writer)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: push to a registry or an %sDIR folder; write image tars with `docker imgx export` (--load for the Docker engine)",
+			loc, imagetools.ErrReadOnly, ref.LayoutPrefix)
+	}
+	return w, nil
+}
+
+// Writable implements Place.
+func (r *Router) Writable(loc ref.Location) error {
+	_, err := r.writerOf(loc)
+	return err
 }
 
 // Mountable reports whether a blob in from's repository can be linked into
@@ -94,7 +118,8 @@ func (r *Router) Referrers(ctx context.Context, loc ref.Location) ([]ocispec.Des
 }
 
 // Prepare implements Place: each place prepares its own locations, in the
-// order of their schemes; the undo undoes them all.
+// order of their schemes; the undo undoes them all. A place only read from
+// (a source's) has nothing to ready.
 func (r *Router) Prepare(locs []ref.Location) (func(), error) {
 	byScheme := map[string][]ref.Location{}
 	for _, l := range locs {
@@ -116,7 +141,11 @@ func (r *Router) Prepare(locs []ref.Location) (func(), error) {
 		if err != nil {
 			return undoAll, err
 		}
-		undo, err := p.Prepare(byScheme[s])
+		w, ok := p.(Writer)
+		if !ok {
+			continue
+		}
+		undo, err := w.Prepare(byScheme[s])
 		if undo != nil {
 			undos = append(undos, undo)
 		}
@@ -128,35 +157,35 @@ func (r *Router) Prepare(locs []ref.Location) (func(), error) {
 }
 
 // CheckBlob implements Place.
-func (r *Router) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, Upload, error) {
-	p, err := r.placeOf(to)
+func (r *Router) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, error) {
+	p, err := r.writerOf(to)
 	if err != nil {
-		return false, nil, err
+		return false, err
 	}
 	return p.CheckBlob(ctx, to, desc)
 }
 
 // MountBlob implements Place.
-func (r *Router) MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (bool, Upload, error) {
-	p, err := r.placeOf(to)
+func (r *Router) MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (bool, error) {
+	p, err := r.writerOf(to)
 	if err != nil {
-		return false, nil, err
+		return false, err
 	}
 	return p.MountBlob(ctx, to, from, desc)
 }
 
 // PushBlob implements Place.
-func (r *Router) PushBlob(ctx context.Context, to ref.Location, b Blob, up Upload) error {
-	p, err := r.placeOf(to)
+func (r *Router) PushBlob(ctx context.Context, to ref.Location, b Blob) error {
+	p, err := r.writerOf(to)
 	if err != nil {
 		return err
 	}
-	return p.PushBlob(ctx, to, b, up)
+	return p.PushBlob(ctx, to, b)
 }
 
 // PutManifest implements Place.
 func (r *Router) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
-	p, err := r.placeOf(to)
+	p, err := r.writerOf(to)
 	if err != nil {
 		return false, err
 	}
@@ -165,7 +194,7 @@ func (r *Router) PutManifest(ctx context.Context, to ref.Location, desc ocispec.
 
 // Tag implements Place.
 func (r *Router) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
-	p, err := r.placeOf(to)
+	p, err := r.writerOf(to)
 	if err != nil {
 		return err
 	}
@@ -174,7 +203,7 @@ func (r *Router) Tag(ctx context.Context, to ref.Location, desc ocispec.Descript
 
 // ReadTag implements Place.
 func (r *Router) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
-	p, err := r.placeOf(t)
+	p, err := r.writerOf(t)
 	if err != nil {
 		return nil, false, err
 	}
@@ -183,7 +212,7 @@ func (r *Router) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, err
 
 // Untag implements Place.
 func (r *Router) Untag(ctx context.Context, t ref.Location) (bool, error) {
-	p, err := r.placeOf(t)
+	p, err := r.writerOf(t)
 	if err != nil {
 		return false, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -53,15 +54,15 @@ func (f fakePlace) Prepare(locs []ref.Location) (func(), error) {
 	}
 	return undo, nil
 }
-func (f fakePlace) CheckBlob(_ context.Context, to ref.Location, _ ocispec.Descriptor) (bool, Upload, error) {
+func (f fakePlace) CheckBlob(_ context.Context, to ref.Location, _ ocispec.Descriptor) (bool, error) {
 	f.record("check", to)
-	return false, nil, nil
+	return false, nil
 }
-func (f fakePlace) MountBlob(_ context.Context, to, from ref.Location, _ ocispec.Descriptor) (bool, Upload, error) {
+func (f fakePlace) MountBlob(_ context.Context, to, from ref.Location, _ ocispec.Descriptor) (bool, error) {
 	f.record("mount", to, from)
-	return false, nil, nil
+	return false, nil
 }
-func (f fakePlace) PushBlob(_ context.Context, to ref.Location, _ Blob, _ Upload) error {
+func (f fakePlace) PushBlob(_ context.Context, to ref.Location, _ Blob) error {
 	f.record("push", to)
 	return nil
 }
@@ -91,10 +92,14 @@ func mustParse(t *testing.T, s string) ref.Location {
 	return l
 }
 
+// readOnlyPlace is a place that only reads: the fake without its writer.
+type readOnlyPlace struct{ Backend }
+
 func newTestRouter(calls *[]string, failLayout bool) *Router {
-	return NewRouter(map[string]Place{
-		"":               fakePlace{name: "registry", caps: Capabilities{Mount: true, Referrers: true, CheckFirst: true}, calls: calls},
-		ref.SchemeLayout: fakePlace{name: "layout", calls: calls, fail: failLayout},
+	return NewRouter(map[string]Backend{
+		"":                fakePlace{name: "registry", caps: Capabilities{Mount: true, Referrers: true, CheckFirst: true}, calls: calls},
+		ref.SchemeLayout:  fakePlace{name: "layout", calls: calls, fail: failLayout},
+		ref.SchemeArchive: readOnlyPlace{fakePlace{name: "archive", calls: calls}},
 	})
 }
 
@@ -107,8 +112,8 @@ func TestRouterDispatch(t *testing.T) {
 	_, _, _ = r.Manifest(ctx, reg)
 	_, _, _ = r.Manifest(ctx, layout)
 	_, _ = r.Fetcher(ctx, layout)
-	_ = r.PushBlob(ctx, reg, Blob{}, nil)
-	_, _, _ = r.MountBlob(ctx, reg, mustParse(t, "r.example/other"), ocispec.Descriptor{})
+	_ = r.PushBlob(ctx, reg, Blob{})
+	_, _ = r.MountBlob(ctx, reg, mustParse(t, "r.example/other"), ocispec.Descriptor{})
 	_ = r.Tag(ctx, layout, ocispec.Descriptor{}, nil)
 	want := []string{
 		"registry manifest r.example/app:1", "layout manifest oci-layout://out:1", "layout fetcher oci-layout://out:1",
@@ -166,5 +171,59 @@ func TestMountable(t *testing.T) {
 		if got := Mountable(r, mustParse(t, c.from), mustParse(t, c.to)); got != c.want {
 			t.Errorf("Mountable(%s, %s) = %v, want %v", c.from, c.to, got, c.want)
 		}
+	}
+}
+
+// TestRouterRefusesReadOnly: every write to a place without a writer is
+// refused by the router, with one error, before the place sees it; reads
+// and Prepare (a source's location) go through.
+func TestRouterRefusesReadOnly(t *testing.T) {
+	var calls []string
+	r := newTestRouter(&calls, false)
+	ctx := context.Background()
+	tar, reg := mustParse(t, "archive://in.tar:app:1"), mustParse(t, "r.example/app:1")
+	writes := map[string]func() error{
+		"Writable":  func() error { return r.Writable(tar) },
+		"CheckBlob": func() error { _, err := r.CheckBlob(ctx, tar, ocispec.Descriptor{}); return err },
+		"MountBlob": func() error { _, err := r.MountBlob(ctx, tar, reg, ocispec.Descriptor{}); return err },
+		"PushBlob":  func() error { return r.PushBlob(ctx, tar, Blob{}) },
+		"PutManifest": func() error {
+			_, err := r.PutManifest(ctx, tar, ocispec.Descriptor{}, nil)
+			return err
+		},
+		"Tag":     func() error { return r.Tag(ctx, tar, ocispec.Descriptor{}, nil) },
+		"ReadTag": func() error { _, _, err := r.ReadTag(ctx, tar); return err },
+		"Untag":   func() error { _, err := r.Untag(ctx, tar); return err },
+	}
+	var msgs []string
+	for name, write := range writes {
+		err := write()
+		if !errors.Is(err, imagetools.ErrReadOnly) {
+			t.Fatalf("%s to a read-only place: %v, want ErrReadOnly", name, err)
+		}
+		msgs = append(msgs, err.Error())
+	}
+	slices.Sort(msgs)
+	if msgs = slices.Compact(msgs); len(msgs) != 1 {
+		t.Errorf("the refusals differ: %q", msgs)
+	}
+	if !strings.Contains(msgs[0], tar.String()) || !strings.Contains(msgs[0], "docker imgx export") {
+		t.Errorf("refusal %q does not name the location and what writes tars", msgs[0])
+	}
+	if len(calls) != 0 {
+		t.Errorf("the read-only place saw writes: %q", calls)
+	}
+	if err := r.Writable(reg); err != nil {
+		t.Errorf("a registry is writable: %v", err)
+	}
+	_, _, _ = r.Manifest(ctx, tar)
+	undo, err := r.Prepare([]ref.Location{tar, reg})
+	if err != nil {
+		t.Fatalf("Prepare with a source in a tar: %v", err)
+	}
+	undo()
+	want := []string{"archive manifest " + tar.String(), "registry prepare r.example/app:1", "registry undo r.example/app:1"}
+	if !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
 	}
 }

@@ -3,7 +3,7 @@
 // retries with backoff, resumed downloads) and a typed client with one method
 // per registry call (manifest get and put, blob check, mount and upload,
 // tags and referrers lists), each in the fewest round trips the protocol
-// allows. Client implements place.Place.
+// allows. Client implements place.Backend and place.Writer.
 package registry
 
 import (
@@ -65,6 +65,7 @@ type Client struct {
 	base     *http.Transport
 	resolver remotes.Resolver
 	uploads  *uploader
+	sessions sessions
 
 	mu    sync.Mutex
 	hosts map[string][]docker.RegistryHost

@@ -2,7 +2,7 @@ package registry
 
 import (
 	"context"
-	"net/url"
+	"time"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -12,30 +12,33 @@ import (
 // The registry as a place: each method is one of the calls above, or the
 // upload protocol (upload.go) over them.
 
-var _ place.Place = (*Client)(nil)
+var (
+	_ place.Backend = (*Client)(nil)
+	_ place.Writer  = (*Client)(nil)
+)
 
-// Capabilities implements place.Place: a registry mounts blobs between its
+// Capabilities implements place.Backend: a registry mounts blobs between its
 // repositories, keeps referrers, and is worth asking before a transfer.
 func (r *Client) Capabilities(ref.Location) place.Capabilities {
 	return place.Capabilities{Mount: true, Referrers: true, CheckFirst: true}
 }
 
-// Manifest implements place.Place with one GET (GetManifest).
+// Manifest implements place.Reader with one GET (GetManifest).
 func (r *Client) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
 	return r.GetManifest(ctx, loc)
 }
 
-// Tags implements place.Place (ListTags).
+// Tags implements place.Reader (ListTags).
 func (r *Client) Tags(ctx context.Context, loc ref.Location) (map[string]bool, error) {
 	return r.ListTags(ctx, loc)
 }
 
-// Referrers implements place.Place (ListReferrers).
+// Referrers implements place.Reader (ListReferrers).
 func (r *Client) Referrers(ctx context.Context, loc ref.Location) ([]ocispec.Descriptor, bool, error) {
 	return r.ListReferrers(ctx, loc)
 }
 
-// Prepare implements place.Place: it configures every host named, so that a
+// Prepare implements place.Writer: it configures every host named, so that a
 // host's bad configuration (a CA file that does not parse, a hosts.toml in
 // error) fails before anything moves. It leaves nothing to undo.
 func (r *Client) Prepare(locs []ref.Location) (func(), error) {
@@ -50,53 +53,56 @@ func (r *Client) Prepare(locs []ref.Location) (func(), error) {
 	return func() {}, nil
 }
 
-// CheckBlob implements place.Place: one HEAD and, when the blob is missing,
-// one POST that opens the upload session PushBlob will use.
-func (r *Client) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, place.Upload, error) {
+// CheckBlob implements place.Writer: one HEAD and, when the blob is
+// missing, one POST that opens the upload session PushBlob will use (kept
+// in r.sessions).
+func (r *Client) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, error) {
 	c, err := r.uploads.check(ctx, to, desc)
-	if err != nil || c.present || c.session == nil {
-		return c.present, nil, err
+	if err == nil && !c.present {
+		r.sessions.put(to.Repository(), desc.Digest, c.session, time.Now())
 	}
-	return false, c.session, nil
+	return c.present, err
 }
 
-// MountBlob implements place.Place with one POST ?mount=&from=.
-func (r *Client) MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (bool, place.Upload, error) {
+// MountBlob implements place.Writer with one POST ?mount=&from=; the
+// session a registry opens instead of mounting is kept for PushBlob.
+func (r *Client) MountBlob(ctx context.Context, to, from ref.Location, desc ocispec.Descriptor) (bool, error) {
 	ok, session, err := r.mountBlob(ctx, to, desc, from)
-	if err != nil || ok || session == nil {
-		return ok, nil, err
+	if err == nil && !ok {
+		r.sessions.put(to.Repository(), desc.Digest, session, time.Now())
 	}
-	return false, session, nil
+	return ok, err
 }
 
-// PushBlob implements place.Place: bytes in memory in one single POST where
-// the registry takes it (else a POST and a PUT), a stream in one PUT to the
-// session up, or to a new one, started over on a transient failure.
-func (r *Client) PushBlob(ctx context.Context, to ref.Location, b place.Blob, up place.Upload) error {
-	session, _ := up.(*url.URL)
+// PushBlob implements place.Writer: bytes in memory in one single POST
+// where the registry takes it (else a POST and a PUT), a stream in one PUT
+// to the session a check or mount opened for it, or to a new one, started
+// over on a transient failure.
+func (r *Client) PushBlob(ctx context.Context, to ref.Location, b place.Blob) error {
+	session := r.sessions.take(to.Repository(), b.Desc.Digest, time.Now())
 	if b.Data != nil {
 		return r.uploads.putBytes(ctx, to, b.Desc, b.Data, session)
 	}
 	return r.uploads.copyStream(ctx, b, to, session)
 }
 
-// PutManifest implements place.Place with one PUT by digest.
+// PutManifest implements place.Writer with one PUT by digest.
 func (r *Client) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
 	return r.PushManifest(ctx, to, desc.Digest.String(), desc, data)
 }
 
-// Tag implements place.Place with one PUT by tag.
+// Tag implements place.Writer with one PUT by tag.
 func (r *Client) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
 	_, err := r.PushManifest(ctx, to, to.Tag, desc, data)
 	return err
 }
 
-// Untag implements place.Place (DeleteTag).
+// Untag implements place.Writer (DeleteTag).
 func (r *Client) Untag(ctx context.Context, t ref.Location) (bool, error) {
 	return r.DeleteTag(ctx, t)
 }
 
-// ReadTag implements place.Place (GetTagForUpdate).
+// ReadTag implements place.Writer (GetTagForUpdate).
 func (r *Client) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
 	return r.GetTagForUpdate(ctx, t)
 }
