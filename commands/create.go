@@ -52,8 +52,8 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if err != nil {
 		return err
 	}
-	if opts.maxConcurrency < 1 {
-		return fmt.Errorf("invalid --max-concurrency %d: want 1 or more", opts.maxConcurrency)
+	if err := checkMaxConcurrency(opts.maxConcurrency); err != nil {
+		return err
 	}
 	reg, err := opts.registryOptions(dockerCli)
 	if err != nil {

@@ -4,9 +4,13 @@
 // has no name, and then read as an image tar (package archive): an engine
 // with the containerd image store saves an index with every platform it
 // holds, the classic store one image. Engine implements place.Place,
-// read-only: writing into the engine is export --load's.
+// read-only. The engine's write side sits beside it: Load streams an image
+// tar written by a func handed in (export --load) into the image-load API
+// and checks the engine's answer; Ask and Info say which platforms and
+// image store the engine has, before a byte is sent.
 //
-// It imports ref, place, archive and progress of the engine.
+// It imports imagetools (the sentinel errors), ref, oci, place, archive and
+// progress of the engine; never export, whose tar it only receives.
 package daemon
 
 import (
