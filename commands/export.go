@@ -137,29 +137,3 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	})
 	return cmd
 }
-
-const exportLong = `Write images from registries, OCI layouts, image tars (archive://FILE[:NAME])
-or the Docker engine (docker-daemon://NAME[:TAG]) into one tar: a Docker image tar
-(manifest.json, for docker load) and an OCI image layout (for ctr images import,
-podman load and skopeo) at once. Blobs are the registry's bytes, checked against
-their digests while they are copied; the output file appears only when complete.
-With --load, the same tar is streamed into the Docker engine of the current
-context (DOCKER_HOST, docker context) and its answer checked, without a file.`
-
-const exportExample = `  # A docker save of an image you never pulled (the local platform)
-  docker imgx export -o app.tar registry.example/app:1.2.3
-  docker load -i app.tar
-
-  # Every platform, into an OCI layout folder
-  docker imgx export -p all -o oci-layout://./app registry.example/app:1.2.3
-
-  # Two images in one tar, named as you want them loaded
-  docker imgx export -o both.tar --name app:1 --name tools:1 registry.example/app:1 registry.example/tools:1
-
-  # Into the Docker engine of the current context, no file in between
-  docker imgx export --load registry.example/app:1.2.3
-
-  # Air-gapped copy: every platform of the images into one tar ...
-  docker imgx export -p all -o images.tar registry.example/app:1.2.3 registry.example/db:16
-  # ... and, on the other side, each pushed from the tar with its digests unchanged
-  docker imgx create --prefer-index=false -t mirror.internal/app:1.2.3 archive://images.tar:registry.example/app:1.2.3`
