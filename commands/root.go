@@ -130,3 +130,12 @@ func argCount(min, max int, usage string) cobra.PositionalArgs {
 		return fmt.Errorf("%q takes %s argument(s)%s, got %s: see '%s --help'", cmd.CommandPath(), want, usage, got, cmd.CommandPath())
 	}
 }
+
+// checkMaxConcurrency is the one check of --max-concurrency, for every
+// command that has it.
+func checkMaxConcurrency(n int) error {
+	if n < 1 {
+		return fmt.Errorf("invalid --max-concurrency %d: want 1 or more", n)
+	}
+	return nil
+}

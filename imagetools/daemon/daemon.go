@@ -1,12 +1,13 @@
 // Package daemon is the Docker engine place: docker-daemon:// locations name
-// images of the engine of the current Docker context. An image is read
+// images of the Docker engine of the current Docker context. An image is read
 // through the engine's image-save API, streamed into a temporary file that
 // has no name, and then read as an image tar (package archive): an engine
 // with the containerd image store saves an index with every platform it
-// holds, the classic store one image. Engine implements place.Backend and
-// no place.Writer: writing into the engine is export --load's.
-//
-// It imports ref, place, archive and progress of the engine.
+// holds, the classic store one image. Engine implements place.Backend and no
+// place.Writer: as a place it is only read from. The write side sits beside
+// it: Load streams an image tar, written by a func handed in (export --load),
+// into the image-load API and checks the engine's answer; Ask and Info say
+// which platforms and image store the engine has before a byte is sent.
 package daemon
 
 import (

@@ -1,6 +1,6 @@
-package export
+package daemon
 
-// What ToEngine asks of the engine before a byte is sent: its platform and
+// What a load asks of the engine before a byte is sent: its platform and
 // which image store it has, and from them the platforms to send.
 
 import (
@@ -20,8 +20,8 @@ import (
 // containerd image store, the default of new Docker 29 installs).
 const containerdStoreDriverType = "io.containerd.snapshotter.v1"
 
-// EngineInfo is what ToEngine needs to know of a Docker engine.
-type EngineInfo struct {
+// Info is what a load needs to know of a Docker engine.
+type Info struct {
 	// Platform is the platform the engine runs, normalized.
 	Platform ocispec.Platform
 	// MultiPlatform says the engine keeps images in containerd: an image
@@ -31,26 +31,26 @@ type EngineInfo struct {
 	MultiPlatform bool
 }
 
-// AskEngine asks the Docker engine its platform and its image store (from
+// Ask asks the Docker engine its platform and its image store (from
 // its info's DriverStatus, not guessed from its version).
-func AskEngine(ctx context.Context, engine EngineClient) (EngineInfo, error) {
-	p, err := EnginePlatform(ctx, engine)
+func Ask(ctx context.Context, engine LoadClient) (Info, error) {
+	p, err := enginePlatform(ctx, engine)
 	if err != nil {
-		return EngineInfo{}, err
+		return Info{}, err
 	}
 	info, err := engine.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return EngineInfo{}, fmt.Errorf("ask the Docker engine its image store: %w", err)
+		return Info{}, fmt.Errorf("ask the Docker engine its image store: %w", err)
 	}
 	multi := slices.ContainsFunc(info.Info.DriverStatus, func(kv [2]string) bool {
 		return kv[0] == "driver-type" && kv[1] == containerdStoreDriverType
 	})
-	return EngineInfo{Platform: p, MultiPlatform: multi}, nil
+	return Info{Platform: p, MultiPlatform: multi}, nil
 }
 
-// EnginePlatform asks the Docker engine the platform it runs, normalized
+// enginePlatform asks the Docker engine the platform it runs, normalized
 // (the engine reports GOOS and GOARCH, without a variant).
-func EnginePlatform(ctx context.Context, engine EngineClient) (ocispec.Platform, error) {
+func enginePlatform(ctx context.Context, engine LoadClient) (ocispec.Platform, error) {
 	v, err := engine.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
 		return ocispec.Platform{}, fmt.Errorf("ask the Docker engine its platform: %w", err)
@@ -61,13 +61,13 @@ func EnginePlatform(ctx context.Context, engine EngineClient) (ocispec.Platform,
 	return platforms.Normalize(ocispec.Platform{OS: v.Os, Architecture: v.Arch}), nil
 }
 
-// engineChoosePlatforms returns the platforms to load, and a warning for
+// ChoosePlatforms returns the platforms to load, and a warning for
 // each the engine runs only under emulation. Nothing requested means the
 // engine's own. An engine holds images of any architecture of its OS
 // (docker pull --platform and docker load take them); another OS is refused,
 // and so is more than one platform, or all, for the classic store, which
 // keeps one image per name.
-func engineChoosePlatforms(info EngineInfo, requested []ocispec.Platform, all bool) ([]ocispec.Platform, []string, error) {
+func (info Info) ChoosePlatforms(requested []ocispec.Platform, all bool) ([]ocispec.Platform, []string, error) {
 	if !info.MultiPlatform && (all || len(requested) > 1) {
 		what := "all platforms"
 		if !all {
@@ -80,7 +80,7 @@ func engineChoosePlatforms(info EngineInfo, requested []ocispec.Platform, all bo
 	}
 	var warnings []string
 	for _, p := range requested {
-		w, err := engineCheckPlatform(info.Platform, p)
+		w, err := info.CheckPlatform(p)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -89,9 +89,10 @@ func engineChoosePlatforms(info EngineInfo, requested []ocispec.Platform, all bo
 	return requested, warnings, nil
 }
 
-// engineCheckPlatform refuses an image of another OS than the engine's, and
+// CheckPlatform refuses an image of another OS than the engine's, and
 // warns of one the engine runs only under emulation.
-func engineCheckPlatform(engine, p ocispec.Platform) ([]string, error) {
+func (info Info) CheckPlatform(p ocispec.Platform) ([]string, error) {
+	engine := info.Platform
 	if p.OS != engine.OS {
 		return nil, fmt.Errorf("load %s: the engine runs %s and holds %s images only: %w", platforms.FormatAll(p), platforms.FormatAll(engine), engine.OS, imagetools.ErrEnginePlatform)
 	}

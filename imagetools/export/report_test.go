@@ -1,4 +1,4 @@
-package commands
+package export
 
 import (
 	"bytes"
@@ -9,9 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
-	"github.com/docker-imgx/docker-imgx/imagetools/export"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/moby/buildkit/client"
@@ -19,9 +20,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// TestExportReporterStatuses drives the reporter through a real
+// TestReportStatuses drives the reporter through a real
 // export and checks the status lines it sends.
-func TestExportReporterStatuses(t *testing.T) {
+func TestReportStatuses(t *testing.T) {
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 1, Compression: fixture.Zstd})
 	var statuses []client.VertexStatus
 	var logs []string
@@ -33,7 +34,7 @@ func TestExportReporterStatuses(t *testing.T) {
 			logs = append(logs, string(l.Data))
 		}
 	})
-	err := exportThrough(w, img)
+	err := reporttestExport(w, img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +72,8 @@ func TestExportReporterStatuses(t *testing.T) {
 	}
 }
 
-// TestExportReporterPlain checks what the plain display prints.
-func TestExportReporterPlain(t *testing.T) {
+// TestReportPlain checks what the plain display prints.
+func TestReportPlain(t *testing.T) {
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, LayerSize: 100, Seed: 2})
 	var out bytes.Buffer
 	t.Setenv(progress.EnvMode, "")
@@ -80,44 +81,49 @@ func TestExportReporterPlain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = exportThrough(p, img)
+	err = reporttestExport(p, img)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	// The job resolves the image first (#1); the export is #2, read as #E.
 	got := regexp.MustCompile(` [0-9.]+s`).ReplaceAllString(out.String(), "")
+	if !strings.Contains(got, "#1 resolving localhost:5000/app:1\n") {
+		t.Errorf("no resolving step first:\n%s", got)
+	}
+	got = strings.ReplaceAll(got, "#2 ", "#E ")
 	for _, want := range []string{
-		"#1 exporting to docker image format\n",
-		"#1 exporting manifest " + img.Manifest.Desc.Digest.String() + " done\n",
-		"#1 exporting config " + img.Config.Desc.Digest.String() + " done\n",
-		"#1 naming to localhost:5000/app:1 done\n",
-		"#1 exporting layers done\n",
-		"#1 sending tarball done\n",
-		"#1 DONE\n",
+		"#E exporting to docker image format\n",
+		"#E exporting manifest " + img.Manifest.Desc.Digest.String() + " done\n",
+		"#E exporting config " + img.Config.Desc.Digest.String() + " done\n",
+		"#E naming to localhost:5000/app:1 done\n",
+		"#E exporting layers done\n",
+		"#E sending tarball done\n",
+		"#E DONE\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("plain output has no %q:\n%s", want, got)
 		}
 	}
-	if !regexp.MustCompile(`#1 ` + img.Layers[0].Desc.Digest.String() + ` [0-9.]+B / [0-9.]+B done\n`).MatchString(got) {
+	if !regexp.MustCompile(`#E ` + img.Layers[0].Desc.Digest.String() + ` [0-9.]+B / [0-9.]+B done\n`).MatchString(got) {
 		t.Errorf("no byte count line for the layer:\n%s", got)
 	}
 }
 
-// blobFetcher serves an image's blobs from memory.
-type blobFetcher map[digest.Digest][]byte
+// reporttestFetcher serves an image's blobs from memory.
+type reporttestFetcher map[digest.Digest][]byte
 
-func newBlobFetcher(img fixture.Image) blobFetcher {
-	f := blobFetcher{}
+func newReporttestFetcher(img fixture.Image) reporttestFetcher {
+	f := reporttestFetcher{}
 	for _, b := range img.Blobs() {
 		f[b.Desc.Digest] = b.Data
 	}
 	return f
 }
 
-func (f blobFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+func (f reporttestFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	data, ok := f[desc.Digest]
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, errdefs.ErrNotFound)
@@ -125,20 +131,46 @@ func (f blobFetcher) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadC
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-// rootOf is the image's manifest descriptor as a registry resolves it.
-func rootOf(img fixture.Image) ocispec.Descriptor {
+// reporttestRoot is the image's manifest descriptor as a registry resolves it.
+func reporttestRoot(img fixture.Image) ocispec.Descriptor {
 	d := img.Manifest.Desc
 	return ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
 }
 
-// exportThrough exports img (linux/amd64, as localhost:5000/app:1) into a
-// buffer under one "exporting to" vertex of w, reported as the command does.
-func exportThrough(w progress.Writer, img fixture.Image) error {
-	return progress.Wrap("exporting to docker image format", w, func(sub progress.SubLogger) error {
-		return reportExport(sub, "sending tarball", func(rep export.Progress) (export.Result, error) {
-			var buf bytes.Buffer
-			return export.Write(context.Background(), &buf, []export.Image{{Fetcher: newBlobFetcher(img), Desc: rootOf(img), Name: "localhost:5000/app:1"}},
-				export.Options{Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")}, Progress: rep})
-		})
+// reporttestPlace serves one image, as localhost:5000/app:1 names it.
+type reporttestPlace struct {
+	img fixture.Image
+}
+
+func (p reporttestPlace) Manifest(context.Context, ref.Location) (ocispec.Descriptor, []byte, error) {
+	return reporttestRoot(p.img), p.img.Manifest.Data, nil
+}
+
+func (p reporttestPlace) Fetcher(context.Context, ref.Location) (remotes.Fetcher, error) {
+	return newReporttestFetcher(p.img), nil
+}
+
+func (p reporttestPlace) Tags(context.Context, ref.Location) (map[string]bool, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+
+func (p reporttestPlace) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {
+	return nil, false, nil
+}
+
+// reporttestExport exports img (linux/amd64, as localhost:5000/app:1) into
+// a buffer through a Job, reported to w as the command's is.
+func reporttestExport(w progress.Writer, img fixture.Image) error {
+	job, err := NewJob(Request{
+		Images:    []string{"localhost:5000/app:1"},
+		Output:    ref.Output{Kind: ref.OutputFile, Path: "app.tar"},
+		Platforms: []ocispec.Platform{platforms.MustParse("linux/amd64")},
+	})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	return job.Run(context.Background(), w, reporttestPlace{img: img}, func(_ context.Context, write func(io.Writer) error) error {
+		return write(&buf)
 	})
 }

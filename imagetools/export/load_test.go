@@ -45,7 +45,7 @@ func (e *enginetestEngine) Info(context.Context, client.InfoOptions) (client.Sys
 	res.Info.Driver = "vfs"
 	if e.multi {
 		res.Info.Driver = "overlayfs"
-		res.Info.DriverStatus = [][2]string{{"driver-type", containerdStoreDriverType}}
+		res.Info.DriverStatus = [][2]string{{"driver-type", "io.containerd.snapshotter.v1"}}
 	}
 	return res, nil
 }
@@ -307,54 +307,5 @@ func TestToEngineSendsOnePlatform(t *testing.T) {
 	}
 	if exptestHasFile(entries, exptestBlobName(multi.arm64.config)) {
 		t.Errorf("the arm64 image was sent too")
-	}
-}
-
-func TestReadEngineAnswer(t *testing.T) {
-	stream := enginetestJSON("Loaded image: app:1\n") +
-		enginetestJSON("The image app:1 already exists, renaming the old one with ID sha256:aa to empty string\n") +
-		enginetestJSON("Loaded image ID: sha256:bb\n") +
-		enginetestJSON("Loaded image: localhost:5000/x/y:2\nLoaded image: z:3\n")
-	a, err := readEngineAnswer(strings.NewReader(stream))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantNames := "docker.io/library/app:1 localhost:5000/x/y:2 docker.io/library/z:3"
-	if got := strings.Join(a.Names, " "); got != wantNames {
-		t.Errorf("names %q, want %q", got, wantNames)
-	}
-	if len(a.IDs) != 1 || a.IDs[0] != "sha256:bb" {
-		t.Errorf("IDs %v, want [sha256:bb]", a.IDs)
-	}
-	_, err = readEngineAnswer(strings.NewReader(enginetestJSON("Loaded image: a:1\n") + `{"error":"old style error"}`))
-	var ee *EngineError
-	if !errors.As(err, &ee) || ee.Message != "old style error" {
-		t.Errorf("old error form: got %v", err)
-	}
-	if _, err := readEngineAnswer(strings.NewReader("not json")); err == nil {
-		t.Errorf("a non-JSON answer was accepted")
-	}
-}
-
-func TestEngineCause(t *testing.T) {
-	engineErr := fmt.Errorf("load into the Docker engine: %w", &EngineError{Message: "bad tar"})
-	registryErr := errors.New("fetch sha256:aa: 503")
-	tests := []struct {
-		name               string
-		exportErr, loadErr error
-		want               error
-	}{
-		{name: "both fine"},
-		{name: "engine failed, export cut by it", exportErr: fmt.Errorf("export: write x: %w", engineErr), loadErr: engineErr, want: engineErr},
-		{name: "engine failed, export cancelled", exportErr: context.Canceled, loadErr: engineErr, want: engineErr},
-		{name: "registry failed first", exportErr: registryErr, loadErr: engineErr, want: registryErr},
-		{name: "export failed alone", exportErr: registryErr, want: registryErr},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := engineCause(context.Background(), tc.exportErr, tc.loadErr); got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
 	}
 }

@@ -1,0 +1,201 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/containerd/platforms"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/daemon"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// EngineOptions controls ToEngine.
+type EngineOptions struct {
+	// Platforms pick the images loaded from an index; none means the
+	// engine's platform. Each must have the engine's OS; an architecture
+	// the engine runs only under emulation gets a warning. More than one
+	// needs an engine with the containerd image store.
+	Platforms []ocispec.Platform
+	// AllPlatforms loads every image of an index (containerd image store
+	// only); Platforms, or the engine's, then choose manifest.json's image.
+	AllPlatforms bool
+	// SkipAttestations, IncludeForeign and MaxConcurrency are as in Options.
+	SkipAttestations bool
+	IncludeForeign   bool
+	MaxConcurrency   int
+	// Progress receives the steps: "exporting layers", "writing image
+	// sha256:..." per image, "naming to NAME" per name. nil reports nothing.
+	Progress progress.Writer
+}
+
+// ToEngine streams the images into the Docker engine's image-load API, as the
+// Docker image tar Write writes, without a file in between (daemon.Load),
+// and has the engine's answer checked: every name must be reported loaded,
+// and every image without a name by its ID.
+//
+// Before a byte is sent, the engine is asked its platform and image store
+// (daemon.Ask) and the platforms are checked (Info.ChoosePlatforms): an
+// index must have an image for each, a single image must have the engine's
+// OS. The classic store gets one platform (manifest.json, the only part it
+// reads, holds one image per index); the containerd image store gets every
+// platform asked for in one stream, and keeps the index digest as image ID.
+// The Result is Write's, warnings included when the load failed.
+func ToEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts EngineOptions) (Result, error) {
+	if len(imgs) == 0 {
+		return Result{}, errors.New("load: no image given")
+	}
+	pw := opts.Progress
+	if pw == nil {
+		pw = progress.Discard()
+	}
+	info, err := daemon.Ask(ctx, engine)
+	if err != nil {
+		return Result{}, err
+	}
+	want, warnings, err := info.ChoosePlatforms(opts.Platforms, opts.AllPlatforms)
+	if err != nil {
+		return Result{}, err
+	}
+	expect, more, err := enginePlan(ctx, imgs, info, want, opts.AllPlatforms)
+	warnings = append(warnings, more...)
+	if err != nil {
+		return Result{Warnings: warnings}, err
+	}
+	wopts := Options{
+		Platforms:        want,
+		AllPlatforms:     opts.AllPlatforms,
+		Format:           FormatDocker,
+		SkipAttestations: opts.SkipAttestations,
+		IncludeForeign:   opts.IncludeForeign,
+		MaxConcurrency:   opts.MaxConcurrency,
+	}
+	var res Result
+	err = daemon.Load(ctx, engine, expect, func(ctx context.Context, w io.Writer) error {
+		var err error
+		res, err = Write(ctx, w, imgs, wopts)
+		return err
+	}, pw)
+	res.Warnings = append(warnings, res.Warnings...)
+	return res, err
+}
+
+// enginePlan reads each image's manifest and config (indexes: the children
+// for want) and returns what the engine must report, one entry per image ID,
+// in order, with the warnings found (single images that run under
+// emulation). Nothing is sent to the engine yet.
+func enginePlan(ctx context.Context, imgs []Image, info daemon.Info, want []ocispec.Platform, all bool) ([]daemon.Expected, []string, error) {
+	var (
+		out      []daemon.Expected
+		warnings []string
+	)
+	for _, img := range imgs {
+		label := img.Name
+		if label == "" {
+			label = img.Desc.Digest.String()
+		}
+		if img.Fetcher == nil {
+			return nil, warnings, fmt.Errorf("load %s: no fetcher", label)
+		}
+		name, err := parseImageName(img.Name)
+		if err != nil {
+			return nil, warnings, fmt.Errorf("load %s: %w", label, err)
+		}
+		id, w, err := engineImageID(ctx, img, info, want, all)
+		warnings = append(warnings, w...)
+		if err != nil {
+			return nil, warnings, fmt.Errorf("load %s: %w", label, err)
+		}
+		i := slices.IndexFunc(out, func(l daemon.Expected) bool { return l.ID == id })
+		if i < 0 {
+			out = append(out, daemon.Expected{Label: label, ID: id})
+			i = len(out) - 1
+		}
+		if name.RepoTag != "" && !slices.Contains(out[i].Names, name.RepoTag) {
+			out[i].Names = append(out[i].Names, name.RepoTag)
+		}
+	}
+	return out, warnings, nil
+}
+
+// engineImageID checks img against the platforms to load and returns the
+// image ID the engine will give it: the config digest of the image
+// manifest.json gets (classic store) or the root digest (containerd store).
+func engineImageID(ctx context.Context, img Image, info daemon.Info, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
+	desc := img.Desc
+	if oci.IsIndex(desc.MediaType) {
+		var index ocispec.Index
+		if err := engineFetchJSON(ctx, img, desc, &index); err != nil {
+			return "", nil, err
+		}
+		sel, err := selectChildren(index, want, all, true)
+		if err != nil {
+			return "", nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+		}
+		if info.MultiPlatform {
+			return img.Desc.Digest, nil, nil
+		}
+		desc = *sel.Primary
+	} else if !oci.IsManifest(desc.MediaType) {
+		return "", nil, fmt.Errorf("unsupported media type %q", desc.MediaType)
+	}
+	var m ocispec.Manifest
+	if err := engineFetchJSON(ctx, img, desc, &m); err != nil {
+		return "", nil, err
+	}
+	id := m.Config.Digest
+	if info.MultiPlatform {
+		id = img.Desc.Digest
+	}
+	if desc.Digest != img.Desc.Digest {
+		return id, nil, nil
+	}
+	// A single image is loaded whatever its platform: check its OS here.
+	var cfg ocispec.Image
+	if err := engineFetchJSON(ctx, img, m.Config, &cfg); err != nil {
+		return "", nil, err
+	}
+	if cfg.OS != info.Platform.OS {
+		return "", nil, fmt.Errorf("image is %s, the engine runs %s and holds %s images only: %w", platforms.FormatAll(cfg.Platform), platforms.FormatAll(info.Platform), info.Platform.OS, imagetools.ErrEnginePlatform)
+	}
+	w, err := info.CheckPlatform(cfg.Platform)
+	return id, w, err
+}
+
+func engineFetchJSON(ctx context.Context, img Image, desc ocispec.Descriptor, v any) error {
+	if err := validateDigest(desc.Digest); err != nil {
+		return err
+	}
+	data, err := oci.ReadBlob(ctx, img.Fetcher, desc)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", desc.Digest, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("parse %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// Load resolves the sources from p, each a step of pw, and loads them into
+// the Docker engine (ToEngine); the warnings, known before or after a
+// failure, are shown as steps of their own.
+func Load(ctx context.Context, pw progress.Writer, p place.Reader, engine daemon.LoadClient, sources []Source, opts EngineOptions) error {
+	imgs, err := Resolve(ctx, pw, p, sources)
+	if err != nil {
+		return err
+	}
+	opts.Progress = pw
+	res, err := ToEngine(ctx, engine, imgs, opts)
+	for _, w := range res.Warnings {
+		progress.Warn(pw, w)
+	}
+	return err
+}
