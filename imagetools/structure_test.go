@@ -70,8 +70,8 @@ var edgeExceptions = []exception{
 		why: "the engine's image-save API answers with an image tar, read with archive's reader; splitting that reader from the archive place drops this"},
 	{from: "imagetools/create", to: "imagetools/combine",
 		why: "combine is pure (descriptors and manifests in, index bytes out): create builds its index with it"},
-	{from: "imagetools/export", to: "imagetools/daemon", pending: true,
-		why: "export --load writes its tar into the engine with daemon's write side while the load code moves there (design round 2); once commands hands export a writer, drop this"},
+	{from: "imagetools/export", to: "imagetools/daemon",
+		why: "export --load plans against the Docker engine's answer (daemon.Ask) and streams its tar into daemon.Load; daemon, the consumer of the tar, never imports export"},
 }
 
 // exception allows what a rule forbids, saying why. A pending exception
@@ -397,7 +397,6 @@ func uses(node ast.Node, imports map[string]string, path, name string) bool {
 // prefix apart themselves, and why.
 var prefixParsers = []exception{
 	{from: "commands/completion.go", why: "shell completion reads half-typed words, which ref.Parse refuses"},
-	{from: "commands/export.go", why: "export's -o is parsed by hand until it moves into ref (design round 2)", pending: true},
 }
 
 // TestRefParsesPlacePrefixes fails when code outside ref takes a location
