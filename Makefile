@@ -21,7 +21,10 @@ BENCH_PEERS ?= crane=github.com/google/go-containerregistry/cmd/crane@v0.22.1 \
 	oras=oras.land/oras/cmd/oras@v1.3.6 \
 	buildx=github.com/docker/buildx/cmd/buildx@v0.38.2
 TOOLS := $(CURDIR)/bin/tools
-TEST_FLAGS ?= -race -count=1 -timeout 30m
+# The integration tests run side by side (each starts its own registries and
+# Docker engines); most of their time is spent waiting on the processes they
+# start, so four at once on two cores.
+TEST_FLAGS ?= -race -count=1 -timeout 30m -parallel 4
 # Fuzz budgets are counts, not durations: Go 1.26's fuzz coordinator can fail a
 # duration-bound run with "context deadline exceeded" at its end (golang/go#75804),
 # and minimizing counts too, so new inputs do not stall the run. FUZZTIME=30s (or

@@ -74,6 +74,7 @@ func startTagLiar(t *testing.T, upstream string, liar *tagLiar) string {
 // the first read of the tag and at the read just before the tag moves; no
 // tag moves.
 func TestCreateAppendLyingTag(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)

@@ -94,6 +94,7 @@ func (e badInputEnv) assertEmpty(t *testing.T) {
 }
 
 func TestBadInputReferences(t *testing.T) {
+	t.Parallel()
 	e := newBadInputEnv(t)
 	x := newImgx(t)
 	app := e.ref("test/app")
@@ -119,6 +120,7 @@ func TestBadInputReferences(t *testing.T) {
 }
 
 func TestBadInputLayouts(t *testing.T) {
+	t.Parallel()
 	e := newBadInputEnv(t)
 	x := newImgx(t)
 	out := filepath.Join(e.dir, "out.tar")
@@ -141,6 +143,7 @@ func TestBadInputLayouts(t *testing.T) {
 }
 
 func TestBadInputInspect(t *testing.T) {
+	t.Parallel()
 	e := newBadInputEnv(t)
 	x := newImgx(t)
 	app, multi := e.ref("test/app:1"), e.ref("test/multi:v1")
@@ -163,6 +166,7 @@ func TestBadInputInspect(t *testing.T) {
 }
 
 func TestBadInputRootOptions(t *testing.T) {
+	t.Parallel()
 	e := newBadInputEnv(t)
 	x := newImgx(t)
 	app := e.ref("test/app:1")
@@ -197,6 +201,7 @@ func TestBadInputRootOptions(t *testing.T) {
 }
 
 func TestBadInputCreate(t *testing.T) {
+	t.Parallel()
 	e := newBadInputEnv(t)
 	x := newImgx(t)
 	app, multi := e.ref("test/app:1"), e.ref("test/multi:v1")
@@ -248,6 +253,7 @@ func TestBadInputCreate(t *testing.T) {
 }
 
 func TestBadInputExport(t *testing.T) {
+	t.Parallel()
 	e := newBadInputEnv(t)
 	x := newImgx(t)
 	app, multi := e.ref("test/app:1"), e.ref("test/multi:v1")

@@ -29,6 +29,7 @@ func completions(t *testing.T, res result) ([]string, string) {
 // and the paths after oci-layout:// and archive://. Directives: 4 no file
 // names, 6 no space either, 0 the shell completes file names.
 func TestCompletion(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
 	dir := t.TempDir()
 	for _, p := range []string{"layouts/app", "layouts/base", "tars"} {
@@ -78,6 +79,7 @@ func TestCompletion(t *testing.T) {
 // TestCompletionScripts: standalone, "completion SHELL" is listed in the help
 // and writes each shell's script; docker imgx leaves that to docker's own.
 func TestCompletionScripts(t *testing.T) {
+	t.Parallel()
 	x := newImgx(t)
 	help := x.MustRun("--help").Stdout
 	if !strings.Contains(help, "completion") {
@@ -99,6 +101,7 @@ func TestCompletionScripts(t *testing.T) {
 // name what goes in a flag, and -p is --platform wherever there is one,
 // standalone and through docker.
 func TestHelpExamples(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
 	x := newImgx(t)
 	for _, cmd := range []string{"create", "inspect", "export", "version"} {

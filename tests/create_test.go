@@ -143,6 +143,7 @@ func assertBlobsIn(t *testing.T, reg *registrytest.Registry, repo string, imgs .
 }
 
 func TestCreateTwoImages(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -253,6 +254,7 @@ func TestCreateTwoImages(t *testing.T) {
 // TestCreateReleaseTags is scripted release tagging: one index, three tags,
 // its digest kept.
 func TestCreateReleaseTags(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	reg2 := registrytest.Start(t, registrytest.Options{})
 	idx := multiIndex()
@@ -297,6 +299,7 @@ func TestCreateReleaseTags(t *testing.T) {
 }
 
 func TestCreatePreferIndex(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, _ := twoImages()
 	pushImage(t, reg, "test/one", "amd64", amd)
@@ -322,6 +325,7 @@ func TestCreatePreferIndex(t *testing.T) {
 }
 
 func TestCreateSourceKinds(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/kinds", "amd64", amd)
@@ -379,6 +383,7 @@ func TestCreateSourceKinds(t *testing.T) {
 }
 
 func TestCreateLayout(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	src := t.TempDir()
@@ -434,6 +439,7 @@ func TestCreateLayout(t *testing.T) {
 }
 
 func TestCreateTLSAndAuth(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []registrytest.AuthMode{registrytest.AuthBasic, registrytest.AuthToken} {
 		t.Run(mode.String(), func(t *testing.T) {
 			reg := registrytest.Start(t, registrytest.Options{TLS: true, Auth: mode})
@@ -469,6 +475,7 @@ func TestCreateTLSAndAuth(t *testing.T) {
 }
 
 func TestCreateAppend(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -527,6 +534,7 @@ func TestCreateAppend(t *testing.T) {
 }
 
 func TestCreateAnnotations(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 21, Docker: true})
 	arm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 22, Docker: true})
@@ -565,6 +573,7 @@ func TestCreateAnnotations(t *testing.T) {
 }
 
 func TestCreatePlatformDryRunMetadata(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	idx := multiIndex()
 	pushIndex(t, reg, "test/multi", "v1", idx)
@@ -620,6 +629,7 @@ func TestCreatePlatformDryRunMetadata(t *testing.T) {
 }
 
 func TestCreatePlainProgress(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, _ := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -672,6 +682,7 @@ func failingProxy(t *testing.T, reg *registrytest.Registry, fail func(*http.Requ
 // TestCreateFailureMovesNoTag injects failures before the tag step: no tag
 // of any target moves, in the failing registry or elsewhere.
 func TestCreateFailureMovesNoTag(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	reg2 := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
@@ -723,6 +734,7 @@ func TestCreateFailureMovesNoTag(t *testing.T) {
 // ones, so without --oci the type follows the children), a Docker manifest
 // list converted, an OCI index kept byte for byte.
 func TestCreateOCIFlag(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 51, Docker: true})
 	arm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 52, Docker: true})

@@ -40,6 +40,7 @@ func artifactOf(img fixture.Image) (manifest, config, blob fixture.Blob) {
 // config lists no diff_ids for a blob that is no layer), neither on stderr
 // nor in .Warnings, and the text view shows its artifactType and subject.
 func TestInspectArtifact(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 71})
 	pushImage(t, reg, "test/art", "img", img)
@@ -73,6 +74,7 @@ func TestInspectArtifact(t *testing.T) {
 // TestCreateAnnotationPlatformMissing: an annotation for a platform the
 // result does not hold is an error, before anything is pushed.
 func TestCreateAnnotationPlatformMissing(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/ann", "amd", amd)
@@ -99,6 +101,7 @@ func TestCreateAnnotationPlatformMissing(t *testing.T) {
 // source it fails before any tag moves, with one line naming the platforms
 // it holds and -p; with -p it is pushed.
 func TestCreateFromSinglePlatformExport(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	idx := multiIndex()
 	pushIndex(t, reg, "test/multi", "v1", idx)

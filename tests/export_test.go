@@ -186,6 +186,7 @@ func noFilesLeft(t *testing.T, dir string) {
 }
 
 func TestExportTarEntries(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	x := newImgx(t)
 	ref := e.ref("test/app:1")
@@ -252,6 +253,7 @@ func TestExportTarEntries(t *testing.T) {
 }
 
 func TestExportDeterministicAndStdout(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	x := newImgx(t)
 	args := []string{"--platform", "all", e.ref("test/multi:v1"), e.ref("test/app:1"), e.ref("test/app:2")}
@@ -300,6 +302,7 @@ func TestExportDeterministicAndStdout(t *testing.T) {
 }
 
 func TestExportDockerLoad(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	d := consumers.StartDocker(t)
 	x := newImgx(t)
@@ -385,6 +388,7 @@ func TestExportDockerLoad(t *testing.T) {
 }
 
 func TestExportContainerdImport(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	c := consumers.StartContainerd(t)
 	x := newImgx(t)
@@ -462,6 +466,7 @@ func TestExportContainerdImport(t *testing.T) {
 }
 
 func TestExportPodmanLoad(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	p := consumers.NewPodman(t)
 	x := newImgx(t)
@@ -508,6 +513,7 @@ func TestExportPodmanLoad(t *testing.T) {
 }
 
 func TestExportSkopeo(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	x := newImgx(t)
 	single, _ := export(t, x, e.ref("test/app:1"))
@@ -562,6 +568,7 @@ func TestExportSkopeo(t *testing.T) {
 }
 
 func TestExportLayoutDir(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	x := newImgx(t)
 	dir := filepath.Join(t.TempDir(), "layout")
@@ -593,6 +600,7 @@ func TestExportLayoutDir(t *testing.T) {
 }
 
 func TestExportRegistryPortName(t *testing.T) {
+	t.Parallel()
 	// The names carry the registry's 127.0.0.1:PORT; docker and podman keep it.
 	e := pushExportImages(t)
 	x := newImgx(t)
@@ -620,6 +628,7 @@ func TestExportRegistryPortName(t *testing.T) {
 }
 
 func TestExportUsageErrors(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	x := newImgx(t)
 	out := filepath.Join(t.TempDir(), "out.tar")
@@ -681,6 +690,7 @@ func (f *flipLastByte) Read(p []byte) (int, error) {
 }
 
 func TestExportTamperedBlob(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	bad := e.app.Layers[1].Desc.Digest
 	proxy := blobProxy(t, e.reg.Host, func(path string, body io.ReadCloser) io.ReadCloser {
@@ -706,6 +716,7 @@ func (s slowBody) Read(p []byte) (int, error) {
 }
 
 func TestExportInterrupted(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	big := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 16 << 20, Seed: 31, Compression: fixture.Uncompressed})
 	pushImage(t, reg, "test/big", "1", big)
@@ -766,6 +777,7 @@ func (c *countingBody) Read(p []byte) (int, error) {
 // stands in for a full disk): it must fail at once, naming the file and what
 // to do, before any layer is downloaded, and leave nothing behind.
 func TestExportNoSpace(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 32, Compression: fixture.Uncompressed})
 	pushImage(t, reg, "test/big", "1", img)
@@ -1087,6 +1099,7 @@ func benchBaseline(b *testing.B, toFile bool) {
 // TestExportRefusesTerminal runs the binary with stdout on a pseudo-terminal
 // (util-linux script) and wants the refusal before anything is resolved.
 func TestExportRefusesTerminal(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "script", "bsdutils")
 	cmd := exec.Command("script", "-qec", imgxBinary+" export 127.0.0.1:1/unreachable/app:1", "/dev/null")
 	cmd.Env = newImgx(t).Env

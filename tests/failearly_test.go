@@ -14,6 +14,7 @@ import (
 )
 
 func TestExportNamesRefusedBeforeTransfer(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	pushImage(t, reg, "test/app", "1", fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 91}))
 	x := newImgx(t)
@@ -44,6 +45,7 @@ func TestExportNamesRefusedBeforeTransfer(t *testing.T) {
 const schema1Manifest = `{"schemaVersion":1,"name":"test/old","tag":"1","architecture":"amd64","fsLayers":[],"history":[]}`
 
 func TestCreateRefusesSchema1FromLayout(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	layout := filepath.Join(t.TempDir(), "layout")
 	if err := os.Mkdir(layout, 0o755); err != nil {
@@ -81,6 +83,7 @@ func TestCreateRefusesSchema1FromLayout(t *testing.T) {
 }
 
 func TestRegistryErrorsOneLine(t *testing.T) {
+	t.Parallel()
 	page := "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n<center><h1>502 Bad Gateway</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {

@@ -439,6 +439,7 @@ func wantResumedWithRange(t *testing.T, p *faultproxy.Proxy) {
 }
 
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	fx := faultFixture{idx: multiIndex(), repo: "test/multi", tag: "v1"}
 	registries := map[bool]*registrytest.Registry{
 		false: registrytest.Start(t, registrytest.Options{}),

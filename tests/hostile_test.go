@@ -53,6 +53,7 @@ func hostileRegistry(t *testing.T, manifests map[string]string) string {
 }
 
 func TestHostileRegistry(t *testing.T) {
+	t.Parallel()
 	pad := strings.Repeat(" ", 5<<20)
 	layerDigest := func(d string) string {
 		return fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":4}]}`, d, d)
@@ -119,6 +120,7 @@ func TestHostileRegistry(t *testing.T) {
 // Every command that reads the layer fails, naming it, and leaves no file,
 // no layout and no tag behind.
 func TestHostileBlobSize(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	reg2 := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Layers: 2, LayerSize: 64 << 10, Seed: 41, Compression: fixture.Uncompressed})

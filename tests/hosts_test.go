@@ -59,6 +59,7 @@ func exportBytes(t *testing.T, x *imgx, ref string) []byte {
 // by digest, fall back to the next host and then to the server, and give
 // the same bytes as without mirrors; the mirror is asked with ns=.
 func TestHostsMirrorFallback(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	mirror := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 41})
@@ -110,6 +111,7 @@ func TestHostsMirrorFallback(t *testing.T) {
 // gets a tag; it serves blobs and manifests by digest, which the server
 // then is not asked for.
 func TestHostsPullOnlyMirror(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	mirror := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 43})
@@ -152,6 +154,7 @@ func TestHostsPullOnlyMirror(t *testing.T) {
 // folder read); --insecure-registry wins over a hosts.toml, whose path the
 // hint then names; a malformed hosts.toml is one line naming file:line.
 func TestHostsTLS(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 45})
 	pushImage(t, reg, "test/hoststls", "1", img)
@@ -191,6 +194,7 @@ func TestHostsTLS(t *testing.T) {
 // TestHostsIPv6Folder: the hosts.toml of an IPv6 registry is read from
 // containerd's folder name, "[::1]_PORT_".
 func TestHostsIPv6Folder(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{Addr: "[::1]:0"})
 	mirror := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 47})

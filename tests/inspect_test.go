@@ -80,6 +80,7 @@ func wantIndexText(name, repo string, idx fixture.Index) string {
 }
 
 func TestInspectIndex(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	idx := multiIndex()
 	pushIndex(t, reg, "test/multi", "v1", idx)
@@ -175,6 +176,7 @@ func TestInspectIndex(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestInspectSingleDockerImage(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Docker: true, Seed: 7})
 	pushImage(t, reg, "test/docker", "1", img)
@@ -190,6 +192,7 @@ func TestInspectSingleDockerImage(t *testing.T) {
 }
 
 func TestInspectOCILayout(t *testing.T) {
+	t.Parallel()
 	idx := multiIndex()
 	dir := filepath.Join(t.TempDir(), "layout")
 	if err := fixture.WriteLayout(dir, map[string]fixture.Blob{"v1": idx.Index}, idx.Blobs()...); err != nil {
@@ -209,6 +212,7 @@ func TestInspectOCILayout(t *testing.T) {
 }
 
 func TestInspectErrors(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	pushIndex(t, reg, "test/multi", "v1", multiIndex())
 	x := newImgx(t)
@@ -220,6 +224,7 @@ func TestInspectErrors(t *testing.T) {
 }
 
 func TestInspectTLS(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 9})
 	pushImage(t, reg, "test/tls", "1", img)
@@ -246,6 +251,7 @@ func writeDockerConfig(t *testing.T, dir string, content string) {
 }
 
 func TestInspectAuth(t *testing.T) {
+	t.Parallel()
 	for name, mode := range map[string]registrytest.AuthMode{"basic": registrytest.AuthBasic, "token": registrytest.AuthToken} {
 		t.Run(name, func(t *testing.T) {
 			reg := registrytest.Start(t, registrytest.Options{Auth: mode})
@@ -311,6 +317,7 @@ func TestInspectAuth(t *testing.T) {
 // TestInspectPluginWithCredentialHelper runs `docker imgx` through the real
 // docker client, with credentials from a credential helper program.
 func TestInspectPluginWithCredentialHelper(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthToken})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Seed: 12})
 	pushImage(t, reg, "test/plugin", "1", img)
@@ -347,6 +354,7 @@ func TestInspectPluginWithCredentialHelper(t *testing.T) {
 // daemon.json insecure-registries, the environment variable, a containerd
 // hosts.toml, and the User-Agent every request carries.
 func TestRegistryAccessConfig(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 21})
 	pushImage(t, reg, "test/cfg", "1", img)

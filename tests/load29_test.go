@@ -17,6 +17,7 @@ import (
 // containerd image store: an image there is its whole index, several
 // platforms in one stream, and the index digest is the image ID.
 func TestExportLoadDocker29(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	d := consumers.StartDocker29(t)
 	x := newImgx(t).With("DOCKER_HOST=" + d.Host)
@@ -109,6 +110,7 @@ func layoutOf(t *testing.T, e exportImages, repoTag string) string {
 // engine keeps them); with --attestations=false the same tar less exactly
 // those attestation blobs.
 func TestExportSaveParity(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	d := consumers.StartDocker29(t)
 	x := newImgx(t)
@@ -205,6 +207,7 @@ func tarDiff(t *testing.T, got, want []byte) string {
 // engine's save holds the whole index, and create pushes that same index
 // digest.
 func TestDaemonPlaceDocker29(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	d := consumers.StartDocker29(t)
 	x := newImgx(t).With("DOCKER_HOST=" + d.Host)

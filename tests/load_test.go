@@ -123,6 +123,7 @@ func (p *engineProxy) Drop(s string) {
 }
 
 func TestExportLoad(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	d := consumers.StartDocker(t)
 	p := startEngineProxy(t, d)
@@ -275,6 +276,7 @@ func brokenConfigImage(t *testing.T) fixture.Image {
 }
 
 func TestConfigCheck(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	img := brokenConfigImage(t)
 	pushImage(t, reg, "test/broken", "1", img)

@@ -61,6 +61,7 @@ func mode(t *testing.T, path string) os.FileMode {
 }
 
 func TestOutputSymlinkFollowed(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	links, targets := t.TempDir(), t.TempDir()
 	target := filepath.Join(targets, "real.tar")
@@ -99,6 +100,7 @@ func TestOutputSymlinkFollowed(t *testing.T) {
 }
 
 func TestOutputFIFO(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	fifo := filepath.Join(t.TempDir(), "pipe")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -153,6 +155,7 @@ func charDevice(t *testing.T) string {
 }
 
 func TestOutputCharDevice(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	dev := charDevice(t)
 	e.x.MustRun("export", "--progress", "quiet", "-o", dev, e.app)
@@ -166,6 +169,7 @@ func TestOutputCharDevice(t *testing.T) {
 }
 
 func TestOutputFolderRefusedBeforeRequests(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	dir := t.TempDir()
 	e.reg.ResetRequests()
@@ -183,6 +187,7 @@ func TestOutputFolderRefusedBeforeRequests(t *testing.T) {
 }
 
 func TestOutputUmask(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	for umask, want := range map[string]os.FileMode{"077": 0o600, "022": 0o644} {
 		dir := t.TempDir()
@@ -217,6 +222,7 @@ func metadataOf(t *testing.T, dt []byte) digest.Digest {
 }
 
 func TestMetadataFileStdout(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	res := e.x.MustRun("create", "--progress", "quiet", "--metadata-file", "/dev/stdout", "-t", e.reg.Host+"/test/meta:1", e.app)
 	line, rest, _ := strings.Cut(res.Stdout, "\n")
@@ -239,6 +245,7 @@ func TestMetadataFileStdout(t *testing.T) {
 }
 
 func TestMetadataFileWriteFailsAfterPush(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Fatalf("/dev/full: %v", err)
 	}
@@ -256,6 +263,7 @@ func TestMetadataFileWriteFailsAfterPush(t *testing.T) {
 }
 
 func TestMetadataFileDryRun(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	meta := filepath.Join(t.TempDir(), "meta.json")
 	res := e.x.MustRun("create", "--progress", "quiet", "--dry-run", "--metadata-file", meta, "-t", e.reg.Host+"/test/dry:1", e.app)
@@ -272,6 +280,7 @@ func TestMetadataFileDryRun(t *testing.T) {
 }
 
 func TestMetadataFileStdoutPlugin(t *testing.T) {
+	t.Parallel()
 	e := newOutputEnv(t)
 	res := e.x.RunPlugin("create", "--progress", "quiet", "--metadata-file", "/dev/stdout", "-t", e.reg.Host+"/test/plugin:1", e.app)
 	line, rest, _ := strings.Cut(res.Stdout, "\n")

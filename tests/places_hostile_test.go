@@ -64,6 +64,7 @@ func imageEntries(t *testing.T, img fixture.Image) []hostileEntry {
 // TestArchiveHostile feeds hostile and broken tars to create through the
 // binary: each is one line naming what is wrong, and nothing is pushed.
 func TestArchiveHostile(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	x := newImgx(t)
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 41})

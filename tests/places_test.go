@@ -103,6 +103,7 @@ func gzipFile(t *testing.T, path string) string {
 // registry B (plain and gzip-compressed), where every digest and byte
 // equals A's.
 func TestArchiveAirGap(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	b := registrytest.Start(t, registrytest.Options{})
 	x := newImgx(t)
@@ -164,6 +165,7 @@ func TestArchiveAirGap(t *testing.T) {
 // docker-daemon://: both keep the source's config and push the same
 // manifest; an image the engine lacks is one line.
 func TestArchiveDockerSave(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	b := registrytest.Start(t, registrytest.Options{})
 	d := consumers.StartDocker(t)
@@ -212,6 +214,7 @@ func TestArchiveDockerSave(t *testing.T) {
 
 // TestArchivePodmanSave pushes both formats of `podman save`.
 func TestArchivePodmanSave(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	b := registrytest.Start(t, registrytest.Options{})
 	p := consumers.NewPodman(t)
@@ -240,6 +243,7 @@ func TestArchivePodmanSave(t *testing.T) {
 // TestArchiveSkopeoCopy pushes tars skopeo copied out of registry A, in
 // both of its archive formats.
 func TestArchiveSkopeoCopy(t *testing.T) {
+	t.Parallel()
 	e := pushExportImages(t)
 	b := registrytest.Start(t, registrytest.Options{})
 	x := newImgx(t)

@@ -61,6 +61,7 @@ func debugLines(stderr string, want []string) []string {
 // line per registry request, with the manifest's size; without any of them,
 // stderr stays empty.
 func TestPluginDebug(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
 	reg := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 61})
@@ -104,6 +105,7 @@ func TestPluginDebug(t *testing.T) {
 // client: containerd's warnings (fsverity support and the like) stay out of
 // stderr, and show only with --debug.
 func TestPluginLayoutQuiet(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 62})
 	dir := t.TempDir()
@@ -127,6 +129,7 @@ func TestPluginLayoutQuiet(t *testing.T) {
 // TestUnknownCommand: a mistyped command fails with a suggestion, standalone
 // and through docker, whatever flags follow it.
 func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
 	x := newImgx(t)
 	cases := []struct {
@@ -153,6 +156,7 @@ func TestUnknownCommand(t *testing.T) {
 // shows: the name, the version and the full commit, standalone and through
 // docker.
 func TestVersionMatchesDocs(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
 	page, err := os.ReadFile("../docs/reference/imgx_version.md")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 // adds the source's signature to it, as cosign accumulates them, instead of
 // overwriting it. A second run changes nothing.
 func TestCreateCosignSignaturesMerged(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, _ := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -50,6 +51,7 @@ func TestCreateCosignSignaturesMerged(t *testing.T) {
 // regctl make them), is listed for that subject in the target too: the
 // fallback tag is written though the attestation went with the index.
 func TestCreateReferrerInIndex(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, _ := twoImages()
 	pushImage(t, reg, "test/src", "amd64", amd)

@@ -117,6 +117,7 @@ func (f referrerFixture) assertAbsent(t *testing.T, reg *registrytest.Registry, 
 }
 
 func TestCreateReferrers(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	reg2 := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
@@ -187,6 +188,7 @@ func TestCreateReferrers(t *testing.T) {
 // TestCreateReferrersMerge checks a target's fallback tag index keeps the
 // referrers it lists already, and that a second create adds nothing twice.
 func TestCreateReferrersMerge(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -238,6 +240,7 @@ func rebuildReferrer(t *testing.T, f referrerFixture, described ocispec.Descript
 // TestCreateReferrerUnreadable checks that a referrer the source lists but
 // cannot serve fails the create before any tag moves.
 func TestCreateReferrerUnreadable(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	reg2 := registrytest.Start(t, registrytest.Options{})
 	amd, _ := twoImages()
@@ -272,6 +275,7 @@ func TestCreateReferrerUnreadable(t *testing.T) {
 // referrer and an SBOM-like referrer of the image's signature come along
 // too, each by the route it is stored under.
 func TestCreateReferrersOfReferrers(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	reg2 := registrytest.Start(t, registrytest.Options{})
 	amd, _ := twoImages()

@@ -16,6 +16,7 @@ import (
 // create and export, through the one small-blob read of package oci. Before
 // it had one, export took such an image while inspect and create refused it.
 func TestOneReadLimit(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	const pad = 5 << 20
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 41, ConfigPad: pad})

@@ -76,61 +76,72 @@ func secretsOf(regs []*registrytest.Registry, passwords []string) []string {
 // from config.json and from a credential helper, and with a wrong password,
 // and searches all output for the credentials and issued tokens.
 func TestSecretsNeverShown(t *testing.T) {
+	t.Parallel()
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 51})
 	idx := multiIndex()
 	for _, mode := range []registrytest.AuthMode{registrytest.AuthBasic, registrytest.AuthToken} {
-		src := registrytest.Start(t, registrytest.Options{Auth: mode})
-		dst := registrytest.Start(t, registrytest.Options{Auth: mode})
-		pushImage(t, src, "test/app", "1", img)
-		pushIndex(t, src, "test/multi", "v1", idx)
-		regs := []*registrytest.Registry{src, dst}
-		for _, cs := range credentialSources() {
-			t.Run(mode.String()+"/"+cs.name, func(t *testing.T) {
-				runs := secretRuns(t, src, dst)
-				x := cs.setup(t, newImgx(t), regs, []string{src.Password, dst.Password})
-				var outputs []string
-				for _, args := range runs {
-					res := x.MustRun(append([]string{"--debug"}, args...)...)
-					assertAuthLogged(t, mode, src, args, res.Stderr, true)
+		// Each mode has registries of its own, so the two run side by side.
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			secretsNeverShown(t, mode, img, idx)
+		})
+	}
+}
+
+// secretsNeverShown runs TestSecretsNeverShown's runs against two
+// registries with auth mode, for each source of credentials in turn.
+func secretsNeverShown(t *testing.T, mode registrytest.AuthMode, img fixture.Image, idx fixture.Index) {
+	src := registrytest.Start(t, registrytest.Options{Auth: mode})
+	dst := registrytest.Start(t, registrytest.Options{Auth: mode})
+	pushImage(t, src, "test/app", "1", img)
+	pushIndex(t, src, "test/multi", "v1", idx)
+	regs := []*registrytest.Registry{src, dst}
+	for _, cs := range credentialSources() {
+		t.Run(cs.name, func(t *testing.T) {
+			runs := secretRuns(t, src, dst)
+			x := cs.setup(t, newImgx(t), regs, []string{src.Password, dst.Password})
+			var outputs []string
+			for _, args := range runs {
+				res := x.MustRun(append([]string{"--debug"}, args...)...)
+				assertAuthLogged(t, mode, src, args, res.Stderr, true)
+				outputs = append(outputs, res.Stdout+res.Stderr)
+			}
+			// Through docker: docker's -D, and the plugin's own --debug.
+			for _, args := range runs[:2] {
+				for _, full := range [][]string{append([]string{"-D", "imgx"}, args...), append([]string{"imgx", "--debug"}, args...)} {
+					res := x.RunDocker(full...)
+					if res.ExitCode != 0 {
+						t.Fatalf("docker %v: exit %d\n%s", full, res.ExitCode, res.Stderr)
+					}
+					assertAuthLogged(t, mode, src, full, res.Stderr, true)
 					outputs = append(outputs, res.Stdout+res.Stderr)
 				}
-				// Through docker: docker's -D, and the plugin's own --debug.
-				for _, args := range runs[:2] {
-					for _, full := range [][]string{append([]string{"-D", "imgx"}, args...), append([]string{"imgx", "--debug"}, args...)} {
-						res := x.RunDocker(full...)
-						if res.ExitCode != 0 {
-							t.Fatalf("docker %v: exit %d\n%s", full, res.ExitCode, res.Stderr)
-						}
-						assertAuthLogged(t, mode, src, full, res.Stderr, true)
-						outputs = append(outputs, res.Stdout+res.Stderr)
+			}
+			wrong := []string{"wrong-" + src.Password, "wrong-" + dst.Password}
+			bad := cs.setup(t, newImgx(t), regs, wrong)
+			// Outputs of their own: a layout folder the runs above
+			// filled is refused before any request.
+			for _, args := range secretRuns(t, src, dst) {
+				res := bad.Run(append([]string{"--debug"}, args...)...)
+				if res.ExitCode == 0 {
+					t.Fatalf("%v succeeded with a wrong password", args)
+				}
+				assertAuthLogged(t, mode, src, args, res.Stderr, false)
+				outputs = append(outputs, res.Stdout+res.Stderr)
+			}
+			secrets := secretsOf(regs, []string{src.Password, dst.Password})
+			secrets = append(secrets, wrong[0], wrong[1], basicAuth(src.Username, wrong[0]), basicAuth(dst.Username, wrong[1]))
+			if mode == registrytest.AuthToken && len(src.IssuedTokens()) == 0 {
+				t.Fatal("the token server issued no token: the runs did not authenticate")
+			}
+			for i, out := range outputs {
+				for _, s := range secrets {
+					if strings.Contains(out, s) {
+						t.Errorf("run %d shows a secret %q:\n%s", i, s, out)
 					}
 				}
-				wrong := []string{"wrong-" + src.Password, "wrong-" + dst.Password}
-				bad := cs.setup(t, newImgx(t), regs, wrong)
-				// Outputs of their own: a layout folder the runs above
-				// filled is refused before any request.
-				for _, args := range secretRuns(t, src, dst) {
-					res := bad.Run(append([]string{"--debug"}, args...)...)
-					if res.ExitCode == 0 {
-						t.Fatalf("%v succeeded with a wrong password", args)
-					}
-					assertAuthLogged(t, mode, src, args, res.Stderr, false)
-					outputs = append(outputs, res.Stdout+res.Stderr)
-				}
-				secrets := secretsOf(regs, []string{src.Password, dst.Password})
-				secrets = append(secrets, wrong[0], wrong[1], basicAuth(src.Username, wrong[0]), basicAuth(dst.Username, wrong[1]))
-				if mode == registrytest.AuthToken && len(src.IssuedTokens()) == 0 {
-					t.Fatal("the token server issued no token: the runs did not authenticate")
-				}
-				for i, out := range outputs {
-					for _, s := range secrets {
-						if strings.Contains(out, s) {
-							t.Errorf("run %d shows a secret %q:\n%s", i, s, out)
-						}
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 }
 

@@ -70,6 +70,7 @@ func slowSource(t *testing.T) (*registrytest.Registry, string) {
 // TestSignalsExport sends SIGINT and SIGTERM mid-transfer: no file is left,
 // neither the output nor its temporary file, for a tar or an OCI layout.
 func TestSignalsExport(t *testing.T) {
+	t.Parallel()
 	_, proxy := slowSource(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		for _, target := range []string{"out.tar", "oci-layout://layout"} {
@@ -108,6 +109,7 @@ func dirHoldsData(dir string) bool {
 // TestSignalsCreate interrupts a cross-registry copy mid-blob: the existing
 // tag keeps its image, the new tag is not created.
 func TestSignalsCreate(t *testing.T) {
+	t.Parallel()
 	src, proxy := slowSource(t)
 	dst := registrytest.Start(t, registrytest.Options{})
 	old := faultOldImage()
@@ -137,6 +139,7 @@ func TestSignalsCreate(t *testing.T) {
 // TestTLSCreateExport: create and export against a registry whose CA is not
 // configured fail with an error that says how to configure it.
 func TestTLSCreateExport(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true})
 	plain := registrytest.Start(t, registrytest.Options{})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 9})

@@ -21,6 +21,7 @@ import (
 // removed again when it did not exist), the 3rd never moves; the error
 // line says where each tag points; the metadata file says what was pushed.
 func TestCreateTagsAllOrNone(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -111,6 +112,7 @@ func TestCreateTagsAllOrNone(t *testing.T) {
 // delete it by hand, and the metadata file lists it as pointing at the
 // result.
 func TestCreateTagsNotRestorable(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	pushImage(t, reg, "test/app", "amd64", amd)
@@ -154,6 +156,7 @@ func TestCreateTagsNotRestorable(t *testing.T) {
 // again, so that neither push's platform is lost; when the tag keeps moving,
 // create fails and moves nothing.
 func TestCreateAppendConcurrent(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	amd, arm := twoImages()
 	ppc := fixture.NewImage(fixture.ImageOptions{Platform: "linux/ppc64le", Layers: 1, Seed: 13})

@@ -10,6 +10,7 @@ import (
 )
 
 func TestInspectEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	hostile := "\x1b[2J\x1b[HName: fake\rdone\u202e\x07"
 	idx := fixture.NewIndex([]fixture.Image{
