@@ -210,7 +210,6 @@ func TestPlainFallbackUndecidedAfterOtherErrors(t *testing.T) {
 // server waiting for the rest of a request does.
 type silentTLSListener struct {
 	net.Listener
-	conns chan net.Conn
 }
 
 func (l silentTLSListener) Accept() (net.Conn, error) {

@@ -37,13 +37,6 @@ func SkopeoInspectRaw(t testing.TB, transportRef string) ([]byte, error) {
 	return skopeo(t, "inspect", "--raw", transportRef)
 }
 
-// skopeoInspectConfig runs `skopeo inspect --config --raw transportRef` and
-// returns the image configuration blob.
-func skopeoInspectConfig(t testing.TB, transportRef string) ([]byte, error) {
-	t.Helper()
-	return skopeo(t, "inspect", "--config", "--raw", transportRef)
-}
-
 // skopeo runs skopeo with a private policy, registries configuration and
 // temporary directory (oci-archive is extracted there).
 func skopeo(t testing.TB, args ...string) ([]byte, error) {
