@@ -37,14 +37,14 @@ type LoadClient interface {
 	ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (client.ImageLoadResult, error)
 }
 
-// EngineError is an error the Docker engine reported while loading; Message
+// answerError is an error the Docker engine reported while loading; Message
 // is as the engine wrote it.
-type EngineError struct {
+type answerError struct {
 	Message string
 }
 
 // Error returns the engine's message.
-func (e *EngineError) Error() string { return e.Message }
+func (e *answerError) Error() string { return e.Message }
 
 // Expected is what the engine must report for one image it loads.
 type Expected struct {
@@ -150,7 +150,7 @@ type engineMessage struct {
 }
 
 // readEngineAnswer reads the engine's JSON message stream: "Loaded image:"
-// and "Loaded image ID:" lines, or an error, returned as an *EngineError.
+// and "Loaded image ID:" lines, or an error, returned as an *answerError.
 func readEngineAnswer(r io.Reader) (engineAnswer, error) {
 	var a engineAnswer
 	dec := json.NewDecoder(r)
@@ -165,9 +165,9 @@ func readEngineAnswer(r io.Reader) (engineAnswer, error) {
 		}
 		switch {
 		case m.Error != nil && m.Error.Message != "":
-			return a, &EngineError{Message: m.Error.Message}
+			return a, &answerError{Message: m.Error.Message}
 		case m.ErrorMessage != "":
-			return a, &EngineError{Message: m.ErrorMessage}
+			return a, &answerError{Message: m.ErrorMessage}
 		}
 		for _, line := range strings.Split(m.Stream, "\n") {
 			line = strings.TrimSpace(line)
