@@ -1,6 +1,6 @@
 package daemon
 
-// The engine's write side: an image tar streamed into the image-load API,
+// The Docker engine's write side: an image tar streamed into the image-load API,
 // and the engine's answer checked against what it must report.
 
 import (
@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Engine answer lines, as the classic image store and the containerd image
+// Answer lines of an image load, as the classic image store and the containerd image
 // store of the Docker engine both write them.
 const (
 	loadedImagePrefix   = "Loaded image: "
@@ -46,7 +46,7 @@ type answerError struct {
 // Error returns the engine's message.
 func (e *answerError) Error() string { return e.Message }
 
-// Expected is what the engine must report for one image it loads.
+// Expected is what the Docker engine must report for one image it loads.
 type Expected struct {
 	// Label names the image in errors.
 	Label string
@@ -59,7 +59,7 @@ type Expected struct {
 	Names []string
 }
 
-// Load streams the image tar that write writes into the engine's
+// Load streams the image tar that write writes into the Docker engine's
 // image-load API, under an "exporting layers" step of pw counting the bytes
 // sent, and checks the engine's answer: every name of expect must be
 // reported loaded, and every image without a name by its ID ("writing

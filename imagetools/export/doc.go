@@ -11,6 +11,6 @@
 //
 // Content is read only through place.Reader and the remotes.Fetcher values
 // it hands out. It imports imagetools (the sentinel errors), ref, oci,
-// place (the interface), daemon (the engine's load API) and progress, and
+// place (the interface), daemon (the Docker engine's load API) and progress, and
 // containerd and moby libraries; never commands.
 package export

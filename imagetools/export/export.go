@@ -104,7 +104,7 @@ func (discard) Naming(string)                  {}
 // succeeded.
 type Result struct {
 	// Warnings are problems that do not stop the write, one sentence each
-	// (layers that older engines cannot load), known before a byte is written.
+	// (layers that older Docker engines cannot load), known before a byte is written.
 	Warnings []string
 }
 

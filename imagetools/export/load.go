@@ -18,7 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// EngineOptions controls ToEngine.
+// EngineOptions controls ToEngine, the load into the Docker engine.
 type EngineOptions struct {
 	// Platforms pick the images loaded from an index; none means the
 	// engine's platform. Each must have the engine's OS; an architecture

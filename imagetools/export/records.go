@@ -181,7 +181,7 @@ type dockerImage struct {
 	ConfigData []byte
 	Layers     []ocispec.Descriptor
 	// Foreign marks the layers left out of the tar; their descriptors go to
-	// LayerSources so that the engine can fetch them from their URLs.
+	// LayerSources so that the Docker engine can fetch them from their URLs.
 	Foreign  map[digest.Digest]bool
 	RepoTags []string
 }

@@ -59,7 +59,7 @@ func checkName(img, name string, given bool) error {
 }
 
 // checkNamesUnique refuses two images given the same name: the second
-// would take the name from the first in the engine.
+// would take the name from the first in the Docker engine.
 func checkNamesUnique(given []string, sources []Source) error {
 	if len(given) == 0 {
 		return nil
@@ -109,7 +109,7 @@ func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) 
 		img.SourceAnnotations = map[string]string{k: v}
 	}
 	var err error
-	// One GET by tag gives the descriptor and the bytes the engine needs.
+	// One GET by tag gives the descriptor and the bytes the export needs.
 	if img.Desc, img.Data, err = p.Manifest(ctx, s.Loc); err == nil {
 		img.Fetcher, err = p.Fetcher(ctx, s.Loc)
 	}

@@ -40,7 +40,7 @@ const EngineDirEnv = "IMGX_ENGINE_DIR"
 // Docker is a private dockerd (vfs storage, no networking set-up) backed by a
 // private containerd.
 type Docker struct {
-	// Kind is the engine started.
+	// Kind is the Docker engine started.
 	Kind EngineKind
 	// Host is the daemon address, for DOCKER_HOST: unix:///.../docker.sock.
 	Host string
