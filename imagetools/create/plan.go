@@ -80,13 +80,13 @@ type repoPlan struct {
 
 // planPush lists, per target repository (in the order of first mention),
 // what it must receive. It is pure: the graph is already loaded.
-func planPush(graph []*node, c PushContent, targets []ref.Location, pl place.Place) []*repoPlan {
+func planPush(graph []*node, c pushInput, targets []ref.Location, pl place.Place) []*repoPlan {
 	var plans []*repoPlan
 	byRepo := map[string]*repoPlan{}
 	for _, t := range targets {
 		p, ok := byRepo[t.Repository()]
 		if !ok {
-			p = &repoPlan{repo: t.WithTag(""), rootDesc: c.Root, rootBytes: c.RootBytes, pl: pl}
+			p = &repoPlan{repo: t.WithTag(""), rootDesc: c.Root, rootBytes: c.rootBytes, pl: pl}
 			byRepo[t.Repository()] = p
 			plans = append(plans, p)
 		}
