@@ -22,7 +22,7 @@ func writeLayoutDir(ctx context.Context, dir string, imgs []Image, opts Options)
 	var res Result
 	err := ocilayout.WriteFolder(ctx, dir, func(w io.Writer) error {
 		var err error
-		res, err = Write(ctx, w, imgs, opts)
+		res, err = writeImages(ctx, w, imgs, opts)
 		return err
 	})
 	return res, err

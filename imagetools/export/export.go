@@ -51,7 +51,7 @@ type Image struct {
 	SourceAnnotations map[string]string
 }
 
-// Options controls Write.
+// Options controls writeImages.
 type Options struct {
 	// Platforms selects the images kept from an index; the first one's image
 	// goes to manifest.json. Default: the local platform.
@@ -78,7 +78,7 @@ type Options struct {
 	Progress Progress
 }
 
-// Progress receives the progress of Write. Calls come from one goroutine at
+// Progress receives the progress of writeImages. Calls come from one goroutine at
 // a time.
 type Progress interface {
 	// Blob reports that written bytes of a streamed blob (a layer, or a blob of
@@ -133,21 +133,21 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// Write writes images into one tar on w: an OCI image layout (oci-layout,
+// writeImages writes images into one tar on w: an OCI image layout (oci-layout,
 // index.json, blobs/sha256/...) and, in the docker format, a Docker
 // manifest.json beside it, so that docker load, ctr images import, podman
 // load and skopeo all accept it. Blobs are the registry's bytes, written once
 // each, and checked against their digest and size while they are copied.
 //
-// Write first fetches the small blobs (indexes, manifests, configs) and
+// writeImages first fetches the small blobs (indexes, manifests, configs) and
 // validates the structure, so that most errors come before a byte is
-// written. When w is a regular *os.File (as atomicfile.Write hands out), the
+// written. When w is a regular *os.File (as atomicfile.writeImages hands out), the
 // whole tar is laid out first and up to MaxConcurrency blobs are fetched at
 // once, each written at its offset. Otherwise the blobs are streamed in tar
 // order while up to MaxConcurrency blobs are fetched ahead. Either way, same
 // inputs give the same bytes. The Result holds the warnings found before an
 // error too.
-func Write(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result, error) {
+func writeImages(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return Result{}, err

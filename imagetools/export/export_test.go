@@ -213,15 +213,15 @@ type exptestEntry struct {
 func exptestExport(t testing.TB, imgs []Image, opts Options) ([]byte, []exptestEntry) {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := Write(context.Background(), &buf, imgs, opts); err != nil {
-		t.Fatalf("Write: %v", err)
+	if _, err := writeImages(context.Background(), &buf, imgs, opts); err != nil {
+		t.Fatalf("writeImages: %v", err)
 	}
 	return buf.Bytes(), exptestReadTar(t, buf.Bytes())
 }
 
-// exptestWrite is Write for callers that want its error only.
+// exptestWrite is writeImages for callers that want its error only.
 func exptestWrite(ctx context.Context, w io.Writer, imgs []Image, opts Options) error {
-	_, err := Write(ctx, w, imgs, opts)
+	_, err := writeImages(ctx, w, imgs, opts)
 	return err
 }
 
@@ -461,7 +461,7 @@ func TestExportIndexNoMatchingPlatform(t *testing.T) {
 	s := newExptestStore()
 	m := exptestMulti(t, s)
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, Options{Platforms: exptestLinux("s390x")})
+	_, err := writeImages(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, Options{Platforms: exptestLinux("s390x")})
 	if err == nil || !strings.Contains(err.Error(), "linux/s390x") || !strings.Contains(err.Error(), "available: linux/amd64, linux/arm64") || !strings.Contains(err.Error(), "localhost:5000/multi:1") {
 		t.Fatalf("got %v, want an error naming the image, the platform and the available ones", err)
 	}
@@ -515,7 +515,7 @@ func TestExportForeignLayers(t *testing.T) {
 	}
 }
 
-// exptestProgress records what Write reports.
+// exptestProgress records what writeImages reports.
 type exptestProgress struct {
 	events   []string
 	blobDone map[digest.Digest]int64
@@ -548,12 +548,12 @@ func TestExportProgressAndZstdWarning(t *testing.T) {
 	plain := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"p"}})
 	var p exptestProgress
 	var buf bytes.Buffer
-	res, err := Write(context.Background(), &buf, []Image{
+	res, err := writeImages(context.Background(), &buf, []Image{
 		{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/z:1"},
 		{Fetcher: s, Desc: exptestRoot(plain.manifest), Name: "localhost:5000/p:1"},
 	}, Options{Platforms: exptestLinux("amd64"), Progress: &p})
 	if err != nil {
-		t.Fatalf("Write: %v", err)
+		t.Fatalf("writeImages: %v", err)
 	}
 	entries := exptestReadTar(t, buf.Bytes())
 	if !exptestHasFile(entries, exptestBlobName(img.layers[0])) {
@@ -583,7 +583,7 @@ func TestWriteWarningsOnError(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"z"}, layerMediaType: ocispec.MediaTypeImageLayerZstd})
 	s.blobs[img.layers[0].Digest] = append(slices.Clone(s.blobs[img.layers[0].Digest]), 'x')
-	res, err := Write(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64")})
+	res, err := writeImages(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64")})
 	if !errors.Is(err, imagetools.ErrSizeMismatch) {
 		t.Fatalf("got %v, want ErrSizeMismatch", err)
 	}
@@ -622,7 +622,7 @@ func TestExportTamperedManifestFailsBeforeWriting(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
 	s.blobs[img.manifest.Digest] = append(slices.Clone(s.blobs[img.manifest.Digest]), ' ')
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{})
+	_, err := writeImages(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{})
 	if !errors.Is(err, imagetools.ErrSizeMismatch) || !strings.Contains(err.Error(), img.manifest.Digest.String()) {
 		t.Fatalf("got %v, want imagetools.ErrSizeMismatch naming the manifest", err)
 	}
@@ -659,12 +659,12 @@ func TestExportConfigCheck(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
 	broken := s.manifest(t, img.config, img.layers[:1], nil)
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(broken), Name: "localhost:5000/broken:1"}}, Options{})
+	_, err := writeImages(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(broken), Name: "localhost:5000/broken:1"}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "localhost:5000/broken:1") || !strings.Contains(err.Error(), "2 diff_ids for 1 layers") {
 		t.Fatalf("got %v, want a config check error naming the image and counts", err)
 	}
 	// The OCI format has no manifest.json, hence no Docker config check.
-	if _, err := Write(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(broken)}}, Options{Format: FormatOCI}); err != nil {
+	if _, err := writeImages(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(broken)}}, Options{Format: FormatOCI}); err != nil {
 		t.Fatalf("OCI format: %v", err)
 	}
 }
@@ -675,7 +675,7 @@ func TestExportMaliciousDigest(t *testing.T) {
 	for _, dgst := range []digest.Digest{"sha256:../../../../etc/passwd", digest.Digest("sha512:" + strings.Repeat("a", 128)), digest.Digest("sha256:" + strings.Repeat("a", 63) + "/")} {
 		evil := s.manifest(t, img.config, []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: dgst, Size: 3}}, nil)
 		var buf bytes.Buffer
-		_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(evil)}}, Options{Format: FormatOCI})
+		_, err := writeImages(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(evil)}}, Options{Format: FormatOCI})
 		if err == nil || !strings.Contains(err.Error(), "invalid digest") {
 			t.Errorf("layer digest %q: got %v, want an invalid digest error", dgst, err)
 		}
@@ -684,7 +684,7 @@ func TestExportMaliciousDigest(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: "sha256:../x", Size: 1}}}, Options{})
+	_, err := writeImages(context.Background(), &buf, []Image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: "sha256:../x", Size: 1}}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "invalid digest") {
 		t.Errorf("root digest: got %v, want an invalid digest error", err)
 	}
@@ -708,7 +708,7 @@ func TestExportRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Write(context.Background(), io.Discard, tc.imgs, tc.opts)
+			_, err := writeImages(context.Background(), io.Discard, tc.imgs, tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
@@ -721,7 +721,7 @@ func TestExportCancelled(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two", "three"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &exptestProgress{onBlob: cancel}
-	_, err := Write(ctx, io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: p})
+	_, err := writeImages(ctx, io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: p})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -793,7 +793,7 @@ func TestExportMemoryBounded(t *testing.T) {
 		}
 	}}
 	cw := &exptestCountingWriter{}
-	if _, err := Write(context.Background(), cw, []Image{{Fetcher: f, Desc: manifest}}, Options{Platforms: exptestLinux("amd64"), Progress: p}); err != nil {
+	if _, err := writeImages(context.Background(), cw, []Image{{Fetcher: f, Desc: manifest}}, Options{Platforms: exptestLinux("amd64"), Progress: p}); err != nil {
 		t.Fatal(err)
 	}
 	if cw.n < layers*size {
@@ -822,7 +822,7 @@ func BenchmarkExport(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Write(context.Background(), io.Discard, imgs, opts); err != nil {
+		if _, err := writeImages(context.Background(), io.Discard, imgs, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -851,12 +851,12 @@ func TestExportSeededRoot(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
 	root := exptestRoot(img.manifest)
 	var fetched, seeded bytes.Buffer
-	if _, err := Write(context.Background(), &fetched, []Image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
+	if _, err := writeImages(context.Background(), &fetched, []Image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
 		t.Fatal(err)
 	}
 	s.fetchedBy = map[digest.Digest]int{}
 	data := slices.Clone(s.blobs[root.Digest])
-	if _, err := Write(context.Background(), &seeded, []Image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1", Data: data}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
+	if _, err := writeImages(context.Background(), &seeded, []Image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1", Data: data}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(fetched.Bytes(), seeded.Bytes()) {
@@ -868,7 +868,7 @@ func TestExportSeededRoot(t *testing.T) {
 
 	data[len(data)-1] ^= 0xff
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: root, Data: data}}, Options{Platforms: exptestLinux("amd64")})
+	_, err := writeImages(context.Background(), &buf, []Image{{Fetcher: s, Desc: root, Data: data}}, Options{Platforms: exptestLinux("amd64")})
 	if !errors.Is(err, imagetools.ErrDigestMismatch) || !strings.Contains(err.Error(), root.Digest.String()) || buf.Len() != 0 {
 		t.Fatalf("tampered seed: got %v, %d bytes written", err, buf.Len())
 	}
@@ -963,7 +963,7 @@ func TestExportWriteAtSmallBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := Write(context.Background(), f, []Image{{Fetcher: g, Desc: exptestRoot(img.manifest)}}, opts); err != nil {
+	if _, err := writeImages(context.Background(), f, []Image{{Fetcher: g, Desc: exptestRoot(img.manifest)}}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if g.most != limit {
@@ -1028,7 +1028,7 @@ func TestExportNestedIndex(t *testing.T) {
 		for range maxIndexDepth {
 			root = s.index(t, root)
 		}
-		_, err := Write(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(root)}}, Options{Platforms: exptestLinux("amd64")})
+		_, err := writeImages(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(root)}}, Options{Platforms: exptestLinux("amd64")})
 		if err == nil || !strings.Contains(err.Error(), "nested deeper than") {
 			t.Fatalf("err = %v, want the nesting refused", err)
 		}

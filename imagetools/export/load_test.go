@@ -144,7 +144,7 @@ func enginetestRun(t *testing.T, e *enginetestEngine, imgs []Image, opts EngineO
 	t.Helper()
 	steps := &enginetestSteps{ended: map[string]string{}}
 	opts.Progress = progress.Writer(steps)
-	res, err := ToEngine(context.Background(), e, imgs, opts)
+	res, err := toEngine(context.Background(), e, imgs, opts)
 	return steps, res, err
 }
 
@@ -261,7 +261,7 @@ func TestToEngine(t *testing.T) {
 			}
 			wantFail := tc.wantErr != nil || len(tc.errHas) > 0
 			if (err != nil) != wantFail {
-				t.Fatalf("ToEngine: %v, want failure %v", err, wantFail)
+				t.Fatalf("toEngine: %v, want failure %v", err, wantFail)
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("error %v is not %v", err, tc.wantErr)

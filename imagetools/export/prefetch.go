@@ -112,9 +112,9 @@ func prefetchChildren(i int, data []byte, opts Options) []prefetchJob {
 		return nil
 	}
 	var out []prefetchJob
-	for _, c := range sel.Kept {
+	for _, c := range sel.kept {
 		if oci.IsManifest(c.MediaType) && !(opts.SkipAttestations && oci.IsAttestation(c)) {
-			primary := sel.Primary != nil && c.Digest == sel.Primary.Digest && opts.Format == FormatDocker
+			primary := sel.primary != nil && c.Digest == sel.primary.Digest && opts.Format == FormatDocker
 			out = append(out, prefetchJob{i: i, desc: c, config: primary, forCheck: true})
 		}
 	}

@@ -87,9 +87,9 @@ func normalizeName(name string) (string, error) {
 	return reference.TagNameOnly(named).String(), nil
 }
 
-// Resolve reads the root of each source from p, in order, each as a
+// resolveAll reads the root of each source from p, in order, each as a
 // "resolving LOCATION" step of pw.
-func Resolve(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]Image, error) {
+func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]Image, error) {
 	imgs := make([]Image, 0, len(sources))
 	for _, s := range sources {
 		img, err := resolve(ctx, pw, p, s)

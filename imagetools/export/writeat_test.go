@@ -36,7 +36,7 @@ func exptestExportFile(t testing.TB, imgs []Image, opts Options, prefix []byte) 
 	if _, _, ok := fileAt(f); !ok {
 		t.Fatal("a new regular file is not taken for the offset path")
 	}
-	if _, err := Write(context.Background(), f, imgs, opts); err != nil {
+	if _, err := writeImages(context.Background(), f, imgs, opts); err != nil {
 		t.Fatalf("Write to a file: %v", err)
 	}
 	// The offset must be at the end, as after sequential writes.
@@ -214,7 +214,7 @@ func TestExportFileFetchesInParallel(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "out.tar")
 	err := atomicfile.Write(target, func(w io.Writer) error { return exptestWrite(ctx, w, imgs, opts) })
 	if err != nil {
-		t.Fatalf("Write: %v", err)
+		t.Fatalf("writeImages: %v", err)
 	}
 	file, err := os.Open(target)
 	if err != nil {
@@ -227,7 +227,7 @@ func TestExportFileFetchesInParallel(t *testing.T) {
 	}
 	want := exptestHashWriter{d: digest.SHA256.Digester()}
 	opts.Progress = nil
-	if _, err := Write(context.Background(), want, []Image{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}, opts); err != nil {
+	if _, err := writeImages(context.Background(), want, []Image{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got != want.d.Digest() {
@@ -263,7 +263,7 @@ func TestExportFileFallsBack(t *testing.T) {
 	if _, _, ok := fileAt(f); ok {
 		t.Error("a file opened for appending is taken for the offset path")
 	}
-	if _, err := Write(context.Background(), f, imgs, opts); err != nil {
+	if _, err := writeImages(context.Background(), f, imgs, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, append([]byte("head"), want...)) {
@@ -287,7 +287,7 @@ func TestExportFileFallsBack(t *testing.T) {
 		defer wg.Done()
 		got, readErr = io.ReadAll(r)
 	}()
-	_, err = Write(context.Background(), w, imgs, opts)
+	_, err = writeImages(context.Background(), w, imgs, opts)
 	w.Close()
 	wg.Wait()
 	if err != nil || readErr != nil {
@@ -329,11 +329,11 @@ func TestExportStreamFetchesAhead(t *testing.T) {
 	defer cancel()
 	opts := Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
 	got := exptestHashWriter{d: digest.SHA256.Digester()}
-	if _, err := Write(ctx, got, []Image{{Fetcher: lockstep, Desc: manifest}}, opts); err != nil {
-		t.Fatalf("Write: %v", err)
+	if _, err := writeImages(ctx, got, []Image{{Fetcher: lockstep, Desc: manifest}}, opts); err != nil {
+		t.Fatalf("writeImages: %v", err)
 	}
 	want := exptestHashWriter{d: digest.SHA256.Digester()}
-	if _, err := Write(context.Background(), want, []Image{{Fetcher: f, Desc: manifest}}, opts); err != nil {
+	if _, err := writeImages(context.Background(), want, []Image{{Fetcher: f, Desc: manifest}}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got.d.Digest() != want.d.Digest() {
