@@ -151,10 +151,10 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("%w: name where to push the result", imagetools.ErrNoTarget)
 	}
-	c := pushInput{Root: combined.Desc, rootBytes: combined.Bytes, rootOrigin: srcs[0].loc,
-		Children: combined.Children, known: known}
+	c := pushInput{root: combined.Desc, rootBytes: combined.Bytes, rootOrigin: srcs[0].loc,
+		children: combined.Children, known: known}
 	for _, o := range combined.Origins {
-		c.Origins = append(c.Origins, srcs[o].loc)
+		c.origins = append(c.origins, srcs[o].loc)
 	}
 	err = pushAll(ctx, pl, c, pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
 		Referrers: opts.Referrers, unchanged: unchanged, early: early})

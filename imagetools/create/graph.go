@@ -17,16 +17,16 @@ import (
 // pushInput is what pushAll writes: a root (the new index, or a manifest
 // kept as is) and the manifests under it, each with where it can be read.
 type pushInput struct {
-	// Root describes rootBytes.
-	Root      ocispec.Descriptor
+	// root describes rootBytes.
+	root      ocispec.Descriptor
 	rootBytes []byte
 	// rootOrigin is where the content under a root manifest (not an index)
 	// lives; unused for an index.
 	rootOrigin ref.Location
-	// Children are the manifests an index lists; Origins[i] is the
-	// repository (or layout) Children[i] and its blobs are read from.
-	Children []ocispec.Descriptor
-	Origins  []ref.Location
+	// children are the manifests an index lists; Origins[i] is the
+	// repository (or layout) children[i] and its blobs are read from.
+	children []ocispec.Descriptor
+	origins  []ref.Location
 	// known holds bytes already fetched (manifests, configs) by digest, so
 	// that nothing is fetched twice.
 	known map[digest.Digest][]byte
@@ -69,14 +69,14 @@ func readGraph(parent context.Context, pl place.Reader, c pushInput, targets []r
 // topLevel lists the nodes directly under the root: an index's children,
 // or for a root manifest its own config and layers.
 func (c pushInput) topLevel() []*node {
-	if oci.IsIndex(c.Root.MediaType) {
-		out := make([]*node, len(c.Children))
-		for i, d := range c.Children {
-			out[i] = &node{desc: d, origin: c.Origins[i], data: c.known[d.Digest]}
+	if oci.IsIndex(c.root.MediaType) {
+		out := make([]*node, len(c.children))
+		for i, d := range c.children {
+			out[i] = &node{desc: d, origin: c.origins[i], data: c.known[d.Digest]}
 		}
 		return out
 	}
-	return []*node{{desc: c.Root, origin: c.rootOrigin, data: c.rootBytes, children: nil}}
+	return []*node{{desc: c.root, origin: c.rootOrigin, data: c.rootBytes, children: nil}}
 }
 
 type manifestFetch struct {

@@ -86,13 +86,13 @@ func planPush(graph []*node, c pushInput, targets []ref.Location, pl place.Place
 	for _, t := range targets {
 		p, ok := byRepo[t.Repository()]
 		if !ok {
-			p = &repoPlan{repo: t.WithTag(""), rootDesc: c.Root, rootBytes: c.rootBytes, pl: pl}
+			p = &repoPlan{repo: t.WithTag(""), rootDesc: c.root, rootBytes: c.rootBytes, pl: pl}
 			byRepo[t.Repository()] = p
 			plans = append(plans, p)
 		}
 		p.tags = append(p.tags, t)
 	}
-	isIndex := oci.IsIndex(c.Root.MediaType)
+	isIndex := oci.IsIndex(c.root.MediaType)
 	for _, p := range plans {
 		seen := map[digest.Digest]bool{}
 		for _, n := range graph {

@@ -52,7 +52,7 @@ func pushAll(ctx context.Context, pl place.Place, c pushInput, opts pushOptions)
 	}
 	// Every place is readied before anything runs in parallel, so that a bad
 	// configuration fails before anything moves.
-	undo, err := pl.Prepare(slices.Concat([]ref.Location{c.rootOrigin}, c.Origins, opts.Targets))
+	undo, err := pl.Prepare(slices.Concat([]ref.Location{c.rootOrigin}, c.origins, opts.Targets))
 	if err != nil {
 		return err
 	}

@@ -212,8 +212,8 @@ func (f *referrerFinder) subjects(p *repoPlan) []subject {
 			out = append(out, subject{digest: d, origin: origin})
 		}
 	}
-	if _, fromSource := f.c.known[f.c.Root.Digest]; fromSource || !oci.IsIndex(f.c.Root.MediaType) {
-		add(f.c.Root.Digest, f.c.rootOrigin)
+	if _, fromSource := f.c.known[f.c.root.Digest]; fromSource || !oci.IsIndex(f.c.root.MediaType) {
+		add(f.c.root.Digest, f.c.rootOrigin)
 	}
 	for _, n := range p.manifests {
 		add(n.desc.Digest, n.origin)

@@ -89,17 +89,17 @@ func TestReferrerSubjects(t *testing.T) {
 		plan  *repoPlan
 		wants []digest.Digest
 	}{
-		{"same repository", pushInput{Root: index, rootOrigin: src},
+		{"same repository", pushInput{root: index, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r.example/team/app")}, nil},
-		{"new index: its children", pushInput{Root: index, rootOrigin: src},
+		{"new index: its children", pushInput{root: index, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r.example/other"), manifests: []*node{child}}, []digest.Digest{child.desc.Digest}},
-		{"source index kept: it too", pushInput{Root: index, rootOrigin: src, known: map[digest.Digest][]byte{index.Digest: []byte("{}")}},
+		{"source index kept: it too", pushInput{root: index, rootOrigin: src, known: map[digest.Digest][]byte{index.Digest: []byte("{}")}},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r.example/other"), manifests: []*node{child}}, []digest.Digest{index.Digest, child.desc.Digest}},
-		{"manifest root", pushInput{Root: manifest, rootOrigin: src},
+		{"manifest root", pushInput{root: manifest, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, []digest.Digest{manifest.Digest}},
-		{"layout target", pushInput{Root: manifest, rootOrigin: src},
+		{"layout target", pushInput{root: manifest, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "oci-layout://out")}, nil},
-		{"layout origin", pushInput{Root: manifest, rootOrigin: mustLoc(t, "oci-layout://in")},
+		{"layout origin", pushInput{root: manifest, rootOrigin: mustLoc(t, "oci-layout://in")},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

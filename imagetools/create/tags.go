@@ -146,7 +146,7 @@ func tagStep(ctx context.Context, pl place.Place, c pushInput, opts pushOptions)
 				}
 			}
 		}
-		return moveTags(ctx, pl, sub, c.Root, c.rootBytes, states)
+		return moveTags(ctx, pl, sub, c.root, c.rootBytes, states)
 	})
 }
 
