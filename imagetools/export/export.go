@@ -33,8 +33,8 @@ const (
 	streamExtraChunks = 32
 )
 
-// Image is one image to write.
-type Image struct {
+// image is one image to write.
+type image struct {
 	// Fetcher reads the image's blobs (manifests, configs, layers) by descriptor.
 	Fetcher remotes.Fetcher
 	// Desc is the resolved root: an image manifest or an index.
@@ -100,9 +100,9 @@ func (discard) Manifest(ocispec.Descriptor)    {}
 func (discard) Config(ocispec.Descriptor)      {}
 func (discard) Naming(string)                  {}
 
-// Result is what a write found that the caller shows, whether or not it
+// result is what a write found that the caller shows, whether or not it
 // succeeded.
-type Result struct {
+type result struct {
 	// Warnings are problems that do not stop the write, one sentence each
 	// (layers that older Docker engines cannot load), known before a byte is written.
 	Warnings []string
@@ -147,13 +147,13 @@ func (o Options) withDefaults() (Options, error) {
 // order while up to MaxConcurrency blobs are fetched ahead. Either way, same
 // inputs give the same bytes. The Result holds the warnings found before an
 // error too.
-func writeImages(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result, error) {
+func writeImages(ctx context.Context, w io.Writer, imgs []image, opts Options) (result, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
-		return Result{}, err
+		return result{}, err
 	}
 	if len(imgs) == 0 {
-		return Result{}, errors.New("export: no image given")
+		return result{}, errors.New("export: no image given")
 	}
 	// A file is written at offsets: the configs manifest.json is checked
 	// against can then be read beside the layers and checked once written,
@@ -163,7 +163,7 @@ func writeImages(ctx context.Context, w io.Writer, imgs []Image, opts Options) (
 	// write-only).
 	f, base, toFile := fileAt(w)
 	pl, err := makePlan(ctx, imgs, opts, toFile && readable(f))
-	res := Result{Warnings: pl.warnings}
+	res := result{Warnings: pl.warnings}
 	if err != nil {
 		return res, err
 	}

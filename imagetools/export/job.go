@@ -89,10 +89,10 @@ func (j Job) Run(ctx context.Context, pw progress.Writer, p place.Reader, sink S
 	if err != nil {
 		return err
 	}
-	return report(pw, j.Options.Format, j.final, func(rep Progress) (Result, error) {
+	return report(pw, j.Options.Format, j.final, func(rep Progress) (result, error) {
 		opts := j.Options
 		opts.Progress = rep
-		var res Result
+		var res result
 		// No bufio: writeImages writes blobs in 512 KiB chunks, which a buffer
 		// would only copy once more; the few small entries cost little.
 		err := sink(ctx, func(w io.Writer) error {

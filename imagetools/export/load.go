@@ -49,9 +49,9 @@ type EngineOptions struct {
 // reads, holds one image per index); the containerd image store gets every
 // platform asked for in one stream, and keeps the index digest as image ID.
 // The Result is that of writeImages, warnings included when the load failed.
-func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts EngineOptions) (Result, error) {
+func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts EngineOptions) (result, error) {
 	if len(imgs) == 0 {
-		return Result{}, errors.New("load: no image given")
+		return result{}, errors.New("load: no image given")
 	}
 	pw := opts.Progress
 	if pw == nil {
@@ -59,16 +59,16 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts 
 	}
 	info, err := daemon.Ask(ctx, engine)
 	if err != nil {
-		return Result{}, err
+		return result{}, err
 	}
 	want, warnings, err := info.ChoosePlatforms(opts.Platforms, opts.AllPlatforms)
 	if err != nil {
-		return Result{}, err
+		return result{}, err
 	}
 	expect, more, err := enginePlan(ctx, imgs, info, want, opts.AllPlatforms)
 	warnings = append(warnings, more...)
 	if err != nil {
-		return Result{Warnings: warnings}, err
+		return result{Warnings: warnings}, err
 	}
 	wopts := Options{
 		Platforms:        want,
@@ -78,7 +78,7 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts 
 		IncludeForeign:   opts.IncludeForeign,
 		MaxConcurrency:   opts.MaxConcurrency,
 	}
-	var res Result
+	var res result
 	err = daemon.Load(ctx, engine, expect, func(ctx context.Context, w io.Writer) error {
 		var err error
 		res, err = writeImages(ctx, w, imgs, wopts)
@@ -92,7 +92,7 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts 
 // for want) and returns what the engine must report, one entry per image ID,
 // in order, with the warnings found (single images that run under
 // emulation). Nothing is sent to the engine yet.
-func enginePlan(ctx context.Context, imgs []Image, info daemon.Info, want []ocispec.Platform, all bool) ([]daemon.Expected, []string, error) {
+func enginePlan(ctx context.Context, imgs []image, info daemon.Info, want []ocispec.Platform, all bool) ([]daemon.Expected, []string, error) {
 	var (
 		out      []daemon.Expected
 		warnings []string
@@ -129,7 +129,7 @@ func enginePlan(ctx context.Context, imgs []Image, info daemon.Info, want []ocis
 // engineImageID checks img against the platforms to load and returns the
 // image ID the engine will give it: the config digest of the image
 // manifest.json gets (classic store) or the root digest (containerd store).
-func engineImageID(ctx context.Context, img Image, info daemon.Info, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
+func engineImageID(ctx context.Context, img image, info daemon.Info, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
 	desc := img.Desc
 	if oci.IsIndex(desc.MediaType) {
 		var index ocispec.Index
@@ -170,7 +170,7 @@ func engineImageID(ctx context.Context, img Image, info daemon.Info, want []ocis
 	return id, w, err
 }
 
-func engineFetchJSON(ctx context.Context, img Image, desc ocispec.Descriptor, v any) error {
+func engineFetchJSON(ctx context.Context, img image, desc ocispec.Descriptor, v any) error {
 	if err := validateDigest(desc.Digest); err != nil {
 		return err
 	}

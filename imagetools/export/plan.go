@@ -31,7 +31,7 @@ type plan struct {
 
 // planner collects the blobs and images while the structure is read.
 type planner struct {
-	imgs    []Image
+	imgs    []image
 	opts    Options
 	blobs   map[digest.Digest]*blob
 	order   []*blob
@@ -47,7 +47,7 @@ type planner struct {
 
 // makePlan reads the images' structure and lays out the tar. The plan holds
 // the warnings found so far even with an error.
-func makePlan(ctx context.Context, imgs []Image, opts Options, deferConfigs bool) (plan, error) {
+func makePlan(ctx context.Context, imgs []image, opts Options, deferConfigs bool) (plan, error) {
 	r := &planner{imgs: imgs, opts: opts, blobs: map[digest.Digest]*blob{}, deferConfigs: deferConfigs,
 		ahead: prefetch(ctx, imgs, opts, oci.MetadataLimit(opts.MaxConcurrency), deferConfigs)}
 	for i := range imgs {

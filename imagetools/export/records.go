@@ -284,7 +284,7 @@ type blob struct {
 	Desc   ocispec.Descriptor
 	Kind   blobKind
 	Data   []byte
-	Source int // index of the Image whose fetcher provides the blob
+	Source int // index of the image whose fetcher provides the blob
 }
 
 // tarHeader returns a header with the Unix epoch as mtime, uid/gid 0 and

@@ -89,8 +89,8 @@ func normalizeName(name string) (string, error) {
 
 // resolveAll reads the root of each source from p, in order, each as a
 // "resolving LOCATION" step of pw.
-func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]Image, error) {
-	imgs := make([]Image, 0, len(sources))
+func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]image, error) {
+	imgs := make([]image, 0, len(sources))
 	for _, s := range sources {
 		img, err := resolve(ctx, pw, p, s)
 		if err != nil {
@@ -101,9 +101,9 @@ func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources
 	return imgs, nil
 }
 
-func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) (Image, error) {
+func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) (image, error) {
 	done := progress.OneOff(pw, "resolving "+s.Loc.String())
-	img := Image{Name: s.Name}
+	img := image{Name: s.Name}
 	// As docker save writes it for an image pulled from a registry.
 	if k, v := s.Loc.DistributionSource(); k != "" {
 		img.SourceAnnotations = map[string]string{k: v}

@@ -109,7 +109,7 @@ func fileAt(w io.Writer) (*os.File, int64, bool) {
 // at once, each written at its offset while its digest and size are checked.
 // The bytes are those the stream writer writes; on success f's offset is at
 // the end of the tar, as if it had been written in order.
-func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl plan, opts Options) error {
+func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []image, pl plan, opts Options) error {
 	offs, err := offsetsOf(pl.records)
 	if err != nil {
 		return err
@@ -155,7 +155,7 @@ func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl p
 // the maxConcurrency transfer slots. A small one is mostly a round trip:
 // small ones go as many at once as the other small requests
 // (oci.MetadataLimit), so many small layers do not queue behind a few.
-func fetchSlots(ctx context.Context, w *offsetWriter, imgs []Image, streamed []slot, maxConcurrency int, progress Progress) error {
+func fetchSlots(ctx context.Context, w *offsetWriter, imgs []image, streamed []slot, maxConcurrency int, progress Progress) error {
 	var small, large []slot
 	for _, s := range streamed {
 		// With maxConcurrency 1 every blob waits its turn.
