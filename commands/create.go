@@ -95,8 +95,8 @@ func (o createOptions) request(stdin io.Reader) (create.Options, error) {
 	}, nil
 }
 
-// explain adds to an engine error the flag that changes the outcome: the
-// engine says what was wrong, the command which flag to change.
+// explain adds to an error of the core the flag that changes the outcome:
+// the core says what was wrong, the command which flag to change.
 func (o createOptions) explain(err error) error {
 	if e, ok := create.AsIncompleteSource(err); ok && len(e.Held) > 0 {
 		return fmt.Errorf("%w: take what it holds with -p %s", err, strings.Join(e.Held, ","))

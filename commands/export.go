@@ -82,7 +82,7 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 
 // runLoad exports the images into the Docker engine of the current context
 // (DOCKER_HOST, docker context) instead of a tar. The platforms named (none:
-// the engine's) are the engine's to accept (export.ToEngine).
+// the engine's) are the engine's to accept (export.Load).
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req export.Request) error {
 	if opts.output != "" {
 		return errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")

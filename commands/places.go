@@ -26,7 +26,7 @@ const envMaxDecompressed = "DOCKER_IMGX_MAX_DECOMPRESSED"
 // the Docker engine. Notices of the registry layer (retried requests,
 // resumed downloads) go to pw as one-off steps, or, without a display
 // (nil), as WARN lines on stderr. The func returned closes the tars and
-// engine saves opened (their spools have no name and go with them).
+// Docker engine saves opened (their spools have no name and go with them).
 func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer) (place.Place, func(), error) {
 	arch, err := archiveOptions()
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package imagetools is the engine of docker-imgx, one package per concern
+// Package imagetools is the core of docker-imgx, one package per concern
 // (docs/design.md draws them):
 //
 //   - ref: locations as users write them (leaf)
@@ -16,7 +16,7 @@ package imagetools
 
 import "errors"
 
-// Sentinel errors of the imagetools engine. They are wrapped with the input or reference that
+// Sentinel errors of the core (imagetools). They are wrapped with the input or reference that
 // caused them, so test for them with errors.Is.
 var (
 	// ErrIncompleteSource reports a source index whose place lacks the

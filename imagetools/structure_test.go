@@ -52,7 +52,7 @@ var layers = []layer{
 	{name: "errors", pkgs: []string{"imagetools"}, may: nil,
 		rule: "the sentinel errors import nothing, so that every package may import them"},
 	{name: "progress", pkgs: []string{"progress"}, may: []string{"lib"},
-		rule: "progress is handed in; it knows nothing of the engine"},
+		rule: "progress is handed in; it knows nothing of the core"},
 	{name: "lib", pkgs: []string{"internal/atomicfile", "internal/version"}, may: nil,
 		rule: "the internal libraries of the product import no project package"},
 	{name: "testhelper", pkgs: []string{"internal/"}, may: []string{"core", "places", "place", "leaf", "errors", "progress", "lib", "testhelper"},
@@ -67,7 +67,7 @@ var layers = []layer{
 // change on another branch.
 var edgeExceptions = []exception{
 	{from: "imagetools/daemon", to: "imagetools/archive",
-		why: "the engine's image-save API answers with an image tar, read with archive's reader; splitting that reader from the archive place drops this"},
+		why: "the Docker engine's image-save API answers with an image tar, read with archive's reader; splitting that reader from the archive place drops this"},
 	{from: "imagetools/create", to: "imagetools/combine",
 		why: "combine is pure (descriptors and manifests in, index bytes out): create builds its index with it"},
 	{from: "imagetools/export", to: "imagetools/daemon",
@@ -321,12 +321,12 @@ func TestOneHomeForEachRule(t *testing.T) {
 	}
 	for rel, fs := range files {
 		// The command layer's help text names the prefixes for users.
-		engine := strings.HasPrefix(rel, "imagetools/")
+		core := strings.HasPrefix(rel, "imagetools/")
 		for _, f := range fs {
 			imports := importNames(f)
 			for name, decl := range topLevel(f) {
 				r, ok := rules[strings.ToLower(name)]
-				if ok && engine && r.home != rel && !uses(decl, imports, module+"/"+r.home, r.name) {
+				if ok && core && r.home != rel && !uses(decl, imports, module+"/"+r.home, r.name) {
 					t.Errorf("%s: %s declares %s again: call %s.%s", fset.Position(decl.Pos()), rel, name, filepath.Base(r.home), r.name)
 				}
 			}
@@ -343,7 +343,7 @@ func TestOneHomeForEachRule(t *testing.T) {
 					}
 					s, _ := strconv.Unquote(n.Value)
 					for text, home := range literals {
-						if engine && strings.Contains(s, text) && home != rel {
+						if core && strings.Contains(s, text) && home != rel {
 							t.Errorf("%s: %s writes %q: that fact is written once, in %s", fset.Position(n.Pos()), rel, text, home)
 						}
 					}
@@ -466,7 +466,7 @@ const (
 	maxFuncLines = 60
 )
 
-func TestEngineFileAndFunctionSizes(t *testing.T) {
+func TestCoreFileAndFunctionSizes(t *testing.T) {
 	fset := token.NewFileSet()
 	n := 0
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
@@ -496,6 +496,6 @@ func TestEngineFileAndFunctionSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n < 20 {
-		t.Fatalf("found %d engine files: run from imagetools/", n)
+		t.Fatalf("found %d core files: run from imagetools/", n)
 	}
 }

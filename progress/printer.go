@@ -1,6 +1,6 @@
 // Package progress is a small API over BuildKit's progressui: a Printer that
 // draws vertexes on a terminal (tty), as plain text, as JSON lines or not at
-// all, and helpers (Wrap, OneOff, ByteCounter) that engine code uses to report
+// all, and helpers (Wrap, OneOff, ByteCounter) that core code uses to report
 // its steps through a Writer.
 package progress
 
@@ -20,10 +20,10 @@ import (
 // Progress modes accepted by NewPrinter.
 const (
 	ModeAuto    = "auto"
-	ModeTTY     = "tty"
+	modeTTY     = "tty"
 	ModePlain   = "plain"
-	ModeRawJSON = "rawjson"
-	ModeQuiet   = "quiet"
+	modeRawJSON = "rawjson"
+	modeQuiet   = "quiet"
 )
 
 // EnvMode is the environment variable that overrides the "auto" mode, as it
@@ -32,7 +32,7 @@ const EnvMode = "BUILDKIT_PROGRESS"
 
 // Modes returns the progress modes NewPrinter accepts, for flag help texts.
 func Modes() []string {
-	return []string{ModeAuto, ModeTTY, ModePlain, ModeRawJSON, ModeQuiet}
+	return []string{ModeAuto, modeTTY, ModePlain, modeRawJSON, modeQuiet}
 }
 
 // PrinterOpt changes how a Printer draws.

@@ -183,7 +183,7 @@ func TestByteProgressPlain(t *testing.T) {
 
 func TestQuietPrintsNothing(t *testing.T) {
 	var buf bytes.Buffer
-	p, err := NewPrinter(context.Background(), &buf, ModeQuiet)
+	p, err := NewPrinter(context.Background(), &buf, modeQuiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestQuietPrintsNothing(t *testing.T) {
 
 func TestRawJSON(t *testing.T) {
 	var buf bytes.Buffer
-	p, err := NewPrinter(context.Background(), &buf, ModeRawJSON)
+	p, err := NewPrinter(context.Background(), &buf, modeRawJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestModes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown progress mode "fancy": valid modes are auto, tty, plain, rawjson, quiet`) {
 		t.Errorf("unknown mode: got %v", err)
 	}
-	if _, err := NewPrinter(context.Background(), &buf, ModeTTY); err == nil {
+	if _, err := NewPrinter(context.Background(), &buf, modeTTY); err == nil {
 		t.Errorf("tty mode on a buffer: want an error")
 	}
 
@@ -258,7 +258,7 @@ func TestModes(t *testing.T) {
 		}
 	}
 
-	t.Setenv(EnvMode, ModeQuiet)
+	t.Setenv(EnvMode, modeQuiet)
 	if out := runOne(t, ModeAuto); out != "" {
 		t.Errorf("auto with %s=quiet printed %q", EnvMode, out)
 	}

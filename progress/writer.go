@@ -8,7 +8,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
-// Writer receives status updates; it is what engine code is handed. A
+// Writer receives status updates; it is what core code is handed. A
 // *Printer is a Writer, and so is Discard.
 type Writer interface {
 	Write(*client.SolveStatus)

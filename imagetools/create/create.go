@@ -44,7 +44,7 @@ type Options struct {
 	// DryRun combines without pushing anything.
 	DryRun bool
 	// Referrers copies the cosign signatures and OCI referrers of every
-	// manifest copied into another repository (see PushOptions.Referrers).
+	// manifest copied into another repository (see pushOptions.Referrers).
 	Referrers      bool
 	MaxConcurrency int
 	Progress       progress.Writer
@@ -125,9 +125,9 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 	if err != nil {
 		return nil, err
 	}
-	var unchanged *ExpectedTag
+	var unchanged *expectedTag
 	if opts.Append {
-		unchanged = &ExpectedTag{Tag: targets[0]}
+		unchanged = &expectedTag{Tag: targets[0]}
 		if appended {
 			unchanged.Digest = inputs[0].Desc.Digest
 		} else {
@@ -151,13 +151,13 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("%w: name where to push the result", imagetools.ErrNoTarget)
 	}
-	c := PushContent{Root: combined.Desc, RootBytes: combined.Bytes, RootOrigin: srcs[0].loc,
-		Children: combined.Children, Known: known}
+	c := pushInput{root: combined.Desc, rootBytes: combined.Bytes, rootOrigin: srcs[0].loc,
+		children: combined.Children, known: known}
 	for _, o := range combined.Origins {
-		c.Origins = append(c.Origins, srcs[o].loc)
+		c.origins = append(c.origins, srcs[o].loc)
 	}
-	err = Push(ctx, pl, c, PushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
-		Referrers: opts.Referrers, Unchanged: unchanged, early: early})
+	err = pushAll(ctx, pl, c, pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+		Referrers: opts.Referrers, unchanged: unchanged, early: early})
 	var tagsErr *tagsError
 	switch {
 	case errors.As(err, &tagsErr):
@@ -182,11 +182,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// writableTargets parses the tags (ParseTargets) and refuses, before
+// writableTargets parses the tags (parseTargets) and refuses, before
 // anything is read, one in a place that is only read from (an image tar,
 // the Docker engine), with the place's own refusal.
 func writableTargets(pl place.Place, tags []string) ([]ref.Location, error) {
-	targets, err := ParseTargets(tags)
+	targets, err := parseTargets(tags)
 	if err != nil {
 		return nil, err
 	}
@@ -198,9 +198,9 @@ func writableTargets(pl place.Place, tags []string) ([]ref.Location, error) {
 	return targets, nil
 }
 
-// ParseTargets parses --tag values: a registry reference without tag gets
+// parseTargets parses --tag values: a registry reference without tag gets
 // "latest", as does an oci-layout:// folder; a digest is refused.
-func ParseTargets(tags []string) ([]ref.Location, error) {
+func parseTargets(tags []string) ([]ref.Location, error) {
 	var out []ref.Location
 	for _, t := range tags {
 		loc, err := ref.Parse(t)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestParseTargets(t *testing.T) {
-	got, err := ParseTargets([]string{"example.com/app", "app:1.2", "oci-layout://out"})
+	got, err := parseTargets([]string{"example.com/app", "app:1.2", "oci-layout://out"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,14 +21,14 @@ func TestParseTargets(t *testing.T) {
 			t.Errorf("target %d: %s, want %s", i, got[i], w)
 		}
 	}
-	if _, err := ParseTargets([]string{"app@" + digest.FromString("x").String()}); err == nil || !strings.Contains(err.Error(), "cannot name a digest") {
+	if _, err := parseTargets([]string{"app@" + digest.FromString("x").String()}); err == nil || !strings.Contains(err.Error(), "cannot name a digest") {
 		t.Errorf("a digest target: %v", err)
 	}
 }
 
 func TestLocateSources(t *testing.T) {
 	d := digest.FromString("m")
-	targets, _ := ParseTargets([]string{"example.com/team/app:v1"})
+	targets, _ := parseTargets([]string{"example.com/team/app:v1"})
 	srcs, err := locateSources([]string{d.String(), `{"mediaType":"` + ocispec.MediaTypeImageManifest + `","digest":"` + d.String() + `","size":3}`, "example.com/team/app:amd64"}, targets)
 	if err != nil {
 		t.Fatal(err)

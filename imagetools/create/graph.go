@@ -14,22 +14,22 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// PushContent is what Push writes: a root (the new index, or a manifest
+// pushInput is what pushAll writes: a root (the new index, or a manifest
 // kept as is) and the manifests under it, each with where it can be read.
-type PushContent struct {
-	// Root describes RootBytes.
-	Root      ocispec.Descriptor
-	RootBytes []byte
-	// RootOrigin is where the content under a root manifest (not an index)
+type pushInput struct {
+	// root describes rootBytes.
+	root      ocispec.Descriptor
+	rootBytes []byte
+	// rootOrigin is where the content under a root manifest (not an index)
 	// lives; unused for an index.
-	RootOrigin ref.Location
-	// Children are the manifests an index lists; Origins[i] is the
-	// repository (or layout) Children[i] and its blobs are read from.
-	Children []ocispec.Descriptor
-	Origins  []ref.Location
-	// Known holds bytes already fetched (manifests, configs) by digest, so
+	rootOrigin ref.Location
+	// children are the manifests an index lists; Origins[i] is the
+	// repository (or layout) children[i] and its blobs are read from.
+	children []ocispec.Descriptor
+	origins  []ref.Location
+	// known holds bytes already fetched (manifests, configs) by digest, so
 	// that nothing is fetched twice.
-	Known map[digest.Digest][]byte
+	known map[digest.Digest][]byte
 }
 
 // node is one object of the pushed graph, with where it is read from.
@@ -43,7 +43,7 @@ type node struct {
 // readGraph reads the manifests under the root that some target does not
 // already hold (a target that is the origin repository needs nothing), so
 // their blobs are known. Every manifest is read once.
-func readGraph(parent context.Context, pl place.Reader, c PushContent, targets []ref.Location, limit int) ([]*node, error) {
+func readGraph(parent context.Context, pl place.Reader, c pushInput, targets []ref.Location, limit int) ([]*node, error) {
 	tops := c.topLevel()
 	var needed []*node
 	for _, n := range tops {
@@ -54,7 +54,7 @@ func readGraph(parent context.Context, pl place.Reader, c PushContent, targets [
 			}
 		}
 	}
-	g := newGraphReader(pl, c.Known)
+	g := newGraphReader(pl, c.known)
 	eg, ctx := errgroup.WithContext(parent)
 	eg.SetLimit(oci.MetadataLimit(limit))
 	for _, n := range needed {
@@ -68,15 +68,15 @@ func readGraph(parent context.Context, pl place.Reader, c PushContent, targets [
 
 // topLevel lists the nodes directly under the root: an index's children,
 // or for a root manifest its own config and layers.
-func (c PushContent) topLevel() []*node {
-	if oci.IsIndex(c.Root.MediaType) {
-		out := make([]*node, len(c.Children))
-		for i, d := range c.Children {
-			out[i] = &node{desc: d, origin: c.Origins[i], data: c.Known[d.Digest]}
+func (c pushInput) topLevel() []*node {
+	if oci.IsIndex(c.root.MediaType) {
+		out := make([]*node, len(c.children))
+		for i, d := range c.children {
+			out[i] = &node{desc: d, origin: c.origins[i], data: c.known[d.Digest]}
 		}
 		return out
 	}
-	return []*node{{desc: c.Root, origin: c.RootOrigin, data: c.RootBytes, children: nil}}
+	return []*node{{desc: c.root, origin: c.rootOrigin, data: c.rootBytes, children: nil}}
 }
 
 type manifestFetch struct {

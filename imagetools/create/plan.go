@@ -80,19 +80,19 @@ type repoPlan struct {
 
 // planPush lists, per target repository (in the order of first mention),
 // what it must receive. It is pure: the graph is already loaded.
-func planPush(graph []*node, c PushContent, targets []ref.Location, pl place.Place) []*repoPlan {
+func planPush(graph []*node, c pushInput, targets []ref.Location, pl place.Place) []*repoPlan {
 	var plans []*repoPlan
 	byRepo := map[string]*repoPlan{}
 	for _, t := range targets {
 		p, ok := byRepo[t.Repository()]
 		if !ok {
-			p = &repoPlan{repo: t.WithTag(""), rootDesc: c.Root, rootBytes: c.RootBytes, pl: pl}
+			p = &repoPlan{repo: t.WithTag(""), rootDesc: c.root, rootBytes: c.rootBytes, pl: pl}
 			byRepo[t.Repository()] = p
 			plans = append(plans, p)
 		}
 		p.tags = append(p.tags, t)
 	}
-	isIndex := oci.IsIndex(c.Root.MediaType)
+	isIndex := oci.IsIndex(c.root.MediaType)
 	for _, p := range plans {
 		seen := map[digest.Digest]bool{}
 		for _, n := range graph {

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// PushOptions say where and how Push writes.
-type PushOptions struct {
+// pushOptions say where and how pushAll writes.
+type pushOptions struct {
 	// Targets are tagged locations: registry references or OCI layouts.
 	Targets []ref.Location
 	// MaxConcurrency bounds blob transfers running at once over all targets;
@@ -31,19 +31,19 @@ type PushOptions struct {
 	Referrers bool
 	// early holds the checks Create started while reading the sources.
 	early *earlyChecks
-	// Unchanged, when set, is the tag the content was computed from (the
+	// unchanged, when set, is the tag the content was computed from (the
 	// tag --append merges into): if it holds anything else when the tags
-	// are about to move, no tag moves and Push fails with
+	// are about to move, no tag moves and pushAll fails with
 	// imagetools.ErrTagChanged.
-	Unchanged *ExpectedTag
+	unchanged *expectedTag
 }
 
-// Push copies content to every target: each blob and child manifest by
+// pushAll copies content to every target: each blob and child manifest by
 // digest first (skipping what a target repository is known to hold because
 // the source is that repository), then, once every target repository holds
 // all of it, the root to each tag, all or none (tags.go). A failure before
 // the tag step moves no tag; a failure in it is a *tagsError.
-func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
+func pushAll(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) error {
 	if opts.MaxConcurrency <= 0 {
 		opts.MaxConcurrency = oci.DefaultMaxConcurrency
 	}
@@ -52,7 +52,7 @@ func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 	}
 	// Every place is readied before anything runs in parallel, so that a bad
 	// configuration fails before anything moves.
-	undo, err := pl.Prepare(slices.Concat([]ref.Location{c.RootOrigin}, c.Origins, opts.Targets))
+	undo, err := pl.Prepare(slices.Concat([]ref.Location{c.rootOrigin}, c.origins, opts.Targets))
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func Push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 
 // push reads what is under the root, plans each target repository and runs
 // the plans.
-func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
+func push(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) error {
 	graph, err := readGraph(ctx, pl, c, opts.Targets, opts.MaxConcurrency)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func push(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) 
 // runPlans runs every repository's plan in its own progress vertex: content
 // (with referrers, when refs is set) first; then, when every repository has
 // all its content, the referrers' tags. The user's tags follow (tagStep).
-func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts PushOptions) error {
+func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts pushOptions) error {
 	slots := newTransferSlots(opts.MaxConcurrency)
 	contentDone := make(chan struct{})
 	var mu sync.Mutex

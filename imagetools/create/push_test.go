@@ -56,7 +56,7 @@ func TestPlanPush(t *testing.T) {
 		mustLoc(t, "mirror.example/team/app:v1"),
 		mustLoc(t, "oci-layout:///tmp/out:v1"),
 	}
-	plans := planPush(graph, PushContent{Root: root}, targets, testPlaces())
+	plans := planPush(graph, pushInput{root: root}, targets, testPlaces())
 	if len(plans) != 4 {
 		t.Fatalf("%d plans, want one per repository (4)", len(plans))
 	}
@@ -107,7 +107,7 @@ func TestPlanPushSiblings(t *testing.T) {
 	shared := blobNode("shared-layer", src)
 	graph := []*node{imageNode("amd64", src, shared), imageNode("arm64", src, shared)}
 	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString("index")}
-	plans := planPush(graph, PushContent{Root: root}, []ref.Location{
+	plans := planPush(graph, pushInput{root: root}, []ref.Location{
 		mustLoc(t, "mirror.example/one/app:v1"),
 		mustLoc(t, "mirror.example/two/app:v1"),
 		mustLoc(t, "oci-layout:///tmp/out:v1"),
@@ -145,7 +145,7 @@ func TestPlanPushSingleRepository(t *testing.T) {
 	nested := &node{desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString("nested")}, origin: src,
 		children: []*node{imageNode("amd64", src, blobNode("l", src))}}
 	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString("index")}
-	plans := planPush([]*node{nested}, PushContent{Root: root}, []ref.Location{mustLoc(t, "reg.example/team/copy:v1")}, testPlaces())
+	plans := planPush([]*node{nested}, pushInput{root: root}, []ref.Location{mustLoc(t, "reg.example/team/copy:v1")}, testPlaces())
 	p := plans[0]
 	if p.pushRoot {
 		t.Error("one repository: the tag PUT stores the root, no PUT by digest wanted")
@@ -159,7 +159,7 @@ func TestPlanPushSingleRepository(t *testing.T) {
 func TestPlanPushRootManifest(t *testing.T) {
 	src := mustLoc(t, "reg.example/team/app")
 	img := imageNode("amd64", src, blobNode("l", src))
-	plans := planPush([]*node{img}, PushContent{Root: img.desc}, []ref.Location{mustLoc(t, "other.example/team/app:v1")}, testPlaces())
+	plans := planPush([]*node{img}, pushInput{root: img.desc}, []ref.Location{mustLoc(t, "other.example/team/app:v1")}, testPlaces())
 	p := plans[0]
 	// A manifest kept as the root is pushed to the tag, not as a child.
 	if len(p.blobs) != 2 || len(p.manifests) != 0 {

@@ -178,7 +178,7 @@ type referrer struct {
 // listed once and each referrer read once, for all target repositories.
 type referrerFinder struct {
 	pl     place.Place
-	c      PushContent
+	c      pushInput
 	g      *graphReader
 	limit  int
 	repos  onceMap[repoTags]
@@ -186,8 +186,8 @@ type referrerFinder struct {
 	tagged onceMap[*node]
 }
 
-func newReferrerFinder(pl place.Place, c PushContent, limit int) *referrerFinder {
-	return &referrerFinder{pl: pl, c: c, limit: limit, g: newGraphReader(pl, c.Known)}
+func newReferrerFinder(pl place.Place, c pushInput, limit int) *referrerFinder {
+	return &referrerFinder{pl: pl, c: c, limit: limit, g: newGraphReader(pl, c.known)}
 }
 
 // subject is a manifest copied into a target, with the repository it is
@@ -212,8 +212,8 @@ func (f *referrerFinder) subjects(p *repoPlan) []subject {
 			out = append(out, subject{digest: d, origin: origin})
 		}
 	}
-	if _, fromSource := f.c.Known[f.c.Root.Digest]; fromSource || !oci.IsIndex(f.c.Root.MediaType) {
-		add(f.c.Root.Digest, f.c.RootOrigin)
+	if _, fromSource := f.c.known[f.c.root.Digest]; fromSource || !oci.IsIndex(f.c.root.MediaType) {
+		add(f.c.root.Digest, f.c.rootOrigin)
 	}
 	for _, n := range p.manifests {
 		add(n.desc.Digest, n.origin)
@@ -299,7 +299,7 @@ func (f *referrerFinder) findOne(ctx context.Context, s subject, all []subject) 
 		return nil, err
 	}
 	for _, d := range list.descs {
-		n := &node{desc: d, origin: s.origin, data: f.c.Known[d.Digest]}
+		n := &node{desc: d, origin: s.origin, data: f.c.known[d.Digest]}
 		if err := f.g.expand(ctx, n); err != nil {
 			return nil, fmt.Errorf("referrer %s of %s@%s: %w", d.Digest, s.origin.Repository(), s.digest, err)
 		}

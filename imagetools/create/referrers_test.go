@@ -85,21 +85,21 @@ func TestReferrerSubjects(t *testing.T) {
 	manifest := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("manifest")}
 	for _, c := range []struct {
 		name  string
-		c     PushContent
+		c     pushInput
 		plan  *repoPlan
 		wants []digest.Digest
 	}{
-		{"same repository", PushContent{Root: index, RootOrigin: src},
+		{"same repository", pushInput{root: index, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r.example/team/app")}, nil},
-		{"new index: its children", PushContent{Root: index, RootOrigin: src},
+		{"new index: its children", pushInput{root: index, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r.example/other"), manifests: []*node{child}}, []digest.Digest{child.desc.Digest}},
-		{"source index kept: it too", PushContent{Root: index, RootOrigin: src, Known: map[digest.Digest][]byte{index.Digest: []byte("{}")}},
+		{"source index kept: it too", pushInput{root: index, rootOrigin: src, known: map[digest.Digest][]byte{index.Digest: []byte("{}")}},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r.example/other"), manifests: []*node{child}}, []digest.Digest{index.Digest, child.desc.Digest}},
-		{"manifest root", PushContent{Root: manifest, RootOrigin: src},
+		{"manifest root", pushInput{root: manifest, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, []digest.Digest{manifest.Digest}},
-		{"layout target", PushContent{Root: manifest, RootOrigin: src},
+		{"layout target", pushInput{root: manifest, rootOrigin: src},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "oci-layout://out")}, nil},
-		{"layout origin", PushContent{Root: manifest, RootOrigin: mustLoc(t, "oci-layout://in")},
+		{"layout origin", pushInput{root: manifest, rootOrigin: mustLoc(t, "oci-layout://in")},
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -220,7 +220,7 @@ func TestFindReferrersAPI(t *testing.T) {
 	if _, err := pl.Prepare([]ref.Location{origin}); err != nil {
 		t.Fatal(err)
 	}
-	f := newReferrerFinder(pl, PushContent{}, 2)
+	f := newReferrerFinder(pl, pushInput{}, 2)
 	found, err := f.find(context.Background(), []subject{{digest: signed, origin: origin}, {digest: other, origin: origin}})
 	if err != nil {
 		t.Fatal(err)

@@ -40,9 +40,9 @@ func (s tagState) now() digest.Digest {
 	return s.desc.Digest
 }
 
-// ExpectedTag is a tag a result was computed from and the digest it held
+// expectedTag is a tag a result was computed from and the digest it held
 // then ("" when it did not exist).
-type ExpectedTag struct {
+type expectedTag struct {
 	Tag    ref.Location
 	Digest digest.Digest
 }
@@ -132,13 +132,13 @@ func readTag(ctx context.Context, pl place.Writer, t ref.Location) (tagState, er
 // tagStep reads every tag, checks that the tag the result was computed
 // from still holds what it held, and moves every tag to the root, all or
 // none.
-func tagStep(ctx context.Context, pl place.Place, c PushContent, opts PushOptions) error {
+func tagStep(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) error {
 	return progress.Wrap("[internal] moving tags", opts.Progress, func(sub progress.SubLogger) error {
 		states, err := readTags(ctx, pl, opts.Targets, opts.MaxConcurrency)
 		if err != nil {
 			return err
 		}
-		if e := opts.Unchanged; e != nil {
+		if e := opts.unchanged; e != nil {
 			for _, s := range states {
 				if s.loc == e.Tag && s.now() != e.Digest {
 					logf(sub, "%s moved to %s since it was read: not moving any tag", s.loc, describeDigest(s.now()))
@@ -146,7 +146,7 @@ func tagStep(ctx context.Context, pl place.Place, c PushContent, opts PushOption
 				}
 			}
 		}
-		return moveTags(ctx, pl, sub, c.Root, c.RootBytes, states)
+		return moveTags(ctx, pl, sub, c.root, c.rootBytes, states)
 	})
 }
 

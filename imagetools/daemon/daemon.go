@@ -33,7 +33,7 @@ type Client interface {
 	ImageSave(ctx context.Context, images []string, opts ...client.ImageSaveOption) (client.ImageSaveResult, error)
 }
 
-// Options configure the engine place.
+// Options configure the Docker engine place.
 type Options struct {
 	// Client returns the engine's client; it is called on first use only,
 	// so that commands that never read the engine never dial it.
@@ -53,7 +53,7 @@ type Engine struct {
 
 var _ place.Backend = (*Engine)(nil)
 
-// New returns the engine place.
+// New returns the Docker engine place.
 func New(opts Options) *Engine {
 	return &Engine{opts: opts}
 }

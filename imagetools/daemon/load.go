@@ -1,6 +1,6 @@
 package daemon
 
-// The engine's write side: an image tar streamed into the image-load API,
+// The Docker engine's write side: an image tar streamed into the image-load API,
 // and the engine's answer checked against what it must report.
 
 import (
@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Engine answer lines, as the classic image store and the containerd image
+// Answer lines of an image load, as the classic image store and the containerd image
 // store of the Docker engine both write them.
 const (
 	loadedImagePrefix   = "Loaded image: "
@@ -37,16 +37,16 @@ type LoadClient interface {
 	ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (client.ImageLoadResult, error)
 }
 
-// EngineError is an error the Docker engine reported while loading; Message
+// answerError is an error the Docker engine reported while loading; Message
 // is as the engine wrote it.
-type EngineError struct {
+type answerError struct {
 	Message string
 }
 
 // Error returns the engine's message.
-func (e *EngineError) Error() string { return e.Message }
+func (e *answerError) Error() string { return e.Message }
 
-// Expected is what the engine must report for one image it loads.
+// Expected is what the Docker engine must report for one image it loads.
 type Expected struct {
 	// Label names the image in errors.
 	Label string
@@ -59,7 +59,7 @@ type Expected struct {
 	Names []string
 }
 
-// Load streams the image tar that write writes into the engine's
+// Load streams the image tar that write writes into the Docker engine's
 // image-load API, under an "exporting layers" step of pw counting the bytes
 // sent, and checks the engine's answer: every name of expect must be
 // reported loaded, and every image without a name by its ID ("writing
@@ -150,7 +150,7 @@ type engineMessage struct {
 }
 
 // readEngineAnswer reads the engine's JSON message stream: "Loaded image:"
-// and "Loaded image ID:" lines, or an error, returned as an *EngineError.
+// and "Loaded image ID:" lines, or an error, returned as an *answerError.
 func readEngineAnswer(r io.Reader) (engineAnswer, error) {
 	var a engineAnswer
 	dec := json.NewDecoder(r)
@@ -165,9 +165,9 @@ func readEngineAnswer(r io.Reader) (engineAnswer, error) {
 		}
 		switch {
 		case m.Error != nil && m.Error.Message != "":
-			return a, &EngineError{Message: m.Error.Message}
+			return a, &answerError{Message: m.Error.Message}
 		case m.ErrorMessage != "":
-			return a, &EngineError{Message: m.ErrorMessage}
+			return a, &answerError{Message: m.ErrorMessage}
 		}
 		for _, line := range strings.Split(m.Stream, "\n") {
 			line = strings.TrimSpace(line)

@@ -32,7 +32,7 @@ func TestReadEngineAnswer(t *testing.T) {
 		t.Errorf("IDs %v, want [sha256:bb]", a.IDs)
 	}
 	_, err = readEngineAnswer(strings.NewReader(enginetestJSON("Loaded image: a:1\n") + `{"error":"old style error"}`))
-	var ee *EngineError
+	var ee *answerError
 	if !errors.As(err, &ee) || ee.Message != "old style error" {
 		t.Errorf("old error form: got %v", err)
 	}
@@ -42,7 +42,7 @@ func TestReadEngineAnswer(t *testing.T) {
 }
 
 func TestEngineCause(t *testing.T) {
-	engineErr := fmt.Errorf("load into the Docker engine: %w", &EngineError{Message: "bad tar"})
+	engineErr := fmt.Errorf("load into the Docker engine: %w", &answerError{Message: "bad tar"})
 	registryErr := errors.New("fetch sha256:aa: 503")
 	tests := []struct {
 		name               string

@@ -1,6 +1,6 @@
 package daemon
 
-// What a load asks of the engine before a byte is sent: its platform and
+// What a load asks of the Docker engine before a byte is sent: its platform and
 // which image store it has, and from them the platforms to send.
 
 import (
@@ -63,7 +63,7 @@ func enginePlatform(ctx context.Context, engine LoadClient) (ocispec.Platform, e
 
 // ChoosePlatforms returns the platforms to load, and a warning for
 // each the engine runs only under emulation. Nothing requested means the
-// engine's own. An engine holds images of any architecture of its OS
+// engine's own. A Docker engine holds images of any architecture of its OS
 // (docker pull --platform and docker load take them); another OS is refused,
 // and so is more than one platform, or all, for the classic store, which
 // keeps one image per name.

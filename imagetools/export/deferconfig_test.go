@@ -46,7 +46,7 @@ func TestExportFileReadsConfigBesideLayers(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
 	f := &exptestConfigAfterLayer{exptestStore: s, config: img.config.Digest, started: make(chan struct{})}
-	imgs := []Image{{Fetcher: f, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
+	imgs := []image{{Fetcher: f, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
 	// A guard against the wait above, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -64,7 +64,7 @@ func TestExportFileReadsConfigBesideLayers(t *testing.T) {
 		}
 	}
 	s.fetchedBy = map[digest.Digest]int{}
-	want, _ := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}, Options{})
+	want, _ := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}, Options{})
 	if string(got) != string(want) {
 		t.Error("file output differs from the stream")
 	}
@@ -80,7 +80,7 @@ func TestExportFileConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "out.tar")
 	err := atomicfile.Write(target, func(w io.Writer) error {
-		return exptestWrite(context.Background(), w, []Image{{Fetcher: s, Desc: exptestRoot(broken), Name: "localhost:5000/broken:1"}}, Options{})
+		return exptestWrite(context.Background(), w, []image{{Fetcher: s, Desc: exptestRoot(broken), Name: "localhost:5000/broken:1"}}, Options{})
 	})
 	if err == nil || !strings.Contains(err.Error(), "localhost:5000/broken:1") || !strings.Contains(err.Error(), "2 diff_ids for 1 layers") {
 		t.Fatalf("got %v, want a config check error naming the image and counts", err)
@@ -96,7 +96,7 @@ func TestExportFileConfigCheck(t *testing.T) {
 func TestExportWriteOnlyFile(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
-	imgs := []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
+	imgs := []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
 	path := filepath.Join(t.TempDir(), "out.tar")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {

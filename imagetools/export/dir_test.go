@@ -18,11 +18,11 @@ import (
 
 // writeLayoutDir writes the images as a layout folder as export -o
 // oci-layout://DIR does.
-func writeLayoutDir(ctx context.Context, dir string, imgs []Image, opts Options) (Result, error) {
-	var res Result
+func writeLayoutDir(ctx context.Context, dir string, imgs []image, opts Options) (result, error) {
+	var res result
 	err := ocilayout.WriteFolder(ctx, dir, func(w io.Writer) error {
 		var err error
-		res, err = Write(ctx, w, imgs, opts)
+		res, err = writeImages(ctx, w, imgs, opts)
 		return err
 	})
 	return res, err
@@ -31,7 +31,7 @@ func writeLayoutDir(ctx context.Context, dir string, imgs []Image, opts Options)
 func TestWriteLayoutDirMatchesTar(t *testing.T) {
 	s := newExptestStore()
 	m := exptestMulti(t, s)
-	imgs := []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}
+	imgs := []image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}
 	opts := Options{Format: FormatOCI, AllPlatforms: true, Platforms: exptestLinux("amd64")}
 	_, entries := exptestExport(t, imgs, opts)
 
@@ -88,7 +88,7 @@ func TestWriteLayoutDirMatchesTar(t *testing.T) {
 func TestWriteLayoutDirTarget(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
-	imgs := []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
+	imgs := []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
 	opts := Options{Format: FormatOCI, Platforms: exptestLinux("amd64")}
 
 	empty := filepath.Join(t.TempDir(), "empty")
@@ -123,7 +123,7 @@ func TestWriteLayoutDirFailureLeavesNothing(t *testing.T) {
 	s.blobs[bad.Digest] = tampered
 	parent := t.TempDir()
 	_, err := writeLayoutDir(context.Background(), filepath.Join(parent, "layout"),
-		[]Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64")})
+		[]image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64")})
 	if !errors.Is(err, imagetools.ErrDigestMismatch) {
 		t.Fatalf("got %v, want imagetools.ErrDigestMismatch", err)
 	}
@@ -133,7 +133,7 @@ func TestWriteLayoutDirFailureLeavesNothing(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = writeLayoutDir(ctx, filepath.Join(parent, "layout"), []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{})
+	_, err = writeLayoutDir(ctx, filepath.Join(parent, "layout"), []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}

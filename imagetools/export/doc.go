@@ -1,8 +1,8 @@
 // Package export writes images out of the places they live in: as one tar
 // that docker load, ctr images import, podman load and skopeo all accept
-// (Write; ocilayout.WriteFolder turns it into a layout folder), or streamed
-// into the Docker engine (ToEngine, through daemon.Load). It names the
-// images and resolves them (Sources, Resolve), applies an export's
+// (Job.Run; ocilayout.WriteFolder turns it into a layout folder), or
+// streamed into the Docker engine (Load, through daemon.Load). It names the
+// images and resolves them (Sources, resolveAll), applies an export's
 // defaults (NewJob), and holds the tar's records (which images are kept,
 // index.json, manifest.json, the sorted entries: pure and table-tested)
 // and the two writers: a regular file written at offsets, blobs fetched in
@@ -11,6 +11,6 @@
 //
 // Content is read only through place.Reader and the remotes.Fetcher values
 // it hands out. It imports imagetools (the sentinel errors), ref, oci,
-// place (the interface), daemon (the engine's load API) and progress, and
+// place (the interface), daemon (the Docker engine's load API) and progress, and
 // containerd and moby libraries; never commands.
 package export

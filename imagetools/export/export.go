@@ -33,8 +33,8 @@ const (
 	streamExtraChunks = 32
 )
 
-// Image is one image to write.
-type Image struct {
+// image is one image to write.
+type image struct {
 	// Fetcher reads the image's blobs (manifests, configs, layers) by descriptor.
 	Fetcher remotes.Fetcher
 	// Desc is the resolved root: an image manifest or an index.
@@ -51,7 +51,7 @@ type Image struct {
 	SourceAnnotations map[string]string
 }
 
-// Options controls Write.
+// Options controls writeImages.
 type Options struct {
 	// Platforms selects the images kept from an index; the first one's image
 	// goes to manifest.json. Default: the local platform.
@@ -78,7 +78,7 @@ type Options struct {
 	Progress Progress
 }
 
-// Progress receives the progress of Write. Calls come from one goroutine at
+// Progress receives the progress of writeImages. Calls come from one goroutine at
 // a time.
 type Progress interface {
 	// Blob reports that written bytes of a streamed blob (a layer, or a blob of
@@ -100,11 +100,11 @@ func (discard) Manifest(ocispec.Descriptor)    {}
 func (discard) Config(ocispec.Descriptor)      {}
 func (discard) Naming(string)                  {}
 
-// Result is what a write found that the caller shows, whether or not it
+// result is what a write found that the caller shows, whether or not it
 // succeeded.
-type Result struct {
+type result struct {
 	// Warnings are problems that do not stop the write, one sentence each
-	// (layers that older engines cannot load), known before a byte is written.
+	// (layers that older Docker engines cannot load), known before a byte is written.
 	Warnings []string
 }
 
@@ -133,27 +133,27 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// Write writes images into one tar on w: an OCI image layout (oci-layout,
+// writeImages writes images into one tar on w: an OCI image layout (oci-layout,
 // index.json, blobs/sha256/...) and, in the docker format, a Docker
 // manifest.json beside it, so that docker load, ctr images import, podman
 // load and skopeo all accept it. Blobs are the registry's bytes, written once
 // each, and checked against their digest and size while they are copied.
 //
-// Write first fetches the small blobs (indexes, manifests, configs) and
+// writeImages first fetches the small blobs (indexes, manifests, configs) and
 // validates the structure, so that most errors come before a byte is
-// written. When w is a regular *os.File (as atomicfile.Write hands out), the
+// written. When w is a regular *os.File (as atomicfile.writeImages hands out), the
 // whole tar is laid out first and up to MaxConcurrency blobs are fetched at
 // once, each written at its offset. Otherwise the blobs are streamed in tar
 // order while up to MaxConcurrency blobs are fetched ahead. Either way, same
 // inputs give the same bytes. The Result holds the warnings found before an
 // error too.
-func Write(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result, error) {
+func writeImages(ctx context.Context, w io.Writer, imgs []image, opts Options) (result, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
-		return Result{}, err
+		return result{}, err
 	}
 	if len(imgs) == 0 {
-		return Result{}, errors.New("export: no image given")
+		return result{}, errors.New("export: no image given")
 	}
 	// A file is written at offsets: the configs manifest.json is checked
 	// against can then be read beside the layers and checked once written,
@@ -163,7 +163,7 @@ func Write(ctx context.Context, w io.Writer, imgs []Image, opts Options) (Result
 	// write-only).
 	f, base, toFile := fileAt(w)
 	pl, err := makePlan(ctx, imgs, opts, toFile && readable(f))
-	res := Result{Warnings: pl.warnings}
+	res := result{Warnings: pl.warnings}
 	if err != nil {
 		return res, err
 	}

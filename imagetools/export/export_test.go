@@ -210,18 +210,18 @@ type exptestEntry struct {
 	data []byte
 }
 
-func exptestExport(t testing.TB, imgs []Image, opts Options) ([]byte, []exptestEntry) {
+func exptestExport(t testing.TB, imgs []image, opts Options) ([]byte, []exptestEntry) {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := Write(context.Background(), &buf, imgs, opts); err != nil {
-		t.Fatalf("Write: %v", err)
+	if _, err := writeImages(context.Background(), &buf, imgs, opts); err != nil {
+		t.Fatalf("writeImages: %v", err)
 	}
 	return buf.Bytes(), exptestReadTar(t, buf.Bytes())
 }
 
-// exptestWrite is Write for callers that want its error only.
-func exptestWrite(ctx context.Context, w io.Writer, imgs []Image, opts Options) error {
-	_, err := Write(ctx, w, imgs, opts)
+// exptestWrite is writeImages for callers that want its error only.
+func exptestWrite(ctx context.Context, w io.Writer, imgs []image, opts Options) error {
+	_, err := writeImages(ctx, w, imgs, opts)
 	return err
 }
 
@@ -271,7 +271,7 @@ func exptestLinux(arch string) []ocispec.Platform {
 func TestExportSingleImageLayout(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
-	_, entries := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")})
+	_, entries := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")})
 
 	blobs := []string{exptestBlobName(img.manifest), exptestBlobName(img.config), exptestBlobName(img.layers[0]), exptestBlobName(img.layers[1])}
 	slices.Sort(blobs)
@@ -327,7 +327,7 @@ func TestExportSharedLayersOnce(t *testing.T) {
 	if a.layers[0].Digest != b.layers[0].Digest {
 		t.Fatal("fixture: base layers differ")
 	}
-	_, entries := exptestExport(t, []Image{
+	_, entries := exptestExport(t, []image{
 		{Fetcher: s, Desc: exptestRoot(a.manifest), Name: "localhost:5000/a:1"},
 		{Fetcher: s, Desc: exptestRoot(b.manifest), Name: "localhost:5000/b:1"},
 		{Fetcher: s, Desc: exptestRoot(a.manifest), Name: "localhost:5000/a:latest"},
@@ -426,7 +426,7 @@ func TestExportIndexPlatforms(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, entries := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, tc.opts)
+			_, entries := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, tc.opts)
 			want := []string{exptestBlobName(m.index)}
 			for _, b := range tc.wantBlobs {
 				want = append(want, b...)
@@ -461,7 +461,7 @@ func TestExportIndexNoMatchingPlatform(t *testing.T) {
 	s := newExptestStore()
 	m := exptestMulti(t, s)
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, Options{Platforms: exptestLinux("s390x")})
+	_, err := writeImages(context.Background(), &buf, []image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, Options{Platforms: exptestLinux("s390x")})
 	if err == nil || !strings.Contains(err.Error(), "linux/s390x") || !strings.Contains(err.Error(), "available: linux/amd64, linux/arm64") || !strings.Contains(err.Error(), "localhost:5000/multi:1") {
 		t.Fatalf("got %v, want an error naming the image, the platform and the available ones", err)
 	}
@@ -474,7 +474,7 @@ func TestExportOCIFormat(t *testing.T) {
 	s := newExptestStore()
 	m := exptestMulti(t, s)
 	// With all platforms and the OCI format, a missing local platform is fine.
-	_, entries := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(m.index)}}, Options{Format: FormatOCI, AllPlatforms: true, Platforms: exptestLinux("s390x")})
+	_, entries := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(m.index)}}, Options{Format: FormatOCI, AllPlatforms: true, Platforms: exptestLinux("s390x")})
 	if exptestHasFile(entries, "manifest.json") {
 		t.Error("manifest.json written in the OCI format")
 	}
@@ -496,7 +496,7 @@ func TestExportForeignLayers(t *testing.T) {
 	foreign := img.layers[1]
 	for _, include := range []bool{false, true} {
 		t.Run(fmt.Sprint("include=", include), func(t *testing.T) {
-			_, entries := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/win:1"}}, Options{IncludeForeign: include})
+			_, entries := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/win:1"}}, Options{IncludeForeign: include})
 			if got := exptestHasFile(entries, exptestBlobName(foreign)); got != include {
 				t.Errorf("foreign blob in tar = %v, want %v", got, include)
 			}
@@ -515,7 +515,7 @@ func TestExportForeignLayers(t *testing.T) {
 	}
 }
 
-// exptestProgress records what Write reports.
+// exptestProgress records what writeImages reports.
 type exptestProgress struct {
 	events   []string
 	blobDone map[digest.Digest]int64
@@ -548,12 +548,12 @@ func TestExportProgressAndZstdWarning(t *testing.T) {
 	plain := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"p"}})
 	var p exptestProgress
 	var buf bytes.Buffer
-	res, err := Write(context.Background(), &buf, []Image{
+	res, err := writeImages(context.Background(), &buf, []image{
 		{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/z:1"},
 		{Fetcher: s, Desc: exptestRoot(plain.manifest), Name: "localhost:5000/p:1"},
 	}, Options{Platforms: exptestLinux("amd64"), Progress: &p})
 	if err != nil {
-		t.Fatalf("Write: %v", err)
+		t.Fatalf("writeImages: %v", err)
 	}
 	entries := exptestReadTar(t, buf.Bytes())
 	if !exptestHasFile(entries, exptestBlobName(img.layers[0])) {
@@ -583,7 +583,7 @@ func TestWriteWarningsOnError(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"z"}, layerMediaType: ocispec.MediaTypeImageLayerZstd})
 	s.blobs[img.layers[0].Digest] = append(slices.Clone(s.blobs[img.layers[0].Digest]), 'x')
-	res, err := Write(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64")})
+	res, err := writeImages(context.Background(), io.Discard, []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64")})
 	if !errors.Is(err, imagetools.ErrSizeMismatch) {
 		t.Fatalf("got %v, want ErrSizeMismatch", err)
 	}
@@ -603,7 +603,7 @@ func TestExportTamperedBlob(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "out.tar")
 	err := atomicfile.Write(target, func(w io.Writer) error {
-		return exptestWrite(context.Background(), w, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")})
+		return exptestWrite(context.Background(), w, []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")})
 	})
 	if !errors.Is(err, imagetools.ErrDigestMismatch) || !strings.Contains(err.Error(), bad.Digest.String()) {
 		t.Fatalf("got %v, want imagetools.ErrDigestMismatch naming %s", err, bad.Digest)
@@ -622,7 +622,7 @@ func TestExportTamperedManifestFailsBeforeWriting(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
 	s.blobs[img.manifest.Digest] = append(slices.Clone(s.blobs[img.manifest.Digest]), ' ')
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{})
+	_, err := writeImages(context.Background(), &buf, []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{})
 	if !errors.Is(err, imagetools.ErrSizeMismatch) || !strings.Contains(err.Error(), img.manifest.Digest.String()) {
 		t.Fatalf("got %v, want imagetools.ErrSizeMismatch naming the manifest", err)
 	}
@@ -639,7 +639,7 @@ func TestExportDeterministic(t *testing.T) {
 		layers = append(layers, strings.Repeat(fmt.Sprint(i), 100000+i))
 	}
 	big := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: layers})
-	imgs := []Image{
+	imgs := []image{
 		{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"},
 		{Fetcher: s, Desc: exptestRoot(big.manifest), Name: "localhost:5000/big:1"},
 	}
@@ -659,12 +659,12 @@ func TestExportConfigCheck(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
 	broken := s.manifest(t, img.config, img.layers[:1], nil)
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(broken), Name: "localhost:5000/broken:1"}}, Options{})
+	_, err := writeImages(context.Background(), &buf, []image{{Fetcher: s, Desc: exptestRoot(broken), Name: "localhost:5000/broken:1"}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "localhost:5000/broken:1") || !strings.Contains(err.Error(), "2 diff_ids for 1 layers") {
 		t.Fatalf("got %v, want a config check error naming the image and counts", err)
 	}
 	// The OCI format has no manifest.json, hence no Docker config check.
-	if _, err := Write(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(broken)}}, Options{Format: FormatOCI}); err != nil {
+	if _, err := writeImages(context.Background(), io.Discard, []image{{Fetcher: s, Desc: exptestRoot(broken)}}, Options{Format: FormatOCI}); err != nil {
 		t.Fatalf("OCI format: %v", err)
 	}
 }
@@ -675,7 +675,7 @@ func TestExportMaliciousDigest(t *testing.T) {
 	for _, dgst := range []digest.Digest{"sha256:../../../../etc/passwd", digest.Digest("sha512:" + strings.Repeat("a", 128)), digest.Digest("sha256:" + strings.Repeat("a", 63) + "/")} {
 		evil := s.manifest(t, img.config, []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: dgst, Size: 3}}, nil)
 		var buf bytes.Buffer
-		_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: exptestRoot(evil)}}, Options{Format: FormatOCI})
+		_, err := writeImages(context.Background(), &buf, []image{{Fetcher: s, Desc: exptestRoot(evil)}}, Options{Format: FormatOCI})
 		if err == nil || !strings.Contains(err.Error(), "invalid digest") {
 			t.Errorf("layer digest %q: got %v, want an invalid digest error", dgst, err)
 		}
@@ -684,7 +684,7 @@ func TestExportMaliciousDigest(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: "sha256:../x", Size: 1}}}, Options{})
+	_, err := writeImages(context.Background(), &buf, []image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: "sha256:../x", Size: 1}}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "invalid digest") {
 		t.Errorf("root digest: got %v, want an invalid digest error", err)
 	}
@@ -695,20 +695,20 @@ func TestExportRejects(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
 	tests := []struct {
 		name string
-		imgs []Image
+		imgs []image
 		opts Options
 		want string
 	}{
 		{name: "no images", want: "no image"},
-		{name: "bad format", imgs: []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, opts: Options{Format: "tarball"}, want: `unknown export format "tarball"`},
-		{name: "familiar name", imgs: []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "app:1"}}, want: "must be fully qualified"},
-		{name: "schema1", imgs: []Image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: images.MediaTypeDockerSchema1Manifest, Digest: img.manifest.Digest, Size: img.manifest.Size}}}, want: "schema1"},
-		{name: "layer as root", imgs: []Image{{Fetcher: s, Desc: img.layers[0]}}, want: "unsupported media type"},
-		{name: "missing blob", imgs: []Image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("nope"), Size: 4}}}, want: "not found"},
+		{name: "bad format", imgs: []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, opts: Options{Format: "tarball"}, want: `unknown export format "tarball"`},
+		{name: "familiar name", imgs: []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "app:1"}}, want: "must be fully qualified"},
+		{name: "schema1", imgs: []image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: images.MediaTypeDockerSchema1Manifest, Digest: img.manifest.Digest, Size: img.manifest.Size}}}, want: "schema1"},
+		{name: "layer as root", imgs: []image{{Fetcher: s, Desc: img.layers[0]}}, want: "unsupported media type"},
+		{name: "missing blob", imgs: []image{{Fetcher: s, Desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("nope"), Size: 4}}}, want: "not found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Write(context.Background(), io.Discard, tc.imgs, tc.opts)
+			_, err := writeImages(context.Background(), io.Discard, tc.imgs, tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
@@ -721,7 +721,7 @@ func TestExportCancelled(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two", "three"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &exptestProgress{onBlob: cancel}
-	_, err := Write(ctx, io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: p})
+	_, err := writeImages(ctx, io.Discard, []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: p})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -793,7 +793,7 @@ func TestExportMemoryBounded(t *testing.T) {
 		}
 	}}
 	cw := &exptestCountingWriter{}
-	if _, err := Write(context.Background(), cw, []Image{{Fetcher: f, Desc: manifest}}, Options{Platforms: exptestLinux("amd64"), Progress: p}); err != nil {
+	if _, err := writeImages(context.Background(), cw, []image{{Fetcher: f, Desc: manifest}}, Options{Platforms: exptestLinux("amd64"), Progress: p}); err != nil {
 		t.Fatal(err)
 	}
 	if cw.n < layers*size {
@@ -816,13 +816,13 @@ func (w *exptestCountingWriter) Write(p []byte) (int, error) {
 func BenchmarkExport(b *testing.B) {
 	const layers, size = 16, 16 << 20
 	f, manifest := exptestBigImage(b, layers, size)
-	imgs := []Image{{Fetcher: f, Desc: manifest}}
+	imgs := []image{{Fetcher: f, Desc: manifest}}
 	opts := Options{Platforms: exptestLinux("amd64")}
 	b.SetBytes(layers * size)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Write(context.Background(), io.Discard, imgs, opts); err != nil {
+		if _, err := writeImages(context.Background(), io.Discard, imgs, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -832,7 +832,7 @@ func TestExportUnnamed(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
 	var p exptestProgress
-	_, entries := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: &p})
+	_, entries := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: &p})
 	wantIndex := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d}]}`, img.manifest.Digest, img.manifest.Size)
 	if got := string(exptestFile(t, entries, "index.json")); got != wantIndex {
 		t.Errorf("index.json:\n got %s\nwant %s", got, wantIndex)
@@ -851,12 +851,12 @@ func TestExportSeededRoot(t *testing.T) {
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one"}})
 	root := exptestRoot(img.manifest)
 	var fetched, seeded bytes.Buffer
-	if _, err := Write(context.Background(), &fetched, []Image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
+	if _, err := writeImages(context.Background(), &fetched, []image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1"}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
 		t.Fatal(err)
 	}
 	s.fetchedBy = map[digest.Digest]int{}
 	data := slices.Clone(s.blobs[root.Digest])
-	if _, err := Write(context.Background(), &seeded, []Image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1", Data: data}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
+	if _, err := writeImages(context.Background(), &seeded, []image{{Fetcher: s, Desc: root, Name: "localhost:5000/app:1", Data: data}}, Options{Platforms: exptestLinux("amd64")}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(fetched.Bytes(), seeded.Bytes()) {
@@ -868,7 +868,7 @@ func TestExportSeededRoot(t *testing.T) {
 
 	data[len(data)-1] ^= 0xff
 	var buf bytes.Buffer
-	_, err := Write(context.Background(), &buf, []Image{{Fetcher: s, Desc: root, Data: data}}, Options{Platforms: exptestLinux("amd64")})
+	_, err := writeImages(context.Background(), &buf, []image{{Fetcher: s, Desc: root, Data: data}}, Options{Platforms: exptestLinux("amd64")})
 	if !errors.Is(err, imagetools.ErrDigestMismatch) || !strings.Contains(err.Error(), root.Digest.String()) || buf.Len() != 0 {
 		t.Fatalf("tampered seed: got %v, %d bytes written", err, buf.Len())
 	}
@@ -923,12 +923,12 @@ func TestExportPrefetchesManifests(t *testing.T) {
 	s := newExptestStore()
 	m := exptestMulti(t, s)
 	opts := Options{Platforms: exptestLinux("amd64"), AllPlatforms: true}
-	want, _ := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, opts)
+	want, _ := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, opts)
 
 	s.fetchedBy = map[digest.Digest]int{}
 	g := &exptestGate{exptestStore: s, want: 4, release: make(chan struct{})} // 2 images, 2 attestations
-	root := Image{Fetcher: g, Desc: exptestRoot(m.index), Data: s.blobs[m.index.Digest], Name: "localhost:5000/multi:1"}
-	got, _ := exptestExport(t, []Image{root}, opts)
+	root := image{Fetcher: g, Desc: exptestRoot(m.index), Data: s.blobs[m.index.Digest], Name: "localhost:5000/multi:1"}
+	got, _ := exptestExport(t, []image{root}, opts)
 	if g.most != 4 {
 		t.Errorf("at most %d manifests fetched at once, want all 4", g.most)
 	}
@@ -953,7 +953,7 @@ func TestExportWriteAtSmallBlobs(t *testing.T) {
 	}
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: layers})
 	opts := Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
-	want, _ := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, opts)
+	want, _ := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, opts)
 
 	limit := oci.MetadataLimit(opts.MaxConcurrency)
 	g := &exptestGate{exptestStore: s, want: limit, release: make(chan struct{}),
@@ -963,7 +963,7 @@ func TestExportWriteAtSmallBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := Write(context.Background(), f, []Image{{Fetcher: g, Desc: exptestRoot(img.manifest)}}, opts); err != nil {
+	if _, err := writeImages(context.Background(), f, []image{{Fetcher: g, Desc: exptestRoot(img.manifest)}}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if g.most != limit {
@@ -1000,7 +1000,7 @@ func TestExportNestedIndex(t *testing.T) {
 		{"two levels", twice, Options{Platforms: exptestLinux("amd64")}, append(slices.Clone(amd64Blobs), exptestBlobName(outer)), m.amd64.config},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, entries := exptestExport(t, []Image{{Fetcher: s, Desc: exptestRoot(tc.root), Name: "localhost:5000/nested:1"}}, tc.opts)
+			_, entries := exptestExport(t, []image{{Fetcher: s, Desc: exptestRoot(tc.root), Name: "localhost:5000/nested:1"}}, tc.opts)
 			want := append([]string{exptestBlobName(tc.root), exptestBlobName(m.index)}, tc.blobs...)
 			slices.Sort(want)
 			want = slices.Compact(want)
@@ -1028,7 +1028,7 @@ func TestExportNestedIndex(t *testing.T) {
 		for range maxIndexDepth {
 			root = s.index(t, root)
 		}
-		_, err := Write(context.Background(), io.Discard, []Image{{Fetcher: s, Desc: exptestRoot(root)}}, Options{Platforms: exptestLinux("amd64")})
+		_, err := writeImages(context.Background(), io.Discard, []image{{Fetcher: s, Desc: exptestRoot(root)}}, Options{Platforms: exptestLinux("amd64")})
 		if err == nil || !strings.Contains(err.Error(), "nested deeper than") {
 			t.Fatalf("err = %v, want the nesting refused", err)
 		}

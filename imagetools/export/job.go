@@ -85,19 +85,19 @@ type Sink func(ctx context.Context, write func(io.Writer) error) error
 // Run resolves the sources from p, each a step of pw, then writes them
 // through sink under one "exporting to FORMAT image format" vertex.
 func (j Job) Run(ctx context.Context, pw progress.Writer, p place.Reader, sink Sink) error {
-	imgs, err := Resolve(ctx, pw, p, j.Sources)
+	imgs, err := resolveAll(ctx, pw, p, j.Sources)
 	if err != nil {
 		return err
 	}
-	return report(pw, j.Options.Format, j.final, func(rep Progress) (Result, error) {
+	return report(pw, j.Options.Format, j.final, func(rep Progress) (result, error) {
 		opts := j.Options
 		opts.Progress = rep
-		var res Result
-		// No bufio: Write writes blobs in 512 KiB chunks, which a buffer
+		var res result
+		// No bufio: writeImages writes blobs in 512 KiB chunks, which a buffer
 		// would only copy once more; the few small entries cost little.
 		err := sink(ctx, func(w io.Writer) error {
 			var err error
-			res, err = Write(ctx, w, imgs, opts)
+			res, err = writeImages(ctx, w, imgs, opts)
 			return err
 		})
 		// res is read after sink has run write: in "return res, sink(...)"

@@ -18,7 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// EngineOptions controls ToEngine.
+// EngineOptions controls toEngine, the load into the Docker engine.
 type EngineOptions struct {
 	// Platforms pick the images loaded from an index; none means the
 	// engine's platform. Each must have the engine's OS; an architecture
@@ -37,8 +37,8 @@ type EngineOptions struct {
 	Progress progress.Writer
 }
 
-// ToEngine streams the images into the Docker engine's image-load API, as the
-// Docker image tar Write writes, without a file in between (daemon.Load),
+// toEngine streams the images into the Docker engine's image-load API, as the
+// Docker image tar writeImages writes, without a file in between (daemon.Load),
 // and has the engine's answer checked: every name must be reported loaded,
 // and every image without a name by its ID.
 //
@@ -48,10 +48,10 @@ type EngineOptions struct {
 // OS. The classic store gets one platform (manifest.json, the only part it
 // reads, holds one image per index); the containerd image store gets every
 // platform asked for in one stream, and keeps the index digest as image ID.
-// The Result is Write's, warnings included when the load failed.
-func ToEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts EngineOptions) (Result, error) {
+// The Result is that of writeImages, warnings included when the load failed.
+func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts EngineOptions) (result, error) {
 	if len(imgs) == 0 {
-		return Result{}, errors.New("load: no image given")
+		return result{}, errors.New("load: no image given")
 	}
 	pw := opts.Progress
 	if pw == nil {
@@ -59,16 +59,16 @@ func ToEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts 
 	}
 	info, err := daemon.Ask(ctx, engine)
 	if err != nil {
-		return Result{}, err
+		return result{}, err
 	}
 	want, warnings, err := info.ChoosePlatforms(opts.Platforms, opts.AllPlatforms)
 	if err != nil {
-		return Result{}, err
+		return result{}, err
 	}
 	expect, more, err := enginePlan(ctx, imgs, info, want, opts.AllPlatforms)
 	warnings = append(warnings, more...)
 	if err != nil {
-		return Result{Warnings: warnings}, err
+		return result{Warnings: warnings}, err
 	}
 	wopts := Options{
 		Platforms:        want,
@@ -78,10 +78,10 @@ func ToEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts 
 		IncludeForeign:   opts.IncludeForeign,
 		MaxConcurrency:   opts.MaxConcurrency,
 	}
-	var res Result
+	var res result
 	err = daemon.Load(ctx, engine, expect, func(ctx context.Context, w io.Writer) error {
 		var err error
-		res, err = Write(ctx, w, imgs, wopts)
+		res, err = writeImages(ctx, w, imgs, wopts)
 		return err
 	}, pw)
 	res.Warnings = append(warnings, res.Warnings...)
@@ -92,7 +92,7 @@ func ToEngine(ctx context.Context, engine daemon.LoadClient, imgs []Image, opts 
 // for want) and returns what the engine must report, one entry per image ID,
 // in order, with the warnings found (single images that run under
 // emulation). Nothing is sent to the engine yet.
-func enginePlan(ctx context.Context, imgs []Image, info daemon.Info, want []ocispec.Platform, all bool) ([]daemon.Expected, []string, error) {
+func enginePlan(ctx context.Context, imgs []image, info daemon.Info, want []ocispec.Platform, all bool) ([]daemon.Expected, []string, error) {
 	var (
 		out      []daemon.Expected
 		warnings []string
@@ -119,8 +119,8 @@ func enginePlan(ctx context.Context, imgs []Image, info daemon.Info, want []ocis
 			out = append(out, daemon.Expected{Label: label, ID: id})
 			i = len(out) - 1
 		}
-		if name.RepoTag != "" && !slices.Contains(out[i].Names, name.RepoTag) {
-			out[i].Names = append(out[i].Names, name.RepoTag)
+		if name.repoTag != "" && !slices.Contains(out[i].Names, name.repoTag) {
+			out[i].Names = append(out[i].Names, name.repoTag)
 		}
 	}
 	return out, warnings, nil
@@ -129,7 +129,7 @@ func enginePlan(ctx context.Context, imgs []Image, info daemon.Info, want []ocis
 // engineImageID checks img against the platforms to load and returns the
 // image ID the engine will give it: the config digest of the image
 // manifest.json gets (classic store) or the root digest (containerd store).
-func engineImageID(ctx context.Context, img Image, info daemon.Info, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
+func engineImageID(ctx context.Context, img image, info daemon.Info, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
 	desc := img.Desc
 	if oci.IsIndex(desc.MediaType) {
 		var index ocispec.Index
@@ -143,7 +143,7 @@ func engineImageID(ctx context.Context, img Image, info daemon.Info, want []ocis
 		if info.MultiPlatform {
 			return img.Desc.Digest, nil, nil
 		}
-		desc = *sel.Primary
+		desc = *sel.primary
 	} else if !oci.IsManifest(desc.MediaType) {
 		return "", nil, fmt.Errorf("unsupported media type %q", desc.MediaType)
 	}
@@ -170,7 +170,7 @@ func engineImageID(ctx context.Context, img Image, info daemon.Info, want []ocis
 	return id, w, err
 }
 
-func engineFetchJSON(ctx context.Context, img Image, desc ocispec.Descriptor, v any) error {
+func engineFetchJSON(ctx context.Context, img image, desc ocispec.Descriptor, v any) error {
 	if err := validateDigest(desc.Digest); err != nil {
 		return err
 	}
@@ -185,15 +185,15 @@ func engineFetchJSON(ctx context.Context, img Image, desc ocispec.Descriptor, v 
 }
 
 // Load resolves the sources from p, each a step of pw, and loads them into
-// the Docker engine (ToEngine); the warnings, known before or after a
+// the Docker engine (toEngine); the warnings, known before or after a
 // failure, are shown as steps of their own.
 func Load(ctx context.Context, pw progress.Writer, p place.Reader, engine daemon.LoadClient, sources []Source, opts EngineOptions) error {
-	imgs, err := Resolve(ctx, pw, p, sources)
+	imgs, err := resolveAll(ctx, pw, p, sources)
 	if err != nil {
 		return err
 	}
 	opts.Progress = pw
-	res, err := ToEngine(ctx, engine, imgs, opts)
+	res, err := toEngine(ctx, engine, imgs, opts)
 	for _, w := range res.Warnings {
 		progress.Warn(pw, w)
 	}

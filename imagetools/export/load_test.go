@@ -140,11 +140,11 @@ func (s *enginetestSteps) Write(st *bkclient.SolveStatus) {
 	}
 }
 
-func enginetestRun(t *testing.T, e *enginetestEngine, imgs []Image, opts EngineOptions) (*enginetestSteps, Result, error) {
+func enginetestRun(t *testing.T, e *enginetestEngine, imgs []image, opts EngineOptions) (*enginetestSteps, result, error) {
 	t.Helper()
 	steps := &enginetestSteps{ended: map[string]string{}}
 	opts.Progress = progress.Writer(steps)
-	res, err := ToEngine(context.Background(), e, imgs, opts)
+	res, err := toEngine(context.Background(), e, imgs, opts)
 	return steps, res, err
 }
 
@@ -153,8 +153,8 @@ func TestToEngine(t *testing.T) {
 	app := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"a", "b"}})
 	arm := s.image(t, exptestImageSpec{platform: "linux/arm64", layers: []string{"c"}})
 	multi := exptestMulti(t, s)
-	appImg := Image{Fetcher: s, Desc: exptestRoot(app.manifest), Name: "localhost:5000/app:1"}
-	multiImg := Image{Fetcher: s, Desc: exptestRoot(multi.index), Name: "docker.io/library/multi:1"}
+	appImg := image{Fetcher: s, Desc: exptestRoot(app.manifest), Name: "localhost:5000/app:1"}
+	multiImg := image{Fetcher: s, Desc: exptestRoot(multi.index), Name: "docker.io/library/multi:1"}
 	windows := platforms.MustParse("windows/amd64")
 	arm64 := platforms.MustParse("linux/arm64")
 	amd64 := platforms.MustParse("linux/amd64")
@@ -162,7 +162,7 @@ func TestToEngine(t *testing.T) {
 	tests := []struct {
 		name    string
 		engine  enginetestEngine
-		imgs    []Image
+		imgs    []image
 		opts    EngineOptions
 		wantErr error
 		errHas  []string
@@ -174,69 +174,69 @@ func TestToEngine(t *testing.T) {
 		warnings []string
 	}{
 		{
-			name: "one image", imgs: []Image{appImg},
+			name: "one image", imgs: []image{appImg},
 			steps: map[string]string{"exporting layers": "", "writing image " + app.config.Digest.String(): "", "naming to localhost:5000/app:1": ""},
 		},
 		{
-			name: "index picks the engine platform, familiar answer", imgs: []Image{multiImg, appImg},
+			name: "index picks the engine platform, familiar answer", imgs: []image{multiImg, appImg},
 			steps: map[string]string{"writing image " + multi.amd64.config.Digest.String(): "", "naming to docker.io/library/multi:1": "", "naming to localhost:5000/app:1": ""},
 		},
 		{
-			name: "arm64 engine", engine: enginetestEngine{os: "linux", arch: "arm64"}, imgs: []Image{multiImg},
+			name: "arm64 engine", engine: enginetestEngine{os: "linux", arch: "arm64"}, imgs: []image{multiImg},
 			steps: map[string]string{"writing image " + multi.arm64.config.Digest.String(): ""},
 		},
 		{
-			name: "unnamed image reported by ID", imgs: []Image{{Fetcher: s, Desc: exptestRoot(app.manifest)}},
+			name: "unnamed image reported by ID", imgs: []image{{Fetcher: s, Desc: exptestRoot(app.manifest)}},
 			steps: map[string]string{"writing image " + app.config.Digest.String(): ""},
 		},
 		{
-			name: "OS the engine cannot hold", imgs: []Image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{windows}},
+			name: "OS the engine cannot hold", imgs: []image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{windows}},
 			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"windows/amd64", "the engine runs linux/amd64 and holds linux images only"}, noLoad: true,
 		},
 		{
-			name: "architecture under emulation", imgs: []Image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{arm64}},
+			name: "architecture under emulation", imgs: []image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{arm64}},
 			warnings: []string{"linux/arm64 images run on this linux/amd64 engine only under emulation"},
 			steps:    map[string]string{"writing image " + multi.arm64.config.Digest.String(): ""},
 		},
 		{
-			name: "classic store refuses several platforms", imgs: []Image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{amd64, arm64}},
+			name: "classic store refuses several platforms", imgs: []image{multiImg}, opts: EngineOptions{Platforms: []ocispec.Platform{amd64, arm64}},
 			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"load 2 platforms", "classic image store keeps one platform per image"}, noLoad: true,
 		},
 		{
-			name: "classic store refuses all", imgs: []Image{multiImg}, opts: EngineOptions{AllPlatforms: true},
+			name: "classic store refuses all", imgs: []image{multiImg}, opts: EngineOptions{AllPlatforms: true},
 			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"load all platforms"}, noLoad: true,
 		},
 		{
-			name: "containerd store keeps the index", engine: enginetestEngine{multi: true}, imgs: []Image{{Fetcher: s, Desc: exptestRoot(multi.index)}},
+			name: "containerd store keeps the index", engine: enginetestEngine{multi: true}, imgs: []image{{Fetcher: s, Desc: exptestRoot(multi.index)}},
 			opts:  EngineOptions{AllPlatforms: true},
 			steps: map[string]string{"writing image " + multi.index.Digest.String(): ""},
 		},
 		{
-			name: "index without the engine platform", engine: enginetestEngine{os: "linux", arch: "s390x"}, imgs: []Image{multiImg},
+			name: "index without the engine platform", engine: enginetestEngine{os: "linux", arch: "s390x"}, imgs: []image{multiImg},
 			errHas: []string{"no image for platform linux/s390x"}, noLoad: true,
 		},
 		{
-			name: "single image of another architecture", imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
+			name: "single image of another architecture", imgs: []image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
 			warnings: []string{"linux/arm64 images run on this linux/amd64 engine only under emulation"},
 			steps:    map[string]string{"naming to localhost:5000/arm:1": ""},
 		},
 		{
-			name: "single image of another OS", engine: enginetestEngine{os: "windows", arch: "amd64"}, imgs: []Image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
+			name: "single image of another OS", engine: enginetestEngine{os: "windows", arch: "amd64"}, imgs: []image{{Fetcher: s, Desc: exptestRoot(arm.manifest), Name: "localhost:5000/arm:1"}},
 			wantErr: imagetools.ErrEnginePlatform, errHas: []string{"localhost:5000/arm:1", "image is linux/arm64", "holds windows images only"}, noLoad: true,
 		},
 		{
-			name: "name not reported", imgs: []Image{appImg, multiImg},
+			name: "name not reported", imgs: []image{appImg, multiImg},
 			engine:  enginetestEngine{answer: func(string) string { return enginetestJSON("Loaded image: multi:1\n") }},
 			wantErr: imagetools.ErrNotLoaded, errHas: []string{"load localhost:5000/app:1:", "the engine reported docker.io/library/multi:1"},
 			steps: map[string]string{"naming to localhost:5000/app:1": imagetools.ErrNotLoaded.Error(), "naming to docker.io/library/multi:1": ""},
 		},
 		{
-			name: "image ID not reported", imgs: []Image{{Fetcher: s, Desc: exptestRoot(app.manifest)}},
+			name: "image ID not reported", imgs: []image{{Fetcher: s, Desc: exptestRoot(app.manifest)}},
 			engine:  enginetestEngine{answer: func(string) string { return "" }},
 			wantErr: imagetools.ErrNotLoaded, errHas: []string{"image ID " + app.config.Digest.String(), "reported nothing"},
 		},
 		{
-			name: "engine error shown as written", imgs: []Image{appImg},
+			name: "engine error shown as written", imgs: []image{appImg},
 			engine: enginetestEngine{answer: func(string) string {
 				return `{"errorDetail":{"message":"open /var/lib/docker/tmp/x: no space left on device"},"error":"open /var/lib/docker/tmp/x: no space left on device"}` + "\r\n"
 			}},
@@ -261,7 +261,7 @@ func TestToEngine(t *testing.T) {
 			}
 			wantFail := tc.wantErr != nil || len(tc.errHas) > 0
 			if (err != nil) != wantFail {
-				t.Fatalf("ToEngine: %v, want failure %v", err, wantFail)
+				t.Fatalf("toEngine: %v, want failure %v", err, wantFail)
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Errorf("error %v is not %v", err, tc.wantErr)
@@ -294,7 +294,7 @@ func TestToEngineSendsOnePlatform(t *testing.T) {
 	s := newExptestStore()
 	multi := exptestMulti(t, s)
 	e := &enginetestEngine{os: "linux", arch: "amd64", answer: enginetestJSON}
-	if _, _, err := enginetestRun(t, e, []Image{{Fetcher: s, Desc: exptestRoot(multi.index), Name: "localhost:5000/multi:1"}}, EngineOptions{}); err != nil {
+	if _, _, err := enginetestRun(t, e, []image{{Fetcher: s, Desc: exptestRoot(multi.index), Name: "localhost:5000/multi:1"}}, EngineOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	entries := exptestReadTar(t, e.tar)

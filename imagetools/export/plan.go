@@ -31,7 +31,7 @@ type plan struct {
 
 // planner collects the blobs and images while the structure is read.
 type planner struct {
-	imgs    []Image
+	imgs    []image
 	opts    Options
 	blobs   map[digest.Digest]*blob
 	order   []*blob
@@ -47,7 +47,7 @@ type planner struct {
 
 // makePlan reads the images' structure and lays out the tar. The plan holds
 // the warnings found so far even with an error.
-func makePlan(ctx context.Context, imgs []Image, opts Options, deferConfigs bool) (plan, error) {
+func makePlan(ctx context.Context, imgs []image, opts Options, deferConfigs bool) (plan, error) {
 	r := &planner{imgs: imgs, opts: opts, blobs: map[digest.Digest]*blob{}, deferConfigs: deferConfigs,
 		ahead: prefetch(ctx, imgs, opts, oci.MetadataLimit(opts.MaxConcurrency), deferConfigs)}
 	for i := range imgs {
@@ -65,13 +65,13 @@ func makePlan(ctx context.Context, imgs []Image, opts Options, deferConfigs bool
 	}
 	pl.records = recs
 	for _, d := range r.docker {
-		if d.ConfigData == nil {
+		if d.configData == nil {
 			pl.unchecked = append(pl.unchecked, *d)
 		}
 	}
 	for _, e := range r.entries {
-		if e.Name.Full != "" && !slices.Contains(pl.names, e.Name.Full) {
-			pl.names = append(pl.names, e.Name.Full)
+		if e.Name.full != "" && !slices.Contains(pl.names, e.Name.full) {
+			pl.names = append(pl.names, e.Name.full)
 		}
 	}
 	return pl, nil
@@ -176,7 +176,7 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}
-	for _, c := range sel.Kept {
+	for _, c := range sel.kept {
 		if r.opts.SkipAttestations && oci.IsAttestation(c) {
 			continue
 		}
@@ -187,7 +187,7 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 			return nil, err
 		}
 	}
-	return sel.Primary, nil
+	return sel.primary, nil
 }
 
 // parseIndex parses the bytes of index desc, refusing a body whose media
@@ -304,9 +304,9 @@ func (r *planner) checkSinglePlatform(ctx context.Context, i int, desc ocispec.D
 // i, merging names when the same manifest is exported twice.
 func (r *planner) addDockerImage(ctx context.Context, i int, desc ocispec.Descriptor, label string, name imageName) error {
 	for _, d := range r.docker {
-		if d.Manifest.Digest == desc.Digest {
-			if name.RepoTag != "" && !slices.Contains(d.RepoTags, name.RepoTag) {
-				d.RepoTags = append(d.RepoTags, name.RepoTag)
+		if d.manifest.Digest == desc.Digest {
+			if name.repoTag != "" && !slices.Contains(d.repoTags, name.repoTag) {
+				d.repoTags = append(d.repoTags, name.repoTag)
 			}
 			return nil
 		}
@@ -315,23 +315,23 @@ func (r *planner) addDockerImage(ctx context.Context, i int, desc ocispec.Descri
 	if err != nil {
 		return err
 	}
-	d := &dockerImage{Name: label, Manifest: desc, Config: m.Config, Layers: m.Layers}
+	d := &dockerImage{name: label, manifest: desc, config: m.Config, layers: m.Layers}
 	for _, l := range m.Layers {
 		if images.IsNonDistributable(l.MediaType) && !r.opts.IncludeForeign {
-			if d.Foreign == nil {
-				d.Foreign = map[digest.Digest]bool{}
+			if d.foreign == nil {
+				d.foreign = map[digest.Digest]bool{}
 			}
-			d.Foreign[l.Digest] = true
+			d.foreign[l.Digest] = true
 		}
 	}
 	// Foreign layers need the config's diff_ids to lay out manifest.json.
-	if b, ok := r.blobs[m.Config.Digest]; !r.deferConfigs || d.Foreign != nil || (ok && b.Data != nil) {
-		if d.ConfigData, err = r.addSmall(ctx, i, m.Config, kindConfig); err != nil {
+	if b, ok := r.blobs[m.Config.Digest]; !r.deferConfigs || d.foreign != nil || (ok && b.Data != nil) {
+		if d.configData, err = r.addSmall(ctx, i, m.Config, kindConfig); err != nil {
 			return err
 		}
 	}
-	if name.RepoTag != "" {
-		d.RepoTags = []string{name.RepoTag}
+	if name.repoTag != "" {
+		d.repoTags = []string{name.repoTag}
 	}
 	r.docker = append(r.docker, d)
 	return nil

@@ -80,7 +80,7 @@ type prefetchJob struct {
 // each index's primary child, and of a single image when the Docker format
 // or a platform check needs it). Anything it cannot read or parse is left to
 // the sequential pass.
-func prefetch(ctx context.Context, imgs []Image, opts Options, limit int, deferConfigs bool) *prefetched {
+func prefetch(ctx context.Context, imgs []image, opts Options, limit int, deferConfigs bool) *prefetched {
 	p := &prefetched{blobs: map[digest.Digest]smallFetch{}, deferConfigs: deferConfigs, includeForeign: opts.IncludeForeign}
 	platformCheck := opts.ExplicitPlatforms && !opts.AllPlatforms
 	needConfig := opts.Format == FormatDocker || platformCheck
@@ -112,9 +112,9 @@ func prefetchChildren(i int, data []byte, opts Options) []prefetchJob {
 		return nil
 	}
 	var out []prefetchJob
-	for _, c := range sel.Kept {
+	for _, c := range sel.kept {
 		if oci.IsManifest(c.MediaType) && !(opts.SkipAttestations && oci.IsAttestation(c)) {
-			primary := sel.Primary != nil && c.Digest == sel.Primary.Digest && opts.Format == FormatDocker
+			primary := sel.primary != nil && c.Digest == sel.primary.Digest && opts.Format == FormatDocker
 			out = append(out, prefetchJob{i: i, desc: c, config: primary, forCheck: true})
 		}
 	}
@@ -122,7 +122,7 @@ func prefetchChildren(i int, data []byte, opts Options) []prefetchJob {
 }
 
 // fetchAll reads jobs, limit at a time, and returns the configs they ask for.
-func (p *prefetched) fetchAll(ctx context.Context, imgs []Image, jobs []prefetchJob, limit int) []prefetchJob {
+func (p *prefetched) fetchAll(ctx context.Context, imgs []image, jobs []prefetchJob, limit int) []prefetchJob {
 	var mu sync.Mutex
 	var next []prefetchJob
 	var eg errgroup.Group
@@ -163,7 +163,7 @@ func (p *prefetched) fetchAll(ctx context.Context, imgs []Image, jobs []prefetch
 
 // fetchSmall reads a small blob as the sequential pass would; a
 // descriptor that pass refuses before fetching is not read (false).
-func (p *prefetched) fetchSmall(ctx context.Context, img Image, desc ocispec.Descriptor) (smallFetch, bool) {
+func (p *prefetched) fetchSmall(ctx context.Context, img image, desc ocispec.Descriptor) (smallFetch, bool) {
 	if validateDigest(desc.Digest) != nil || oci.CheckReadable(desc) != nil {
 		return smallFetch{}, false
 	}

@@ -49,11 +49,11 @@ func validateDigest(dgst digest.Digest) error {
 
 // selection is what selectChildren decides for one index.
 type selection struct {
-	// Kept are the children written to the OCI layout, in index order.
-	Kept []ocispec.Descriptor
-	// Primary is the child that goes to manifest.json; nil when none matched
+	// kept are the children written to the OCI layout, in index order.
+	kept []ocispec.Descriptor
+	// primary is the child that goes to manifest.json; nil when none matched
 	// and none was required.
-	Primary *ocispec.Descriptor
+	primary *ocispec.Descriptor
 }
 
 // selectChildren picks the children of index to export. For every
@@ -77,7 +77,7 @@ func selectChildren(index ocispec.Index, want []ocispec.Platform, all, needPrima
 			continue
 		}
 		if i == 0 {
-			sel.Primary = best
+			sel.primary = best
 		}
 		chosen[best.Digest] = true
 	}
@@ -93,7 +93,7 @@ func selectChildren(index ocispec.Index, want []ocispec.Platform, all, needPrima
 			keep = chosen[subject]
 		}
 		if keep {
-			sel.Kept = append(sel.Kept, c)
+			sel.kept = append(sel.kept, c)
 		}
 	}
 	return sel, nil
@@ -101,12 +101,12 @@ func selectChildren(index ocispec.Index, want []ocispec.Platform, all, needPrima
 
 // imageName is a requested image name in the forms the tar needs.
 type imageName struct {
-	// Full is the fully qualified reference (io.containerd.image.name).
-	Full string
-	// Tag is the tag alone (org.opencontainers.image.ref.name); "" if untagged.
-	Tag string
-	// RepoTag is repository:tag for manifest.json; "" if untagged.
-	RepoTag string
+	// full is the fully qualified reference (io.containerd.image.name).
+	full string
+	// tag is the tag alone (org.opencontainers.image.ref.name); "" if untagged.
+	tag string
+	// repoTag is repository:tag for manifest.json; "" if untagged.
+	repoTag string
 }
 
 // parseImageName parses a fully qualified name such as
@@ -120,10 +120,10 @@ func parseImageName(name string) (imageName, error) {
 	if err != nil {
 		return imageName{}, fmt.Errorf("invalid image name %q (must be fully qualified, like docker.io/library/app:1): %w", name, err)
 	}
-	n := imageName{Full: ref.String()}
+	n := imageName{full: ref.String()}
 	if tagged, ok := ref.(reference.Tagged); ok {
-		n.Tag = tagged.Tag()
-		n.RepoTag = reference.TrimNamed(ref).String() + ":" + n.Tag
+		n.tag = tagged.Tag()
+		n.repoTag = reference.TrimNamed(ref).String() + ":" + n.tag
 	}
 	return n, nil
 }
@@ -144,16 +144,16 @@ func renderIndexJSON(entries []indexEntry) ([]byte, error) {
 	manifests := []ocispec.Descriptor{}
 	for _, e := range entries {
 		d := ocispec.Descriptor{MediaType: e.Desc.MediaType, Digest: e.Desc.Digest, Size: e.Desc.Size}
-		if e.Name.Full != "" || len(e.Source) > 0 {
+		if e.Name.full != "" || len(e.Source) > 0 {
 			d.Annotations = maps.Clone(e.Source)
 			if d.Annotations == nil {
 				d.Annotations = map[string]string{}
 			}
 		}
-		if e.Name.Full != "" {
-			d.Annotations[images.AnnotationImageName] = e.Name.Full
-			if e.Name.Tag != "" {
-				d.Annotations[ocispec.AnnotationRefName] = e.Name.Tag
+		if e.Name.full != "" {
+			d.Annotations[images.AnnotationImageName] = e.Name.full
+			if e.Name.tag != "" {
+				d.Annotations[ocispec.AnnotationRefName] = e.Name.tag
 			}
 		}
 		if !slices.ContainsFunc(manifests, func(m ocispec.Descriptor) bool { return sameEntry(m, d) }) {
@@ -173,17 +173,17 @@ func sameEntry(a, b ocispec.Descriptor) bool {
 
 // dockerImage is one image for manifest.json.
 type dockerImage struct {
-	// Name identifies the image in errors (a name or the root digest).
-	Name     string
-	Manifest ocispec.Descriptor
-	Config   ocispec.Descriptor
-	// ConfigData is the raw config, needed for the diff_ids.
-	ConfigData []byte
-	Layers     []ocispec.Descriptor
-	// Foreign marks the layers left out of the tar; their descriptors go to
-	// LayerSources so that the engine can fetch them from their URLs.
-	Foreign  map[digest.Digest]bool
-	RepoTags []string
+	// name identifies the image in errors (a name or the root digest).
+	name     string
+	manifest ocispec.Descriptor
+	config   ocispec.Descriptor
+	// configData is the raw config, needed for the diff_ids.
+	configData []byte
+	layers     []ocispec.Descriptor
+	// foreign marks the layers left out of the tar; their descriptors go to
+	// LayerSources so that the Docker engine can fetch them from their URLs.
+	foreign  map[digest.Digest]bool
+	repoTags []string
 }
 
 // manifestItem is an entry of manifest.json as Docker writes it.
@@ -212,14 +212,14 @@ func checkConfig(img dockerImage) (imageConfig, error) {
 	var full ocispec.Image
 	// Parsed twice: CheckConfig wants the full config, manifest.json only
 	// the diff_ids, and both parses are of a few KiB already in memory.
-	if err := json.Unmarshal(img.ConfigData, &full); err != nil {
-		return cfg, fmt.Errorf("image %s: parse config %s: %w", img.Name, img.Config.Digest, err)
+	if err := json.Unmarshal(img.configData, &full); err != nil {
+		return cfg, fmt.Errorf("image %s: parse config %s: %w", img.name, img.config.Digest, err)
 	}
-	if err := oci.CheckConfig(&full, len(img.Layers)); err != nil {
-		return cfg, fmt.Errorf("image %s (config %s): %w", img.Name, img.Config.Digest, err)
+	if err := oci.CheckConfig(&full, len(img.layers)); err != nil {
+		return cfg, fmt.Errorf("image %s (config %s): %w", img.name, img.config.Digest, err)
 	}
-	if err := json.Unmarshal(img.ConfigData, &cfg); err != nil {
-		return cfg, fmt.Errorf("image %s: parse config %s: %w", img.Name, img.Config.Digest, err)
+	if err := json.Unmarshal(img.configData, &cfg); err != nil {
+		return cfg, fmt.Errorf("image %s: parse config %s: %w", img.name, img.config.Digest, err)
 	}
 	return cfg, nil
 }
@@ -233,23 +233,23 @@ func renderManifestJSON(imgs []dockerImage) ([]byte, error) {
 	for _, img := range imgs {
 		var cfg imageConfig
 		var err error
-		if img.ConfigData != nil {
+		if img.configData != nil {
 			if cfg, err = checkConfig(img); err != nil {
 				return nil, err
 			}
 		}
 		item := manifestItem{RepoTags: []string{}, Layers: []string{}}
-		if item.Config, err = blobPath(img.Config.Digest); err != nil {
-			return nil, fmt.Errorf("image %s: config: %w", img.Name, err)
+		if item.Config, err = blobPath(img.config.Digest); err != nil {
+			return nil, fmt.Errorf("image %s: config: %w", img.name, err)
 		}
-		item.RepoTags = append(item.RepoTags, img.RepoTags...)
-		for i, l := range img.Layers {
+		item.RepoTags = append(item.RepoTags, img.repoTags...)
+		for i, l := range img.layers {
 			p, err := blobPath(l.Digest)
 			if err != nil {
-				return nil, fmt.Errorf("image %s: layer: %w", img.Name, err)
+				return nil, fmt.Errorf("image %s: layer: %w", img.name, err)
 			}
 			item.Layers = append(item.Layers, p)
-			if img.Foreign[l.Digest] {
+			if img.foreign[l.Digest] {
 				if item.LayerSources == nil {
 					item.LayerSources = map[digest.Digest]ocispec.Descriptor{}
 				}
@@ -284,7 +284,7 @@ type blob struct {
 	Desc   ocispec.Descriptor
 	Kind   blobKind
 	Data   []byte
-	Source int // index of the Image whose fetcher provides the blob
+	Source int // index of the image whose fetcher provides the blob
 }
 
 // tarHeader returns a header with the Unix epoch as mtime, uid/gid 0 and

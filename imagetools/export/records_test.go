@@ -48,10 +48,10 @@ func TestParseImageName(t *testing.T) {
 		wantErr bool
 	}{
 		{in: ""},
-		{in: "localhost:5000/app:1", want: imageName{Full: "localhost:5000/app:1", Tag: "1", RepoTag: "localhost:5000/app:1"}},
-		{in: "docker.io/library/alpine:3", want: imageName{Full: "docker.io/library/alpine:3", Tag: "3", RepoTag: "docker.io/library/alpine:3"}},
-		{in: "localhost:5000/app:1@" + dgst.String(), want: imageName{Full: "localhost:5000/app:1@" + dgst.String(), Tag: "1", RepoTag: "localhost:5000/app:1"}},
-		{in: "localhost:5000/app@" + dgst.String(), want: imageName{Full: "localhost:5000/app@" + dgst.String()}},
+		{in: "localhost:5000/app:1", want: imageName{full: "localhost:5000/app:1", tag: "1", repoTag: "localhost:5000/app:1"}},
+		{in: "docker.io/library/alpine:3", want: imageName{full: "docker.io/library/alpine:3", tag: "3", repoTag: "docker.io/library/alpine:3"}},
+		{in: "localhost:5000/app:1@" + dgst.String(), want: imageName{full: "localhost:5000/app:1@" + dgst.String(), tag: "1", repoTag: "localhost:5000/app:1"}},
+		{in: "localhost:5000/app@" + dgst.String(), want: imageName{full: "localhost:5000/app@" + dgst.String()}},
 		{in: "app:1", wantErr: true},
 		{in: "localhost:5000/App:1", wantErr: true},
 		{in: "localhost:5000/app:bad tag", wantErr: true},
@@ -144,12 +144,12 @@ func TestSelectChildren(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := names(sel.Kept); got != tc.kept {
+			if got := names(sel.kept); got != tc.kept {
 				t.Errorf("kept %s, want %s", got, tc.kept)
 			}
 			var primary string
-			if sel.Primary != nil {
-				primary = names([]ocispec.Descriptor{*sel.Primary})
+			if sel.primary != nil {
+				primary = names([]ocispec.Descriptor{*sel.primary})
 			}
 			if primary != tc.primary {
 				t.Errorf("primary %q, want %q", primary, tc.primary)
@@ -161,7 +161,7 @@ func TestSelectChildren(t *testing.T) {
 func TestRenderIndexJSON(t *testing.T) {
 	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString("i"), Size: 42,
 		Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"}, Annotations: map[string]string{"x": "y"}}
-	named := imageName{Full: "localhost:5000/app:1", Tag: "1", RepoTag: "localhost:5000/app:1"}
+	named := imageName{full: "localhost:5000/app:1", tag: "1", repoTag: "localhost:5000/app:1"}
 	got, err := renderIndexJSON([]indexEntry{{Desc: d, Name: named}, {Desc: d}, {Desc: d, Name: named}})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := checkConfig(dockerImage{Name: "app", Config: ocispec.Descriptor{Digest: digest.FromString("c")}, ConfigData: []byte(tc.config), Layers: layers})
+			_, err := checkConfig(dockerImage{name: "app", config: ocispec.Descriptor{Digest: digest.FromString("c")}, configData: []byte(tc.config), layers: layers})
 			if tc.errContains == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -53,7 +53,7 @@ func (r reporter) Naming(name string) { r.lines.OneOff(statusNaming + name) }
 // report runs write under one vertex of pw, "exporting to FORMAT image
 // format", with a reporter whose final line is final; the warnings write
 // returns are logged on the same vertex, failed or not.
-func report(pw progress.Writer, format, final string, write func(Progress) (Result, error)) error {
+func report(pw progress.Writer, format, final string, write func(Progress) (result, error)) error {
 	return progress.Wrap("exporting to "+format+" image format", pw, func(sub progress.SubLogger) error {
 		lines := progress.NewLines(sub)
 		defer lines.Done()

@@ -59,7 +59,7 @@ func checkName(img, name string, given bool) error {
 }
 
 // checkNamesUnique refuses two images given the same name: the second
-// would take the name from the first in the engine.
+// would take the name from the first in the Docker engine.
 func checkNamesUnique(given []string, sources []Source) error {
 	if len(given) == 0 {
 		return nil
@@ -87,10 +87,10 @@ func normalizeName(name string) (string, error) {
 	return reference.TagNameOnly(named).String(), nil
 }
 
-// Resolve reads the root of each source from p, in order, each as a
+// resolveAll reads the root of each source from p, in order, each as a
 // "resolving LOCATION" step of pw.
-func Resolve(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]Image, error) {
-	imgs := make([]Image, 0, len(sources))
+func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]image, error) {
+	imgs := make([]image, 0, len(sources))
 	for _, s := range sources {
 		img, err := resolve(ctx, pw, p, s)
 		if err != nil {
@@ -101,15 +101,15 @@ func Resolve(ctx context.Context, pw progress.Writer, p place.Reader, sources []
 	return imgs, nil
 }
 
-func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) (Image, error) {
+func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) (image, error) {
 	done := progress.OneOff(pw, "resolving "+s.Loc.String())
-	img := Image{Name: s.Name}
+	img := image{Name: s.Name}
 	// As docker save writes it for an image pulled from a registry.
 	if k, v := s.Loc.DistributionSource(); k != "" {
 		img.SourceAnnotations = map[string]string{k: v}
 	}
 	var err error
-	// One GET by tag gives the descriptor and the bytes the engine needs.
+	// One GET by tag gives the descriptor and the bytes the export needs.
 	if img.Desc, img.Data, err = p.Manifest(ctx, s.Loc); err == nil {
 		img.Fetcher, err = p.Fetcher(ctx, s.Loc)
 	}

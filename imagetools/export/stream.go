@@ -20,7 +20,7 @@ import (
 
 // writeStream writes the records to w: in-memory ones directly, streamed
 // ones from pipes filled ahead by at most opts.MaxConcurrency fetchers.
-func writeStream(ctx context.Context, w io.Writer, imgs []Image, pl plan, opts Options) error {
+func writeStream(ctx context.Context, w io.Writer, imgs []image, pl plan, opts Options) error {
 	var streamed []*blob
 	for _, rec := range pl.records {
 		if rec.Blob != nil && rec.Data == nil {
@@ -74,7 +74,7 @@ func writeStream(ctx context.Context, w io.Writer, imgs []Image, pl plan, opts O
 
 // fillPipes launches the fetchers in tar order; SetLimit makes Go wait
 // until a fetcher has been drained, so at most limit blobs are ahead.
-func fillPipes(ctx context.Context, imgs []Image, streamed []*blob, pipes []*pipe, bufs *chunkBufs, limit int) error {
+func fillPipes(ctx context.Context, imgs []image, streamed []*blob, pipes []*pipe, bufs *chunkBufs, limit int) error {
 	fg, fctx := errgroup.WithContext(ctx)
 	fg.SetLimit(limit)
 	for i, b := range streamed {

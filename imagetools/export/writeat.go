@@ -82,7 +82,7 @@ func padding(size int64) int64 {
 	return -size & (tarBlock - 1)
 }
 
-// fileAt returns w as a file that Write may write at offsets, and the
+// fileAt returns w as a file that writeImages may write at offsets, and the
 // offset where the tar starts: a regular file, not opened for appending
 // (WriteAt refuses those). A pipe, a terminal or any other writer gives false.
 func fileAt(w io.Writer) (*os.File, int64, bool) {
@@ -109,7 +109,7 @@ func fileAt(w io.Writer) (*os.File, int64, bool) {
 // at once, each written at its offset while its digest and size are checked.
 // The bytes are those the stream writer writes; on success f's offset is at
 // the end of the tar, as if it had been written in order.
-func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl plan, opts Options) error {
+func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []image, pl plan, opts Options) error {
 	offs, err := offsetsOf(pl.records)
 	if err != nil {
 		return err
@@ -155,7 +155,7 @@ func writeFileAt(ctx context.Context, f *os.File, base int64, imgs []Image, pl p
 // the maxConcurrency transfer slots. A small one is mostly a round trip:
 // small ones go as many at once as the other small requests
 // (oci.MetadataLimit), so many small layers do not queue behind a few.
-func fetchSlots(ctx context.Context, w *offsetWriter, imgs []Image, streamed []slot, maxConcurrency int, progress Progress) error {
+func fetchSlots(ctx context.Context, w *offsetWriter, imgs []image, streamed []slot, maxConcurrency int, progress Progress) error {
 	var small, large []slot
 	for _, s := range streamed {
 		// With maxConcurrency 1 every blob waits its turn.
@@ -338,16 +338,16 @@ func (l *lockedProgress) Naming(name string) {
 // written, its digest already verified on the way in.
 func checkWrittenConfigs(w *offsetWriter, slots []slot, imgs []dockerImage) error {
 	for _, img := range imgs {
-		i := slices.IndexFunc(slots, func(s slot) bool { return s.rec.Blob != nil && s.rec.Blob.Desc.Digest == img.Config.Digest })
+		i := slices.IndexFunc(slots, func(s slot) bool { return s.rec.Blob != nil && s.rec.Blob.Desc.Digest == img.config.Digest })
 		if i < 0 {
-			return fmt.Errorf("export: image %s: config %s is not in the tar", img.Name, img.Config.Digest)
+			return fmt.Errorf("export: image %s: config %s is not in the tar", img.name, img.config.Digest)
 		}
-		if err := oci.CheckReadable(img.Config); err != nil {
-			return fmt.Errorf("export: image %s: config: %w", img.Name, err)
+		if err := oci.CheckReadable(img.config); err != nil {
+			return fmt.Errorf("export: image %s: config: %w", img.name, err)
 		}
-		img.ConfigData = make([]byte, img.Config.Size)
-		if _, err := w.f.ReadAt(img.ConfigData, w.base+slots[i].content()); err != nil {
-			return fmt.Errorf("export: image %s: read back config %s: %w", img.Name, img.Config.Digest, err)
+		img.configData = make([]byte, img.config.Size)
+		if _, err := w.f.ReadAt(img.configData, w.base+slots[i].content()); err != nil {
+			return fmt.Errorf("export: image %s: read back config %s: %w", img.name, img.config.Digest, err)
 		}
 		if _, err := checkConfig(img); err != nil {
 			return fmt.Errorf("export: %w", err)

@@ -22,7 +22,7 @@ import (
 
 // exptestExportFile exports into a new file, after prefix, through the
 // offset path, and returns what follows prefix.
-func exptestExportFile(t testing.TB, imgs []Image, opts Options, prefix []byte) []byte {
+func exptestExportFile(t testing.TB, imgs []image, opts Options, prefix []byte) []byte {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "out.tar")
 	f, err := os.Create(path)
@@ -36,7 +36,7 @@ func exptestExportFile(t testing.TB, imgs []Image, opts Options, prefix []byte) 
 	if _, _, ok := fileAt(f); !ok {
 		t.Fatal("a new regular file is not taken for the offset path")
 	}
-	if _, err := Write(context.Background(), f, imgs, opts); err != nil {
+	if _, err := writeImages(context.Background(), f, imgs, opts); err != nil {
 		t.Fatalf("Write to a file: %v", err)
 	}
 	// The offset must be at the end, as after sequential writes.
@@ -66,23 +66,23 @@ func TestExportFileSameBytes(t *testing.T) {
 		layers = append(layers, strings.Repeat(fmt.Sprint(i), 70000+i*511))
 	}
 	big := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: layers})
-	shared := []Image{
+	shared := []image{
 		{Fetcher: s, Desc: exptestRoot(a.manifest), Name: "localhost:5000/a:1"},
 		{Fetcher: s, Desc: exptestRoot(b.manifest), Name: "localhost:5000/b:1"},
 		{Fetcher: s, Desc: exptestRoot(a.manifest), Name: "localhost:5000/a:latest"},
 	}
 	tests := []struct {
 		name string
-		imgs []Image
+		imgs []image
 		opts Options
 	}{
 		{name: "shared layers", imgs: shared, opts: Options{Platforms: exptestLinux("amd64")}},
-		{name: "index one platform", imgs: []Image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, opts: Options{Platforms: exptestLinux("arm64")}},
-		{name: "index all platforms oci", imgs: []Image{{Fetcher: s, Desc: exptestRoot(m.index)}}, opts: Options{Format: FormatOCI, AllPlatforms: true, Platforms: exptestLinux("amd64")}},
-		{name: "foreign excluded", imgs: []Image{{Fetcher: s, Desc: exptestRoot(win.manifest), Name: "localhost:5000/win:1"}}},
-		{name: "foreign included", imgs: []Image{{Fetcher: s, Desc: exptestRoot(win.manifest), Name: "localhost:5000/win:1"}}, opts: Options{IncludeForeign: true}},
-		{name: "many layers, one at a time", imgs: append(slices.Clone(shared), Image{Fetcher: s, Desc: exptestRoot(big.manifest), Name: "localhost:5000/big:1"}), opts: Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 1}},
-		{name: "many layers", imgs: append(slices.Clone(shared), Image{Fetcher: s, Desc: exptestRoot(big.manifest), Name: "localhost:5000/big:1"}), opts: Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 5}},
+		{name: "index one platform", imgs: []image{{Fetcher: s, Desc: exptestRoot(m.index), Name: "localhost:5000/multi:1"}}, opts: Options{Platforms: exptestLinux("arm64")}},
+		{name: "index all platforms oci", imgs: []image{{Fetcher: s, Desc: exptestRoot(m.index)}}, opts: Options{Format: FormatOCI, AllPlatforms: true, Platforms: exptestLinux("amd64")}},
+		{name: "foreign excluded", imgs: []image{{Fetcher: s, Desc: exptestRoot(win.manifest), Name: "localhost:5000/win:1"}}},
+		{name: "foreign included", imgs: []image{{Fetcher: s, Desc: exptestRoot(win.manifest), Name: "localhost:5000/win:1"}}, opts: Options{IncludeForeign: true}},
+		{name: "many layers, one at a time", imgs: append(slices.Clone(shared), image{Fetcher: s, Desc: exptestRoot(big.manifest), Name: "localhost:5000/big:1"}), opts: Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 1}},
+		{name: "many layers", imgs: append(slices.Clone(shared), image{Fetcher: s, Desc: exptestRoot(big.manifest), Name: "localhost:5000/big:1"}), opts: Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 5}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestExportFileFetchesInParallel(t *testing.T) {
 	const size = (chunksAhead+streamExtraChunks+2)*chunkSize + 1
 	f, manifest := exptestBigImage(t, 2, size)
 	lockstep := &exptestLockstepStore{exptestSynthetic: f, all: make(chan struct{})}
-	imgs := []Image{{Fetcher: lockstep, Desc: manifest, Name: "localhost:5000/app:1"}}
+	imgs := []image{{Fetcher: lockstep, Desc: manifest, Name: "localhost:5000/app:1"}}
 	opts := Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -214,7 +214,7 @@ func TestExportFileFetchesInParallel(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "out.tar")
 	err := atomicfile.Write(target, func(w io.Writer) error { return exptestWrite(ctx, w, imgs, opts) })
 	if err != nil {
-		t.Fatalf("Write: %v", err)
+		t.Fatalf("writeImages: %v", err)
 	}
 	file, err := os.Open(target)
 	if err != nil {
@@ -227,7 +227,7 @@ func TestExportFileFetchesInParallel(t *testing.T) {
 	}
 	want := exptestHashWriter{d: digest.SHA256.Digester()}
 	opts.Progress = nil
-	if _, err := Write(context.Background(), want, []Image{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}, opts); err != nil {
+	if _, err := writeImages(context.Background(), want, []image{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got != want.d.Digest() {
@@ -246,7 +246,7 @@ func TestExportFileFetchesInParallel(t *testing.T) {
 func TestExportFileFallsBack(t *testing.T) {
 	s := newExptestStore()
 	img := s.image(t, exptestImageSpec{platform: "linux/amd64", layers: []string{"one", "two"}})
-	imgs := []Image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
+	imgs := []image{{Fetcher: s, Desc: exptestRoot(img.manifest), Name: "localhost:5000/app:1"}}
 	opts := Options{Platforms: exptestLinux("amd64")}
 	want, _ := exptestExport(t, imgs, opts)
 
@@ -263,7 +263,7 @@ func TestExportFileFallsBack(t *testing.T) {
 	if _, _, ok := fileAt(f); ok {
 		t.Error("a file opened for appending is taken for the offset path")
 	}
-	if _, err := Write(context.Background(), f, imgs, opts); err != nil {
+	if _, err := writeImages(context.Background(), f, imgs, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, append([]byte("head"), want...)) {
@@ -287,7 +287,7 @@ func TestExportFileFallsBack(t *testing.T) {
 		defer wg.Done()
 		got, readErr = io.ReadAll(r)
 	}()
-	_, err = Write(context.Background(), w, imgs, opts)
+	_, err = writeImages(context.Background(), w, imgs, opts)
 	w.Close()
 	wg.Wait()
 	if err != nil || readErr != nil {
@@ -305,7 +305,7 @@ func TestExportFileCancelled(t *testing.T) {
 	p := &exptestProgress{onBlob: cancel}
 	dir := t.TempDir()
 	err := atomicfile.Write(filepath.Join(dir, "out.tar"), func(w io.Writer) error {
-		return exptestWrite(ctx, w, []Image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: p})
+		return exptestWrite(ctx, w, []image{{Fetcher: s, Desc: exptestRoot(img.manifest)}}, Options{Platforms: exptestLinux("amd64"), Progress: p})
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
@@ -329,11 +329,11 @@ func TestExportStreamFetchesAhead(t *testing.T) {
 	defer cancel()
 	opts := Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}
 	got := exptestHashWriter{d: digest.SHA256.Digester()}
-	if _, err := Write(ctx, got, []Image{{Fetcher: lockstep, Desc: manifest}}, opts); err != nil {
-		t.Fatalf("Write: %v", err)
+	if _, err := writeImages(ctx, got, []image{{Fetcher: lockstep, Desc: manifest}}, opts); err != nil {
+		t.Fatalf("writeImages: %v", err)
 	}
 	want := exptestHashWriter{d: digest.SHA256.Digester()}
-	if _, err := Write(context.Background(), want, []Image{{Fetcher: f, Desc: manifest}}, opts); err != nil {
+	if _, err := writeImages(context.Background(), want, []image{{Fetcher: f, Desc: manifest}}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got.d.Digest() != want.d.Digest() {

@@ -19,7 +19,7 @@ type exptestRange struct{ off, n int64 }
 func TestExportFileStartsWriteback(t *testing.T) {
 	const size = 2*writebackStep + 12345
 	f, manifest := exptestBigImage(t, 2, size)
-	imgs := []Image{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}
+	imgs := []image{{Fetcher: f, Desc: manifest, Name: "localhost:5000/app:1"}}
 	opts, err := Options{Platforms: exptestLinux("amd64"), MaxConcurrency: 2}.withDefaults()
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package oci holds the OCI rules the engine applies, each written once:
+// Package oci holds the OCI rules the core applies, each written once:
 // media types, attestation manifests, platform matching, the size limits of
 // what is read whole and how it is read, the image-config check, digest
 // verification while streaming, and the default concurrency.

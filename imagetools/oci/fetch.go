@@ -11,7 +11,7 @@ import (
 
 // ReadBlob reads a manifest, index, config or other small blob whole
 // through f, refusing one over its readLimit before any request, and checks
-// its size and digest: the one way the engine reads content into memory.
+// its size and digest: the one way the core reads content into memory.
 func ReadBlob(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
 	if err := CheckReadable(desc); err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // Docker manifest list only when all children have it.
 const DockerMediaTypePrefix = "application/vnd.docker."
 
-// ManifestAccept lists every manifest and index type the engine reads, for
+// ManifestAccept lists every manifest and index type the core reads, for
 // a manifest request's Accept header.
 var ManifestAccept = strings.Join([]string{
 	ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest,

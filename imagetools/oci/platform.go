@@ -96,7 +96,7 @@ func PlatformKey(p ocispec.Platform) string {
 
 // Serves reports whether an image of platform got serves a request for
 // want, as containerd matches them (both normalized: linux/arm64/v8 serves
-// linux/arm64; linux/amd64 asked of an engine serves linux/amd64 images).
+// linux/arm64; linux/amd64 asked of a Docker engine serves linux/amd64 images).
 func Serves(want, got ocispec.Platform) bool {
 	return platforms.Only(want).Match(platforms.Normalize(got))
 }

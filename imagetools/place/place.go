@@ -1,4 +1,4 @@
-// Package place defines where images live for the engine: the Reader and
+// Package place defines where images live for the core: the Reader and
 // Writer interfaces, which every kind of location implements (a registry,
 // an OCI layout folder; an image tar and the Docker engine only read), and
 // the Router, which picks the implementation for a location by its scheme

@@ -103,21 +103,21 @@ func TestTagReadsRefuse(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			loc := lyingTagServer(t, c.body, c.announced)
 			r := New(Options{})
-			dt, found, err := r.GetTagForUpdate(context.Background(), loc)
+			dt, found, err := r.getTagForUpdate(context.Background(), loc)
 			if c.wantErr == nil {
 				if err != nil || !found || string(dt) != string(c.body) {
-					t.Fatalf("GetTagForUpdate: %d bytes, found %v, %v", len(dt), found, err)
+					t.Fatalf("getTagForUpdate: %d bytes, found %v, %v", len(dt), found, err)
 				}
 			} else if !errors.Is(err, c.wantErr) || dt != nil {
-				t.Fatalf("GetTagForUpdate: %d bytes, %v; want %v", len(dt), err, c.wantErr)
+				t.Fatalf("getTagForUpdate: %d bytes, %v; want %v", len(dt), err, c.wantErr)
 			}
-			_, dt, err = r.GetManifest(context.Background(), loc)
+			_, dt, err = r.getManifest(context.Background(), loc)
 			if c.wantErr == nil {
 				if err != nil || string(dt) != string(c.body) {
-					t.Fatalf("GetManifest: %d bytes, %v", len(dt), err)
+					t.Fatalf("getManifest: %d bytes, %v", len(dt), err)
 				}
 			} else if !errors.Is(err, c.wantErr) || dt != nil {
-				t.Fatalf("GetManifest: %d bytes, %v; want %v", len(dt), err, c.wantErr)
+				t.Fatalf("getManifest: %d bytes, %v; want %v", len(dt), err, c.wantErr)
 			}
 		})
 	}

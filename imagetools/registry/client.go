@@ -46,7 +46,7 @@ type Options struct {
 	CertsDirs []string
 	// UserAgent is sent with every request.
 	UserAgent string
-	// Retry, when set, puts the retry layer (NewRetryTransport) on every
+	// Retry, when set, puts the retry layer (newRetryTransport) on every
 	// host's transport; nil sends each request once.
 	Retry *RetryOptions
 	// Resume configures how blob downloads cut mid-way are resumed.
@@ -126,7 +126,7 @@ func (r *Client) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher
 	if err != nil {
 		return nil, fmt.Errorf("fetch from %s: %w", loc, err)
 	}
-	return typedFetcher{NewResumingFetcher(f, r.opts.Resume)}, nil
+	return typedFetcher{newResumingFetcher(f, r.opts.Resume)}, nil
 }
 
 // typedFetcher turns the error status containerd's fetcher reports

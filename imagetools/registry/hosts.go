@@ -183,7 +183,7 @@ func (e hostEntry) loadTLS(cfg *tls.Config) error {
 // round tripper.
 func (r *Client) wrap(rt http.RoundTripper) http.RoundTripper {
 	if r.opts.Retry != nil {
-		rt = NewRetryTransport(rt, *r.opts.Retry)
+		rt = newRetryTransport(rt, *r.opts.Retry)
 	}
 	return rt
 }

@@ -15,11 +15,11 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// GetManifest fetches the manifest or index at loc (by tag, digest, or
+// getManifest fetches the manifest or index at loc (by tag, digest, or
 // "latest") in one request and checks it: size limit, digest (the one asked
 // for, else the registry's Docker-Content-Digest). The descriptor carries
 // media type, digest and size.
-func (r *Client) GetManifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+func (r *Client) getManifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
 	loc = loc.TagOrLatest()
 	tagOrDigest := loc.Tag
 	if loc.Digest != "" {
@@ -74,11 +74,11 @@ func describeManifest(loc ref.Location, h http.Header, dt []byte, want digest.Di
 	return ocispec.Descriptor{MediaType: mt, Digest: got, Size: int64(len(dt))}, nil
 }
 
-// PushManifest stores a manifest or index in loc's repository under
+// pushManifest stores a manifest or index in loc's repository under
 // tagOrDigest, without the existence check containerd makes first. indexed
 // reports that the registry answered with OCI-Subject: it recorded the
 // manifest's subject in its referrers API itself.
-func (r *Client) PushManifest(ctx context.Context, loc ref.Location, tagOrDigest string, desc ocispec.Descriptor, dt []byte) (indexed bool, err error) {
+func (r *Client) pushManifest(ctx context.Context, loc ref.Location, tagOrDigest string, desc ocispec.Descriptor, dt []byte) (indexed bool, err error) {
 	what := fmt.Sprintf("push %s to %s:%s", desc.Digest, loc.Repository(), tagOrDigest)
 	if tagOrDigest == desc.Digest.String() {
 		what = fmt.Sprintf("push %s to %s", desc.Digest, loc.Repository())
@@ -99,12 +99,12 @@ func (r *Client) PushManifest(ctx context.Context, loc ref.Location, tagOrDigest
 // a manifest PUT with when the manifest has a subject.
 const ociSubjectHeader = "OCI-Subject"
 
-// GetTagForUpdate reads the manifest or index at tag t with push rights, so
+// getTagForUpdate reads the manifest or index at tag t with push rights, so
 // that the token that reads it also serves the write that follows; found is
 // false when the tag does not exist. What it reads is merged and pushed
 // back: one over the size limit, or not the content the registry's
 // Docker-Content-Digest names, is refused.
-func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, bool, error) {
+func (r *Client) getTagForUpdate(ctx context.Context, t ref.Location) ([]byte, bool, error) {
 	resp, err := r.do(ctx, apiRequest{method: http.MethodGet, loc: t, path: "manifests/" + t.Tag, push: true,
 		header: http.Header{"Accept": {oci.ManifestAccept}}})
 	if err != nil {
@@ -124,12 +124,12 @@ func (r *Client) GetTagForUpdate(ctx context.Context, t ref.Location) ([]byte, b
 	return nil, false, statusError("read tag "+t.String(), resp)
 }
 
-// DeleteTag removes tag t with DELETE /v2/<name>/manifests/<tag> (OCI
+// deleteTag removes tag t with DELETE /v2/<name>/manifests/<tag> (OCI
 // distribution spec), which removes the tag alone. A registry that does not
 // delete tags (deletes disabled, or only by digest) answers 400, 405 or
 // UNSUPPORTED: removed is false, with no error. A delete by digest is never
 // sent: it would remove every tag pointing at that manifest.
-func (r *Client) DeleteTag(ctx context.Context, t ref.Location) (bool, error) {
+func (r *Client) deleteTag(ctx context.Context, t ref.Location) (bool, error) {
 	what := "delete tag " + t.String()
 	resp, err := r.do(ctx, apiRequest{method: http.MethodDelete, loc: t, path: "manifests/" + t.Tag, push: true})
 	if err != nil {

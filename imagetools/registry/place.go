@@ -23,19 +23,19 @@ func (r *Client) Capabilities(ref.Location) place.Capabilities {
 	return place.Capabilities{Mount: true, Referrers: true, CheckFirst: true}
 }
 
-// Manifest implements place.Reader with one GET (GetManifest).
+// Manifest implements place.Reader with one GET (getManifest).
 func (r *Client) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
-	return r.GetManifest(ctx, loc)
+	return r.getManifest(ctx, loc)
 }
 
-// Tags implements place.Reader (ListTags).
+// Tags implements place.Reader (listTags).
 func (r *Client) Tags(ctx context.Context, loc ref.Location) (map[string]bool, error) {
-	return r.ListTags(ctx, loc)
+	return r.listTags(ctx, loc)
 }
 
-// Referrers implements place.Reader (ListReferrers).
+// Referrers implements place.Reader (listReferrers).
 func (r *Client) Referrers(ctx context.Context, loc ref.Location) ([]ocispec.Descriptor, bool, error) {
-	return r.ListReferrers(ctx, loc)
+	return r.listReferrers(ctx, loc)
 }
 
 // Prepare implements place.Writer: it configures every host named, so that a
@@ -88,21 +88,21 @@ func (r *Client) PushBlob(ctx context.Context, to ref.Location, b place.Blob) er
 
 // PutManifest implements place.Writer with one PUT by digest.
 func (r *Client) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
-	return r.PushManifest(ctx, to, desc.Digest.String(), desc, data)
+	return r.pushManifest(ctx, to, desc.Digest.String(), desc, data)
 }
 
 // Tag implements place.Writer with one PUT by tag.
 func (r *Client) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
-	_, err := r.PushManifest(ctx, to, to.Tag, desc, data)
+	_, err := r.pushManifest(ctx, to, to.Tag, desc, data)
 	return err
 }
 
-// Untag implements place.Writer (DeleteTag).
+// Untag implements place.Writer (deleteTag).
 func (r *Client) Untag(ctx context.Context, t ref.Location) (bool, error) {
-	return r.DeleteTag(ctx, t)
+	return r.deleteTag(ctx, t)
 }
 
-// ReadTag implements place.Writer (GetTagForUpdate).
+// ReadTag implements place.Writer (getTagForUpdate).
 func (r *Client) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
-	return r.GetTagForUpdate(ctx, t)
+	return r.getTagForUpdate(ctx, t)
 }

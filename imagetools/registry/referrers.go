@@ -43,10 +43,10 @@ func nextLink(resp *http.Response) *url.URL {
 // maxListPages bounds the pages of a tags or referrers list followed.
 const maxListPages = 1000
 
-// ListTags reads every page of a repository's tags; a repository the
+// listTags reads every page of a repository's tags; a repository the
 // registry does not know has none. A failure wraps imagetools.ErrReferrers:
 // tags are listed to find cosign referrers.
-func (r *Client) ListTags(ctx context.Context, origin ref.Location) (map[string]bool, error) {
+func (r *Client) listTags(ctx context.Context, origin ref.Location) (map[string]bool, error) {
 	tags := map[string]bool{}
 	req := apiRequest{method: http.MethodGet, loc: origin, path: "tags/list"}
 	for page := 0; ; page++ {
@@ -73,11 +73,11 @@ func (r *Client) ListTags(ctx context.Context, origin ref.Location) (map[string]
 	}
 }
 
-// ListReferrers reads every page of the referrers API's answer about the
+// listReferrers reads every page of the referrers API's answer about the
 // manifest at subject (a location with a digest); a 404 (or 405) means the
 // registry has no such API (supported false). A failure wraps
 // imagetools.ErrReferrers.
-func (r *Client) ListReferrers(ctx context.Context, subject ref.Location) (descs []ocispec.Descriptor, supported bool, err error) {
+func (r *Client) listReferrers(ctx context.Context, subject ref.Location) (descs []ocispec.Descriptor, supported bool, err error) {
 	req := apiRequest{method: http.MethodGet, loc: subject, path: "referrers/" + subject.Digest.String(),
 		header: http.Header{"Accept": {ocispec.MediaTypeImageIndex}}}
 	what := fmt.Sprintf("list referrers of %s@%s", subject.Repository(), subject.Digest)

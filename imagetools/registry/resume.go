@@ -14,21 +14,21 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// DefaultMaxResumes is how many times a cut download is resumed by default.
-const DefaultMaxResumes = 5
+// defaultMaxResumes is how many times a cut download is resumed by default.
+const defaultMaxResumes = 5
 
-// ResumeOptions configure NewResumingFetcher. Zero values take the defaults.
+// ResumeOptions configure newResumingFetcher. Zero values take the defaults.
 type ResumeOptions struct {
-	// MaxResumes bounds how many times one fetch is resumed (default 5).
-	MaxResumes int
+	// maxResumes bounds how many times one fetch is resumed (default 5).
+	maxResumes int
 	// OnResume is told about each resume before it is made, for progress:
 	// the blob, the offset it restarts from and the error that cut it.
 	OnResume func(ctx context.Context, desc ocispec.Descriptor, offset int64, cause error)
 }
 
-// NewResumingFetcher wraps a remotes.Fetcher: when the body of a fetch fails
+// newResumingFetcher wraps a remotes.Fetcher: when the body of a fetch fails
 // mid-way (a reset, an EOF before desc.Size, a stall), it fetches again from
-// the offset reached and carries on, up to MaxResumes times. It stops early
+// the offset reached and carries on, up to maxResumes times. It stops early
 // when a resumed request fails before delivering a byte: the request itself
 // was already retried by the retry transport. The digest of the whole blob is
 // still the caller's to check.
@@ -38,9 +38,9 @@ type ResumeOptions struct {
 // io.Seeker that, after Seek(offset), opens the blob with "Range: bytes=N-"
 // and copes with registries that ignore Range (it discards up to the offset).
 // A fetcher whose readers cannot seek gets no resume.
-func NewResumingFetcher(f remotes.Fetcher, opts ResumeOptions) remotes.Fetcher {
-	if opts.MaxResumes <= 0 {
-		opts.MaxResumes = DefaultMaxResumes
+func newResumingFetcher(f remotes.Fetcher, opts ResumeOptions) remotes.Fetcher {
+	if opts.maxResumes <= 0 {
+		opts.maxResumes = defaultMaxResumes
 	}
 	return &resumingFetcher{f: f, opts: opts}
 }
@@ -118,7 +118,7 @@ func (r *resumingReader) resume(cause error) error {
 	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
 		return cause
 	}
-	if !resumable(cause) || r.resumes >= r.fetcher.opts.MaxResumes || (r.resumes > 0 && !r.progressed) {
+	if !resumable(cause) || r.resumes >= r.fetcher.opts.maxResumes || (r.resumes > 0 && !r.progressed) {
 		return r.giveUp(cause)
 	}
 	_ = r.rc.Close()

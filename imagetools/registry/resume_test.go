@@ -122,10 +122,10 @@ func (b *blobRegistry) requests() []string {
 // transport and the resuming fetcher, as the resolver does.
 func (b *blobRegistry) fetch(ctx context.Context, t *testing.T, retry RetryOptions, resume ResumeOptions) ([]byte, error) {
 	t.Helper()
-	if retry.Sleep == nil {
-		retry.Sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	if retry.sleep == nil {
+		retry.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 	}
-	client := &http.Client{Transport: NewRetryTransport(nil, retry)}
+	client := &http.Client{Transport: newRetryTransport(nil, retry)}
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(
 		docker.WithClient(client), docker.WithPlainHTTP(docker.MatchAllHosts))})
 	host := strings.TrimPrefix(b.URL, "http://")
@@ -133,7 +133,7 @@ func (b *blobRegistry) fetch(ctx context.Context, t *testing.T, retry RetryOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := NewResumingFetcher(f, resume).Fetch(ctx, b.desc)
+	rc, err := newResumingFetcher(f, resume).Fetch(ctx, b.desc)
 	if err != nil {
 		return nil, err
 	}
@@ -190,9 +190,9 @@ func TestResumingFetcher(t *testing.T) {
 }
 
 func TestResumingFetcherGivesUp(t *testing.T) {
-	t.Run("after MaxResumes", func(t *testing.T) {
+	t.Run("after maxResumes", func(t *testing.T) {
 		reg := newBlobRegistry(t, shortBlob)
-		_, err := reg.fetch(context.Background(), t, RetryOptions{}, ResumeOptions{MaxResumes: 3})
+		_, err := reg.fetch(context.Background(), t, RetryOptions{}, ResumeOptions{maxResumes: 3})
 		if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "after 3 resume attempts") {
 			t.Fatalf("error %v, want an unexpected EOF after 3 resumes", err)
 		}
@@ -202,7 +202,7 @@ func TestResumingFetcherGivesUp(t *testing.T) {
 	})
 	t.Run("when the resumed request fails", func(t *testing.T) {
 		reg := newBlobRegistry(t, shortBlob, fail500)
-		_, err := reg.fetch(context.Background(), t, RetryOptions{MaxAttempts: 2}, ResumeOptions{})
+		_, err := reg.fetch(context.Background(), t, RetryOptions{maxAttempts: 2}, ResumeOptions{})
 		if !errors.Is(err, imagetools.ErrRetriesExhausted) || !strings.Contains(err.Error(), "after 1 resume attempts") {
 			t.Fatalf("error %v, want exhausted retries after 1 resume", err)
 		}
@@ -214,7 +214,7 @@ func TestResumingFetcherGivesUp(t *testing.T) {
 	})
 	t.Run("stalls every time", func(t *testing.T) {
 		reg := newBlobRegistry(t, hangBlob)
-		_, err := reg.fetch(context.Background(), t, RetryOptions{StallTimeout: 100 * time.Millisecond}, ResumeOptions{MaxResumes: 2})
+		_, err := reg.fetch(context.Background(), t, RetryOptions{StallTimeout: 100 * time.Millisecond}, ResumeOptions{maxResumes: 2})
 		if !errors.Is(err, imagetools.ErrStalled) || !strings.Contains(err.Error(), "registry stalled: no data for 100ms") {
 			t.Fatalf("error %v, want a stall", err)
 		}

@@ -20,25 +20,25 @@ import (
 
 // Defaults of RetryOptions.
 const (
-	DefaultMaxAttempts   = 5
-	DefaultBaseDelay     = 200 * time.Millisecond
-	DefaultMaxDelay      = 10 * time.Second
-	DefaultMaxRetryAfter = 30 * time.Second
-	DefaultStallTimeout  = 60 * time.Second
+	defaultMaxAttempts   = 5
+	defaultBaseDelay     = 200 * time.Millisecond
+	defaultMaxDelay      = 10 * time.Second
+	defaultMaxRetryAfter = 30 * time.Second
+	defaultStallTimeout  = 60 * time.Second
 )
 
-// RetryOptions configure NewRetryTransport. Zero values take the defaults.
+// RetryOptions configure newRetryTransport. Zero values take the defaults.
 type RetryOptions struct {
-	// MaxAttempts is the number of attempts per request, the first included
+	// maxAttempts is the number of attempts per request, the first included
 	// (default 5).
-	MaxAttempts int
-	// BaseDelay and MaxDelay bound the exponential backoff with full jitter:
-	// before attempt n+1 the transport waits rand*min(MaxDelay, BaseDelay*2^(n-1))
+	maxAttempts int
+	// baseDelay and maxDelay bound the exponential backoff with full jitter:
+	// before attempt n+1 the transport waits rand*min(maxDelay, baseDelay*2^(n-1))
 	// (defaults 200ms and 10s).
-	BaseDelay, MaxDelay time.Duration
-	// MaxRetryAfter caps the wait a server asks for in Retry-After (seconds
+	baseDelay, maxDelay time.Duration
+	// maxRetryAfter caps the wait a server asks for in Retry-After (seconds
 	// or an HTTP date), default 30s.
-	MaxRetryAfter time.Duration
+	maxRetryAfter time.Duration
 	// StallTimeout fails a response body read that delivers no byte for this
 	// long (default 60s). It is not a total timeout: a slow transfer that
 	// keeps moving is never cut. Negative turns the watchdog off.
@@ -46,38 +46,38 @@ type RetryOptions struct {
 	// OnRetry is told about each retry before the wait, for progress output.
 	// attempt is the number of the attempt about to be made (2..max).
 	OnRetry func(req *http.Request, attempt, max int, reason string)
-	// Sleep waits d or until ctx ends; tests inject it. Default: a timer.
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Rand returns a number in [0,1) for the jitter; tests inject it.
-	Rand func() float64
+	// sleep waits d or until ctx ends; tests inject it. Default: a timer.
+	sleep func(ctx context.Context, d time.Duration) error
+	// rand returns a number in [0,1) for the jitter; tests inject it.
+	rand func() float64
 }
 
 func (o RetryOptions) withDefaults() RetryOptions {
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = DefaultMaxAttempts
+	if o.maxAttempts <= 0 {
+		o.maxAttempts = defaultMaxAttempts
 	}
-	if o.BaseDelay <= 0 {
-		o.BaseDelay = DefaultBaseDelay
+	if o.baseDelay <= 0 {
+		o.baseDelay = defaultBaseDelay
 	}
-	if o.MaxDelay <= 0 {
-		o.MaxDelay = DefaultMaxDelay
+	if o.maxDelay <= 0 {
+		o.maxDelay = defaultMaxDelay
 	}
-	if o.MaxRetryAfter <= 0 {
-		o.MaxRetryAfter = DefaultMaxRetryAfter
+	if o.maxRetryAfter <= 0 {
+		o.maxRetryAfter = defaultMaxRetryAfter
 	}
 	if o.StallTimeout == 0 {
-		o.StallTimeout = DefaultStallTimeout
+		o.StallTimeout = defaultStallTimeout
 	}
-	if o.Sleep == nil {
-		o.Sleep = sleepContext
+	if o.sleep == nil {
+		o.sleep = sleepContext
 	}
-	if o.Rand == nil {
-		o.Rand = rand.Float64
+	if o.rand == nil {
+		o.rand = rand.Float64
 	}
 	return o
 }
 
-// NewRetryTransport returns a round tripper that retries transient registry
+// newRetryTransport returns a round tripper that retries transient registry
 // failures with backoff, watches response bodies for stalls, and never sends
 // Authorization to another origin on a redirect.
 //
@@ -92,10 +92,10 @@ func (o RetryOptions) withDefaults() RetryOptions {
 // multiply (5 x 5), this transport answers with an error matching
 // imagetools.ErrRetriesExhausted when its own attempts are spent, instead of the last
 // retryable response or transient error: containerd treats such an error as
-// final. A request therefore makes at most MaxAttempts attempts for retryable
+// final. A request therefore makes at most maxAttempts attempts for retryable
 // failures; containerd's own retries remain only for what this layer passes up
 // (401 challenges, a HEAD refused with 405).
-func NewRetryTransport(base http.RoundTripper, opts RetryOptions) http.RoundTripper {
+func newRetryTransport(base http.RoundTripper, opts RetryOptions) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
@@ -112,7 +112,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = dropCrossOriginAuth(req)
 	ctx := req.Context()
 	replayable := isReplayable(req)
-	max := t.opts.MaxAttempts
+	max := t.opts.maxAttempts
 	if !replayable {
 		max = 1
 	}
@@ -155,7 +155,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if wait < 0 {
 			wait = t.backoff(attempt)
 		}
-		if err := t.opts.Sleep(ctx, wait); err != nil {
+		if err := t.opts.sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -199,8 +199,8 @@ func (t *retryTransport) classify(resp *http.Response, err error) (reason string
 		reason = strconv.Itoa(resp.StatusCode)
 	}
 	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-		if d > t.opts.MaxRetryAfter {
-			d = t.opts.MaxRetryAfter
+		if d > t.opts.maxRetryAfter {
+			d = t.opts.maxRetryAfter
 		}
 		return fmt.Sprintf("%s (Retry-After: %s)", reason, d), d, true
 	}
@@ -209,12 +209,12 @@ func (t *retryTransport) classify(resp *http.Response, err error) (reason string
 
 // backoff is the full-jitter exponential delay after attempt n.
 func (t *retryTransport) backoff(n int) time.Duration {
-	ceiling := t.opts.BaseDelay
-	for i := 1; i < n && ceiling < t.opts.MaxDelay; i++ {
+	ceiling := t.opts.baseDelay
+	for i := 1; i < n && ceiling < t.opts.maxDelay; i++ {
 		ceiling *= 2
 	}
-	ceiling = min(ceiling, t.opts.MaxDelay)
-	return time.Duration(t.opts.Rand() * float64(ceiling))
+	ceiling = min(ceiling, t.opts.maxDelay)
+	return time.Duration(t.opts.rand() * float64(ceiling))
 }
 
 // parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.

@@ -85,14 +85,14 @@ type recorder struct {
 }
 
 func (r *recorder) options(o RetryOptions) RetryOptions {
-	o.Sleep = func(ctx context.Context, d time.Duration) error {
+	o.sleep = func(ctx context.Context, d time.Duration) error {
 		r.mu.Lock()
 		r.sleeps = append(r.sleeps, d)
 		r.mu.Unlock()
 		return ctx.Err()
 	}
-	if o.Rand == nil {
-		o.Rand = func() float64 { return 0.5 }
+	if o.rand == nil {
+		o.rand = func() float64 { return 0.5 }
 	}
 	o.OnRetry = func(req *http.Request, attempt, max int, reason string) {
 		r.mu.Lock()
@@ -118,16 +118,16 @@ func TestRetryTransportScenarios(t *testing.T) {
 		{name: "503 then ok", script: []answer{{status: 503}, {status: 503}, {status: 200}},
 			wantStatus: 200, attempts: 3, sleeps: []time.Duration{100 * ms, 200 * ms}},
 		{name: "every retryable status", script: []answer{{status: 408}, {status: 429}, {status: 500}, {status: 502}, {status: 504}, {status: 200}},
-			opts: RetryOptions{MaxAttempts: 6}, wantStatus: 200, attempts: 6,
+			opts: RetryOptions{maxAttempts: 6}, wantStatus: 200, attempts: 6,
 			sleeps: []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms}},
 		{name: "429 Retry-After seconds", script: []answer{{status: 429, retryAfter: "3"}, {status: 200}},
 			wantStatus: 200, attempts: 2, sleeps: []time.Duration{3 * time.Second}},
 		{name: "Retry-After capped", script: []answer{{status: 429, retryAfter: "3600"}, {status: 200}},
-			opts: RetryOptions{MaxRetryAfter: 5 * time.Second}, wantStatus: 200, attempts: 2, sleeps: []time.Duration{5 * time.Second}},
+			opts: RetryOptions{maxRetryAfter: 5 * time.Second}, wantStatus: 200, attempts: 2, sleeps: []time.Duration{5 * time.Second}},
 		{name: "Retry-After HTTP date capped", script: []answer{{status: 503, retryAfter: httpDate}, {status: 200}},
-			wantStatus: 200, attempts: 2, sleeps: []time.Duration{DefaultMaxRetryAfter}},
+			wantStatus: 200, attempts: 2, sleeps: []time.Duration{defaultMaxRetryAfter}},
 		{name: "backoff capped by MaxDelay", script: []answer{{status: 500}},
-			opts:    RetryOptions{MaxAttempts: 4, BaseDelay: time.Second, MaxDelay: 3 * time.Second, Rand: func() float64 { return 1 }},
+			opts:    RetryOptions{maxAttempts: 4, baseDelay: time.Second, maxDelay: 3 * time.Second, rand: func() float64 { return 1 }},
 			wantErr: "gave up after 4 attempts: 500 Internal Server Error", attempts: 4,
 			sleeps: []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}},
 		{name: "exhausted with registry message", script: []answer{{status: 503, body: `{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}`}},
@@ -143,7 +143,7 @@ func TestRetryTransportScenarios(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newScriptServer(t, tc.script...)
 			var rec recorder
-			client := &http.Client{Transport: NewRetryTransport(http.DefaultTransport, rec.options(tc.opts))}
+			client := &http.Client{Transport: newRetryTransport(http.DefaultTransport, rec.options(tc.opts))}
 			resp, err := client.Get(srv.URL + "/v2/test/blobs/sha256:abc")
 			if tc.wantStatus == 0 {
 				if err == nil {
@@ -195,7 +195,7 @@ func equalDurations(a, b []time.Duration) bool {
 func TestRetryMessage(t *testing.T) {
 	srv := newScriptServer(t, answer{status: 503}, answer{status: 429, retryAfter: "2"}, answer{status: 200})
 	var rec recorder
-	client := &http.Client{Transport: NewRetryTransport(nil, rec.options(RetryOptions{}))}
+	client := &http.Client{Transport: newRetryTransport(nil, rec.options(RetryOptions{}))}
 	resp, err := client.Get(srv.URL + "/v2/a/blobs/sha256:abc?token=secret")
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestRetryBodies(t *testing.T) {
 	t.Run("POST without GetBody is not retried", func(t *testing.T) {
 		srv := newScriptServer(t, answer{status: 503}, answer{status: 200})
 		var rec recorder
-		rt := NewRetryTransport(nil, rec.options(RetryOptions{}))
+		rt := newRetryTransport(nil, rec.options(RetryOptions{}))
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v2/a/blobs/uploads/", io.NopCloser(strings.NewReader("data")))
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
@@ -228,7 +228,7 @@ func TestRetryBodies(t *testing.T) {
 	t.Run("PUT with GetBody is replayed", func(t *testing.T) {
 		srv := newScriptServer(t, answer{status: 502}, answer{status: 201})
 		var rec recorder
-		rt := NewRetryTransport(nil, rec.options(RetryOptions{}))
+		rt := newRetryTransport(nil, rec.options(RetryOptions{}))
 		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v2/a/manifests/v1", bytes.NewReader([]byte("manifest")))
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
@@ -246,7 +246,7 @@ func TestRetryBodies(t *testing.T) {
 func TestRetryConnectionRefusedNotRetried(t *testing.T) {
 	addr := fakeregistry.ClosedAddr(t)
 	var rec recorder
-	client := &http.Client{Transport: NewRetryTransport(nil, rec.options(RetryOptions{}))}
+	client := &http.Client{Transport: newRetryTransport(nil, rec.options(RetryOptions{}))}
 	if _, err := client.Get("http://" + addr + "/v2/"); err == nil {
 		t.Fatal("no error from a closed port")
 	}
@@ -260,7 +260,7 @@ func TestRetryCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	waits := 0
-	rt := NewRetryTransport(nil, RetryOptions{Sleep: func(ctx context.Context, d time.Duration) error {
+	rt := newRetryTransport(nil, RetryOptions{sleep: func(ctx context.Context, d time.Duration) error {
 		waits++
 		cancel() // the user presses ^C during the backoff
 		return sleepContext(ctx, time.Hour)
@@ -325,7 +325,7 @@ func TestStallWatchdog(t *testing.T) {
 	t.Run("a silent body fails", func(t *testing.T) {
 		srv := httptest.NewServer(slowBody(4, 0, true))
 		defer srv.Close()
-		client := &http.Client{Transport: NewRetryTransport(nil, RetryOptions{StallTimeout: 100 * time.Millisecond})}
+		client := &http.Client{Transport: newRetryTransport(nil, RetryOptions{StallTimeout: 100 * time.Millisecond})}
 		resp, err := client.Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -344,7 +344,7 @@ func TestStallWatchdog(t *testing.T) {
 		// each gap far below it.
 		srv := httptest.NewServer(slowBody(8, 20*time.Millisecond, false))
 		defer srv.Close()
-		client := &http.Client{Transport: NewRetryTransport(nil, RetryOptions{StallTimeout: time.Second})}
+		client := &http.Client{Transport: newRetryTransport(nil, RetryOptions{StallTimeout: time.Second})}
 		resp, err := client.Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -358,7 +358,7 @@ func TestStallWatchdog(t *testing.T) {
 	t.Run("time between reads does not count", func(t *testing.T) {
 		srv := httptest.NewServer(slowBody(2, 0, false))
 		defer srv.Close()
-		client := &http.Client{Transport: NewRetryTransport(nil, RetryOptions{StallTimeout: 50 * time.Millisecond})}
+		client := &http.Client{Transport: newRetryTransport(nil, RetryOptions{StallTimeout: 50 * time.Millisecond})}
 		resp, err := client.Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +402,7 @@ func TestRedirectDropsAuthorizationAcrossOrigins(t *testing.T) {
 		}
 	}))
 	defer origin.Close()
-	client := &http.Client{Transport: NewRetryTransport(nil, RetryOptions{})}
+	client := &http.Client{Transport: newRetryTransport(nil, RetryOptions{})}
 	for _, path := range []string{"/away", "/here"} {
 		req, _ := http.NewRequest(http.MethodGet, origin.URL+path, nil)
 		req.Header.Set("Authorization", "Basic c2VjcmV0")

@@ -198,7 +198,7 @@ func (u *uploader) copyStream(ctx context.Context, b place.Blob, to ref.Location
 		}
 		b.Logf("copying %s again (attempt %d/%d): %v", b.Desc.Digest, attempt+1, blobCopyAttempts, err)
 		session = nil
-		if err := sleepContext(ctx, time.Duration(attempt)*DefaultBaseDelay); err != nil {
+		if err := sleepContext(ctx, time.Duration(attempt)*defaultBaseDelay); err != nil {
 			return err
 		}
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// ContainerdNamespace is the namespace the Containerd methods import into.
-const ContainerdNamespace = "imgx"
+// containerdNamespace is the namespace the Containerd methods import into.
+const containerdNamespace = "imgx"
 
 // Containerd is a private containerd (no CRI plugin) driven with ctr.
 type Containerd struct {
@@ -72,7 +72,7 @@ disabled_plugins = [%s]
 // Run runs ctr against this containerd in ContainerdNamespace.
 func (c *Containerd) Run(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	return run(t, nil, c.CTR, append([]string{"--address", c.Address, "--namespace", ContainerdNamespace}, args...)...)
+	return run(t, nil, c.CTR, append([]string{"--address", c.Address, "--namespace", containerdNamespace}, args...)...)
 }
 
 // Import runs `ctr images import` of tarPath, unpacking with the native

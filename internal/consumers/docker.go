@@ -11,37 +11,37 @@ import (
 	"testing"
 )
 
-// EngineKind says which Docker engine StartEngine starts.
-type EngineKind int
+// engineKind says which Docker engine startEngine starts.
+type engineKind int
 
 const (
-	// EngineClassic is Debian's dockerd (20.10) with the classic image
+	// engineClassic is Debian's dockerd (20.10) with the classic image
 	// store: one platform per image, the config digest as image ID.
-	EngineClassic EngineKind = iota
-	// Engine29 is a Docker 29-line dockerd (moby v2) with containerd v2 and
+	engineClassic engineKind = iota
+	// engine29 is a Docker 29-line dockerd (moby v2) with containerd v2 and
 	// the containerd image store: an image is its whole index, with the
-	// index digest as image ID. make engine builds both into EngineDirEnv.
-	Engine29
+	// index digest as image ID. make engine builds both into engineDirEnv.
+	engine29
 )
 
 // String names the kind in test names and messages.
-func (k EngineKind) String() string {
-	if k == Engine29 {
+func (k engineKind) String() string {
+	if k == engine29 {
 		return "docker29"
 	}
 	return "docker20"
 }
 
-// EngineDirEnv is the environment variable naming the folder that holds the
+// engineDirEnv is the environment variable naming the folder that holds the
 // Docker 29-line dockerd and containerd (make test sets it to
 // bin/tools/engine); unset, that folder of this module is used.
-const EngineDirEnv = "IMGX_ENGINE_DIR"
+const engineDirEnv = "IMGX_ENGINE_DIR"
 
 // Docker is a private dockerd (vfs storage, no networking set-up) backed by a
 // private containerd.
 type Docker struct {
-	// Kind is the engine started.
-	Kind EngineKind
+	// kind is the Docker engine started.
+	kind engineKind
 	// Host is the daemon address, for DOCKER_HOST: unix:///.../docker.sock.
 	Host string
 	// Config is an empty Docker CLI configuration directory, for
@@ -51,23 +51,23 @@ type Docker struct {
 	CLI string
 }
 
-// StartDocker starts a private Debian dockerd (EngineClassic) and waits until
+// StartDocker starts a private Debian dockerd (engineClassic) and waits until
 // it answers /_ping.
 func StartDocker(t testing.TB) *Docker {
 	t.Helper()
-	return StartEngine(t, EngineClassic)
+	return startEngine(t, engineClassic)
 }
 
 // StartDocker29 starts a private Docker 29-line dockerd with the containerd
-// image store (Engine29) and waits until it answers /_ping.
+// image store (engine29) and waits until it answers /_ping.
 func StartDocker29(t testing.TB) *Docker {
 	t.Helper()
-	return StartEngine(t, Engine29)
+	return startEngine(t, engine29)
 }
 
-// StartEngine starts a private dockerd of the given kind, on its own
+// startEngine starts a private dockerd of the given kind, on its own
 // private containerd, and waits until it answers /_ping.
-func StartEngine(t testing.TB, kind EngineKind) *Docker {
+func startEngine(t testing.TB, kind engineKind) *Docker {
 	t.Helper()
 	cli := lookBinary(t, "docker", "docker.io")
 	var (
@@ -76,7 +76,7 @@ func StartEngine(t testing.TB, kind EngineKind) *Docker {
 	)
 	dir := ""
 	switch kind {
-	case Engine29:
+	case engine29:
 		var containerd string
 		dockerd, containerd = engine29Binaries(t)
 		requireRoot(t, "dockerd")
@@ -94,13 +94,13 @@ func StartEngine(t testing.TB, kind EngineKind) *Docker {
 		daemonJSON = fmt.Sprintf(`{"deprecated-key-path": %q}`, filepath.Join(dir, "key.json"))
 	}
 	sock := filepath.Join(dir, "docker.sock")
-	d := &Docker{Kind: kind, Host: "unix://" + sock, Config: filepath.Join(dir, "cli"), CLI: cli}
+	d := &Docker{kind: kind, Host: "unix://" + sock, Config: filepath.Join(dir, "cli"), CLI: cli}
 	// The config file replaces /etc/docker/daemon.json.
 	writeFile(t, filepath.Join(dir, "daemon.json"), daemonJSON)
 	writeFile(t, filepath.Join(d.Config, "config.json"), "{}")
 
 	args := dockerdArgs(dir, address)
-	if kind == Engine29 {
+	if kind == engine29 {
 		// The containerd image store names containerd's snapshotter: native
 		// works on any file system, as vfs does for the classic store.
 		args[slices.Index(args, "vfs")] = "native"

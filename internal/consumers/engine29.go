@@ -22,7 +22,7 @@ import (
 // missing.
 func engine29Binaries(t testing.TB) (dockerd, containerd string) {
 	t.Helper()
-	dir := os.Getenv(EngineDirEnv)
+	dir := os.Getenv(engineDirEnv)
 	if dir == "" {
 		root, err := moduleRoot()
 		if err != nil {
@@ -53,7 +53,7 @@ func moduleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("no go.mod of github.com/docker-imgx/docker-imgx above the working directory: set %s", EngineDirEnv)
+			return "", fmt.Errorf("no go.mod of github.com/docker-imgx/docker-imgx above the working directory: set %s", engineDirEnv)
 		}
 		dir = parent
 	}

@@ -14,7 +14,7 @@ import (
 // many children created across registries, each at a fifth of its count and
 // at its count, so the time per image or child shows whether growth is
 // linear. They run without added latency only: what they show is the
-// engine's cost per image or child, which latency would hide.
+// core's cost per image or child, which latency would hide.
 const (
 	bundleLayers = 2
 	// scaleMemoryLimit is the peak RSS every case must stay under.
