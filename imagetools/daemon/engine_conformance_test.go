@@ -62,7 +62,7 @@ func loadImage(t *testing.T, d *consumers.Docker, img fixture.Image, name string
 		t.Fatal(err)
 	}
 	if out, err := d.Load(t, path); err != nil {
-		t.Fatalf("load the suite's image into %s: %v\n%s", d.Kind, err, out)
+		t.Fatalf("load the suite's image into the Docker 29 engine: %v\n%s", err, out)
 	}
 }
 
