@@ -33,7 +33,7 @@ FUZZTIME ?=
 # Each target: PACKAGE:FUZZ_FUNC:BUDGET.
 FUZZ_TARGETS ?= ref:FuzzParse:20000x create:FuzzParseSource:20000x combine:FuzzParseAnnotation:20000x \
 	oci:FuzzPlatform:20000x ocilayout:FuzzLayoutIndex:3000x \
-	archive:FuzzArchive:3000x
+	imagetar:FuzzArchive:3000x
 # The integration tests run this build of the binary: the race detector in
 # the real process, not only in the test harness. The release build (build)
 # stays static and race-free.

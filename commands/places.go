@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker-imgx/docker-imgx/imagetools/archive"
 	"github.com/docker-imgx/docker-imgx/imagetools/daemon"
+	"github.com/docker-imgx/docker-imgx/imagetools/imagetar"
 	"github.com/docker-imgx/docker-imgx/imagetools/ocilayout"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -56,8 +57,8 @@ func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer)
 }
 
 // archiveOptions reads DOCKER_IMGX_MAX_DECOMPRESSED.
-func archiveOptions() (archive.Options, error) {
-	opts := archive.Options{LimitHint: fmt.Sprintf(": set %s to a larger size to allow it", envMaxDecompressed)}
+func archiveOptions() (imagetar.Options, error) {
+	opts := imagetar.Options{LimitHint: fmt.Sprintf(": set %s to a larger size to allow it", envMaxDecompressed)}
 	v := os.Getenv(envMaxDecompressed)
 	if v == "" {
 		return opts, nil

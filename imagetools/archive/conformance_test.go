@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/archive"
+	"github.com/docker-imgx/docker-imgx/imagetools/imagetar"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
@@ -27,7 +28,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tars := archive.New(archive.Options{})
+		tars := archive.New(imagetar.Options{})
 		t.Cleanup(func() { _ = tars.Close() })
 		return placetest.Subject{Place: place.NewRouter(map[string]place.Backend{ref.SchemeArchive: tars}), Image: loc,
 			Corrupt: func(*testing.T) ocispec.Descriptor { return bad.Desc }}

@@ -1,3 +1,7 @@
+// Package archive is the image tar place: archive:// locations name image
+// tars (docker save, podman save, skopeo, buildx, crane, docker-imgx export;
+// plain, gzip or zstd), read through package imagetar. Archives implements
+// place.Backend and no place.Writer: it is only read from.
 package archive
 
 import (
@@ -8,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/docker-imgx/docker-imgx/imagetools/imagetar"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -16,15 +21,15 @@ import (
 // Archives is the place of archive:// locations. Each tar is opened (and
 // spooled, if compressed) once and kept open until Close.
 type Archives struct {
-	opts Options
-	open Set
+	opts imagetar.Options
+	open imagetar.Set
 }
 
 // It implements no place.Writer: the router refuses writes to it.
 var _ place.Backend = (*Archives)(nil)
 
 // New returns the place of image tars.
-func New(opts Options) *Archives {
+func New(opts imagetar.Options) *Archives {
 	return &Archives{opts: opts}
 }
 
@@ -32,16 +37,16 @@ func New(opts Options) *Archives {
 func (p *Archives) Close() error { return p.open.Close() }
 
 // get opens loc's tar, or returns the one already open.
-func (p *Archives) get(ctx context.Context, loc ref.Location) (*Archive, error) {
+func (p *Archives) get(ctx context.Context, loc ref.Location) (*imagetar.Archive, error) {
 	key, err := filepath.Abs(loc.Path)
 	if err != nil {
 		return nil, err
 	}
-	return p.open.Get(key, nil, func() (*Archive, error) { return openFile(ctx, loc, p.opts) })
+	return p.open.Get(key, nil, func() (*imagetar.Archive, error) { return openFile(ctx, loc, p.opts) })
 }
 
 // openFile opens the tar at loc.Path.
-func openFile(ctx context.Context, loc ref.Location, opts Options) (*Archive, error) {
+func openFile(ctx context.Context, loc ref.Location, opts imagetar.Options) (*imagetar.Archive, error) {
 	label := ref.ArchivePrefix + loc.Path
 	f, err := os.Open(loc.Path)
 	switch {
@@ -54,7 +59,7 @@ func openFile(ctx context.Context, loc ref.Location, opts Options) (*Archive, er
 		_ = f.Close() // read only: nothing to lose
 		return nil, fmt.Errorf("%s: %s is a folder, not a tar (an OCI layout folder is read as %s%s)", label, loc.Path, ref.LayoutPrefix, loc.Path)
 	}
-	return Open(ctx, f, label, opts)
+	return imagetar.Open(ctx, f, label, opts)
 }
 
 // Capabilities implements place.Backend: a tar has one repository and

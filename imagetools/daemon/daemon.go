@@ -1,7 +1,7 @@
 // Package daemon is the Docker engine place: docker-daemon:// locations name
 // images of the Docker engine of the current Docker context. An image is read
 // through the engine's image-save API, streamed into a temporary file that
-// has no name, and then read as an image tar (package archive): an engine
+// has no name, and then read as an image tar (package imagetar): an engine
 // with the containerd image store saves an index with every platform it
 // holds, the classic store one image. Engine implements place.Backend and no
 // place.Writer: as a place it is only read from. The write side sits beside
@@ -19,7 +19,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
-	"github.com/docker-imgx/docker-imgx/imagetools/archive"
+	"github.com/docker-imgx/docker-imgx/imagetools/imagetar"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -39,7 +39,7 @@ type Options struct {
 	// so that commands that never read the engine never dial it.
 	Client func() (Client, error)
 	// Archive says where saved images are spooled and how large they may grow.
-	Archive archive.Options
+	Archive imagetar.Options
 	// Progress shows the bytes saved; nil shows nothing.
 	Progress progress.Writer
 }
@@ -48,7 +48,7 @@ type Options struct {
 // once and kept open until Close.
 type Engine struct {
 	opts  Options
-	saved archive.Set
+	saved imagetar.Set
 }
 
 var _ place.Backend = (*Engine)(nil)
@@ -63,16 +63,16 @@ func (e *Engine) Close() error { return e.saved.Close() }
 
 // get saves loc's image, or returns the save that holds it already (a
 // location pinned to a digest read from a save).
-func (e *Engine) get(ctx context.Context, loc ref.Location) (*archive.Archive, error) {
-	var reuse func(*archive.Archive) bool
+func (e *Engine) get(ctx context.Context, loc ref.Location) (*imagetar.Archive, error) {
+	var reuse func(*imagetar.Archive) bool
 	if loc.Tag == "" && loc.Digest != "" {
-		reuse = func(a *archive.Archive) bool { return a.Has(loc.Digest) }
+		reuse = func(a *imagetar.Archive) bool { return a.Has(loc.Digest) }
 	}
-	return e.saved.Get(loc.EngineRef(), reuse, func() (*archive.Archive, error) { return e.save(ctx, loc) })
+	return e.saved.Get(loc.EngineRef(), reuse, func() (*imagetar.Archive, error) { return e.save(ctx, loc) })
 }
 
 // save streams the image out of the engine into a spool and opens it.
-func (e *Engine) save(ctx context.Context, loc ref.Location) (*archive.Archive, error) {
+func (e *Engine) save(ctx context.Context, loc ref.Location) (*imagetar.Archive, error) {
 	if e.opts.Client == nil {
 		return nil, fmt.Errorf("%s: no Docker engine client", loc)
 	}
@@ -93,7 +93,7 @@ func (e *Engine) save(ctx context.Context, loc ref.Location) (*archive.Archive, 
 			defer counter.Done()
 			in = io.TeeReader(rc, counter)
 		}
-		f, _, err = archive.Spool(ctx, in, e.opts.Archive.TempDir, 0, nil)
+		f, _, err = imagetar.Spool(ctx, in, e.opts.Archive.TempDir, 0, nil)
 		return err
 	}
 	if e.opts.Progress != nil {
@@ -104,7 +104,7 @@ func (e *Engine) save(ctx context.Context, loc ref.Location) (*archive.Archive, 
 	if err != nil {
 		return nil, engineError(loc, err)
 	}
-	return archive.Open(ctx, f, loc.String(), e.opts.Archive)
+	return imagetar.Open(ctx, f, loc.String(), e.opts.Archive)
 }
 
 // engineError says plainly that the engine lacks the image.

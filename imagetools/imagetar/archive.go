@@ -1,14 +1,14 @@
-// Package archive is the image tar place: a file written by docker save,
-// podman save, skopeo (docker-archive:, oci-archive:), buildx, crane or
-// docker-imgx export, plain or gzip- or zstd-compressed. A tar is indexed
-// once (names to offsets) and each blob read by offset, its digest checked
-// as it is read; a compressed tar is first spooled, decompressed, to a
-// temporary file that has no name. Two views of a tar are read: its OCI
-// layout (index.json and blobs/), else its Docker image manifest.json,
-// whose images get manifests made here (the config as it is, the layer
-// tars as they are). Archives implements place.Backend for archive://
-// locations: it is only read from.
-package archive
+// Package imagetar reads image tars: files written by docker save, podman
+// save, skopeo (docker-archive:, oci-archive:), buildx, crane or docker-imgx
+// export, plain or gzip- or zstd-compressed. A tar is indexed once (names to
+// offsets) and each blob read by offset, its digest checked as it is read; a
+// compressed tar is first spooled, decompressed, to a temporary file that has
+// no name. Two views of a tar are read: its OCI layout (index.json and
+// blobs/), else its Docker image manifest.json, whose images get manifests
+// made here (the config as it is, the layer tars as they are). Two places
+// read through it: archive (archive:// files) and daemon (what the Docker
+// engine's image-save API answers), so that neither imports the other.
+package imagetar
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package archive
+package imagetar
 
 import (
 	"archive/tar"
