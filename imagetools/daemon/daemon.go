@@ -107,7 +107,10 @@ func (e *Engine) save(ctx context.Context, loc ref.Location) (*imagetar.Archive,
 	return imagetar.Open(ctx, f, loc.String(), e.opts.Archive)
 }
 
-// engineError says plainly that the engine lacks the image.
+// engineError says plainly that the engine lacks the image. The classic
+// image store of older Docker engines answers a save of a missing image
+// with a 500 whose only trace of the cause is its text, so the class alone
+// does not tell it: the two texts they write are matched too.
 func engineError(loc ref.Location, err error) error {
 	msg := err.Error()
 	if errdefs.IsNotFound(err) || strings.Contains(msg, "No such image") || strings.Contains(msg, "reference does not exist") {
