@@ -52,6 +52,25 @@ func TestVerifyingReader(t *testing.T) {
 	}
 }
 
+// A wrong blob is refused by the Read that completes it, whose bytes are
+// not handed on: a copy never delivers the whole of a wrong blob (an upload
+// fails with this error, not with the registry's answer to the bytes).
+func TestVerifyingReaderWithholdsWrongBlob(t *testing.T) {
+	content := []byte("0123456789")
+	desc := ocispec.Descriptor{Digest: digest.FromBytes([]byte("9876543210")), Size: int64(len(content))}
+	for _, chunk := range []int{1, 3, len(content)} {
+		var got bytes.Buffer
+		// struct{ io.Writer } hides the buffer's ReadFrom, so chunk sizes the reads.
+		_, err := io.CopyBuffer(struct{ io.Writer }{&got}, NewVerifyingReader(bytes.NewReader(content), desc), make([]byte, chunk))
+		if !errors.Is(err, imagetools.ErrDigestMismatch) {
+			t.Fatalf("chunk %d: got %v, want ErrDigestMismatch", chunk, err)
+		}
+		if int64(got.Len()) >= desc.Size {
+			t.Errorf("chunk %d: %d bytes handed on, want fewer than %d", chunk, got.Len(), desc.Size)
+		}
+	}
+}
+
 func TestVerifyingReaderStopsEarlyOnOverlong(t *testing.T) {
 	content := bytes.Repeat([]byte("a"), 1<<20)
 	desc := ocispec.Descriptor{Digest: digest.FromBytes(content[:10]), Size: 10}
