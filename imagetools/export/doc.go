@@ -10,7 +10,5 @@
 // progress.Lines, as BuildKit's image exporter shows them.
 //
 // Content is read only through place.Reader and the remotes.Fetcher values
-// it hands out. It imports imagetools (the sentinel errors), ref, oci,
-// place (the interface), daemon (the Docker engine's load API) and progress, and
-// containerd and moby libraries; never commands.
+// it hands out.
 package export
