@@ -57,7 +57,7 @@ var layers = []layer{
 		rule: "the sentinel errors import nothing, so that every package may import them"},
 	{name: "progress", pkgs: []string{"progress"}, may: []string{"lib"},
 		rule: "progress is handed in; it knows nothing of the core"},
-	{name: "lib", pkgs: []string{"internal/atomicfile", "internal/version"}, may: nil,
+	{name: "lib", pkgs: []string{"internal/atomicfile", "internal/termtext", "internal/version"}, may: nil,
 		rule: "the internal libraries of the product import no project package"},
 	{name: "testhelper", pkgs: []string{"internal/"}, may: []string{"core", "pure", "places", "readers", "place", "leaf", "errors", "progress", "lib", "testhelper"},
 		rule: "test helpers (fixtures, test registries, proxies) are imported by tests and tests/ only, and never import the commands"},

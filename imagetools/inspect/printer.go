@@ -7,15 +7,13 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"text/template"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -209,9 +207,9 @@ func (p *Printer) platform() *ocispec.Platform {
 func (p *Printer) Text(out io.Writer) error {
 	w := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	img := p.img
-	fmt.Fprintf(w, "Name:\t%s\n", printable(img.Location.String()))
-	fmt.Fprintf(w, "MediaType:\t%s\n", printable(img.Desc.MediaType))
-	fmt.Fprintf(w, "Digest:\t%s\n", printable(img.Desc.Digest.String()))
+	fmt.Fprintf(w, "Name:\t%s\n", termtext.Escape(img.Location.String()))
+	fmt.Fprintf(w, "MediaType:\t%s\n", termtext.Escape(img.Desc.MediaType))
+	fmt.Fprintf(w, "Digest:\t%s\n", termtext.Escape(img.Desc.Digest.String()))
 	if img.Index != nil {
 		return p.textIndex(out, w)
 	}
@@ -229,10 +227,10 @@ func (p *Printer) textIndex(out io.Writer, w *tabwriter.Writer) error {
 		if i != 0 {
 			fmt.Fprintf(w, "\n")
 		}
-		fmt.Fprintf(w, "  Name:\t%s@%s\n", printable(p.img.Location.Repository()), printable(m.Digest.String()))
-		fmt.Fprintf(w, "  MediaType:\t%s\n", printable(m.MediaType))
+		fmt.Fprintf(w, "  Name:\t%s@%s\n", termtext.Escape(p.img.Location.Repository()), termtext.Escape(m.Digest.String()))
+		fmt.Fprintf(w, "  MediaType:\t%s\n", termtext.Escape(m.MediaType))
 		if m.Platform != nil {
-			fmt.Fprintf(w, "  Platform:\t%s\n", printable(platforms.Format(*m.Platform)))
+			fmt.Fprintf(w, "  Platform:\t%s\n", termtext.Escape(platforms.Format(*m.Platform)))
 		}
 		writeArtifact(w, "  ", m.ArtifactType, nil)
 		if err := writeAnnotations(out, w, "  ", m.Annotations); err != nil {
@@ -245,14 +243,14 @@ func (p *Printer) textIndex(out io.Writer, w *tabwriter.Writer) error {
 func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 	m := p.img.Manifest
 	if pl := p.platform(); pl != nil {
-		fmt.Fprintf(w, "Platform:\t%s\n", printable(platforms.Format(*pl)))
+		fmt.Fprintf(w, "Platform:\t%s\n", termtext.Escape(platforms.Format(*pl)))
 	}
 	writeArtifact(w, "", m.ArtifactType, m.Subject)
 	total := m.Config.Size
 	for _, l := range m.Layers {
 		total += l.Size
 	}
-	fmt.Fprintf(w, "Config:\t%s\n", printable(m.Config.Digest.String()))
+	fmt.Fprintf(w, "Config:\t%s\n", termtext.Escape(m.Config.Digest.String()))
 	fmt.Fprintf(w, "Size:\t%d\n", total)
 	if err := writeAnnotations(out, w, "", m.Annotations); err != nil {
 		return err
@@ -262,8 +260,8 @@ func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 		if i != 0 {
 			fmt.Fprintf(w, "\n")
 		}
-		fmt.Fprintf(w, "  Digest:\t%s\n", printable(l.Digest.String()))
-		fmt.Fprintf(w, "  MediaType:\t%s\n", printable(l.MediaType))
+		fmt.Fprintf(w, "  Digest:\t%s\n", termtext.Escape(l.Digest.String()))
+		fmt.Fprintf(w, "  MediaType:\t%s\n", termtext.Escape(l.MediaType))
 		fmt.Fprintf(w, "  Size:\t%d\n", l.Size)
 	}
 	return w.Flush()
@@ -292,37 +290,9 @@ func writeAnnotations(out io.Writer, w *tabwriter.Writer, pfx string, ann map[st
 	}
 	w2 := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	for _, k := range slices.Sorted(maps.Keys(ann)) {
-		fmt.Fprintf(w2, "%s  %s:\t%s\n", pfx, printable(k), printable(ann[k]))
+		fmt.Fprintf(w2, "%s  %s:\t%s\n", pfx, termtext.Escape(k), termtext.Escape(ann[k]))
 	}
 	return w2.Flush()
-}
-
-// printable escapes what a terminal would act on in a string a registry
-// supplied: control characters (ESC, CR, tab, C1), invisible format
-// characters (bidirectional overrides) and invalid UTF-8 are written as Go
-// escapes (\x1b, \u202e), so that the text view shows what is there and
-// cannot clear the screen or fake a line. JSON and --raw are not changed.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, unprintable) && utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)):
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unprintable(r):
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-func unprintable(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
 // unknownFieldPattern finds the field a template asked for that does not exist.

@@ -89,20 +89,3 @@ func TestDecodeInToto(t *testing.T) {
 		}
 	}
 }
-
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain value":       "plain value",
-		"héllo":             "héllo",
-		"\x1b[2J\x1b[Hfake": `\x1b[2J\x1b[Hfake`,
-		"a\tb\nc\rd":        `a\tb\nc\rd`,
-		"\u202eevil":        `\u202eevil`,
-		"\u009bcsi":         `\u009bcsi`,
-		"bad\xffutf8":       `bad\xffutf8`,
-		"kept \uFFFD":       "kept \uFFFD",
-	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

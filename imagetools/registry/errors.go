@@ -7,10 +7,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 )
 
 // Error is a registry's answer with an error status to one API call. Every
@@ -121,7 +121,7 @@ func newError(resp *http.Response) *Error {
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		scheme, _, _ := strings.Cut(strings.TrimSpace(resp.Header.Get("WWW-Authenticate")), " ")
-		e.Challenge = sanitize(scheme, maxBodyMessage)
+		e.Challenge = termtext.Line(scheme, maxBodyMessage)
 	}
 	if resp.Body == nil {
 		return e
@@ -148,14 +148,14 @@ func parseErrorBody(dt []byte) (codes []string, message string) {
 	}
 	var msgs []string
 	for _, e := range body.Errors {
-		if c := sanitize(e.Code, 64); c != "" {
+		if c := termtext.Line(e.Code, 64); c != "" {
 			codes = append(codes, c)
 		}
-		if m := sanitize(e.Message, maxBodyMessage); m != "" {
+		if m := termtext.Line(e.Message, maxBodyMessage); m != "" {
 			msgs = append(msgs, m)
 		}
 	}
-	return codes, sanitize(strings.Join(msgs, "; "), maxBodyMessage)
+	return codes, termtext.Line(strings.Join(msgs, "; "), maxBodyMessage)
 }
 
 // statusError is the error for an unexpected answer to the call what: an
@@ -215,31 +215,5 @@ func oneLine(body string) string {
 			body = "an HTML page"
 		}
 	}
-	return sanitize(body, maxBodyMessage)
-}
-
-// escapePattern finds terminal escape sequences: CSI (colours, cursor
-// moves), OSC (window titles, hyperlinks) and two-byte escapes.
-var escapePattern = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]`)
-
-// sanitize makes text a server sent safe to print on one line: escape
-// sequences and control and bidi characters removed, invalid UTF-8
-// dropped, whitespace folded, at most max bytes (cut with "...").
-func sanitize(s string, max int) string {
-	s = strings.ToValidUTF8(s, "")
-	s = escapePattern.ReplaceAllString(s, "")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case unicode.IsSpace(r):
-			return ' '
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "") + "..."
-	}
-	return s
+	return termtext.Line(body, maxBodyMessage)
 }

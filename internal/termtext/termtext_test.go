@@ -1,0 +1,40 @@
+package termtext
+
+import "testing"
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain value":       "plain value",
+		"héllo":             "héllo",
+		"\x1b[2J\x1b[Hfake": `\x1b[2J\x1b[Hfake`,
+		"a\tb\nc\rd":        `a\tb\nc\rd`,
+		"\u202eevil":        `\u202eevil`,
+		"\u009bcsi":         `\u009bcsi`,
+		"bad\xffutf8":       `bad\xffutf8`,
+		"kept \uFFFD":       "kept \uFFFD",
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLine(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"plain", 20, "plain"},
+		{"\x1b]0;title\x07red \x1b[31mtext\x1b[0m", 40, "red text"},
+		{"two\r\nlines\tand  tabs", 40, "two lines and tabs"},
+		{"\u202eevil\x00 \u200bzero", 40, "evil zero"},
+		{"bad\xffutf8", 40, "badutf8"},
+		{"héllo wörld", 8, "héllo w..."},
+		{"héllo", 2, "h..."}, // a cut never splits a rune
+	} {
+		if got := Line(tc.in, tc.max); got != tc.want {
+			t.Errorf("Line(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
