@@ -1,72 +1,16 @@
 package tests
 
 import (
-	"bytes"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/docker-imgx/docker-imgx/internal/faultproxy"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // maxManifestBytes is the size limit of a manifest read whole (oci.MaxManifestSize).
 const maxManifestBytes = 4 << 20
-
-// tagLiar is a proxy in front of a registry that alters GETs of one tag's
-// manifest, from the (skip+1)th on.
-type tagLiar struct {
-	path  string
-	skip  int
-	alter func(body []byte, h http.Header) []byte
-
-	mu   sync.Mutex
-	gets int
-	lies int
-}
-
-func startTagLiar(t *testing.T, upstream string, liar *tagLiar) string {
-	t.Helper()
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: upstream})
-	// A request the refusing client leaves mid-way is no news.
-	proxy.ErrorLog = log.New(io.Discard, "", 0)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method != http.MethodGet || resp.Request.URL.Path != liar.path || resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		liar.mu.Lock()
-		liar.gets++
-		lie := liar.gets > liar.skip
-		if lie {
-			liar.lies++
-		}
-		liar.mu.Unlock()
-		if !lie {
-			return nil
-		}
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		body = liar.alter(body, resp.Header)
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		resp.ContentLength = int64(len(body))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		return nil
-	}
-	srv := httptest.NewServer(proxy)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 // TestCreateAppendLyingTag: create --append refuses a tag whose manifest is
 // over the size limit (not cut short, merged and pushed back) and one whose
@@ -86,34 +30,28 @@ func TestCreateAppendLyingTag(t *testing.T) {
 		t.Fatalf("target not set up:\n%s", before)
 	}
 
-	// oversized pads the manifest with whitespace (still valid JSON when cut
-	// at the limit) and announces the padded bytes' digest honestly.
-	oversized := func(body []byte, h http.Header) []byte {
-		body = append(body, bytes.Repeat([]byte(" "), maxManifestBytes+1-len(body))...)
-		h.Set("Docker-Content-Digest", digest.FromBytes(body).String())
-		return body
-	}
-	// mismatching serves other bytes under the tag's digest.
-	mismatching := func(body []byte, h http.Header) []byte {
-		return []byte(`{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[]}`)
-	}
+	const tagPath = "/v2/test/appended/manifests/latest"
 	for _, c := range []struct {
-		name  string
-		alter func([]byte, http.Header) []byte
-		want  []string
+		name string
+		// kind: OversizeBody pads the manifest with whitespace (still valid
+		// JSON when cut at the limit) and names the padded bytes honestly;
+		// CorruptBody serves other bytes under the tag's digest.
+		kind faultproxy.FaultKind
+		want []string
 	}{
-		{"oversized", oversized, []string{"test/appended:latest", "over the 4194304 byte limit"}},
-		{"mismatching", mismatching, []string{"test/appended:latest", "content hashes to sha256:", "digest mismatch"}},
+		{"oversized", faultproxy.OversizeBody, []string{"test/appended:latest", "over the 4194304 byte limit"}},
+		{"mismatching", faultproxy.CorruptBody, []string{"test/appended:latest", "content hashes to sha256:", "digest mismatch"}},
 	} {
 		for _, skip := range []int{0, 1} {
 			when := map[int]string{0: "first read", 1: "read before the write"}[skip]
 			t.Run(c.name+" at the "+when, func(t *testing.T) {
-				liar := &tagLiar{path: "/v2/test/appended/manifests/latest", skip: skip, alter: c.alter}
-				host := startTagLiar(t, reg.Host, liar)
+				proxy := faultproxy.Start(t, reg.Host, faultproxy.Fault{
+					Method: http.MethodGet, PathContains: tagPath, Skip: skip, Kind: c.kind, Size: maxManifestBytes + 1,
+				})
 				line := x.MustFail(c.want, "create", "--append", "--progress", "quiet",
-					"-t", host+"/test/appended:latest", host+"/test/app:arm64")
-				if liar.lies != 1 {
-					t.Errorf("%d reads lied to, want 1 (%d reads): %s", liar.lies, liar.gets, line)
+					"-t", proxy.Host()+"/test/appended:latest", proxy.Host()+"/test/app:arm64")
+				if hits := proxy.Hits(c.kind); hits != 1 {
+					t.Errorf("%d reads lied to, want 1 (%d reads): %s", hits, proxy.Count(http.MethodGet, tagPath), line)
 				}
 				if got := fetchTag(t, reg, "test/appended", "latest"); got != before {
 					t.Errorf("the tag moved:\n%s", got)

@@ -5,6 +5,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,12 +65,16 @@ const (
 	Status403
 	// Status405 answers 405 Method Not Allowed (deletes disabled).
 	Status405
+	// OversizeBody pads the body with spaces to Fault.Size bytes (still the
+	// same JSON) and names the padded bytes in Docker-Content-Digest: an
+	// honest registry with a document over a client's limit.
+	OversizeBody
 )
 
 // String returns the kind's name, for test names.
 func (k FaultKind) String() string {
 	names := [...]string{"None", "Status429", "Status429RetryAfter", "Status500", "Status502", "Status503",
-		"Status504", "ResetMidBody", "TruncateBody", "Stall", "CorruptBody", "RedirectOtherHost", "WrongDigestHeader", "Status403", "Status405"}
+		"Status504", "ResetMidBody", "TruncateBody", "Stall", "CorruptBody", "RedirectOtherHost", "WrongDigestHeader", "Status403", "Status405", "OversizeBody"}
 	if k >= 0 && int(k) < len(names) {
 		return names[k]
 	}
@@ -114,6 +119,8 @@ type Fault struct {
 	RetryAfter string
 	// StallFor is how long Stall stays silent; 0 waits until the client leaves.
 	StallFor time.Duration
+	// Size is the body size OversizeBody pads to.
+	Size int
 	// Skip lets the first Skip matching requests through untouched.
 	Skip int
 	// Before, when set, runs before a hit request is answered (with Kind
@@ -373,6 +380,10 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, f Fault, resp *ht
 			bad[len(bad)/2] ^= 0xff
 		}
 		writeWithLength(w, resp.StatusCode, len(bad), bad)
+	case OversizeBody:
+		padded := append(append([]byte(nil), body...), bytes.Repeat([]byte(" "), max(0, f.Size-len(body)))...)
+		w.Header().Set("Docker-Content-Digest", digest.FromBytes(padded).String())
+		writeWithLength(w, resp.StatusCode, len(padded), padded)
 	case RedirectOtherHost:
 		return p.redirect(w, r, resp, body)
 	default:
