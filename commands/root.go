@@ -63,6 +63,7 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		createCmd(dockerCli, opts),
 		inspectCmd(dockerCli, opts),
 		exportCmd(dockerCli, opts),
+		copyCmd(dockerCli, opts),
 		versionCmd(dockerCli),
 	)
 	return cmd

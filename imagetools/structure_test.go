@@ -39,8 +39,10 @@ var layers = []layer{
 		rule: "cmd/ starts the root command and maps errors to exit codes"},
 	{name: "docs", pkgs: []string{"docs"}, may: []string{"commands"},
 		rule: "the reference generator reads the command tree only"},
-	{name: "commands", pkgs: []string{"commands"}, may: []string{"core", "pure", "places", "readers", "place", "leaf", "errors", "progress", "lib"},
+	{name: "commands", pkgs: []string{"commands"}, may: []string{"sets", "core", "pure", "places", "readers", "place", "leaf", "errors", "progress", "lib"},
 		rule: "commands parse flags, wire the places into the router and call the core; nothing imports them but cmd/ and docs"},
+	{name: "sets", pkgs: []string{"imagetools/sets"}, may: []string{"core", "pure", "place", "leaf", "errors", "progress", "lib"},
+		rule: "sets runs the core once per image of a set (copy); only the commands import it"},
 	{name: "core", pkgs: []string{"imagetools/create", "imagetools/inspect", "imagetools/export"}, may: []string{"pure", "place", "leaf", "errors", "progress", "lib"},
 		rule: "the core works through the place interface, never a place implementation, another core package or the commands"},
 	{name: "pure", pkgs: []string{"imagetools/combine"}, may: []string{"leaf", "errors"},
@@ -61,7 +63,7 @@ var layers = []layer{
 		rule: "the internal libraries of the product import no project package"},
 	{name: "testhelper", pkgs: []string{"internal/"}, may: []string{"core", "pure", "places", "readers", "place", "leaf", "errors", "progress", "lib", "testhelper"},
 		rule: "test helpers (fixtures, test registries, proxies) are imported by tests and tests/ only, and never import the commands"},
-	{name: "tests", pkgs: []string{"tests", "tests/"}, may: []string{"commands", "core", "pure", "places", "readers", "place", "leaf", "errors", "progress", "lib", "testhelper"},
+	{name: "tests", pkgs: []string{"tests", "tests/"}, may: []string{"commands", "sets", "core", "pure", "places", "readers", "place", "leaf", "errors", "progress", "lib", "testhelper"},
 		rule: "tests/ holds the integration tests, the bench and the demo registry"},
 }
 
@@ -441,7 +443,7 @@ func TestRefParsesPlacePrefixes(t *testing.T) {
 						}
 					}
 				case *ast.SelectorExpr:
-					if l.name != "core" && l.name != "pure" {
+					if l.name != "core" && l.name != "pure" && l.name != "sets" {
 						break
 					}
 					if path, name := qualified(n, imports); (path == refPath && strings.HasPrefix(name, "Scheme")) || n.Sel.Name == "Scheme" {

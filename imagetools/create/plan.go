@@ -2,6 +2,7 @@ package create
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
@@ -103,8 +104,9 @@ func planPush(graph []*node, c pushInput, targets []ref.Location, pl place.Place
 			}
 		}
 		// With one target repository the first tag stores the root as safely
-		// as a put by digest would: nothing else has moved before it.
-		p.pushRoot = len(plans) > 1
+		// as a put by digest would: nothing else has moved before it. A
+		// target without a tag (a copy by digest) gets it by digest.
+		p.pushRoot = len(plans) > 1 || slices.ContainsFunc(p.tags, func(t ref.Location) bool { return t.Tag == "" })
 	}
 	mountFromSiblings(plans)
 	return plans

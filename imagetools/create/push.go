@@ -31,6 +31,8 @@ type pushOptions struct {
 	Referrers bool
 	// early holds the checks Create started while reading the sources.
 	early *earlyChecks
+	// slots, when set, are shared with other pushes of the same run.
+	slots *transferSlots
 	// unchanged, when set, is the tag the content was computed from (the
 	// tag --append merges into): if it holds anything else when the tags
 	// are about to move, no tag moves and pushAll fails with
@@ -91,7 +93,10 @@ func push(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) er
 // (with referrers, when refs is set) first; then, when every repository has
 // all its content, the referrers' tags. The user's tags follow (tagStep).
 func runPlans(ctx context.Context, plans []*repoPlan, refs *referrerFinder, opts pushOptions) error {
-	slots := newTransferSlots(opts.MaxConcurrency)
+	slots := opts.slots
+	if slots == nil {
+		slots = newTransferSlots(opts.MaxConcurrency)
+	}
 	contentDone := make(chan struct{})
 	var mu sync.Mutex
 	remaining := len(plans)

@@ -134,7 +134,13 @@ func readTag(ctx context.Context, pl place.Writer, t ref.Location) (tagState, er
 // none.
 func tagStep(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) error {
 	return progress.Wrap("[internal] moving tags", opts.Progress, func(sub progress.SubLogger) error {
-		states, err := readTags(ctx, pl, opts.Targets, opts.MaxConcurrency)
+		var tagged []ref.Location
+		for _, t := range opts.Targets {
+			if t.Tag != "" {
+				tagged = append(tagged, t)
+			}
+		}
+		states, err := readTags(ctx, pl, tagged, opts.MaxConcurrency)
 		if err != nil {
 			return err
 		}
@@ -161,6 +167,11 @@ func describeDigest(d digest.Digest) string {
 // moved are put back (restoreTags).
 func moveTags(ctx context.Context, pl place.Writer, sub progress.SubLogger, root ocispec.Descriptor, data []byte, states []tagState) error {
 	for i, s := range states {
+		if s.now() == root.Digest {
+			// Already there: a PUT would change nothing.
+			logf(sub, "%s is already at %s", s.loc, root.Digest)
+			continue
+		}
 		logf(sub, "pushing %s to %s", root.Digest, s.loc)
 		if err := pl.Tag(ctx, s.loc, root, data); err != nil {
 			// Putting back is done whatever cancelled the push: a tag

@@ -226,3 +226,9 @@ func (l Location) TagOrLatest() Location {
 	}
 	return l
 }
+
+// NamesImages reports whether the place at l tells its images apart by
+// full names (an image tar: NAME:TAG in the tar), not by tags.
+func (l Location) NamesImages() bool {
+	return l.Scheme == SchemeArchive
+}

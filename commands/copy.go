@@ -1,0 +1,128 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/imagetools/sets"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+)
+
+type copyOptions struct {
+	*rootOptions
+	sources        []string
+	target         string
+	files          []string
+	platforms      []string
+	scoped         bool
+	referrers      bool
+	failFast       bool
+	metadataFile   string
+	progress       string
+	maxConcurrency int
+}
+
+func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error {
+	sources, setOpts, err := opts.request(dockerCli.In())
+	if err != nil {
+		return err
+	}
+	reg, err := opts.registryOptions(dockerCli)
+	if err != nil {
+		return err
+	}
+	meta, err := openMetadataFile(opts.metadataFile)
+	if err != nil {
+		return err
+	}
+	defer meta.Abort()
+	var rep sets.Report
+	err = withProgress(ctx, dockerCli, reg, opts.progress, "Copying", func(ctx context.Context, pl place.Place, pw progress.Writer) error {
+		expanded, err := sets.Expand(ctx, pl, sources)
+		if err != nil {
+			return err
+		}
+		pairs, err := sets.Pairs(expanded, opts.target, opts.scoped)
+		if err != nil {
+			return err
+		}
+		setOpts.Progress = pw
+		if isBundle(pairs) {
+			rep, err = writeBundle(ctx, pl, pw, pairs, setOpts)
+			return err
+		}
+		rep, err = sets.Copy(ctx, pl, pairs, setOpts)
+		return err
+	})
+	if len(rep.Items) == 0 {
+		return err
+	}
+	return errors.Join(err, reportCopy(dockerCli.Out(), meta, rep))
+}
+
+// request reads the flags, all checked before anything is sent: the
+// sources (arguments, then -f lists) and the set's options.
+func (o copyOptions) request(stdin io.Reader) ([]string, sets.Options, error) {
+	listed, err := readSourceFiles(o.files, stdin)
+	if err != nil {
+		return nil, sets.Options{}, err
+	}
+	sources := append(listed, o.sources...)
+	if len(sources) == 0 {
+		return nil, sets.Options{}, errors.New("no SOURCE: name images to copy, or a list with -f FILE (\"-\" for stdin)")
+	}
+	plats, err := parsePlatforms(o.platforms)
+	if err != nil {
+		return nil, sets.Options{}, err
+	}
+	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
+		return nil, sets.Options{}, err
+	}
+	return sources, sets.Options{
+		Platforms: plats, Referrers: o.referrers, FailFast: o.failFast, MaxConcurrency: o.maxConcurrency,
+	}, nil
+}
+
+func copyCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
+	opts := copyOptions{rootOptions: root}
+	cmd := &cobra.Command{
+		Use:               "copy [OPTIONS] SOURCE... TARGET",
+		Short:             "Copy images, unchanged, between registries, OCI layouts and image tars",
+		Long:              copyLong,
+		Example:           copyExample,
+		Args:              argCount(1, -1, "SOURCE... TARGET"),
+		ValidArgsFunction: completeSource,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.sources, opts.target = args[:len(args)-1], args[len(args)-1]
+			return runCopy(cmd.Context(), dockerCli, opts)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	flags := cmd.Flags()
+	flags.StringArrayVarP(&opts.files, "file", "f", nil, "Read sources from `LIST` (one reference a line, # comments; \"-\" for stdin)")
+	flags.BoolVar(&opts.scoped, "scoped", false, "Under a prefix, keep the source registry's host as the first path component (PREFIX/docker.io/library/alpine:3.20)")
+	flags.BoolVar(&opts.referrers, "referrers", true, "Copy the cosign signatures and OCI referrers of the images along")
+	flags.BoolVar(&opts.failFast, "fail-fast", false, "Stop at the first image that fails (default: copy the others, report each)")
+	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms of an index (`OS/ARCH[/VARIANT]`, repeatable); the copy is then a new index with a digest of its own")
+	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the report (source, target, digest, outcome of each image) as JSON to `FILE`")
+	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Bound of the whole run (`N`): images copied at once, and transfers of blobs over 4 MiB over all of them (smaller ones up to 4 times as many)")
+	registerCompletions(cmd, map[string]cobra.CompletionFunc{
+		"file": completeFile, "platform": completePlatforms(false), "metadata-file": completeFile,
+		"progress": completeProgress(), "max-concurrency": noCompletion,
+	})
+	return cmd
+}
+
+// isBundle reports whether the set goes into an image tar, which export
+// writes in one piece.
+func isBundle(pairs []sets.Pair) bool {
+	return len(pairs) > 0 && pairs[0].Target.Scheme == ref.SchemeArchive
+}

@@ -1,0 +1,139 @@
+package create
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// CopyOptions say how Copy writes one image.
+type CopyOptions struct {
+	// Referrers copies the cosign tags and OCI referrers along (as
+	// Options.Referrers).
+	Referrers      bool
+	MaxConcurrency int
+	Progress       progress.Writer
+	// Transfers, when set, is shared by every Copy of a run: it bounds
+	// their blob transfers together.
+	Transfers *Transfers
+}
+
+// Transfers bound the blob transfers of several pushes running at once.
+type Transfers struct {
+	slots *transferSlots
+}
+
+// NewTransfers returns transfer slots for limit large transfers at once
+// (and oci.MetadataLimit(limit) small ones), to share between copies.
+func NewTransfers(limit int) *Transfers {
+	if limit <= 0 {
+		limit = oci.DefaultMaxConcurrency
+	}
+	return &Transfers{slots: newTransferSlots(limit)}
+}
+
+// Copied says what Copy did.
+type Copied struct {
+	// Desc is the source's manifest or index, as copied.
+	Desc ocispec.Descriptor
+	// Skipped is true when every target already pointed at Desc and the
+	// source has no referrers to carry: nothing was written.
+	Skipped bool
+}
+
+// Copy pushes the manifest or index at src to every target unchanged (its
+// bytes, so its digest, kept), with what is under it and, with Referrers,
+// its referrers; tags move last, all or none, as Create's do. A target
+// without a tag receives the root by digest. When every target already
+// points at the source's digest and the source shows no referrers, only
+// reads are sent (see upToDate).
+func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.Location, opts CopyOptions) (Copied, error) {
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = oci.DefaultMaxConcurrency
+	}
+	for _, t := range targets {
+		if err := pl.Writable(t); err != nil {
+			return Copied{}, err
+		}
+	}
+	desc, dt, err := pl.Manifest(ctx, src)
+	if err != nil {
+		return Copied{}, err
+	}
+	if oci.IsSchema1(desc.MediaType, dt) {
+		return Copied{}, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", src, desc.Digest, imagetools.ErrSchema1)
+	}
+	out := Copied{Desc: desc}
+	skip, err := upToDate(ctx, pl, src, desc, targets, opts.Referrers)
+	if err != nil || skip {
+		out.Skipped = skip
+		return out, err
+	}
+	c := pushInput{root: desc, rootBytes: dt, rootOrigin: src, known: map[digest.Digest][]byte{desc.Digest: dt}}
+	if oci.IsIndex(desc.MediaType) {
+		var idx ocispec.Index
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			return Copied{}, fmt.Errorf("parse index %s: %w", src, err)
+		}
+		for _, m := range idx.Manifests {
+			c.children = append(c.children, m)
+			c.origins = append(c.origins, src)
+		}
+	}
+	popts := pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers}
+	if opts.Transfers != nil {
+		popts.slots = opts.Transfers.slots
+	}
+	return out, pushAll(ctx, pl, c, popts)
+}
+
+// upToDate reports whether every target already holds desc (a tagged one
+// at its tag, one by digest as that digest) and the source shows no
+// referrers that could be missing there: one read per target, and with
+// referrers two per source (hasReferrers).
+func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, targets []ref.Location, referrers bool) (bool, error) {
+	for _, t := range targets {
+		if t.Tag == "" {
+			if _, _, err := pl.Manifest(ctx, t.WithDigest(desc.Digest)); err != nil {
+				return false, nil
+			}
+			continue
+		}
+		s, err := readTag(ctx, pl, t)
+		if err != nil {
+			return false, err
+		}
+		if s.now() != desc.Digest {
+			return false, nil
+		}
+	}
+	if !referrers || !pl.Capabilities(src).Referrers {
+		return true, nil
+	}
+	has, err := hasReferrers(ctx, pl, src, desc.Digest)
+	return !has, err
+}
+
+// hasReferrers reports whether the root at src has cosign tags, a fallback
+// tag or OCI referrers. Only the root is asked: referrers of an index's
+// children alone are carried by a full copy, not by a run that finds the
+// targets up to date.
+func hasReferrers(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) (bool, error) {
+	tags, err := pl.Tags(ctx, src)
+	if err != nil {
+		return false, err
+	}
+	if len(cosignTags(tags, d)) > 0 || tags[fallbackTag(d)] {
+		return true, nil
+	}
+	descs, _, err := pl.Referrers(ctx, src.WithDigest(d))
+	return len(descs) > 0, err
+}

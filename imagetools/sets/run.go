@@ -1,0 +1,168 @@
+package sets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/create"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
+	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options describe one run over a set.
+type Options struct {
+	// Platforms, when set, keep only these platforms of an index: the
+	// copy is a new index, with a digest of its own.
+	Platforms []ocispec.Platform
+	// Referrers carries cosign tags and OCI referrers along.
+	Referrers bool
+	// FailFast stops the other images at the first failure.
+	FailFast bool
+	// MaxConcurrency bounds the run: images copied at once and blob
+	// transfers over all of them.
+	MaxConcurrency int
+	Progress       progress.Writer
+}
+
+// Outcome is what happened to one image.
+type Outcome string
+
+// The outcomes of an image.
+const (
+	Copied  Outcome = "copied"
+	Skipped Outcome = "skipped"
+	Failed  Outcome = "failed"
+)
+
+// Item is the report of one image.
+type Item struct {
+	Source  string        `json:"source"`
+	Target  string        `json:"target"`
+	Digest  digest.Digest `json:"digest,omitempty"`
+	Outcome Outcome       `json:"outcome"`
+	// Reason says why it failed (one line), or what a skip found.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Report lists every image of a run, in the order of the set.
+type Report struct {
+	Items []Item `json:"images"`
+}
+
+// Failed counts the images that failed.
+func (r Report) Failed() int {
+	n := 0
+	for _, it := range r.Items {
+		if it.Outcome == Failed {
+			n++
+		}
+	}
+	return n
+}
+
+// ErrSomeFailed is the error of a run in which an image failed; the
+// Report says which and why.
+var ErrSomeFailed = errors.New("images failed")
+
+// Copy copies every pair, as many images at once as MaxConcurrency and
+// their blob transfers under one bound, and reports each. The error is
+// ErrSomeFailed (wrapped with the count) when an image failed.
+func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Report, error) {
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = oci.DefaultMaxConcurrency
+	}
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard()
+	}
+	for _, p := range pairs {
+		if err := pl.Writable(p.Target); err != nil {
+			return Report{}, err
+		}
+	}
+	rep := Report{Items: make([]Item, len(pairs))}
+	transfers := create.NewTransfers(opts.MaxConcurrency)
+	var mu sync.Mutex
+	done := 0
+	err := progress.Wrap(fmt.Sprintf("copying %d images", len(pairs)), opts.Progress, func(sub progress.SubLogger) error {
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(opts.MaxConcurrency)
+		for i, p := range pairs {
+			eg.Go(func() error {
+				it, err := copyOne(ectx, pl, p, opts, transfers)
+				rep.Items[i] = it
+				mu.Lock()
+				done++
+				sub.Log(1, fmt.Appendf(nil, "%d/%d %s %s -> %s\n", done, len(pairs), it.Outcome, p.Source, p.Target))
+				mu.Unlock()
+				if opts.FailFast {
+					return err
+				}
+				return nil
+			})
+		}
+		return eg.Wait()
+	})
+	for i, it := range rep.Items {
+		if it.Outcome == "" { // never started: a fail-fast run stopped first
+			rep.Items[i] = Item{Source: pairs[i].Source.String(), Target: pairs[i].Target.String(), Outcome: Failed, Reason: "not copied: an earlier image failed (--fail-fast)"}
+		}
+	}
+	if n := rep.Failed(); n > 0 {
+		return rep, fmt.Errorf("%d of %d %w", n, len(pairs), ErrSomeFailed)
+	}
+	return rep, err
+}
+
+// copyOne copies one image under its own progress step.
+func copyOne(ctx context.Context, pl place.Place, p Pair, opts Options, transfers *create.Transfers) (Item, error) {
+	it := Item{Source: p.Source.String(), Target: p.Target.String()}
+	var res create.Copied
+	err := progress.Wrap("copy "+it.Source+" to "+it.Target, opts.Progress, func(sub progress.SubLogger) error {
+		var err error
+		if len(opts.Platforms) > 0 {
+			res, err = copyPlatforms(ctx, pl, p, opts)
+		} else {
+			res, err = create.Copy(ctx, pl, p.Source, []ref.Location{p.Target}, create.CopyOptions{
+				Referrers: opts.Referrers, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Transfers: transfers,
+			})
+		}
+		if err == nil && res.Skipped {
+			sub.Log(1, fmt.Appendf(nil, "%s already holds %s\n", it.Target, res.Desc.Digest))
+		}
+		return err
+	})
+	it.Digest = res.Desc.Digest
+	switch {
+	case err != nil:
+		it.Outcome, it.Reason = Failed, termtext.Line(err.Error(), 1000)
+	case res.Skipped:
+		it.Outcome, it.Reason = Skipped, "already there"
+	default:
+		it.Outcome = Copied
+	}
+	return it, err
+}
+
+// copyPlatforms copies the platforms asked for of an index as a new index
+// (create's combine): the digest is the new index's.
+func copyPlatforms(ctx context.Context, pl place.Place, p Pair, opts Options) (create.Copied, error) {
+	if p.Target.Tag == "" {
+		return create.Copied{}, fmt.Errorf("%s: --platform makes a new index with a digest of its own: it needs a tag to go to, not %s", p.Source, p.Target)
+	}
+	res, err := create.Create(ctx, pl, create.Options{
+		Sources: []string{p.Source.String()}, Tags: []string{p.Target.String()}, Platforms: opts.Platforms,
+		Referrers: opts.Referrers, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+	})
+	if res == nil {
+		return create.Copied{}, err
+	}
+	return create.Copied{Desc: res.Desc}, err
+}

@@ -1,0 +1,174 @@
+// Package sets copies sets of images, each unchanged (manifest bytes and
+// digest kept), from where they are to a target: one image to a tag or
+// digest, or many under a registry prefix, each under its repository path.
+// It expands the sources (every image of an image tar), names each target
+// (Pairs), runs create.Copy once per image under one bound of transfers, and
+// reports every image: copied, skipped (already there) or failed, with why.
+// One image failing stops the others only when asked (FailFast); its tags
+// are not touched.
+package sets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/opencontainers/go-digest"
+)
+
+// Pair is one image of a set and where it goes.
+type Pair struct {
+	Source ref.Location
+	Target ref.Location
+}
+
+// ErrNoTagOrDigest is a source that names a repository without a tag or a
+// digest: copy copies what is named, never a guessed "latest".
+var ErrNoTagOrDigest = errors.New("names no tag or digest")
+
+// Expand turns the sources as given into one location per image: an
+// image tar named without an image (archive://FILE) is every image it
+// holds, by name; any other source names one image and must carry a tag or
+// a digest.
+func Expand(ctx context.Context, pl place.Reader, sources []string) ([]ref.Location, error) {
+	var out []ref.Location
+	for _, s := range sources {
+		loc, err := ref.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", imagetools.ErrInvalidSource, err)
+		}
+		if loc.Tag != "" || loc.Digest != "" {
+			out = append(out, loc)
+			continue
+		}
+		if loc.Name != nil {
+			return nil, fmt.Errorf("%s %w: name the tag to copy (%s:TAG) or a digest (%s@sha256:...)", s, ErrNoTagOrDigest, s, s)
+		}
+		names, err := pl.Tags(ctx, loc)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("%s: its images have no names: name one by %s@DIGEST", s, s)
+		}
+		sorted := make([]string, 0, len(names))
+		for n := range names {
+			sorted = append(sorted, n)
+		}
+		sort.Strings(sorted)
+		for _, n := range sorted {
+			out = append(out, loc.WithTag(n))
+		}
+	}
+	return out, nil
+}
+
+// Pairs names the target of every source. A target with a tag or a digest
+// takes one source, copied there. Otherwise the target is a prefix (a
+// registry repository path, or a bundle): each source goes to the prefix
+// plus its repository path (docker.io/library/alpine:3.20 to
+// PREFIX/library/alpine:3.20), with the source's host first when scoped,
+// and keeps its tag and digest.
+func Pairs(sources []ref.Location, target string, scoped bool) ([]Pair, error) {
+	tgt, err := ref.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("invalid target %q: %w", target, err)
+	}
+	if tgt.Tag != "" || tgt.Digest != "" {
+		if len(sources) != 1 {
+			return nil, fmt.Errorf("target %s names one image (a tag or digest) for %d sources: name a registry prefix such as registry.local/mirror", target, len(sources))
+		}
+		if tgt.Digest != "" && sources[0].Digest != tgt.Digest {
+			return nil, fmt.Errorf("target %s: a copy keeps the digest, so a target by digest must name the source's (%s); name a tag instead", target, describe(sources[0].Digest))
+		}
+		return []Pair{{Source: sources[0], Target: tgt}}, nil
+	}
+	out := make([]Pair, 0, len(sources))
+	seen := map[string]string{}
+	for _, s := range sources {
+		t, err := underPrefix(tgt, s, scoped)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[t.String()]; dup {
+			return nil, fmt.Errorf("%s and %s both go to %s: copy them in two runs, or use --scoped to keep their registries apart", prev, s, t)
+		}
+		seen[t.String()] = s.String()
+		out = append(out, Pair{Source: s, Target: t})
+	}
+	return out, nil
+}
+
+func describe(d digest.Digest) string {
+	if d != "" {
+		return d.String()
+	}
+	return "none: it is named by tag"
+}
+
+// underPrefix is the place of src under the target prefix tgt.
+func underPrefix(tgt, src ref.Location, scoped bool) (ref.Location, error) {
+	name, tag, dgst, err := imageName(src)
+	if err != nil {
+		return ref.Location{}, err
+	}
+	if tgt.Name == nil {
+		if !tgt.NamesImages() {
+			return ref.Location{}, fmt.Errorf("target %s: an OCI layout takes one image, named by a tag (%s:TAG); copy many images into an image tar (%sFILE) or a registry", tgt, tgt, ref.ArchivePrefix)
+		}
+		// A bundle names each image by its full name.
+		full := name.String()
+		switch {
+		case tag != "":
+			full += ":" + tag
+		default:
+			full += "@" + dgst.String()
+		}
+		return tgt.WithTag(full), nil
+	}
+	path := reference.Path(name)
+	if scoped {
+		// A host:port is no path component: the port joins by '_'.
+		path = strings.ReplaceAll(reference.Domain(name), ":", "_") + "/" + path
+	}
+	named, err := reference.ParseNormalizedNamed(tgt.Name.String() + "/" + path)
+	if err != nil {
+		return ref.Location{}, fmt.Errorf("%s under %s: %w", src, tgt, err)
+	}
+	out := ref.Location{Name: reference.TrimNamed(named), Tag: tag}
+	if tag == "" {
+		out.Digest = dgst
+	}
+	return out, nil
+}
+
+// imageName is the repository name, tag and digest of an image source: a
+// registry's or the Docker engine's own; an image tar's from the name it
+// has in the tar. A layout image has no repository name.
+func imageName(src ref.Location) (reference.Named, string, digest.Digest, error) {
+	if src.Name != nil {
+		return src.Name, src.Tag, src.Digest, nil
+	}
+	if src.NamesImages() && src.Tag != "" {
+		named, err := reference.ParseNormalizedNamed(src.Tag)
+		if err == nil {
+			tag := ""
+			if t, ok := named.(reference.Tagged); ok {
+				tag = t.Tag()
+			}
+			if tag == "" && src.Digest == "" {
+				if d, ok := named.(reference.Digested); ok {
+					return reference.TrimNamed(named), "", d.Digest(), nil
+				}
+			}
+			return reference.TrimNamed(named), tag, src.Digest, nil
+		}
+	}
+	return nil, "", "", fmt.Errorf("%s has no repository name to copy it under a prefix: name the target with a tag (one source), or give the image a name", src)
+}

@@ -1,0 +1,165 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"github.com/opencontainers/go-digest"
+)
+
+// copyTable is the table copy prints on stdout, written out from rows
+// (source, target, digest, result), with the columns tabwriter makes.
+func copyTable(rows ...[4]string) string {
+	all := append([][4]string{{"SOURCE", "TARGET", "DIGEST", "RESULT"}}, rows...)
+	var width [3]int
+	for _, r := range all {
+		for i := range 3 {
+			width[i] = max(width[i], len(r[i]))
+		}
+	}
+	var b strings.Builder
+	for _, r := range all {
+		fmt.Fprintf(&b, "%-*s  %-*s  %-*s  %s\n", width[0], r[0], width[1], r[1], width[2], r[2], r[3])
+	}
+	return b.String()
+}
+
+// TestCopyOneImageKeepsDigest copies an index with attestations to another
+// registry under another name and tag: the target's bytes are the
+// source's, every blob is there, and the table says so.
+func TestCopyOneImageKeepsDigest(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, src, "team/app", "1", idx)
+	x := newImgx(t)
+	from, to := src.Host+"/team/app:1", dst.Host+"/other/app:2"
+	res := x.MustRun("copy", "--progress", "quiet", from, to)
+	if got, want := fetchTag(t, dst, "other/app", "2"), string(idx.Index.Data); got != want {
+		t.Fatalf("target holds\n%s\nwant the source's bytes\n%s", got, want)
+	}
+	assertBlobsIn(t, dst, "other/app", idx.Images...)
+	want := copyTable([4]string{from, to, idx.Index.Desc.Digest.String(), "copied"})
+	if res.Stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+}
+
+// TestCopySetUnderPrefix copies a list (stdin, with comments) and an
+// argument under a prefix, each to the prefix plus its repository path;
+// --scoped puts the source host first. A second run writes nothing: every
+// image is skipped after a few reads.
+func TestCopySetUnderPrefix(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 241})
+	pushIndex(t, src, "library/alpine", "3.20", idx)
+	pushImage(t, src, "team/app", "1", img)
+	x := newImgx(t)
+	x.Stdin = []byte("# the release\n" + src.Host + "/library/alpine:3.20\n\n  # app\n")
+	args := []string{"copy", "--progress", "quiet", "-f", "-", src.Host + "/team/app@" + img.Manifest.Desc.Digest.String(), dst.Host + "/mirror"}
+	res := x.MustRun(args...)
+	alpine := dst.Host + "/mirror/library/alpine:3.20"
+	app := dst.Host + "/mirror/team/app@" + img.Manifest.Desc.Digest.String()
+	if got := fetchTag(t, dst, "mirror/library/alpine", "3.20"); got != string(idx.Index.Data) {
+		t.Fatalf("mirror/library/alpine:3.20 holds\n%s", got)
+	}
+	assertBlobsIn(t, dst, "mirror/team/app", img)
+	want := copyTable(
+		[4]string{src.Host + "/library/alpine:3.20", alpine, idx.Index.Desc.Digest.String(), "copied"},
+		[4]string{src.Host + "/team/app@" + img.Manifest.Desc.Digest.String(), app, img.Manifest.Desc.Digest.String(), "copied"})
+	if res.Stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+
+	dst.ResetRequests()
+	res = x.MustRun(args...)
+	want = strings.ReplaceAll(want, "  copied\n", "  skipped\n")
+	if res.Stdout != want {
+		t.Errorf("second run, stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+	for _, r := range dst.Requests() {
+		if r.Method != "GET" && r.Method != "HEAD" {
+			t.Errorf("second run sent %s %s", r.Method, r.Path)
+		}
+	}
+	// Per image: the target's tag or digest (a first request may be
+	// challenged), nothing else.
+	if n := len(dst.Requests()); n > 2*2 {
+		t.Errorf("second run: %d requests to the target, want at most 4:\n%s", n, requestSummary(dst))
+	}
+
+	res = x.MustRun("copy", "--progress", "quiet", "--scoped", src.Host+"/library/alpine:3.20", dst.Host+"/scoped")
+	repo := "scoped/" + strings.ReplaceAll(src.Host, ":", "_") + "/library/alpine"
+	if got := fetchTag(t, dst, repo, "3.20"); got != string(idx.Index.Data) {
+		t.Fatalf("%s:3.20 holds\n%s\nstdout:\n%s", repo, got, res.Stdout)
+	}
+}
+
+// TestCopyRefusesRepositoryWithoutTag: a repository alone names no image;
+// nothing is copied.
+func TestCopyRefusesRepositoryWithoutTag(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	pushImage(t, src, "team/app", "1", fixture.NewImage(fixture.ImageOptions{Seed: 242}))
+	x := newImgx(t)
+	x.MustFail([]string{src.Host + "/team/app names no tag or digest: name the tag to copy (" + src.Host + "/team/app:TAG) or a digest"},
+		"copy", "--progress", "quiet", src.Host+"/team/app", dst.Host+"/mirror")
+	x.MustFail([]string{"target " + dst.Host + "/one:1 names one image (a tag or digest) for 2 sources: name a registry prefix"},
+		"copy", "--progress", "quiet", src.Host+"/team/app:1", src.Host+"/team/app:1", dst.Host+"/one:1")
+	if n := len(dst.Requests()); n != 0 {
+		t.Errorf("%d requests to the target:\n%s", n, requestSummary(dst))
+	}
+}
+
+// TestCopyFailureReported: a source that is missing fails alone; the
+// other image is copied, the table and the metadata file say which, the
+// exit code is 1 and the failed image's tag is not created.
+func TestCopyFailureReported(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Seed: 243})
+	pushImage(t, src, "team/app", "1", img)
+	x := newImgx(t)
+	meta := filepath.Join(t.TempDir(), "report.json")
+	res := x.Run("copy", "--progress", "quiet", "--metadata-file", meta, src.Host+"/team/gone:1", src.Host+"/team/app:1", dst.Host+"/mirror")
+	if res.ExitCode != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if got := fetchTag(t, dst, "mirror/team/app", "1"); got != string(img.Manifest.Data) {
+		t.Errorf("mirror/team/app:1 holds %q", got)
+	}
+	if got := fetchTag(t, dst, "mirror/team/gone", "1"); got != "" {
+		t.Errorf("the failed image's tag exists: %q", got)
+	}
+	lines := strings.Split(res.Stdout, "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], src.Host+"/team/gone:1") || !strings.Contains(lines[1], "  failed: ") ||
+		!strings.Contains(lines[1], "not found") || !strings.HasSuffix(lines[2], img.Manifest.Desc.Digest.String()+"  copied") {
+		t.Errorf("stdout:\n%s", res.Stdout)
+	}
+	if !strings.HasSuffix(res.Stderr, "1 of 2 images failed\n") {
+		t.Errorf("stderr:\n%s", res.Stderr)
+	}
+	dt, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"outcome": "failed"`, `"outcome": "copied"`, `"digest": "` + img.Manifest.Desc.Digest.String() + `"`,
+		`"target": "` + dst.Host + `/mirror/team/gone:1"`} {
+		if !strings.Contains(string(dt), w) {
+			t.Errorf("metadata file lacks %s:\n%s", w, dt)
+		}
+	}
+}
+
+var _ = digest.FromBytes
