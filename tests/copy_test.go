@@ -163,3 +163,60 @@ func TestCopyFailureReported(t *testing.T) {
 }
 
 var _ = digest.FromBytes
+
+// TestCopyAirGapRoundTrip carries a list of images into one bundle and from
+// the bundle into another registry: every manifest, index and blob is the
+// same byte for byte on both sides, under the same names.
+func TestCopyAirGapRoundTrip(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Layers: 2, Seed: 244, Docker: true})
+	pushIndex(t, src, "library/alpine", "3.20", idx)
+	pushImage(t, src, "team/app", "1", img)
+	list := filepath.Join(t.TempDir(), "images.txt")
+	if err := os.WriteFile(list, []byte(src.Host+"/library/alpine:3.20\n"+src.Host+"/team/app:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle.tar")
+	x := newImgx(t)
+	res := x.MustRun("copy", "--progress", "quiet", "-f", list, "archive://"+bundle)
+	want := copyTable(
+		[4]string{src.Host + "/library/alpine:3.20", "archive://" + bundle + ":" + src.Host + "/library/alpine:3.20", idx.Index.Desc.Digest.String(), "copied"},
+		[4]string{src.Host + "/team/app:1", "archive://" + bundle + ":" + src.Host + "/team/app:1", img.Manifest.Desc.Digest.String(), "copied"})
+	if res.Stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+	entries := readTarFile(t, bundle)
+	for _, b := range append(idx.Blobs(), img.Blobs()...) {
+		if got := tarFile(t, entries, blobName(b)); string(got) != string(b.Data) {
+			t.Fatalf("bundle: %s differs from the source's", blobName(b))
+		}
+	}
+
+	res = x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, dst.Host+"/mirror")
+	if got := fetchTag(t, dst, "mirror/library/alpine", "3.20"); got != string(idx.Index.Data) {
+		t.Fatalf("mirror/library/alpine:3.20 holds\n%s", got)
+	}
+	if got := fetchTag(t, dst, "mirror/team/app", "1"); got != string(img.Manifest.Data) {
+		t.Fatalf("mirror/team/app:1 holds\n%s", got)
+	}
+	for _, b := range idx.Blobs() {
+		if fixture.IsManifest(b.Desc.MediaType) {
+			continue
+		}
+		got, err := fixture.FetchBlob(t.Context(), dst.AdminHost, "mirror/library/alpine", b.Desc.Digest)
+		if err != nil || string(got) != string(b.Data) {
+			t.Fatalf("mirror/library/alpine: blob %s: %v", b.Desc.Digest, err)
+		}
+	}
+	assertBlobsIn(t, dst, "mirror/library/alpine", idx.Images...)
+	assertBlobsIn(t, dst, "mirror/team/app", img)
+	want = copyTable(
+		[4]string{"archive://" + bundle + ":" + src.Host + "/library/alpine:3.20", dst.Host + "/mirror/library/alpine:3.20", idx.Index.Desc.Digest.String(), "copied"},
+		[4]string{"archive://" + bundle + ":" + src.Host + "/team/app:1", dst.Host + "/mirror/team/app:1", img.Manifest.Desc.Digest.String(), "copied"})
+	if res.Stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+}

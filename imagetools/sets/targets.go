@@ -57,16 +57,30 @@ func Expand(ctx context.Context, pl place.Reader, sources []string) ([]ref.Locat
 		if len(names) == 0 {
 			return nil, fmt.Errorf("%s: its images have no names: name one by %s@DIGEST", s, s)
 		}
-		sorted := make([]string, 0, len(names))
-		for n := range names {
-			sorted = append(sorted, n)
-		}
-		sort.Strings(sorted)
-		for _, n := range sorted {
+		for _, n := range imageNames(names) {
 			out = append(out, loc.WithTag(n))
 		}
 	}
 	return out, nil
+}
+
+// imageNames are the names of a tar's images to copy, sorted: its full
+// names (NAME:TAG, from manifest.json), without the bare tags its OCI
+// index.json gives the same images; only bare tags when it has no other.
+func imageNames(names map[string]bool) []string {
+	var full, bare []string
+	for n := range names {
+		if strings.ContainsAny(n, ":/@") {
+			full = append(full, n)
+		} else {
+			bare = append(bare, n)
+		}
+	}
+	if len(full) == 0 {
+		full = bare
+	}
+	sort.Strings(full)
+	return full
 }
 
 // Pairs names the target of every source. A target with a tag or a digest
