@@ -220,3 +220,41 @@ func TestCopyAirGapRoundTrip(t *testing.T) {
 		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
 	}
 }
+
+// TestCopyReferrers: a copy carries the image's cosign signature and its
+// OCI referrer (fallback tag) along; a second run finds them there (a few
+// reads) and writes nothing; --referrers=false leaves them behind.
+func TestCopyReferrers(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Seed: 245})
+	pushImage(t, src, "team/app", "1", img)
+	refs := newReferrers(t, img.Manifest.Desc, img.Manifest.Desc)
+	refs.push(t, src, "team/app")
+	x := newImgx(t)
+	x.MustRun("copy", "--progress", "quiet", src.Host+"/team/app:1", dst.Host+"/mirror")
+	refs.assertCopied(t, dst, "mirror/team/app")
+
+	dst.ResetRequests()
+	res := x.MustRun("copy", "--progress", "quiet", src.Host+"/team/app:1", dst.Host+"/mirror")
+	if !strings.HasSuffix(res.Stdout, "  skipped\n") {
+		t.Errorf("second run:\n%s", res.Stdout)
+	}
+	for _, r := range dst.Requests() {
+		if r.Method != "GET" && r.Method != "HEAD" {
+			t.Errorf("second run sent %s %s", r.Method, r.Path)
+		}
+	}
+	// The tag, the signature's tag, the referrers API (404), the fallback
+	// tag; each first request may be challenged.
+	if n := len(dst.Requests()); n > 8 {
+		t.Errorf("second run: %d requests to the target, want at most 8:\n%s", n, requestSummary(dst))
+	}
+
+	x.MustRun("copy", "--progress", "quiet", "--referrers=false", src.Host+"/team/app:1", dst.Host+"/bare/app:1")
+	refs.assertAbsent(t, dst, "bare/app")
+	if got := fetchTag(t, dst, "bare/app", "1"); got != string(img.Manifest.Data) {
+		t.Errorf("bare/app:1 holds %q", got)
+	}
+}

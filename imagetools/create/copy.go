@@ -96,9 +96,8 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 }
 
 // upToDate reports whether every target already holds desc (a tagged one
-// at its tag, one by digest as that digest) and the source shows no
-// referrers that could be missing there: one read per target, and with
-// referrers two per source (hasReferrers).
+// at its tag, one by digest as that digest) and, with referrers, what
+// the source has of them (referrersThere): reads only, a few per image.
 func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, targets []ref.Location, referrers bool) (bool, error) {
 	for _, t := range targets {
 		if t.Tag == "" {
@@ -118,22 +117,78 @@ func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispe
 	if !referrers || !pl.Capabilities(src).Referrers {
 		return true, nil
 	}
-	has, err := hasReferrers(ctx, pl, src, desc.Digest)
-	return !has, err
+	return referrersThere(ctx, pl, src, desc.Digest, targets)
 }
 
-// hasReferrers reports whether the root at src has cosign tags, a fallback
-// tag or OCI referrers. Only the root is asked: referrers of an index's
-// children alone are carried by a full copy, not by a run that finds the
-// targets up to date.
-func hasReferrers(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) (bool, error) {
+// referrersThere reports whether every target holds the root's cosign tags
+// as the source has them and lists its OCI referrers. Only the root is
+// asked: referrers of an index's children alone are carried by a full
+// copy, not by a run that finds the targets up to date. A read that fails
+// answers false: the full copy then says what is wrong.
+func referrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location) (bool, error) {
 	tags, err := pl.Tags(ctx, src)
 	if err != nil {
 		return false, err
 	}
-	if len(cosignTags(tags, d)) > 0 || tags[fallbackTag(d)] {
-		return true, nil
+	cosign := map[string]digest.Digest{}
+	for _, c := range cosignTags(tags, d) {
+		desc, _, err := pl.Manifest(ctx, src.WithTag(c))
+		if err != nil {
+			return false, nil
+		}
+		cosign[c] = desc.Digest
 	}
-	descs, _, err := pl.Referrers(ctx, src.WithDigest(d))
-	return len(descs) > 0, err
+	listed, err := listReferrers(ctx, pl, src, d, tags[fallbackTag(d)])
+	if err != nil {
+		return false, nil
+	}
+	for _, t := range targets {
+		for c, want := range cosign {
+			s, err := readTag(ctx, pl, t.WithTag(c))
+			if err != nil || s.now() != want {
+				return false, nil
+			}
+		}
+		if len(listed) == 0 {
+			continue
+		}
+		have, err := listReferrers(ctx, pl, t, d, true)
+		if err != nil {
+			return false, nil
+		}
+		for l := range listed {
+			if !have[l] {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// listReferrers lists the digests of the OCI referrers of d in loc's
+// repository: the referrers API's answer, else the fallback tag's index
+// (read when fallback says it may exist).
+func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, fallback bool) (map[digest.Digest]bool, error) {
+	out := map[digest.Digest]bool{}
+	descs, supported, err := pl.Referrers(ctx, loc.WithDigest(d))
+	if err != nil {
+		return nil, err
+	}
+	if !supported && fallback {
+		_, dt, err := pl.Manifest(ctx, loc.WithTag(fallbackTag(d)))
+		if err != nil && !isNotFound(err) {
+			return nil, err
+		}
+		var idx ocispec.Index
+		if err == nil {
+			if err := json.Unmarshal(dt, &idx); err != nil {
+				return nil, fmt.Errorf("parse referrers tag of %s: %w", d, err)
+			}
+		}
+		descs = idx.Manifests
+	}
+	for _, desc := range descs {
+		out[desc.Digest] = true
+	}
+	return out, nil
 }
