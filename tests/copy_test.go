@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,5 +257,36 @@ func TestCopyReferrers(t *testing.T) {
 	refs.assertAbsent(t, dst, "bare/app")
 	if got := fetchTag(t, dst, "bare/app", "1"); got != string(img.Manifest.Data) {
 		t.Errorf("bare/app:1 holds %q", got)
+	}
+}
+
+// TestCopySharedBlobsOnce: images that share layers, in two repositories,
+// copied in one run to another registry: each blob is uploaded once, the
+// other repository mounts what the first received.
+func TestCopySharedBlobsOnce(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	// The same seed: the same layers; other platforms: other configs.
+	amd := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 3, Seed: 246})
+	arm := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Layers: 3, Seed: 246})
+	pushImage(t, src, "team/one", "1", amd)
+	pushImage(t, src, "team/two", "1", arm)
+	x := newImgx(t)
+	x.MustRun("copy", "--progress", "quiet", src.Host+"/team/one:1", src.Host+"/team/two:1", dst.Host+"/mirror")
+	assertBlobsIn(t, dst, "mirror/team/one", amd)
+	assertBlobsIn(t, dst, "mirror/team/two", arm)
+	// 3 layers shared, 2 configs.
+	if n := dst.Count(http.MethodPut, "/blobs/uploads/"); n != 5 {
+		t.Errorf("%d blob uploads, want 5 (each blob once):\n%s", n, requestSummary(dst))
+	}
+	mounts := 0
+	for _, r := range dst.Requests() {
+		if r.Method == http.MethodPost && strings.Contains(r.RawQuery, "mount=") && r.Status == http.StatusCreated {
+			mounts++
+		}
+	}
+	if n := mounts; n != 3 {
+		t.Errorf("%d mounts, want 3 (the shared layers):\n%s", n, requestSummary(dst))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
@@ -26,9 +27,53 @@ type CopyOptions struct {
 	Transfers *Transfers
 }
 
-// Transfers bound the blob transfers of several pushes running at once.
+// Transfers bound the blob transfers of several pushes running at once,
+// and make them upload a blob they share once: the first push that plans
+// it into a registry sends it, the others mount it from there once it is
+// in (or, in the same repository, wait for it), and send it themselves
+// only when that upload fails.
 type Transfers struct {
 	slots *transferSlots
+	mu    sync.Mutex
+	blobs map[sharedKey]sharedBlob
+}
+
+type sharedKey struct {
+	host string
+	dgst digest.Digest
+}
+
+// sharedBlob is the first push of a blob into a registry in the run.
+type sharedBlob struct {
+	repo  ref.Location
+	ready *blobReady
+}
+
+// share records the blobs the plans upload, and turns those another push
+// of the run uploads already into mounts that wait on that upload.
+func (t *Transfers) share(plans []*repoPlan) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range plans {
+		if !p.pl.Capabilities(p.repo).Mount {
+			continue
+		}
+		for i := range p.blobs {
+			b := &p.blobs[i]
+			if b.mount || b.data != nil {
+				continue
+			}
+			k := sharedKey{p.repo.Host(), b.desc.Digest}
+			if s, ok := t.blobs[k]; ok {
+				b.mount, b.mountFrom, b.after = true, s.repo, s.ready
+				continue
+			}
+			if b.ready == nil {
+				b.ready = newBlobReady()
+			}
+			t.blobs[k] = sharedBlob{repo: p.repo, ready: b.ready}
+		}
+	}
 }
 
 // NewTransfers returns transfer slots for limit large transfers at once
@@ -37,7 +82,7 @@ func NewTransfers(limit int) *Transfers {
 	if limit <= 0 {
 		limit = oci.DefaultMaxConcurrency
 	}
-	return &Transfers{slots: newTransferSlots(limit)}
+	return &Transfers{slots: newTransferSlots(limit), blobs: map[sharedKey]sharedBlob{}}
 }
 
 // Copied says what Copy did.
@@ -90,7 +135,7 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 	}
 	popts := pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers}
 	if opts.Transfers != nil {
-		popts.slots = opts.Transfers.slots
+		popts.slots, popts.shared = opts.Transfers.slots, opts.Transfers
 	}
 	return out, pushAll(ctx, pl, c, popts)
 }

@@ -2,6 +2,7 @@ package create
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 
@@ -29,10 +30,23 @@ type blobJob struct {
 }
 
 // blobReady tells the mounts waiting on a blob's upload to another
-// repository of the same registry that it is there.
+// repository of the same registry that it is there, or that the upload
+// failed (then they copy the blob themselves).
 type blobReady struct {
-	once sync.Once
-	done chan struct{}
+	once   sync.Once
+	done   chan struct{}
+	failed bool
+}
+
+// errUploadFailed is what a mount that waited on another push's upload
+// learns when that upload failed.
+var errUploadFailed = errors.New("the upload waited on failed")
+
+// fail marks the upload as failed, unless it was signalled before.
+func (r *blobReady) fail() {
+	if r != nil {
+		r.once.Do(func() { r.failed = true; close(r.done) })
+	}
 }
 
 func newBlobReady() *blobReady { return &blobReady{done: make(chan struct{})} }
@@ -51,6 +65,9 @@ func (r *blobReady) wait(ctx context.Context) error {
 	}
 	select {
 	case <-r.done:
+		if r.failed {
+			return errUploadFailed
+		}
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)

@@ -2,6 +2,7 @@ package create
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -31,8 +32,10 @@ type pushOptions struct {
 	Referrers bool
 	// early holds the checks Create started while reading the sources.
 	early *earlyChecks
-	// slots, when set, are shared with other pushes of the same run.
-	slots *transferSlots
+	// slots, when set, are shared with other pushes of the same run;
+	// shared, when set, makes them upload each blob once (Transfers.share).
+	slots  *transferSlots
+	shared *Transfers
 	// unchanged, when set, is the tag the content was computed from (the
 	// tag --append merges into): if it holds anything else when the tags
 	// are about to move, no tag moves and pushAll fails with
@@ -76,6 +79,9 @@ func push(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) er
 		return err
 	}
 	plans := planPush(graph, c, opts.Targets, pl)
+	if opts.shared != nil {
+		opts.shared.share(plans)
+	}
 	for _, p := range plans {
 		p.early = opts.early
 	}
@@ -191,6 +197,7 @@ func (p *repoPlan) unindexedAny(descs []ocispec.Descriptor) bool {
 // by every target: a transfer rarely waits on a check, and
 // --max-concurrency 1 keeps the transfers in plan order.
 func (p *repoPlan) pushBlobs(ctx context.Context, sub progress.SubLogger, slots *transferSlots, limit int) error {
+	defer p.failUnsignalled()
 	eg, ectx := errgroup.WithContext(ctx)
 	found := make([]chan checked, len(p.blobs))
 	for i, b := range p.blobs {
@@ -248,6 +255,15 @@ func (p *repoPlan) pushBlobs(ctx context.Context, sub progress.SubLogger, slots 
 	return eg.Wait()
 }
 
+// failUnsignalled marks as failed every blob of the plan not signalled
+// present: whatever ends a push, no mount of another push waits on one of
+// its blobs for ever.
+func (p *repoPlan) failUnsignalled() {
+	for _, b := range p.blobs {
+		b.ready.fail()
+	}
+}
+
 // checked is what the check of a blob found: the blob in the repository or
 // not (the place keeps any upload it started for it).
 type checked struct {
@@ -258,8 +274,17 @@ type checked struct {
 // there; when the place wants an upload instead, the blob is uploaded in a
 // transfer slot.
 func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slots *transferSlots, b blobJob) error {
-	if err := b.after.wait(ctx); err != nil {
+	err := b.after.wait(ctx)
+	switch {
+	case errors.Is(err, errUploadFailed):
+		// Another push's upload failed: send the blob here instead.
+		return p.copyInSlot(ctx, sub, slots, b)
+	case err != nil:
 		return err
+	case place.SameRepository(b.mountFrom, p.repo):
+		// Another push of the run put it into this very repository.
+		b.ready.signal()
+		return nil
 	}
 	logf(sub, "mounting %s from %s", b.desc.Digest, b.mountFrom.Repository())
 	ok, err := p.pl.MountBlob(ctx, p.repo, b.mountFrom, b.desc)
@@ -267,6 +292,11 @@ func (p *repoPlan) mountOrCopy(ctx context.Context, sub progress.SubLogger, slot
 		b.ready.signal()
 		return err
 	}
+	return p.copyInSlot(ctx, sub, slots, b)
+}
+
+// copyInSlot copies a blob once a transfer slot is free.
+func (p *repoPlan) copyInSlot(ctx context.Context, sub progress.SubLogger, slots *transferSlots, b blobJob) error {
 	release, err := slots.acquire(ctx, b.desc)
 	if err != nil {
 		return err
