@@ -45,7 +45,7 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 	defer meta.Abort()
 	var rep sets.Report
 	err = withProgress(ctx, dockerCli, reg, opts.progress, "Copying", func(ctx context.Context, pl place.Place, pw progress.Writer) error {
-		expanded, err := sets.Expand(ctx, pl, sources)
+		expanded, err := sets.Expand(ctx, pl, sources, setOpts.Referrers)
 		if err != nil {
 			return err
 		}

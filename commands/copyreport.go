@@ -22,8 +22,15 @@ import (
 // writeBundle writes every image of the set, each under its full name,
 // into one image tar as export writes it (docker load, ctr import, podman
 // load and skopeo read it): all platforms, or those asked for, and the
-// attestations. A bundle is one file: it is written whole or not at all.
+// attestations, and with referrers the tags that hold them, as named
+// entries of the OCI layout only. A bundle is one file: it is written whole or not at all.
 func writeBundle(ctx context.Context, pl place.Place, pw progress.Writer, pairs []sets.Pair, opts sets.Options) (sets.Report, error) {
+	if opts.Referrers {
+		var err error
+		if pairs, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
+			return sets.Report{}, err
+		}
+	}
 	req := export.Request{
 		Output: ref.Output{Kind: ref.OutputFile, Path: pairs[0].Target.Path}, Format: export.FormatDocker,
 		Platforms: opts.Platforms, AllPlatforms: len(opts.Platforms) == 0, MaxConcurrency: opts.MaxConcurrency,
@@ -36,7 +43,7 @@ func writeBundle(ctx context.Context, pl place.Place, pw progress.Writer, pairs 
 	job, err := export.NewJob(req)
 	if err == nil {
 		for i, p := range pairs {
-			job.Sources[i].Name = p.Target.Tag
+			job.Sources[i].Name, job.Sources[i].Artifact = p.Target.Tag, p.Referrer
 		}
 		err = writeBundleFile(ctx, pl, pw, job, req.Output, &rep)
 	}

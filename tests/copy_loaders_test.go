@@ -11,8 +11,8 @@ import (
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
-// TestCopyBundleLoaders: a bundle copy writes is read by docker load, ctr
-// import, podman load and skopeo, every image under its name with its
+// TestCopyBundleLoaders: a bundle copy writes, referrers included, is read
+// by docker load, ctr import, podman load and skopeo, every image under its name with its
 // original image ID (config digest) and, where the loader keeps it, its
 // manifest digest.
 func TestCopyBundleLoaders(t *testing.T) {
@@ -22,6 +22,9 @@ func TestCopyBundleLoaders(t *testing.T) {
 	db := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 248, Docker: true})
 	pushImage(t, src, "team/app", "1", app)
 	pushImage(t, src, "team/db", "2", db)
+	// Its signature and referrer travel too, as entries of the OCI layout
+	// only: no loader may stumble on them.
+	newReferrers(t, app.Manifest.Desc, app.Manifest.Desc).push(t, src, "team/app")
 	appRef, dbRef := src.Host+"/team/app:1", src.Host+"/team/db:2"
 	bundle := filepath.Join(t.TempDir(), "bundle.tar")
 	newImgx(t).MustRun("copy", "--progress", "quiet", appRef, dbRef, "archive://"+bundle)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // copyTable is the table copy prints on stdout, written out from rows
@@ -288,5 +290,69 @@ func TestCopySharedBlobsOnce(t *testing.T) {
 	}
 	if n := mounts; n != 3 {
 		t.Errorf("%d mounts, want 3 (the shared layers):\n%s", n, requestSummary(dst))
+	}
+}
+
+// TestCopyReferrersThroughBundle: an image's cosign signature and OCI
+// referrer (fallback tag) travel into a bundle as named entries and out of
+// it into a registry, where the signature is merged with the one the
+// target holds already under the same tag, never overwritten.
+func TestCopyReferrersThroughBundle(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Seed: 249})
+	pushImage(t, src, "team/app", "1", img)
+	refs := newReferrers(t, img.Manifest.Desc, img.Manifest.Desc)
+	refs.push(t, src, "team/app")
+	// The target has a signature of its own under the same tag.
+	theirs := newReferrers(t, fixture.NewImage(fixture.ImageOptions{Seed: 250}).Manifest.Desc, img.Manifest.Desc)
+	if err := fixture.Push(t.Context(), dst.AdminHost, "mirror/team/app", refs.sigTag, theirs.sig...); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle.tar")
+	x := newImgx(t)
+	x.MustRun("copy", "--progress", "quiet", src.Host+"/team/app:1", "archive://"+bundle)
+	entries := readTarFile(t, bundle)
+	if n := len(readManifestJSON(t, entries)); n != 1 {
+		t.Errorf("manifest.json lists %d images, want the image alone", n)
+	}
+	names := map[string]bool{}
+	for _, m := range readIndexJSON(t, entries).Manifests {
+		names[m.Annotations["io.containerd.image.name"]+" "+m.Annotations["dev.docker-imgx.artifact.name"]] = true
+	}
+	// The referrer tags are named where loaders do not look for images.
+	for _, name := range []string{src.Host + "/team/app:1 ", " " + src.Host + "/team/app:" + refs.sigTag, " " + src.Host + "/team/app:" + refs.refTag} {
+		if !names[name] {
+			t.Errorf("index.json names %v, not %q", names, name)
+		}
+	}
+
+	res := x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, dst.Host+"/mirror")
+	if got := fetchTag(t, dst, "mirror/team/app", "1"); got != string(img.Manifest.Data) {
+		t.Fatalf("mirror/team/app:1 holds %q\n%s", got, res.Stdout)
+	}
+	var sig ocispec.Manifest
+	if err := json.Unmarshal([]byte(fetchTag(t, dst, "mirror/team/app", refs.sigTag)), &sig); err != nil {
+		t.Fatal(err)
+	}
+	if len(sig.Layers) != 2 || sig.Layers[0].Digest != theirs.sig[1].Desc.Digest || sig.Layers[1].Digest != refs.sig[1].Desc.Digest {
+		t.Errorf("signature tag holds layers %v, want the target's then the bundle's", sig.Layers)
+	}
+	ref := refs.referrer[2]
+	if got := fetchTag(t, dst, "mirror/team/app", ref.Desc.Digest.String()); got != string(ref.Data) {
+		t.Errorf("referrer %s: %q", ref.Desc.Digest, got)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal([]byte(fetchTag(t, dst, "mirror/team/app", refs.refTag)), &idx); err != nil || len(idx.Manifests) != 1 || idx.Manifests[0].Digest != ref.Desc.Digest {
+		t.Errorf("fallback tag lists %+v (%v), want the referrer", idx.Manifests, err)
+	}
+
+	dst.ResetRequests()
+	x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, dst.Host+"/mirror")
+	for _, r := range dst.Requests() {
+		if r.Method != "GET" && r.Method != "HEAD" {
+			t.Errorf("second run sent %s %s", r.Method, r.Path)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
@@ -117,52 +119,134 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 		return Copied{}, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", src, desc.Digest, imagetools.ErrSchema1)
 	}
 	out := Copied{Desc: desc}
-	skip, err := upToDate(ctx, pl, src, desc, targets, opts.Referrers)
+	skip, err := upToDate(ctx, pl, src, desc, dt, targets, opts.Referrers)
 	if err != nil || skip {
 		out.Skipped = skip
 		return out, err
 	}
+	return out, pushCopy(ctx, pl, src, desc, dt, targets, opts)
+}
+
+// pushCopy pushes the root at src and what is under it to the targets. A
+// target tag that holds referrers (a cosign tag, a fallback tag: an image
+// tar carries them as named entries) is merged with what the target holds
+// there, as create merges them: the content by digest first, then the
+// merge, so that nothing the target had is dropped.
+func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, opts CopyOptions) error {
 	c := pushInput{root: desc, rootBytes: dt, rootOrigin: src, known: map[digest.Digest][]byte{desc.Digest: dt}}
+	var idx ocispec.Index
 	if oci.IsIndex(desc.MediaType) {
-		var idx ocispec.Index
 		if err := json.Unmarshal(dt, &idx); err != nil {
-			return Copied{}, fmt.Errorf("parse index %s: %w", src, err)
+			return fmt.Errorf("parse index %s: %w", src, err)
 		}
 		for _, m := range idx.Manifests {
 			c.children = append(c.children, m)
 			c.origins = append(c.origins, src)
 		}
 	}
-	popts := pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers}
+	var merged []ref.Location
+	pushTo := make([]ref.Location, len(targets))
+	for i, t := range targets {
+		pushTo[i] = t
+		if IsReferrerTag(t.Tag) {
+			merged = append(merged, t)
+			pushTo[i] = t.WithDigest(desc.Digest)
+		}
+	}
+	popts := pushOptions{Targets: pushTo, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers}
 	if opts.Transfers != nil {
 		popts.slots, popts.shared = opts.Transfers.slots, opts.Transfers
 	}
-	return out, pushAll(ctx, pl, c, popts)
+	if err := pushAll(ctx, pl, c, popts); err != nil || len(merged) == 0 {
+		return err
+	}
+	return progress.Wrap("[internal] merging "+src.String(), opts.Progress, func(sub progress.SubLogger) error {
+		for _, t := range merged {
+			var err error
+			if strings.Contains(t.Tag, ".") {
+				err = mergeCosignTag(ctx, pl, sub, t, desc, dt)
+			} else {
+				err = mergeFallbackTag(ctx, pl, sub, t, idx.Manifests)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// IsReferrerTag reports whether tag is where referrers are kept by tag: a
+// cosign tag (sha256-<hex>.sig, .att, .sbom) or an OCI referrers fallback
+// tag (sha256-<hex>).
+func IsReferrerTag(tag string) bool {
+	alg, rest, ok := strings.Cut(tag, "-")
+	if !ok {
+		return false
+	}
+	hex, suffix, _ := strings.Cut(rest, ".")
+	if suffix != "" && !slices.Contains(cosignSuffixes, "."+suffix) {
+		return false
+	}
+	return digest.Digest(alg+":"+hex).Validate() == nil
+}
+
+// ReferrerTags lists the tags of src's repository that hold referrers of
+// d: its cosign tags and its fallback tag, sorted.
+func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) ([]string, error) {
+	tags, err := pl.Tags(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	out := cosignTags(tags, d)
+	if tags[fallbackTag(d)] {
+		out = append([]string{fallbackTag(d)}, out...)
+	}
+	return out, nil
 }
 
 // upToDate reports whether every target already holds desc (a tagged one
 // at its tag, one by digest as that digest) and, with referrers, what
 // the source has of them (referrersThere): reads only, a few per image.
-func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, targets []ref.Location, referrers bool) (bool, error) {
+func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, referrers bool) (bool, error) {
 	for _, t := range targets {
-		if t.Tag == "" {
-			if _, _, err := pl.Manifest(ctx, t.WithDigest(desc.Digest)); err != nil {
-				return false, nil
-			}
-			continue
-		}
-		s, err := readTag(ctx, pl, t)
-		if err != nil {
+		if ok, err := targetHolds(ctx, pl, t, desc, dt); !ok || err != nil {
 			return false, err
-		}
-		if s.now() != desc.Digest {
-			return false, nil
 		}
 	}
 	if !referrers || !pl.Capabilities(src).Referrers {
 		return true, nil
 	}
 	return referrersThere(ctx, pl, src, desc.Digest, targets)
+}
+
+// targetHolds reports whether t holds desc: at its tag; by digest when it
+// has none; a referrer tag (IsReferrerTag) by digest and merged into the
+// tag already.
+func targetHolds(ctx context.Context, pl place.Place, t ref.Location, desc ocispec.Descriptor, dt []byte) (bool, error) {
+	if t.Tag == "" || IsReferrerTag(t.Tag) {
+		if _, _, err := pl.Manifest(ctx, t.WithDigest(desc.Digest)); err != nil {
+			return false, nil
+		}
+	}
+	if t.Tag == "" {
+		return true, nil
+	}
+	s, err := readTag(ctx, pl, t)
+	if err != nil || s.now() == desc.Digest || !IsReferrerTag(t.Tag) || !s.found {
+		return err == nil && s.now() == desc.Digest, err
+	}
+	var changed bool
+	if strings.Contains(t.Tag, ".") {
+		_, changed, err = mergeCosignManifest(s.data, dt)
+	} else {
+		var idx ocispec.Index
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			return false, nil
+		}
+		_, changed, err = mergeReferrerIndex(s.data, idx.Manifests)
+	}
+	return err == nil && !changed, nil
 }
 
 // referrersThere reports whether every target holds the root's cosign tags

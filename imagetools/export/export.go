@@ -42,6 +42,8 @@ type image struct {
 	// Name is the fully qualified name to write, e.g. "localhost:5000/app:1";
 	// "" writes the image without a name.
 	Name string
+	// Artifact leaves the image out of manifest.json (see Source.Artifact).
+	Artifact bool
 	// Data is the root's bytes when the caller already read them (checked
 	// against Desc); nil means they are fetched.
 	Data []byte

@@ -119,7 +119,7 @@ func (r *planner) addImage(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
-	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name, Source: img.SourceAnnotations})
+	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name, Source: img.SourceAnnotations, Artifact: img.Artifact})
 	if err := r.seedRoot(i); err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
@@ -127,7 +127,7 @@ func (r *planner) addImage(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
-	if primary == nil || r.opts.Format != FormatDocker {
+	if primary == nil || r.opts.Format != FormatDocker || img.Artifact {
 		return nil
 	}
 	if err := r.addDockerImage(ctx, i, *primary, label, name); err != nil {
@@ -172,7 +172,7 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 	if index.Manifests, err = r.flattenIndexes(ctx, i, index.Manifests, 1); err != nil {
 		return nil, err
 	}
-	sel, err := selectChildren(index, r.opts.Platforms, r.opts.AllPlatforms, r.opts.Format == FormatDocker)
+	sel, err := selectChildren(index, r.opts.Platforms, r.opts.AllPlatforms, r.opts.Format == FormatDocker && !r.imgs[i].Artifact)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}
@@ -282,7 +282,7 @@ func (r *planner) readManifest(ctx context.Context, i int, desc ocispec.Descript
 // checkSinglePlatform refuses a single image whose config names a platform
 // other than the ones the user asked for (an index is where --platform picks).
 func (r *planner) checkSinglePlatform(ctx context.Context, i int, desc ocispec.Descriptor) error {
-	if !r.opts.ExplicitPlatforms || r.opts.AllPlatforms {
+	if !r.opts.ExplicitPlatforms || r.opts.AllPlatforms || r.imgs[i].Artifact {
 		return nil
 	}
 	m, err := r.readManifest(ctx, i, desc)

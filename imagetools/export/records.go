@@ -134,6 +134,8 @@ type indexEntry struct {
 	Name imageName
 	// Source are the annotations of where the image came from.
 	Source map[string]string
+	// Artifact is named by oci.AnnotationArtifactName only.
+	Artifact bool
 }
 
 // renderIndexJSON renders index.json: one descriptor per entry in order, with
@@ -150,7 +152,9 @@ func renderIndexJSON(entries []indexEntry) ([]byte, error) {
 				d.Annotations = map[string]string{}
 			}
 		}
-		if e.Name.full != "" {
+		if e.Artifact && e.Name.full != "" {
+			d.Annotations = map[string]string{oci.AnnotationArtifactName: e.Name.full}
+		} else if e.Name.full != "" {
 			d.Annotations[images.AnnotationImageName] = e.Name.full
 			if e.Name.tag != "" {
 				d.Annotations[ocispec.AnnotationRefName] = e.Name.tag

@@ -15,6 +15,10 @@ import (
 type Source struct {
 	Loc  ref.Location
 	Name string
+	// Artifact writes the image into the OCI layout (index.json, under its
+	// name) only, not into manifest.json: a signature or a referrers index,
+	// which docker load would take for an image.
+	Artifact bool
 }
 
 // Sources pairs each image with its name: the i-th of names, else the
@@ -103,7 +107,7 @@ func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources
 
 func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) (image, error) {
 	done := progress.OneOff(pw, "resolving "+s.Loc.String())
-	img := image{Name: s.Name}
+	img := image{Name: s.Name, Artifact: s.Artifact}
 	// As docker save writes it for an image pulled from a registry.
 	if k, v := s.Loc.DistributionSource(); k != "" {
 		img.SourceAnnotations = map[string]string{k: v}

@@ -39,7 +39,7 @@ func (a *Archive) readOCIView() error {
 			return fmt.Errorf("index.json says %s is %d bytes; the tar holds %d", m.Digest, m.Size, e.size)
 		}
 		var names []string
-		for _, k := range []string{images.AnnotationImageName, ocispec.AnnotationRefName} {
+		for _, k := range []string{images.AnnotationImageName, ocispec.AnnotationRefName, oci.AnnotationArtifactName} {
 			if n := m.Annotations[k]; n != "" {
 				names = append(names, n)
 			}

@@ -39,3 +39,10 @@ func AttestationSubject(d ocispec.Descriptor) (digest.Digest, bool) {
 	}
 	return dgst, true
 }
+
+// AnnotationArtifactName names, in the index.json of an image tar, an entry
+// that is no image: a cosign tag or referrers fallback tag carried beside
+// its image (REPOSITORY:sha256-<hex>.sig). Loaders (ctr import) would take
+// an entry named by the standard annotations for an image to unpack; this
+// one they leave alone, and the tar's reader counts it among the names.
+const AnnotationArtifactName = "dev.docker-imgx.artifact.name"

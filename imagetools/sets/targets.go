@@ -12,11 +12,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/create"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/opencontainers/go-digest"
@@ -26,6 +28,9 @@ import (
 type Pair struct {
 	Source ref.Location
 	Target ref.Location
+	// Referrer marks a tag that holds referrers of another image of the
+	// set (a cosign tag, a fallback tag), carried into an image tar.
+	Referrer bool
 }
 
 // ErrNoTagOrDigest is a source that names a repository without a tag or a
@@ -36,7 +41,7 @@ var ErrNoTagOrDigest = errors.New("names no tag or digest")
 // image tar named without an image (archive://FILE) is every image it
 // holds, by name; any other source names one image and must carry a tag or
 // a digest.
-func Expand(ctx context.Context, pl place.Reader, sources []string) ([]ref.Location, error) {
+func Expand(ctx context.Context, pl place.Reader, sources []string, referrers bool) ([]ref.Location, error) {
 	var out []ref.Location
 	for _, s := range sources {
 		loc, err := ref.Parse(s)
@@ -58,7 +63,53 @@ func Expand(ctx context.Context, pl place.Reader, sources []string) ([]ref.Locat
 			return nil, fmt.Errorf("%s: its images have no names: name one by %s@DIGEST", s, s)
 		}
 		for _, n := range imageNames(names) {
+			// Referrer tags carried in the tar go with --referrers only.
+			if !referrers && create.IsReferrerTag(tagOf(n)) {
+				continue
+			}
 			out = append(out, loc.WithTag(n))
+		}
+	}
+	return out, nil
+}
+
+// tagOf is the tag of an image's full name; "" when it has none.
+func tagOf(name string) string {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return ""
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return ""
+}
+
+// WithReferrers adds to pairs that go into an image tar the tags of each
+// source's repository that hold referrers of its root (create.ReferrerTags:
+// cosign tags, the fallback tag), each a named entry of the tar beside its
+// image: REPOSITORY:sha256-<hex>.sig. A copy out of the tar merges them
+// into the target's (create.Copy).
+func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, error) {
+	out := slices.Clone(pairs)
+	for _, p := range pairs {
+		if !pl.Capabilities(p.Source).Referrers {
+			continue
+		}
+		desc, _, err := pl.Manifest(ctx, p.Source)
+		if err != nil {
+			return nil, err
+		}
+		tags, err := create.ReferrerTags(ctx, pl, p.Source, desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		named, err := reference.ParseNormalizedNamed(p.Target.Tag)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Target, err)
+		}
+		for _, t := range tags {
+			out = append(out, Pair{Source: p.Source.WithTag(t), Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t), Referrer: true})
 		}
 	}
 	return out, nil
