@@ -81,7 +81,7 @@ func reportCopy(stdout io.Writer, meta *atomicfile.File, rep sets.Report) error 
 	fmt.Fprintln(tw, "SOURCE\tTARGET\tDIGEST\tRESULT")
 	for _, it := range rep.Items {
 		result := string(it.Outcome)
-		if it.Outcome == sets.Failed {
+		if it.Outcome == sets.Failed || (it.Outcome == sets.Copied && it.Reason != "") {
 			result += ": " + it.Reason
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Source, it.Target, it.Digest, result)

@@ -356,3 +356,44 @@ func TestCopyReferrersThroughBundle(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyPlatformsAndFailFast: --platform keeps one platform of an index
+// (a new index, which the table says); --fail-fast stops at the first
+// failure and reports the images it did not copy.
+func TestCopyPlatformsAndFailFast(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, src, "library/alpine", "3.20", idx)
+	x := newImgx(t)
+	res := x.MustRun("copy", "--progress", "plain", "-p", "linux/arm64", src.Host+"/library/alpine:3.20", dst.Host+"/one/alpine:arm64")
+	got := fetchTag(t, dst, "one/alpine", "arm64")
+	var out ocispec.Index
+	if err := json.Unmarshal([]byte(got), &out); err != nil {
+		t.Fatal(err)
+	}
+	arm := idx.Images[1].Manifest.Desc.Digest
+	if len(out.Manifests) != 2 || out.Manifests[0].Digest != arm {
+		t.Errorf("index lists %+v, want the arm64 image (and its attestation)", out.Manifests)
+	}
+	want := copyTable([4]string{src.Host + "/library/alpine:3.20", dst.Host + "/one/alpine:arm64", digest.FromBytes([]byte(got)).String(),
+		"copied: --platform made a new index: its digest is not the source's"})
+	if res.Stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+	for _, line := range []string{"copying 1 images", "1/1 copied " + src.Host + "/library/alpine:3.20 -> " + dst.Host + "/one/alpine:arm64"} {
+		if !strings.Contains(res.Stderr, line) {
+			t.Errorf("progress does not say %q:\n%s", line, res.Stderr)
+		}
+	}
+
+	res = x.Run("copy", "--progress", "quiet", "--fail-fast", "--max-concurrency", "1",
+		src.Host+"/library/gone:1", src.Host+"/library/alpine:3.20", dst.Host+"/ff")
+	if res.ExitCode != 1 || !strings.Contains(res.Stdout, "not copied: an earlier image failed (--fail-fast)") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	if got := fetchTag(t, dst, "ff/library/alpine", "3.20"); got != "" {
+		t.Errorf("--fail-fast copied the second image")
+	}
+}

@@ -94,11 +94,20 @@ func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Repo
 	err := progress.Wrap(fmt.Sprintf("copying %d images", len(pairs)), opts.Progress, func(sub progress.SubLogger) error {
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.SetLimit(opts.MaxConcurrency)
+		first := -1
 		for i, p := range pairs {
 			eg.Go(func() error {
+				if ectx.Err() != nil {
+					return nil // fail-fast: an earlier image failed
+				}
 				it, err := copyOne(ectx, pl, p, opts, transfers)
-				rep.Items[i] = it
 				mu.Lock()
+				if err != nil && first < 0 {
+					first = i
+				} else if err != nil && opts.FailFast && ectx.Err() != nil {
+					it.Reason = "stopped: an earlier image failed (--fail-fast)"
+				}
+				rep.Items[i] = it
 				done++
 				sub.Log(1, fmt.Appendf(nil, "%d/%d %s %s -> %s\n", done, len(pairs), it.Outcome, p.Source, p.Target))
 				mu.Unlock()
@@ -145,6 +154,8 @@ func copyOne(ctx context.Context, pl place.Place, p Pair, opts Options, transfer
 		it.Outcome, it.Reason = Failed, termtext.Line(err.Error(), 1000)
 	case res.Skipped:
 		it.Outcome, it.Reason = Skipped, "already there"
+	case len(opts.Platforms) > 0:
+		it.Outcome, it.Reason = Copied, "--platform made a new index: its digest is not the source's"
 	default:
 		it.Outcome = Copied
 	}
