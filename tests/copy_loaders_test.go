@@ -9,12 +9,13 @@ import (
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"github.com/opencontainers/go-digest"
 )
 
 // TestCopyBundleLoaders: a bundle copy writes, referrers included, is read
 // by docker load, ctr import, podman load and skopeo, every image under its name with its
 // original image ID (config digest) and, where the loader keeps it, its
-// manifest digest.
+// manifest digest; the image docker loaded copies out of the engine.
 func TestCopyBundleLoaders(t *testing.T) {
 	t.Parallel()
 	src := registrytest.Start(t, registrytest.Options{})
@@ -41,6 +42,18 @@ func TestCopyBundleLoaders(t *testing.T) {
 			if !strings.Contains(out, "Loaded image: "+name) || have[name] != id {
 				t.Errorf("%s: image ID %q, want %s; docker load said %q", name, have[name], id, out)
 			}
+		}
+		// And back out of the engine: docker-daemon:// is a source, named
+		// under the prefix by its repository path.
+		dst := registrytest.Start(t, registrytest.Options{})
+		res := newImgx(t).With("DOCKER_HOST="+d.Host).MustRun("copy", "--progress", "quiet", "docker-daemon://"+appRef, dst.Host+"/engine")
+		pushed, err := digest.Parse(strings.Fields(strings.Split(res.Stdout, "\n")[1])[2])
+		if err != nil {
+			t.Fatalf("stdout:\n%s", res.Stdout)
+		}
+		assertImageOf(t, dst, "engine/team/app", pushed, app)
+		if got := fetchTag(t, dst, "engine/team/app", "1"); digest.FromString(got) != pushed {
+			t.Errorf("engine/team/app:1 is not at %s", pushed)
 		}
 	})
 	t.Run("ctr import", func(t *testing.T) {

@@ -397,3 +397,23 @@ func TestCopyPlatformsAndFailFast(t *testing.T) {
 		t.Errorf("--fail-fast copied the second image")
 	}
 }
+
+// TestCopyLayout: an image into an OCI layout under a tag and out of it
+// again, bytes kept; a layout is no prefix for many images.
+func TestCopyLayout(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, src, "library/alpine", "3.20", idx)
+	dir := filepath.Join(t.TempDir(), "layout")
+	x := newImgx(t)
+	x.MustRun("copy", "--progress", "quiet", src.Host+"/library/alpine:3.20", "oci-layout://"+dir+":3.20")
+	x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":3.20", dst.Host+"/back/alpine:3.20")
+	if got := fetchTag(t, dst, "back/alpine", "3.20"); got != string(idx.Index.Data) {
+		t.Fatalf("back/alpine:3.20 holds\n%s", got)
+	}
+	assertBlobsIn(t, dst, "back/alpine", idx.Images...)
+	x.MustFail([]string{"target oci-layout://" + dir + ": an OCI layout takes one image, named by a tag"},
+		"copy", "--progress", "quiet", src.Host+"/library/alpine:3.20", "oci-layout://"+dir)
+}
