@@ -79,7 +79,41 @@ func (l *lab) scaleCases() []benchCase {
 	for _, n := range []int{len(l.many) / 5, len(l.many)} {
 		out = append(out, l.childrenCase(n))
 	}
+	for _, n := range []int{len(l.many) / 5, len(l.many)} {
+		out = append(out, l.copySetCase(n))
+	}
 	return out
+}
+
+// copySetCase copies the first n images of src/many on registry A under a
+// new prefix of registry B: a set of small images, one by one, whose peak
+// memory must stay flat in the set's size.
+func (l *lab) copySetCase(n int) benchCase {
+	var blobs []blobRef
+	for _, img := range l.many[:n] {
+		blobs = append(blobs, img.blobs...)
+	}
+	return benchCase{
+		name:        fmt.Sprintf("scale: copy %d images across registries", n),
+		command:     "copy",
+		concurrency: createConcurrency,
+		blobs:       blobs,
+		units:       n,
+		unit:        "image",
+		args: func(ln link, outFile, token string) []string {
+			args := []string{"copy", "--progress", "quiet"}
+			for _, img := range l.many[:n] {
+				args = append(args, ln.a.Host()+"/src/many:"+img.tag)
+			}
+			return append(args, fmt.Sprintf("%s/copy%d/%s", ln.b.Host(), n, token))
+		},
+		check: func(stdout []byte, _ string) error {
+			if got := strings.Count(string(stdout), "  copied\n"); got != n {
+				return fmt.Errorf("copy reported %d images copied, want %d: %q", got, n, firstLine(string(stdout)))
+			}
+			return nil
+		},
+	}
 }
 
 // bundleCase exports the first n bundle images into one tar; crane pull,
