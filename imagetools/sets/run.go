@@ -98,7 +98,7 @@ func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Repo
 		for i, p := range pairs {
 			eg.Go(func() error {
 				if ectx.Err() != nil {
-					return nil // fail-fast: an earlier image failed
+					return nil // cancelled, or fail-fast after a failure
 				}
 				it, err := copyOne(ectx, pl, p, opts, transfers)
 				mu.Lock()
@@ -119,15 +119,27 @@ func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Repo
 		}
 		return eg.Wait()
 	})
-	for i, it := range rep.Items {
-		if it.Outcome == "" { // never started: a fail-fast run stopped first
-			rep.Items[i] = Item{Source: pairs[i].Source.String(), Target: pairs[i].Target.String(), Outcome: Failed, Reason: "not copied: an earlier image failed (--fail-fast)"}
-		}
-	}
-	if n := rep.Failed(); n > 0 {
+	notStarted(rep, pairs, ctx.Err() != nil)
+	if n := rep.Failed(); n > 0 && ctx.Err() != nil {
+		return rep, fmt.Errorf("%d of %d %w: %w", n, len(pairs), ErrSomeFailed, context.Cause(ctx))
+	} else if n > 0 {
 		return rep, fmt.Errorf("%d of %d %w", n, len(pairs), ErrSomeFailed)
 	}
 	return rep, err
+}
+
+// notStarted reports the images a run never started: it was cancelled,
+// or a fail-fast run stopped at an earlier failure.
+func notStarted(rep Report, pairs []Pair, cancelled bool) {
+	reason := "not copied: an earlier image failed (--fail-fast)"
+	if cancelled {
+		reason = "not copied: the run was cancelled"
+	}
+	for i, it := range rep.Items {
+		if it.Outcome == "" {
+			rep.Items[i] = Item{Source: pairs[i].Source.String(), Target: pairs[i].Target.String(), Outcome: Failed, Reason: reason}
+		}
+	}
 }
 
 // copyOne copies one image under its own progress step.
