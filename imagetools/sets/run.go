@@ -26,8 +26,8 @@ type Options struct {
 	Referrers bool
 	// FailFast stops the other images at the first failure.
 	FailFast bool
-	// MaxConcurrency bounds the run: images copied at once and blob
-	// transfers over all of them.
+	// MaxConcurrency bounds the run: blob transfers over all images, and
+	// the images copied at once (oci.MetadataLimit of it).
 	MaxConcurrency int
 	Progress       progress.Writer
 }
@@ -72,8 +72,9 @@ func (r Report) Failed() int {
 // Report says which and why.
 var ErrSomeFailed = errors.New("images failed")
 
-// Copy copies every pair, as many images at once as MaxConcurrency and
-// their blob transfers under one bound, and reports each. The error is
+// Copy copies every pair, as many images at once as small requests go
+// (oci.MetadataLimit of MaxConcurrency) and their blob transfers under one
+// bound (create.Transfers), and reports each. The error is
 // ErrSomeFailed (wrapped with the count) when an image failed.
 func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Report, error) {
 	if opts.MaxConcurrency <= 0 {
@@ -93,7 +94,8 @@ func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Repo
 	done := 0
 	err := progress.Wrap(fmt.Sprintf("copying %d images", len(pairs)), opts.Progress, func(sub progress.SubLogger) error {
 		eg, ectx := errgroup.WithContext(ctx)
-		eg.SetLimit(opts.MaxConcurrency)
+		// An image is mostly small requests: as many at once as those go.
+		eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
 		first := -1
 		for i, p := range pairs {
 			eg.Go(func() error {
