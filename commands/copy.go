@@ -113,7 +113,7 @@ func copyCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms of an index (`OS/ARCH[/VARIANT]`, repeatable); the copy is then a new index with a digest of its own")
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the report (source, target, digest, outcome of each image) as JSON to `FILE`")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
-	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Bound of the whole run (`N`): images copied at once, and transfers of blobs over 4 MiB over all of them (smaller ones up to 4 times as many)")
+	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Bound of the whole run (`N`): transfers of blobs over 4 MiB over all images; images, smaller blobs and small requests go up to 4 times as many at once")
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"file": completeFile, "platform": completePlatforms(false), "metadata-file": completeFile,
 		"progress": completeProgress(), "max-concurrency": noCompletion,
