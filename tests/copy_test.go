@@ -417,3 +417,21 @@ func TestCopyLayout(t *testing.T) {
 	x.MustFail([]string{"target oci-layout://" + dir + ": an OCI layout takes one image, named by a tag"},
 		"copy", "--progress", "quiet", src.Host+"/library/alpine:3.20", "oci-layout://"+dir)
 }
+
+// TestCopyMountsWithinRegistry: a copy into another repository of the
+// source's registry mounts every blob: no byte is uploaded.
+func TestCopyMountsWithinRegistry(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, reg, "library/alpine", "3.20", idx)
+	x := newImgx(t)
+	x.MustRun("copy", "--progress", "quiet", reg.Host+"/library/alpine:3.20", reg.Host+"/mirror")
+	if got := fetchTag(t, reg, "mirror/library/alpine", "3.20"); got != string(idx.Index.Data) {
+		t.Fatalf("mirror/library/alpine:3.20 holds\n%s", got)
+	}
+	assertBlobsIn(t, reg, "mirror/library/alpine", idx.Images...)
+	if n := reg.Count(http.MethodPut, "/blobs/uploads/") + reg.Count(http.MethodPatch, "/blobs/uploads/"); n != 0 {
+		t.Errorf("%d uploads, want mounts only:\n%s", n, requestSummary(reg))
+	}
+}
