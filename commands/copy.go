@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -22,6 +23,7 @@ type copyOptions struct {
 	files          []string
 	platforms      []string
 	scoped         bool
+	allTags        bool
 	referrers      bool
 	failFast       bool
 	metadataFile   string
@@ -45,7 +47,10 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 	defer meta.Abort()
 	var rep sets.Report
 	err = withProgress(ctx, dockerCli, reg, opts.progress, "Copying", func(ctx context.Context, pl place.Place, pw progress.Writer) error {
-		expanded, err := sets.Expand(ctx, pl, sources, setOpts.Referrers)
+		expanded, err := sets.Expand(ctx, pl, sources, sets.ExpandOptions{Referrers: setOpts.Referrers, AllTags: opts.allTags})
+		if errors.Is(err, sets.ErrNoTagOrDigest) {
+			return fmt.Errorf("%w; --all-tags copies every tag", err)
+		}
 		if err != nil {
 			return err
 		}
@@ -108,6 +113,7 @@ func copyCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags := cmd.Flags()
 	flags.StringArrayVarP(&opts.files, "file", "f", nil, "Read sources from `LIST` (one reference a line, # comments; \"-\" for stdin)")
 	flags.BoolVar(&opts.scoped, "scoped", false, "Under a prefix, keep the source registry's host as the first path component (PREFIX/docker.io/library/alpine:3.20)")
+	flags.BoolVar(&opts.allTags, "all-tags", false, "Copy every tag of a SOURCE repository named without tag or digest (signature and referrer tags travel with their images)")
 	flags.BoolVar(&opts.referrers, "referrers", true, "Copy the cosign signatures and OCI referrers of the images along")
 	flags.BoolVar(&opts.failFast, "fail-fast", false, "Stop at the first image that fails (default: copy the others, report each)")
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms of an index (`OS/ARCH[/VARIANT]`, repeatable); the copy is then a new index with a digest of its own")

@@ -5,7 +5,7 @@ const copyLong = `Copy images, unchanged, between registries, OCI layouts and im
 Each image or index is copied as it is: its manifest bytes, so its digest, are
 kept (unlike create, which may wrap a single image in an index). A SOURCE is a
 reference with a tag or a digest (a repository alone is refused: name what to
-copy), an OCI layout (oci-layout://PATH:TAG), an image tar
+copy, or give --all-tags to copy every tag of it), an OCI layout (oci-layout://PATH:TAG), an image tar
 (archive://FILE[:NAME]: without NAME, every image in it) or an image of the
 Docker engine (docker-daemon://NAME:TAG).
 
@@ -30,6 +30,9 @@ const copyExample = `  # Copy one image to another tag, digest kept
   # Mirror a release's images under a prefix
   docker imgx copy registry.example/app:1.2.3 docker.io/library/redis:7.2 registry.local/mirror
   # (registry.local/mirror/app:1.2.3, registry.local/mirror/library/redis:7.2)
+
+  # Every tag of a repository
+  docker imgx copy --all-tags registry.example/app registry.local/mirror
 
   # Keep the source registry in the path, as skopeo sync --scoped does
   docker imgx copy --scoped -f images.txt registry.local/mirror

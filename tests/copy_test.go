@@ -435,3 +435,29 @@ func TestCopyMountsWithinRegistry(t *testing.T) {
 		t.Errorf("%d uploads, want mounts only:\n%s", n, requestSummary(reg))
 	}
 }
+
+// TestCopyAllTags: --all-tags copies every tag of a repository; its
+// signature tag travels with the image it signs, not as an image of its own.
+func TestCopyAllTags(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	one := fixture.NewImage(fixture.ImageOptions{Seed: 251})
+	two := fixture.NewImage(fixture.ImageOptions{Seed: 252})
+	pushImage(t, src, "team/app", "1", one)
+	pushImage(t, src, "team/app", "2", two)
+	refs := newReferrers(t, one.Manifest.Desc, one.Manifest.Desc)
+	refs.push(t, src, "team/app")
+	x := newImgx(t)
+	res := x.MustRun("copy", "--progress", "quiet", "--all-tags", src.Host+"/team/app", dst.Host+"/mirror")
+	want := copyTable(
+		[4]string{src.Host + "/team/app:1", dst.Host + "/mirror/team/app:1", one.Manifest.Desc.Digest.String(), "copied"},
+		[4]string{src.Host + "/team/app:2", dst.Host + "/mirror/team/app:2", two.Manifest.Desc.Digest.String(), "copied"})
+	if res.Stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
+	}
+	refs.assertCopied(t, dst, "mirror/team/app")
+	if got := fetchTag(t, dst, "mirror/team/app", "2"); got != string(two.Manifest.Data) {
+		t.Errorf("mirror/team/app:2 holds %q", got)
+	}
+}

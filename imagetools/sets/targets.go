@@ -37,11 +37,21 @@ type Pair struct {
 // digest: copy copies what is named, never a guessed "latest".
 var ErrNoTagOrDigest = errors.New("names no tag or digest")
 
+// ExpandOptions say how Expand reads sources that name no single image.
+type ExpandOptions struct {
+	// Referrers keeps the referrer tags an image tar carries (create's
+	// IsReferrerTag); without it they are left out.
+	Referrers bool
+	// AllTags makes a repository without tag or digest every tag it has
+	// (referrer tags aside: they travel with their images).
+	AllTags bool
+}
+
 // Expand turns the sources as given into one location per image: an
 // image tar named without an image (archive://FILE) is every image it
-// holds, by name; any other source names one image and must carry a tag or
-// a digest.
-func Expand(ctx context.Context, pl place.Reader, sources []string, referrers bool) ([]ref.Location, error) {
+// holds, by name; a repository without tag or digest is refused, or with
+// AllTags is every tag it has; any other source names one image.
+func Expand(ctx context.Context, pl place.Reader, sources []string, opts ExpandOptions) ([]ref.Location, error) {
 	var out []ref.Location
 	for _, s := range sources {
 		loc, err := ref.Parse(s)
@@ -52,7 +62,7 @@ func Expand(ctx context.Context, pl place.Reader, sources []string, referrers bo
 			out = append(out, loc)
 			continue
 		}
-		if loc.Name != nil {
+		if loc.Name != nil && !opts.AllTags {
 			return nil, fmt.Errorf("%s %w: name the tag to copy (%s:TAG) or a digest (%s@sha256:...)", s, ErrNoTagOrDigest, s, s)
 		}
 		names, err := pl.Tags(ctx, loc)
@@ -60,11 +70,15 @@ func Expand(ctx context.Context, pl place.Reader, sources []string, referrers bo
 			return nil, err
 		}
 		if len(names) == 0 {
-			return nil, fmt.Errorf("%s: its images have no names: name one by %s@DIGEST", s, s)
+			return nil, fmt.Errorf("%s: has no tags, and its images no names: name one by %s@DIGEST", s, s)
 		}
 		for _, n := range imageNames(names) {
-			// Referrer tags carried in the tar go with --referrers only.
-			if !referrers && create.IsReferrerTag(tagOf(n)) {
+			tag := n
+			if loc.Name == nil {
+				tag = tagOf(n)
+			}
+			// Referrer tags go with their images (and with --referrers only).
+			if (loc.Name != nil || !opts.Referrers) && create.IsReferrerTag(tag) {
 				continue
 			}
 			out = append(out, loc.WithTag(n))
