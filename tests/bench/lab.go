@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
@@ -83,6 +84,9 @@ type lab struct {
 	// bundle (src/bundle) and many (src/many) are the scale cases' images.
 	bundle []bundleImage
 	many   []bundleImage
+	// releaseBlobs are the blobs of the release (copyset.go).
+	releaseBlobs []blobRef
+	releaseMu    sync.Mutex
 }
 
 // sourceImage is a create source: its tag in src/app and its blobs.
@@ -210,6 +214,9 @@ func (l *lab) pushFixtures(ctx context.Context) error {
 		return err
 	}
 	if err := l.pushScale(ctx, host); err != nil {
+		return err
+	}
+	if err := l.pushRelease(ctx); err != nil {
 		return err
 	}
 	return l.pushBig(ctx, host)

@@ -74,7 +74,11 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 func (l *lab) runPeerOnce(ctx context.Context, c benchCase, pc peerCommand, p peer, ln link, lat time.Duration, token string) (sample, error) {
 	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
 	defer os.RemoveAll(outFile)
-	bin, args, env, err := l.freshState(pc.peer, p.path, pc.args(ln, outFile, token), token)
+	bin, args := p.path, pc.args(ln, outFile, token)
+	if pc.shell {
+		bin, args = "env", append([]string{args[0], args[1], "sh", "-c", args[2], bin}, args[3:]...)
+	}
+	bin, args, env, err := l.freshState(pc.peer, bin, args, token)
 	if err != nil {
 		return sample{}, err
 	}

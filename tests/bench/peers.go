@@ -41,6 +41,9 @@ type peer struct {
 type peerCommand struct {
 	peer string
 	args func(ln link, outFile, token string) []string
+	// shell runs the tool through sh: args are A=HOST, B=HOST, a script
+	// and its arguments; the script gets the tool's path as $0.
+	shell bool
 	// check tells whether a successful run produced what it should.
 	check func(ctx context.Context, l *lab, ln link, stdout []byte, outFile, token string) error
 }
