@@ -165,7 +165,6 @@ func TestCopyFailureReported(t *testing.T) {
 	}
 }
 
-var _ = digest.FromBytes
 
 // TestCopyAirGapRoundTrip carries a list of images into one bundle and from
 // the bundle into another registry: every manifest, index and blob is the
