@@ -38,3 +38,26 @@ func TestLine(t *testing.T) {
 		}
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"no url here": "no url here",
+		`Get "https://h:5000/v2/a/blobs/x?X-Amz-Signature=abc&X-Amz-Credential=k": EOF`: `Get "https://h:5000/v2/a/blobs/x": EOF`,
+		"see http://cdn.example/o?sig=s3cr3t#frag and more":                             "see http://cdn.example/o and more",
+		"retry with token=abc123&scope=x":                                               "retry with token=REDACTED&scope=x",
+		"Signature=zzz, x-goog-signature=yyy, key=value":                                "Signature=REDACTED, x-goog-signature=REDACTED, key=value",
+		"HTTP://UPPER.example/p?q=1":                                                    "HTTP://UPPER.example/p",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMessage(t *testing.T) {
+	in := "fetch \x1b[31mred\x1b[0m: Get \"https://h/p?sig=x\"\nsecond\u202eline"
+	want := `fetch \x1b[31mred\x1b[0m: Get "https://h/p"` + "\n" + `second\u202eline`
+	if got := Message(in); got != want {
+		t.Errorf("Message(%q) = %q, want %q", in, got, want)
+	}
+}
