@@ -67,6 +67,7 @@ func (o *rootOptions) registryOptions(dockerCli command.Cli) (registry.Options, 
 		// routes their notices.
 		Retry:         &registry.RetryOptions{StallTimeout: stall},
 		UntrustedHint: func(host, certsDir, hostsFile string) string { return untrustedHint(dirs, host, certsDir, hostsFile) },
+		PlainHTTPHint: func(host, _, hostsFile string) string { return plainHTTPHint(dirs, host, hostsFile) },
 	}, nil
 }
 

@@ -105,7 +105,8 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 	for attempt := 0; attempt < 2; attempt++ {
 		resp, err = r.send(ctx, host, req, u.String())
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, err)
+			// The caller names the call; the error names the host.
+			return nil, transportError(err)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
 			break
@@ -126,7 +127,13 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 			return resp, nil
 		}
 		if aerr != nil {
-			err := fmt.Errorf("%s %s: %w; authorize: %w", req.method, req.loc, newError(resp), aerr)
+			// Credentials missing or refused: the registry's answer says
+			// what to do. Another failure (a token service that cannot
+			// be reached) is told as well.
+			var err error = newError(resp)
+			if !errors.Is(aerr, docker.ErrInvalidAuthorization) {
+				err = fmt.Errorf("%w; authorize: %w", err, transportError(aerr))
+			}
 			drain(resp)
 			return nil, err
 		}

@@ -2,11 +2,15 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -38,15 +42,70 @@ type Error struct {
 	Challenge string
 }
 
-// Error returns the status, the codes and the message: "403 Forbidden:
-// DENIED: requested access to the resource is denied". Callers say which
-// call failed.
+// Error returns the status, the codes and the message: "404 Not Found:
+// MANIFEST_UNKNOWN: manifest unknown". An answer that refuses credentials
+// says what to do instead: "authentication required for HOST: run `docker
+// login HOST` (401 Unauthorized: authentication required)", "denied: your
+// credentials for HOST cannot push to REPO (403 Forbidden: ...)". Callers
+// say which call failed.
 func (e *Error) Error() string {
 	s := e.status()
 	if d := e.detail(); d != "" {
 		s += ": " + d
 	}
+	if hint := e.authHint(); hint != "" {
+		return hint + " (" + e.status() + e.messageSuffix() + ")"
+	}
 	return s
+}
+
+// authHint says what to do about an answer that refuses the request's
+// credentials (a 401 or the code UNAUTHORIZED; the code DENIED), "" for
+// any other answer.
+func (e *Error) authHint() string {
+	first := ""
+	if len(e.Codes) > 0 {
+		first = e.Codes[0]
+	}
+	host, login := e.Host, "docker login "+e.Host
+	if host == registryEndpoint("docker.io") {
+		host, login = "docker.io", "docker login"
+	}
+	switch {
+	case first == "DENIED":
+		action := "pull from"
+		if e.Method != http.MethodGet && e.Method != http.MethodHead {
+			action = "push to"
+		}
+		return fmt.Sprintf("denied: your credentials for %s cannot %s %s", host, action, repositoryOf(e.Path))
+	case e.StatusCode == http.StatusUnauthorized || first == "UNAUTHORIZED":
+		return fmt.Sprintf("authentication required for %s: run `%s`", host, login)
+	}
+	return ""
+}
+
+// messageSuffix is ": " and the registry's message, "" when it sent none.
+func (e *Error) messageSuffix() string {
+	if e.Message == "" {
+		return ""
+	}
+	return ": " + e.Message
+}
+
+// repositoryOf is the repository of a registry API path
+// (/v2/REPO/manifests/..., /blobs/..., /tags/list, /referrers/...), else
+// the path itself.
+func repositoryOf(path string) string {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return path
+	}
+	for _, sep := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
+		if i := strings.LastIndex(rest, sep); i > 0 {
+			return rest[:i]
+		}
+	}
+	return rest
 }
 
 // Unwrap returns the errdefs class of the answer, nil when none fits:
@@ -216,4 +275,71 @@ func oneLine(body string) string {
 		}
 	}
 	return termtext.Line(body, maxBodyMessage)
+}
+
+// unreachableError is a request that never reached the server: the
+// connection to Host could not be made (refused, no route, no such host,
+// timed out). Its text names the host once, with the reason in a word,
+// not the URL: "cannot reach 127.0.0.1:1 (connection refused)".
+type unreachableError struct {
+	Host   string
+	Reason string
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s (%s)", e.Host, e.Reason)
+}
+
+// Unwrap keeps the network error's classes (syscall.ECONNREFUSED, a
+// timeout, context.Canceled) for errors.Is.
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// transportError is err, the failure of an HTTP request that got no
+// answer, without net/http's *url.Error around it, whose text repeats the
+// whole URL with its query (a redirect's signature): a connection that could
+// not be made is an unreachableError; any other failure is told by method,
+// URL without query, and cause.
+func transportError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return ue.Err
+	}
+	if ph := (*plainHTTPError)(nil); errors.As(ue.Err, &ph) {
+		return ph
+	}
+	if reason, ok := dialFailure(ue.Err); ok {
+		return &unreachableError{Host: u.Host, Reason: reason, err: ue.Err}
+	}
+	return fmt.Errorf("%s %s: %w", strings.ToUpper(ue.Op), redactURL(u), ue.Err)
+}
+
+// dialFailure says in a few words why a connection could not be made,
+// false when err is no failure to connect.
+func dialFailure(err error) (string, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return "", false
+	}
+	var dns *net.DNSError
+	switch {
+	case refused(op.Err):
+		return "connection refused", true
+	case errors.As(op.Err, &dns):
+		if dns.IsNotFound {
+			return "no such host", true
+		}
+		return "DNS: " + dns.Err, true
+	case op.Timeout():
+		return "timed out", true
+	}
+	var errno syscall.Errno
+	if errors.As(op.Err, &errno) {
+		return errno.Error(), true
+	}
+	return op.Err.Error(), true
 }

@@ -132,7 +132,7 @@ func (r *Client) registryHost(e hostEntry) (docker.RegistryHost, error) {
 	if fallback {
 		rt = newPlainFallback(rt)
 	}
-	rt = tlsHintTransport{rt: rt, host: e.host, dir: e.certsDir, file: e.file, hint: r.opts.UntrustedHint}
+	rt = tlsHintTransport{rt: rt, host: e.host, dir: e.certsDir, file: e.file, hint: r.opts.UntrustedHint, plainHint: r.opts.PlainHTTPHint}
 	client := &http.Client{Transport: r.wrap(rt)}
 	opts := append(r.authorizerOpts(), docker.WithAuthClient(client))
 	if len(e.header) > 0 {
@@ -272,6 +272,24 @@ func addCA(cfg *tls.Config, path string) error {
 	return nil
 }
 
+// plainHTTPError is a server that answered the TLS handshake in plain
+// HTTP (Go's "server gave HTTP response to HTTPS client"), on a host that
+// is not let speak it: what to do is in hint (Options.PlainHTTPHint).
+type plainHTTPError struct {
+	host, hint string
+	err        error
+}
+
+func (e *plainHTTPError) Error() string {
+	s := e.host + " answered in plain HTTP, not HTTPS"
+	if e.hint != "" {
+		s += ": " + e.hint
+	}
+	return s
+}
+
+func (e *plainHTTPError) Unwrap() error { return e.err }
+
 // tlsHintTransport adds to a certificate error what would fix it. It sits on
 // every host's round tripper, so each request to the host gets the hint,
 // whichever command or containerd call made it.
@@ -282,6 +300,7 @@ type tlsHintTransport struct {
 	// configures it ("" for none).
 	dir, file string
 	hint      func(host, certsDir, hostsFile string) string
+	plainHint func(host, certsDir, hostsFile string) string
 }
 
 func (t tlsHintTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -292,8 +311,17 @@ func (t tlsHintTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// explain adds what to do (Options.UntrustedHint) to a certificate error.
+// explain adds what to do (Options.UntrustedHint) to a certificate error,
+// and tells a plain HTTP answer to the TLS handshake as a plainHTTPError.
 func (t tlsHintTransport) explain(err error) error {
+	var rec tls.RecordHeaderError
+	if errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/" {
+		e := &plainHTTPError{host: t.host, err: err}
+		if t.plainHint != nil {
+			e.hint = t.plainHint(t.host, t.dir, t.file)
+		}
+		return e
+	}
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	var hostErr x509.HostnameError
