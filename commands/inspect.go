@@ -8,6 +8,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/inspect"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -54,7 +55,7 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		return explainPlatform(err)
 	}
 	for _, w := range img.Warnings {
-		fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", w)
+		fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", termtext.Message(w))
 	}
 	pr := inspect.NewPrinter(img)
 	if opts.raw {

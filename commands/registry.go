@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/registry"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker-imgx/docker-imgx/internal/version"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
@@ -129,7 +130,7 @@ func (n *notices) show(msg string) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	fmt.Fprintf(n.w, "WARN: %s\n", msg)
+	fmt.Fprintf(n.w, "WARN: %s\n", termtext.Message(msg))
 }
 
 // insecureRegistries joins --insecure-registry, DOCKER_IMGX_INSECURE_REGISTRIES

@@ -154,3 +154,127 @@ func assertNothingRaw(t *testing.T, what, s string) {
 		}
 	}
 }
+
+// escapes is what hostile text carries: a screen clear, a cursor move, a
+// window title (OSC), colour, a C1 CSI, a bidi override and a zero-width
+// space.
+const escapes = "\x1b[2J\x1b[H\x1b]0;owned\x07\x1b[31m\u009b1m\u202e\u200b"
+
+// escapesShown is escapes as a text view shows it (termtext.Escape).
+const escapesShown = `\x1b[2J\x1b[H\x1b]0;owned\a\x1b[31m\u009b1m\u202e\u200b`
+
+// escapeRegistry serves repository test/esc: manifests and blobs by
+// digest, manifests by tag, and errors whose bodies carry escapes.
+func escapeRegistry(t *testing.T, tags map[string]fixture.Blob, blobs ...fixture.Blob) string {
+	t.Helper()
+	byRef := map[string]fixture.Blob{}
+	for tag, b := range tags {
+		byRef[tag], byRef[b.Desc.Digest.String()] = b, b
+	}
+	for _, b := range blobs {
+		byRef[b.Desc.Digest.String()] = b
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		rest, _ := strings.CutPrefix(r.URL.Path, "/v2/test/esc/")
+		_, name, _ := strings.Cut(rest, "/")
+		switch name {
+		case "denied":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `{"errors":[{"code":"DENIED","message":%s}]}`, mustJSONString(t, "no"+escapes+"pe"))
+			return
+		case "html":
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "<html><title>bad %s request</title></html>", escapes)
+			return
+		}
+		b, ok := byRef[name]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":%s}]}`, mustJSONString(t, "unknown"+escapes))
+			return
+		}
+		w.Header().Set("Content-Type", b.Desc.MediaType)
+		w.Header().Set("Docker-Content-Digest", b.Desc.Digest.String())
+		w.Header().Set("Content-Length", fmt.Sprint(len(b.Data)))
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(b.Data)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestNothingRawOnTheTerminal sends escapes through every way outside text
+// reaches the terminal: inspect's text view (artifact type, subject,
+// annotations), error lines quoting a registry (its JSON words, an HTML
+// page's title, the platforms of an index), names read from a tar, plain
+// progress and --debug logs. No escape reaches stdout or stderr raw; JSON
+// and --raw stay byte for byte.
+func TestNothingRawOnTheTerminal(t *testing.T) {
+	t.Parallel()
+	jq := func(s string) string { return mustJSONString(t, s) }
+	empty := fixture.NewBlob("application/vnd.oci.empty.v1+json", []byte("{}"))
+	art := fixture.NewBlob("application/vnd.oci.image.manifest.v1+json", []byte(fmt.Sprintf(
+		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":%s,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%s,"size":2},"annotations":{%s:%s}}`,
+		jq("application/x."+escapes), empty.Desc.Digest, jq("sha256:"+escapes), jq("note"+escapes), jq("v"+escapes))))
+	idx := fixture.NewBlob("application/vnd.oci.image.index.v1+json", []byte(fmt.Sprintf(
+		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"platform":{"os":%s,"architecture":"amd64"}}]}`,
+		art.Desc.Digest, art.Desc.Size, jq("linux"+escapes))))
+	h := escapeRegistry(t, map[string]fixture.Blob{"art": art, "idx": idx}, empty)
+	x := newImgx(t)
+	dir := t.TempDir()
+	ref := func(tag string) string { return h + "/test/esc:" + tag }
+
+	text := x.MustRun("--debug", "inspect", ref("art"))
+	assertNothingRaw(t, "inspect", text.Stdout+text.Stderr)
+	for _, want := range []string{"ArtifactType: application/x." + escapesShown + "\n", "Subject:      sha256:" + escapesShown + "\n", "note" + escapesShown + ": v" + escapesShown + "\n"} {
+		if !strings.Contains(text.Stdout, want) {
+			t.Errorf("inspect does not show %q:\n%s", want, text.Stdout)
+		}
+	}
+	if raw := x.MustRun("inspect", "--raw", ref("art")).Stdout; raw != string(art.Data) {
+		t.Errorf("--raw is not the manifest byte for byte:\n%q", raw)
+	}
+	if js := x.MustRun("inspect", "--format", "{{json .Manifest.ArtifactType}}", ref("art")).Stdout; js != mustJSONString(t, "application/x."+escapes)+"\n" {
+		t.Errorf("json artifact type %q", js)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"inspect", ref("denied")}, "ERROR: fetch " + ref("denied") + ": denied: your credentials for " + h + " cannot pull from test/esc (403 Forbidden: nope)"},
+		{[]string{"inspect", ref("html")}, "ERROR: fetch " + ref("html") + ": 400 Bad Request: HTML page: bad request"},
+		{[]string{"export", "--progress", "plain", "--platform", "linux/arm64", "-o", filepath.Join(dir, "x.tar"), ref("idx")},
+			"ERROR: export " + ref("idx") + ": index " + idx.Desc.Digest.String() + ": no image for platform linux/arm64; available: linux" + escapesShown + "/amd64"},
+	} {
+		res := x.Run(append([]string{"--debug"}, c.args...)...)
+		wantErrorLine(t, strings.Join(c.args, " "), res, c.want)
+		assertNothingRaw(t, strings.Join(c.args, " "), res.Stdout+res.Stderr)
+	}
+
+	// A tar whose image is named with escapes: the error that lists the
+	// names, and the progress of an export that names it.
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 93})
+	entries := imageEntries(t, img)
+	named := img.Manifest.Desc
+	named.Annotations = map[string]string{"io.containerd.image.name": "example.com/evil" + escapes + ":1"}
+	entries[0].body = mustMarshal(t, map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{named}})
+	tarPath := filepath.Join(t.TempDir(), "named.tar")
+	if err := os.WriteFile(tarPath, writeHostileTar(t, entries), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := x.Run("--debug", "export", "--progress", "plain", "-o", filepath.Join(dir, "y.tar"), "archive://"+tarPath+":nope")
+	wantErrorLine(t, "export from a tar", res, "ERROR: archive://"+tarPath+":nope: no image named \"nope\" in archive://"+tarPath+" (it holds example.com/evil"+escapesShown+":1)")
+	assertNothingRaw(t, "export from a tar", res.Stdout+res.Stderr)
+	noFilesLeft(t, dir)
+}
+
+func mustJSONString(t *testing.T, s string) string {
+	t.Helper()
+	return string(mustMarshal(t, s))
+}

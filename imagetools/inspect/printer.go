@@ -271,10 +271,10 @@ func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 // when there are any: an image has neither.
 func writeArtifact(w io.Writer, pfx, artifactType string, subject *ocispec.Descriptor) {
 	if artifactType != "" {
-		fmt.Fprintf(w, "%sArtifactType:\t%s\n", pfx, artifactType)
+		fmt.Fprintf(w, "%sArtifactType:\t%s\n", pfx, termtext.Escape(artifactType))
 	}
 	if subject != nil {
-		fmt.Fprintf(w, "%sSubject:\t%s\n", pfx, subject.Digest)
+		fmt.Fprintf(w, "%sSubject:\t%s\n", pfx, termtext.Escape(subject.Digest.String()))
 	}
 }
 

@@ -43,8 +43,9 @@ func Escape(s string) string {
 }
 
 // escapePattern finds terminal escape sequences: CSI (colours, cursor
-// moves), OSC (window titles, hyperlinks) and two-byte escapes.
-var escapePattern = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]`)
+// moves), OSC (window titles, hyperlinks) and two-byte escapes, written
+// with ESC or as their C1 characters (U+009B CSI, U+009D OSC).
+var escapePattern = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x{9b}[0-?]*[ -/]*[@-~]|\x{9d}[^\x07\x1b\x{9c}]*(?:\x07|\x1b\\|\x{9c})?`)
 
 // Line makes s one line of at most max bytes (cut with "..."): escape
 // sequences and what a terminal would act on removed, invalid UTF-8

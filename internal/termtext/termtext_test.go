@@ -29,6 +29,7 @@ func TestLine(t *testing.T) {
 		{"\x1b]0;title\x07red \x1b[31mtext\x1b[0m", 40, "red text"},
 		{"two\r\nlines\tand  tabs", 40, "two lines and tabs"},
 		{"\u202eevil\x00 \u200bzero", 40, "evil zero"},
+		{"c1 \u009b31mcsi\u009d0;title\u009c osc", 40, "c1 csi osc"},
 		{"bad\xffutf8", 40, "badutf8"},
 		{"héllo wörld", 8, "héllo w..."},
 		{"héllo", 2, "h..."}, // a cut never splits a rune
