@@ -278,3 +278,96 @@ func mustJSONString(t *testing.T, s string) string {
 	t.Helper()
 	return string(mustMarshal(t, s))
 }
+
+// signedQuery is what object storage puts in a signed redirect: none of its
+// values may reach any output.
+const signedQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=CREDSECRET1&X-Amz-Signature=SIGSECRET2&sig=SIGSECRET3&token=TOKSECRET4&Signature=SIGSECRET5"
+
+var signedSecrets = []string{"CREDSECRET1", "SIGSECRET2", "SIGSECRET3", "TOKSECRET4", "SIGSECRET5"}
+
+// redirectingRegistry stands in front of reg and sends every blob GET to
+// storage with a signed query, as registries on object storage do.
+func redirectingRegistry(t *testing.T, reg *registrytest.Registry, storage string) string {
+	t.Helper()
+	u, err := url.Parse("http://" + reg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := httputil.NewSingleHostReverseProxy(u)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			http.Redirect(w, r, "http://"+storage+"/bucket/"+r.URL.Path[strings.LastIndex(r.URL.Path, ":")+1:]+"?"+signedQuery, http.StatusTemporaryRedirect)
+			return
+		}
+		pass.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	return strings.TrimPrefix(front.URL, "http://")
+}
+
+// TestRedirectSignaturesNeverShown: blob reads redirected to storage with a
+// signed URL, and the storage failing: refusing the signature (echoing it
+// in its error, as object stores do) or not answering. The error is one
+// line naming the storage host; no signature value reaches stdout or
+// stderr, --debug included, plain and tty-less progress alike.
+func TestRedirectSignaturesNeverShown(t *testing.T) {
+	t.Parallel()
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 94})
+	reg := registrytest.Start(t, registrytest.Options{})
+	pushImage(t, reg, "test/a", "1", img)
+	target := registrytest.Start(t, registrytest.Options{})
+
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, "AccessDenied: %s", r.URL.RawQuery)
+	}))
+	t.Cleanup(refusing.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneHost := strings.TrimPrefix(gone.URL, "http://")
+	gone.Close()
+	refusingHost := strings.TrimPrefix(refusing.URL, "http://")
+	config := img.Config.Desc.Digest.String()
+
+	for _, c := range []struct {
+		name, storage, cause string
+	}{
+		{"refusing", refusingHost, "403 Forbidden: AccessDenied: " +
+			"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&sig=REDACTED&token=REDACTED&Signature=REDACTED"},
+		{"unreachable", goneHost, "cannot reach " + goneHost + " (connection refused)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := redirectingRegistry(t, reg, c.storage)
+			x := newImgx(t)
+			dir := t.TempDir()
+			src := h + "/test/a:1"
+			// export reads blobs in parallel: either may fail first.
+			res := x.Run("--debug", "export", "--progress", "plain", "-o", filepath.Join(dir, "x.tar"), src)
+			assertNoSecrets(t, "export", res)
+			if line := errorLine(res); res.ExitCode != 1 || !strings.HasPrefix(line, "ERROR: export blob sha256:") || !strings.HasSuffix(line, ": "+c.cause) {
+				t.Errorf("export: exit %d, last line\n%s\nwant ERROR: export blob DIGEST: %s", res.ExitCode, line, c.cause)
+			}
+			res = x.Run("--debug", "create", "--progress", "plain", "-t", target.Host+"/test/b:1", src)
+			assertNoSecrets(t, "create", res)
+			wantErrorLine(t, "create", res, "ERROR: config of "+src+": read "+config+": "+c.cause)
+			res = x.Run("--debug", "inspect", src)
+			assertNoSecrets(t, "inspect", res)
+			wantErrorLine(t, "inspect", res, "ERROR: "+src+": config "+config+": read "+config+": "+c.cause)
+			if got := fetchTag(t, target, "test/b", "1"); got != "" {
+				t.Error("create tagged test/b:1 from blobs it could not read")
+			}
+			noFilesLeft(t, dir)
+		})
+	}
+}
+
+// assertNoSecrets fails when a run's output shows a value of signedQuery.
+func assertNoSecrets(t *testing.T, what string, res result) {
+	t.Helper()
+	for _, s := range signedSecrets {
+		if strings.Contains(res.Stdout+res.Stderr, s) {
+			t.Errorf("%s shows %s:\n%s%s", what, s, res.Stdout, res.Stderr)
+		}
+	}
+}

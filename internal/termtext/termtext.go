@@ -47,12 +47,13 @@ func Escape(s string) string {
 // with ESC or as their C1 characters (U+009B CSI, U+009D OSC).
 var escapePattern = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x{9b}[0-?]*[ -/]*[@-~]|\x{9d}[^\x07\x1b\x{9c}]*(?:\x07|\x1b\\|\x{9c})?`)
 
-// Line makes s one line of at most max bytes (cut with "..."): escape
-// sequences and what a terminal would act on removed, invalid UTF-8
-// dropped, whitespace folded. For text that explains (a registry's error
-// message), where the escapes themselves would only be noise.
+// Line makes s one line of at most max bytes (cut with "..."): secrets
+// redacted (Redact), escape sequences and what a terminal would act on
+// removed, invalid UTF-8 dropped, whitespace folded. For text that explains
+// (a registry's error message), where the escapes themselves would only be
+// noise.
 func Line(s string, max int) string {
-	s = strings.ToValidUTF8(s, "")
+	s = Redact(strings.ToValidUTF8(s, ""))
 	s = escapePattern.ReplaceAllString(s, "")
 	s = strings.Map(func(r rune) rune {
 		switch {
