@@ -111,7 +111,8 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
 			break
 		}
-		if err := noChallenge(fmt.Sprintf("%s %s", req.method, req.loc), resp); err != nil {
+		if noChallenge(resp) {
+			err := newError(resp)
 			drain(resp)
 			return nil, err
 		}

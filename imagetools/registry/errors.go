@@ -218,22 +218,16 @@ func parseErrorBody(dt []byte) (codes []string, message string) {
 }
 
 // statusError is the error for an unexpected answer to the call what: an
-// *Error, wrapped; a 401 without a challenge says to log in.
+// *Error, wrapped.
 func statusError(what string, resp *http.Response) error {
-	if err := noChallenge(what, resp); err != nil {
-		return err
-	}
 	return fmt.Errorf("%s: %w", what, newError(resp))
 }
 
-// noChallenge is the error for a 401 that says nothing of how to log in
-// (no WWW-Authenticate header): credentials are needed, not a retry.
-func noChallenge(what string, resp *http.Response) error {
-	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
-		return nil
-	}
-	e := newError(resp)
-	return fmt.Errorf("%s: authentication is required (401 with no challenge): log in with docker login %s: %w", what, e.Host, e)
+// noChallenge reports a 401 that says nothing of how to log in (no
+// WWW-Authenticate header): credentials are needed, not a retry; its
+// *Error says to log in.
+func noChallenge(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == ""
 }
 
 // manifestStatusError is statusError for a manifest request: a 404 names the
