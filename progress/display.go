@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/containerd/console"
 	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/moby/buildkit/client"
 )
@@ -56,8 +57,8 @@ func oneLine(s string) string {
 	return termtext.Escape(termtext.Redact(s))
 }
 
-// errorLogFilter drops the empty log blocks progressui's plain display
-// prints for a failed vertex that logged nothing ("------", " > NAME:",
+// errorLogFilter drops the empty log blocks progressui's text displays
+// print for a failed vertex that logged nothing ("------", " > NAME:",
 // "------"): the error follows on the command's last line. progressui
 // writes each line of such a block with one Write; anything else passes
 // through at once.
@@ -67,7 +68,28 @@ type errorLogFilter struct {
 	held [][]byte
 }
 
-func dropEmptyErrorLogs(w io.Writer) *errorLogFilter { return &errorLogFilter{w: w} }
+// withErrorLogFilter puts an errorLogFilter on out for the plain and tty
+// displays; a terminal stays a console.File, so that progressui still
+// draws on it.
+func withErrorLogFilter(out io.Writer, mode string) (io.Writer, *errorLogFilter) {
+	switch f, isFile := out.(console.File); {
+	case mode == ModePlain:
+		filter := &errorLogFilter{w: out}
+		return filter, filter
+	case isFile && (mode == modeTTY || mode == ModeAuto):
+		filter := &errorLogFilter{w: f}
+		return filteredConsole{File: f, filter: filter}, filter
+	}
+	return out, nil
+}
+
+// filteredConsole is a terminal whose writes pass an errorLogFilter.
+type filteredConsole struct {
+	console.File
+	filter *errorLogFilter
+}
+
+func (c filteredConsole) Write(p []byte) (int, error) { return c.filter.Write(p) }
 
 const errorLogRule = "------\n"
 

@@ -99,11 +99,7 @@ func NewPrinter(ctx context.Context, out io.Writer, mode string, opts ...Printer
 	if mode == ModeAuto && !isConsole(out) {
 		mode = ModePlain
 	}
-	var filter *errorLogFilter
-	if mode == ModePlain {
-		filter = dropEmptyErrorLogs(out)
-		out = filter
-	}
+	out, filter := withErrorLogFilter(out, mode)
 	d, err := progressui.NewDisplay(out, progressui.DisplayMode(mode), o.display...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s progress display: %w", mode, err)
