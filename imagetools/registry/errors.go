@@ -272,17 +272,16 @@ func oneLine(body string) string {
 }
 
 // unreachableError is a request that never reached the server: the
-// connection to Host could not be made (refused, no route, no such host,
+// connection to host could not be made (refused, no route, no such host,
 // timed out). Its text names the host once, with the reason in a word,
 // not the URL: "cannot reach 127.0.0.1:1 (connection refused)".
 type unreachableError struct {
-	Host   string
-	Reason string
-	err    error
+	host, reason string
+	err          error
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach %s (%s)", e.Host, e.Reason)
+	return fmt.Sprintf("cannot reach %s (%s)", e.host, e.reason)
 }
 
 // Unwrap keeps the network error's classes (syscall.ECONNREFUSED, a
@@ -307,7 +306,7 @@ func transportError(err error) error {
 		return ph
 	}
 	if reason, ok := dialFailure(ue.Err); ok {
-		return &unreachableError{Host: u.Host, Reason: reason, err: ue.Err}
+		return &unreachableError{host: u.Host, reason: reason, err: ue.Err}
 	}
 	return fmt.Errorf("%s %s: %w", strings.ToUpper(ue.Op), redactURL(u), ue.Err)
 }
