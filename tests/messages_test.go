@@ -115,6 +115,21 @@ func TestAuthenticationMessages(t *testing.T) {
 		want := fmt.Sprintf("ERROR: fetch %s/test/a:1: authentication required for %s: run `docker login %s` (401 Unauthorized: authentication required)", h, h, h)
 		wantErrorLine(t, mode.String()+" inspect", x.Run("inspect", h+"/test/a:1"), want)
 		wantErrorLine(t, mode.String()+" export", x.Run("export", "--progress", "plain", "-o", filepath.Join(t.TempDir(), "x.tar"), h+"/test/a:1"), want)
+		// Credentials the registry refuses: the same advice.
+		wrong := newImgx(t)
+		config := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, h, basicAuth(reg.Username, "not-"+reg.Password))
+		if err := os.WriteFile(filepath.Join(wrong.DockerConfig, "config.json"), []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := wrong.Run("inspect", h+"/test/a:1")
+		if mode == registrytest.AuthToken {
+			// The token service refuses them itself, in its own words.
+			want = "ERROR: fetch " + h + "/test/a:1: authentication required for " + h + ": run `docker login " + h + "` (401 Unauthorized: invalid username or password)"
+		}
+		wantErrorLine(t, mode.String()+" inspect with wrong credentials", res, want)
+		if strings.Contains(res.Stderr, reg.Password) {
+			t.Errorf("the error shows the password:\n%s", res.Stderr)
+		}
 	}
 
 	reg := registrytest.Start(t, registrytest.Options{})

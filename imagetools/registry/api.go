@@ -179,7 +179,7 @@ func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequ
 	}
 	if host.Authorizer != nil {
 		if err := host.Authorizer.Authorize(ctx, hr); err != nil {
-			return nil, err
+			return nil, authorizeError(host.Host, hr, err)
 		}
 	}
 	return host.Client.Do(hr)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/termtext"
@@ -203,7 +204,7 @@ func parseErrorBody(dt []byte) (codes []string, message string) {
 		} `json:"errors"`
 	}
 	if json.Unmarshal(dt, &body) != nil || len(body.Errors) == 0 {
-		return nil, oneLine(string(dt))
+		return nil, oneLine(tokenServiceWords(dt))
 	}
 	var msgs []string
 	for _, e := range body.Errors {
@@ -215,6 +216,37 @@ func parseErrorBody(dt []byte) (codes []string, message string) {
 		}
 	}
 	return codes, termtext.Line(strings.Join(msgs, "; "), maxBodyMessage)
+}
+
+// tokenServiceWords is the message of a token service's error body (OAuth's
+// error_description, Docker Hub's details), else the body.
+func tokenServiceWords(dt []byte) string {
+	var body struct {
+		Description string `json:"error_description"`
+		Details     string `json:"details"`
+	}
+	if json.Unmarshal(dt, &body) == nil {
+		for _, m := range []string{body.Description, body.Details} {
+			if m != "" {
+				return m
+			}
+		}
+	}
+	return string(dt)
+}
+
+// authorizeError is the error of an authorizer that could not answer
+// host's challenge for req: a token service that refuses the credentials
+// (401, 403) is an *Error of host, which says to log in there; anything
+// else is told as transportError tells it.
+func authorizeError(host string, req *http.Request, err error) error {
+	var status remoteerrors.ErrUnexpectedStatus
+	if !errors.As(err, &status) || (status.StatusCode != http.StatusUnauthorized && status.StatusCode != http.StatusForbidden) {
+		return transportError(err)
+	}
+	e := &Error{Method: req.Method, Host: host, Path: req.URL.Path, StatusCode: status.StatusCode}
+	e.Codes, e.Message = parseErrorBody(status.Body)
+	return e
 }
 
 // statusError is the error for an unexpected answer to the call what: an
