@@ -82,24 +82,7 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 
 // doOn sends req to one host, answering a 401 challenge once.
 func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequest) (*http.Response, error) {
-	u := req.url
-	if u == nil {
-		query := req.query
-		if mirrors(host, req.loc.Host()) {
-			// Tell a mirror which registry it stands in for, as containerd does.
-			query = url.Values{}
-			for k, v := range req.query {
-				query[k] = v
-			}
-			query.Set("ns", req.loc.Host())
-		}
-		u = &url.URL{
-			Scheme:   host.Scheme,
-			Host:     host.Host,
-			Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
-			RawQuery: query.Encode(),
-		}
-	}
+	u := requestURL(host, req)
 	var resp *http.Response
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
@@ -141,6 +124,29 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 		drain(resp)
 	}
 	return resp, nil
+}
+
+// requestURL is where req goes on host: the upload session it names, else
+// its path and query under the host's API root.
+func requestURL(host docker.RegistryHost, req apiRequest) *url.URL {
+	if req.url != nil {
+		return req.url
+	}
+	query := req.query
+	if mirrors(host, req.loc.Host()) {
+		// Tell a mirror which registry it stands in for, as containerd does.
+		query = url.Values{}
+		for k, v := range req.query {
+			query[k] = v
+		}
+		query.Set("ns", req.loc.Host())
+	}
+	return &url.URL{
+		Scheme:   host.Scheme,
+		Host:     host.Host,
+		Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
+		RawQuery: query.Encode(),
+	}
 }
 
 // mirrors reports whether host stands in for another registry (a
