@@ -70,7 +70,7 @@ func TestRawJSONIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`resolving \u001b[2J\u001b]0;title\u0007evil‮ https://cdn.example/b?X-Amz-Signature=s3cr3t`,
+		`resolving \u001b[2J\u001b]0;title\u0007evil` + "\u202e" + ` https://cdn.example/b?X-Amz-Signature=s3cr3t`,
 		`"error":"fetch \u001b[31m: Get \"https://cdn.example/b?sig=s3cr3t\": EOF"`,
 	} {
 		if !strings.Contains(buf.String(), want) {
