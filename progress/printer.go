@@ -84,6 +84,10 @@ type Printer struct {
 // context that outlives the operation (context.WithoutCancel) so that a
 // cancelled operation's failed vertexes are still drawn, as buildx does.
 //
+// The displays people read (tty, plain) show what they are sent made safe
+// (escaped, secrets redacted) and a failed vertex only marked failed: the
+// command prints the error; rawjson shows everything as sent.
+//
 // Run one Printer at a time: progressui keeps the tty height in a package
 // variable that its tty display updates.
 func NewPrinter(ctx context.Context, out io.Writer, mode string, opts ...PrinterOpt) (*Printer, error) {
