@@ -597,7 +597,16 @@ func TestCreatePlatformDryRunMetadata(t *testing.T) {
 		t.Fatal("dry run wrote the tag")
 	}
 
-	x.MustFail([]string{"no manifest matches the requested platforms", "windows/amd64"}, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+	// A platform no source has: the line names the platforms there are.
+	line := x.MustFail(nil, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+	if want := "ERROR: no manifest matches the requested platforms: windows/amd64 (the sources have: linux/amd64, linux/arm/v7, linux/arm64/v8)"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
+	pushImage(t, reg, "test/s390x", "1", fixture.NewImage(fixture.ImageOptions{Platform: "linux/s390x", Seed: 5}))
+	line = x.MustFail(nil, "create", "--dry-run", "-p", "windows/amd64,linux/riscv64", src, reg.Host+"/test/s390x:1")
+	if want := "ERROR: no manifest matches the requested platforms: windows/amd64, linux/riscv64 (the sources have: linux/amd64, linux/arm/v7, linux/arm64/v8, linux/s390x)"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
 
 	meta := filepath.Join(t.TempDir(), "meta.json")
 	res = x.MustRun("create", "--progress", "quiet", "--metadata-file", meta, "-p", "linux/amd64,linux/arm64",
