@@ -105,7 +105,7 @@ or the Docker engine (docker-daemon://NAME[:TAG]).
   docker imgx inspect archive://app.tar
   docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
 		Args:              argCount(1, 1, "NAME"),
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
 			return runInspect(cmd.Context(), dockerCli, opts)
