@@ -572,7 +572,8 @@ func TestExportSkopeo(t *testing.T) {
 // with skopeo, each the way the README says: oci-archive:FILE:TAG (oci:DIR:TAG)
 // for OCI-typed images and indexes, docker-archive:FILE:NAME or :@N for
 // the images of manifest.json; and oci-archive: of a Docker-typed image
-// fails, as the README says (skopeo 1.9 looks up OCI-typed entries only).
+// fails and of a shared tag gives the first image, as the README says
+// (skopeo 1.9 looks up OCI-typed entries only, the first that matches).
 func TestExportSkopeoEveryImage(t *testing.T) {
 	t.Parallel()
 	e := pushExportImages(t)
@@ -607,6 +608,15 @@ func TestExportSkopeoEveryImage(t *testing.T) {
 	}
 	if _, err := consumers.SkopeoInspectRaw(t, "oci-archive:"+tarPath+":2"); err == nil || !strings.Contains(err.Error(), "no descriptor found for reference") {
 		t.Errorf("oci-archive: of the Docker-typed image: %v, want skopeo 1.9's no descriptor found", err)
+	}
+	// Two images that share the tag 1: oci-archive: gives the first, and
+	// docker-archive: tells them apart by name.
+	shared, _ := export(t, x, app, e.ref("test/zstd:1"))
+	if d, _ := manifestOf("oci-archive:" + shared + ":1"); d != e.app.Manifest.Desc.Digest {
+		t.Errorf("oci-archive: of a shared tag gave %s, want the first image %s", d, e.app.Manifest.Desc.Digest)
+	}
+	if _, cfg := manifestOf("docker-archive:" + shared + ":" + e.ref("test/zstd:1")); cfg != e.zstd.Config.Desc.Digest.String() {
+		t.Errorf("docker-archive: by name gave config %s, want %s", cfg, e.zstd.Config.Desc.Digest)
 	}
 	wantConfigs := []string{e.app.Config.Desc.Digest.String(), e.app2.Config.Desc.Digest.String(), e.multi.Images[0].Config.Desc.Digest.String()}
 	for i, name := range []string{app, app2, multi} {
