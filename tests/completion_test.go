@@ -227,8 +227,10 @@ func TestCompletionUnreachable(t *testing.T) {
 	for _, c := range cases {
 		start := time.Now()
 		completeBoth(t, newImgx(t).With(c.env...), nil, c.args...)
-		if took := time.Since(start); took > 4*time.Second {
+		took := time.Since(start)
+		if took > 4*time.Second {
 			t.Errorf("complete %q %v: %v for two runs, want well under 2 s each", c.args, c.env, took)
 		}
+		t.Logf("complete %q %v: %v for two runs (docker, standalone)", c.args, c.env, took)
 	}
 }
