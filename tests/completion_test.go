@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"golang.org/x/sync/errgroup"
 )
 
 // completions splits the answer of __complete into its items and the
@@ -180,13 +181,12 @@ func silentListener(t *testing.T, network, address string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	var eg errgroup.Group
 	t.Cleanup(func() {
 		_ = l.Close()
-		<-done
+		_ = eg.Wait()
 	})
-	go func() {
-		defer close(done)
+	eg.Go(func() error {
 		var conns []net.Conn
 		defer func() {
 			for _, c := range conns {
@@ -196,11 +196,11 @@ func silentListener(t *testing.T, network, address string) string {
 		for {
 			c, err := l.Accept()
 			if err != nil {
-				return
+				return nil // closed by the cleanup
 			}
 			conns = append(conns, c)
 		}
-	}()
+	})
 	return l.Addr().String()
 }
 
