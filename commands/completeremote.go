@@ -63,7 +63,7 @@ func completeEngineImages(ctx context.Context, dockerCli command.Cli, prefix, pa
 	if err != nil {
 		return nil
 	}
-	defer api.Close()
+	defer func() { _ = api.Close() }() // nothing to report from a completion
 	ctx, cancel := context.WithTimeout(orBackground(ctx), completionBudget)
 	defer cancel()
 	list, err := api.ImageList(ctx, client.ImageListOptions{})
