@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,10 +15,23 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// completionBudget bounds what a completion may ask a registry or the
-// Docker engine: a shell waits for the answer, so one that cannot be
+// defaultCompletionBudget bounds what a completion may ask a registry or
+// the Docker engine: a shell waits for the answer, so one that cannot be
 // reached costs at most this, and then completes nothing.
-const completionBudget = 500 * time.Millisecond
+const defaultCompletionBudget = 500 * time.Millisecond
+
+// envCompletionTimeout sets another budget (a Go duration), for a registry
+// far away; a value that does not parse leaves the default: completion
+// says nothing.
+const envCompletionTimeout = "DOCKER_IMGX_COMPLETION_TIMEOUT"
+
+// completionBudget is the budget of one completion.
+func completionBudget() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(envCompletionTimeout)); err == nil && d > 0 {
+		return d
+	}
+	return defaultCompletionBudget
+}
 
 // completeTags completes REPOSITORY:TAG from the tags of the typed
 // repository, where the credentials allow listing them; nothing (and no
@@ -37,7 +51,7 @@ func completeTags(ctx context.Context, dockerCli command.Cli, root *rootOptions,
 	if err != nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(orBackground(ctx), completionBudget)
+	ctx, cancel := context.WithTimeout(orBackground(ctx), completionBudget())
 	defer cancel()
 	tags, err := registry.New(opts).Tags(ctx, loc)
 	if err != nil {
@@ -64,7 +78,7 @@ func completeEngineImages(ctx context.Context, dockerCli command.Cli, prefix, pa
 		return nil
 	}
 	defer func() { _ = api.Close() }() // nothing to report from a completion
-	ctx, cancel := context.WithTimeout(orBackground(ctx), completionBudget)
+	ctx, cancel := context.WithTimeout(orBackground(ctx), completionBudget())
 	defer cancel()
 	list, err := api.ImageList(ctx, client.ImageListOptions{})
 	if err != nil {

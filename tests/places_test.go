@@ -204,8 +204,9 @@ func TestArchiveDockerSave(t *testing.T) {
 		t.Fatalf("docker-daemon:// gave %s, the saved tar %s", fromEngine, fromTar)
 	}
 	// Completion after docker-daemon:// lists the engine's images.
-	completeBoth(t, engine, []string{"docker-daemon://" + name, "docker-daemon://reexported/app:1"}, "inspect", "docker-daemon://")
-	completeBoth(t, engine, []string{"docker-daemon://reexported/app:1"}, "create", "-t", b.Host+"/engine/x:1", "docker-daemon://re")
+	patient := engine.With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s")
+	completeBoth(t, patient, []string{"docker-daemon://" + name, "docker-daemon://reexported/app:1"}, "inspect", "docker-daemon://")
+	completeBoth(t, patient, []string{"docker-daemon://reexported/app:1"}, "create", "-t", b.Host+"/engine/x:1", "docker-daemon://re")
 	res := engine.RunPlugin("inspect", "--raw", "docker-daemon://"+name)
 	if res.ExitCode != 0 || digest.FromString(res.Stdout) != fromTar {
 		t.Fatalf("docker imgx inspect docker-daemon://: exit %d\n%s%s", res.ExitCode, res.Stdout, res.Stderr)
