@@ -43,6 +43,9 @@ func completeTags(ctx context.Context, dockerCli command.Cli, root *rootOptions,
 		return nil
 	}
 	repo, partial := toComplete[:i], toComplete[i+1:]
+	if !strings.Contains(repo, "/") && (strings.Contains(repo, ".") || repo == "localhost") {
+		return nil // a registry's HOST:PORT being typed, not a Docker Hub image
+	}
 	loc, err := ref.Parse(repo)
 	if err != nil {
 		return nil
