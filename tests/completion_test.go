@@ -172,8 +172,6 @@ func TestCompletionRegistryTags(t *testing.T) {
 	completeBoth(t, x, []string{repo + ":1.0", repo + ":1.1", repo + ":2.0"}, "inspect", repo+":")
 	completeBoth(t, x, []string{repo + ":1.0", repo + ":1.1"}, "create", "-t", reg.Host+"/test/new:1", repo+":1")
 	completeBoth(t, x, nil, "export", "-o", "x.tar", repo+":9")
-	// A registry's HOST:PORT being typed is no repository of Docker Hub.
-	completeBoth(t, x, nil, "inspect", "localhost:5")
 	completeBoth(t, newImgx(t).With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s"), nil, "inspect", repo+":")
 }
 
