@@ -207,10 +207,12 @@ func silentListener(t *testing.T, network, address string) string {
 }
 
 // TestCompletionUnreachable: a registry or Docker engine that refuses the
-// connection or never answers completes nothing, says nothing, and the
-// shell gets its answer at once: the completion's own budget is 500 ms;
-// the ceiling here is the "under 1 s" plus room for starting the
-// race-built binary on a busy machine.
+// connection or never answers completes nothing and says nothing, within
+// the completion's own budget (500 ms) and the start of two processes.
+// The ceiling is generous, for the race-built binary beside the rest of
+// the suite on a busy machine (two runs took 2.4 s at a load of 24 where
+// they take 0.3 s alone); without the budget a silent host holds the
+// shell for 30 s and more.
 func TestCompletionUnreachable(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "docker", "docker.io (the docker client)")
@@ -230,8 +232,8 @@ func TestCompletionUnreachable(t *testing.T) {
 		start := time.Now()
 		completeBoth(t, newImgx(t).With(c.env...), nil, c.args...)
 		took := time.Since(start)
-		if took > 4*time.Second {
-			t.Errorf("complete %q %v: %v for two runs, want well under 2 s each", c.args, c.env, took)
+		if took > 10*time.Second {
+			t.Errorf("complete %q %v: %v for two runs, want well under 5 s each", c.args, c.env, took)
 		}
 		t.Logf("complete %q %v: %v for two runs (docker, standalone)", c.args, c.env, took)
 	}
