@@ -127,7 +127,7 @@ func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Short:             "Combine images and indexes into one multi-platform index and push it to tags",
 		Long:              createLong,
 		Example:           createExample,
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources = args
 			return runCreate(cmd.Context(), dockerCli, opts)

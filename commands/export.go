@@ -114,7 +114,7 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Long:              exportLong,
 		Example:           exportExample,
 		Args:              argCount(1, -1, "IMAGE [IMAGE...]"),
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.images = args
 			return runExport(cmd.Context(), dockerCli, opts)

@@ -13,7 +13,12 @@ image of the Docker engine (docker-daemon://NAME[:TAG]). A bare argument that
 names a file is refused: write archive://FILE. Content is copied by digest first
 (mounted within one registry, streamed between registries); tags move last,
 all or none: when one cannot be moved, those already moved are put back.
-The digest of the result is printed on stdout.`
+The digest of the result is printed on stdout.
+
+A single source that is one single-platform image becomes an index holding
+it, as docker buildx imagetools create does: the tag gets a new digest, not
+the image's. --prefer-index=false tags the image manifest as it is, and
+docker imgx copy copies an image or index with its digest unchanged.`
 
 const createExample = `  # Combine per-architecture builds into one multi-platform tag
   docker imgx create -t registry.example/app:1.2.3 \

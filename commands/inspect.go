@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/inspect"
@@ -83,7 +84,9 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Short: "Show an image or index in a registry or OCI layout",
 		Long: `Show an image or index: in a registry (NAME[:TAG][@DIGEST]), an OCI layout
 (oci-layout://PATH[:TAG][@DIGEST]), an image tar (archive://FILE[:NAME][@DIGEST])
-or the Docker engine (docker-daemon://NAME[:TAG]).`,
+or the Docker engine (docker-daemon://NAME[:TAG]).
+
+` + templateFieldsHelp(),
 		Example: `  # Look at a multi-platform image, then one platform of it
   docker imgx inspect registry.example/app:1.2.3
   docker imgx inspect -p linux/arm64 registry.example/app:1.2.3
@@ -103,7 +106,7 @@ or the Docker engine (docker-daemon://NAME[:TAG]).`,
   docker imgx inspect archive://app.tar
   docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
 		Args:              argCount(1, 1, "NAME"),
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
 			return runInspect(cmd.Context(), dockerCli, opts)
@@ -119,4 +122,16 @@ or the Docker engine (docker-daemon://NAME[:TAG]).`,
 		"platform": completePlatforms(false),
 	})
 	return cmd
+}
+
+// templateFieldsHelp lists the fields --format templates see, from the one
+// list the error of an unknown field names too.
+func templateFieldsHelp() string {
+	var b strings.Builder
+	b.WriteString("A --format template sees:\n")
+	for _, f := range inspect.TemplateFields {
+		fmt.Fprintf(&b, "  %-12s %s\n", f.Name, f.Help)
+	}
+	b.WriteString("and the function json (any value as JSON).")
+	return b.String()
 }

@@ -52,7 +52,7 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 	if !isPlugin {
 		cmd.TraverseChildren = true
 	}
-	cmd.SetFlagErrorFunc(unknownCommandFirst)
+	cmd.SetFlagErrorFunc(flagError)
 	flags := cmd.PersistentFlags()
 	flags.BoolVarP(&opts.debug, "debug", "D", false, "Enable debug logging")
 	flags.StringArrayVar(&opts.insecure, "insecure-registry", nil,
@@ -91,19 +91,6 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 		}
 	}
 	return fmt.Errorf("unknown command %q for %q%s (commands: %s; see '%s --help')", name, cmd.CommandPath(), hint, strings.Join(names, ", "), cmd.CommandPath())
-}
-
-// unknownCommandFirst reports a flag error on the root after a word that
-// is no command (creat -t x) as the unknown command it is: cobra parsed
-// the flags on the root because it found no command to give them to.
-func unknownCommandFirst(cmd *cobra.Command, err error) error {
-	if !cmd.HasSubCommands() {
-		return err
-	}
-	if args := cmd.Flags().Args(); len(args) > 0 {
-		return unknownCommand(cmd, args[0])
-	}
-	return err
 }
 
 // argCount checks a command's number of arguments, min to max (max < 0: no

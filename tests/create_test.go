@@ -597,7 +597,16 @@ func TestCreatePlatformDryRunMetadata(t *testing.T) {
 		t.Fatal("dry run wrote the tag")
 	}
 
-	x.MustFail([]string{"no manifest matches the requested platforms", "windows/amd64"}, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+	// A platform no source has: the line names the platforms there are.
+	line := x.MustFail(nil, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+	if want := "ERROR: no manifest matches the requested platforms: windows/amd64 (the sources have: linux/amd64, linux/arm/v7, linux/arm64/v8)"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
+	pushImage(t, reg, "test/s390x", "1", fixture.NewImage(fixture.ImageOptions{Platform: "linux/s390x", Seed: 5}))
+	line = x.MustFail(nil, "create", "--dry-run", "-p", "windows/amd64,linux/riscv64", src, reg.Host+"/test/s390x:1")
+	if want := "ERROR: no manifest matches the requested platforms: windows/amd64, linux/riscv64 (the sources have: linux/amd64, linux/arm/v7, linux/arm64/v8, linux/s390x)"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
 
 	meta := filepath.Join(t.TempDir(), "meta.json")
 	res = x.MustRun("create", "--progress", "quiet", "--metadata-file", meta, "-p", "linux/amd64,linux/arm64",
@@ -777,5 +786,37 @@ func TestCreateOCIFlag(t *testing.T) {
 	// An OCI index alone is already what --oci asks for.
 	if got := dryRun("--oci", ref("index")); got != string(idx.Index.Data) {
 		t.Errorf("--oci with an OCI index:\n%s\nwant it as is:\n%s", got, idx.Index.Data)
+	}
+}
+
+// TestCreateSingleSourceHelp: create --help says that one single-platform
+// source becomes an index with a new digest and names the ways to keep the
+// digest (standalone and through docker), and create does what it says.
+func TestCreateSingleSourceHelp(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "docker", "docker.io (the docker client)")
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 91})
+	pushImage(t, reg, "test/one", "1", img)
+	x := newImgx(t)
+	want := `
+A single source that is one single-platform image becomes an index holding
+it, as docker buildx imagetools create does: the tag gets a new digest, not
+the image's. --prefer-index=false tags the image manifest as it is, and
+docker imgx copy copies an image or index with its digest unchanged.
+`
+	for name, res := range map[string]result{"standalone": x.Run("create", "--help"), "docker": x.RunPlugin("create", "--help")} {
+		if res.ExitCode != 0 || !strings.Contains(res.Stdout, want) {
+			t.Errorf("%s: create --help (exit %d) does not say\n%s\nit says:\n%s", name, res.ExitCode, want, res.Stdout)
+		}
+	}
+	src := reg.Host + "/test/one:1"
+	wrapped := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/one:index", src))
+	kept := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "-t", reg.Host+"/test/one:same", src))
+	if kept != img.Manifest.Desc.Digest || wrapped == img.Manifest.Desc.Digest {
+		t.Errorf("the image is %s; as an index %s, with --prefer-index=false %s", img.Manifest.Desc.Digest, wrapped, kept)
+	}
+	if got := x.MustRun("inspect", "--format", "{{.Manifest.MediaType}}", reg.Host+"/test/one:index").Stdout; got != ocispec.MediaTypeImageIndex+"\n" {
+		t.Errorf("the tag of one source holds %q, want an index", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -202,6 +203,10 @@ func TestArchiveDockerSave(t *testing.T) {
 	if fromEngine != fromTar {
 		t.Fatalf("docker-daemon:// gave %s, the saved tar %s", fromEngine, fromTar)
 	}
+	// Completion after docker-daemon:// lists the engine's images.
+	patient := engine.With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s")
+	completeBoth(t, patient, []string{"docker-daemon://" + name, "docker-daemon://reexported/app:1"}, "inspect", "docker-daemon://")
+	completeBoth(t, patient, []string{"docker-daemon://reexported/app:1"}, "create", "-t", b.Host+"/engine/x:1", "docker-daemon://re")
 	res := engine.RunPlugin("inspect", "--raw", "docker-daemon://"+name)
 	if res.ExitCode != 0 || digest.FromString(res.Stdout) != fromTar {
 		t.Fatalf("docker imgx inspect docker-daemon://: exit %d\n%s%s", res.ExitCode, res.Stdout, res.Stderr)
@@ -260,5 +265,58 @@ func TestArchiveSkopeoCopy(t *testing.T) {
 				t.Fatalf("oci-archive: digest %s, want the source's %s", d, e.app.Manifest.Desc.Digest)
 			}
 		})
+	}
+}
+
+// layoutFiles lists every file and folder under dir, relative, sorted.
+func layoutFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		out = append(out, rel)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestCreateLayoutLeavesOnlyLayout: create into a new OCI layout, from a
+// registry and from another layout, leaves exactly the layout's files in
+// the target (no ingest/ folder, no temporary file) and nothing new in the
+// source layout.
+func TestCreateLayoutLeavesOnlyLayout(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, reg, "test/multi", "v1", idx)
+	want := []string{"blobs", "blobs/sha256", "index.json", "oci-layout"}
+	for _, b := range idx.Blobs() {
+		want = append(want, "blobs/sha256/"+b.Desc.Digest.Encoded())
+	}
+	slices.Sort(want)
+	x := newImgx(t)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first"), filepath.Join(dir, "second")
+	for _, c := range []struct{ target, src string }{
+		{first, reg.Host + "/test/multi:v1"},
+		{second, "oci-layout://" + first + ":1"},
+	} {
+		d := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "-t", "oci-layout://"+c.target+":1", c.src))
+		if d != idx.Index.Desc.Digest {
+			t.Fatalf("create from %s made %s, want the index %s", c.src, d, idx.Index.Desc.Digest)
+		}
+		if got := layoutFiles(t, c.target); !slices.Equal(got, want) {
+			t.Errorf("create from %s left in the layout:\n%s\nwant:\n%s", c.src, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if got := layoutFiles(t, first); !slices.Equal(got, want) {
+		t.Errorf("reading the layout left in it:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
