@@ -65,6 +65,10 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 				return errors.Join(opts.explain(err), werr)
 			}
 		}
+		if res != nil && errors.Is(err, context.Canceled) {
+			// Interrupted while the tags moved: say where they point.
+			return interruptReport{err}
+		}
 		return opts.explain(err)
 	}
 	return reportCreate(dockerCli.Out(), opts.dryRun, meta, res)

@@ -3,6 +3,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -80,6 +81,22 @@ func inheritContext(leaf, root *cobra.Command) {
 	if ctx := root.Context(); ctx != nil {
 		leaf.SetContext(ctx)
 	}
+}
+
+// interruptReport is the error of an interrupted command that says what
+// the interruption left (where each tag points after a create).
+type interruptReport struct{ error }
+
+func (r interruptReport) Unwrap() error { return r.error }
+
+// InterruptedMessage is the error line of an interrupted command (exit code
+// 130): "interrupted", or what the interruption left when the command tells.
+func InterruptedMessage(err error) string {
+	var r interruptReport
+	if errors.As(err, &r) {
+		return r.Error()
+	}
+	return "interrupted"
 }
 
 // noSubcommand is the root's argument check: anything left is an unknown

@@ -46,7 +46,7 @@ func run() int {
 		return 0
 	}
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-		fmt.Fprintln(dockerCli.Err(), "ERROR: interrupted")
+		fmt.Fprintln(dockerCli.Err(), "ERROR: "+commands.InterruptedMessage(err))
 		return 130
 	}
 	fmt.Fprintf(dockerCli.Err(), "ERROR: %v\n", err)
