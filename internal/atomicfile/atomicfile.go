@@ -35,11 +35,15 @@ type File struct {
 //     process's descriptors (/dev/stdout, /dev/fd/N), whatever is behind it;
 //   - a symbolic link is followed: the temporary file goes beside the
 //     file it points to, so that the rename is atomic there and the link
-//     stays;
+//     stays; except a link in a shared folder that the user does not own
+//     (CheckSharedLinks);
 //   - a new file gets the mode 0666 less the umask, as docker save and
 //     crane give; an existing regular file keeps its mode;
 //   - a folder, a block device or a socket is refused.
 func Open(path string) (*File, error) {
+	if err := CheckSharedLinks(path); err != nil {
+		return nil, err
+	}
 	if f, ok, err := openDescriptor(path); ok {
 		if err != nil {
 			return nil, err
