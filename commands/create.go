@@ -45,7 +45,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	}
 	// Opened before the push, so that no tag moves for a file that cannot
 	// be written.
-	meta, err := openMetadataFile(opts.metadataFile)
+	meta, err := openMetadataFile(ctx, opts.metadataFile)
 	if err != nil {
 		return err
 	}

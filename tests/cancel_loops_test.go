@@ -135,3 +135,37 @@ func TestArchiveFIFORefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalsOutputFIFOWithoutReader: export -o and --metadata-file naming
+// a FIFO that no one reads wait for a reader, and SIGINT ends the wait:
+// exit 130 at once, the FIFO left as it was.
+func TestSignalsOutputFIFOWithoutReader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x := newImgx(t)
+	for _, args := range [][]string{
+		{"export", "--progress", "quiet", "-o", fifo, "127.0.0.1:9/never/read:1"},
+		{"create", "--dry-run", "--metadata-file", fifo, "127.0.0.1:9/never/read:1"},
+	} {
+		cmd, stderr := startImgx(t, x, args...)
+		// The output is opened before any request: by now the binary
+		// waits for a reader.
+		time.Sleep(time.Second)
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		stop := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+		wantInterrupted(t, cmd, stderr)
+		stop.Stop()
+		if mode(t, fifo)&os.ModeNamedPipe == 0 {
+			t.Errorf("%s is no longer a FIFO", fifo)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("beside the FIFO: %v", ents)
+		}
+	}
+}

@@ -5,6 +5,7 @@
 package atomicfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,7 +41,12 @@ type File struct {
 //   - a new file gets the mode 0666 less the umask, as docker save and
 //     crane give; an existing regular file keeps its mode;
 //   - a folder, a block device or a socket is refused.
-func Open(path string) (*File, error) {
+//
+// Open waits for a FIFO's reader without end: see OpenContext.
+func Open(path string) (*File, error) { return OpenContext(context.Background(), path) }
+
+// OpenContext is Open; waiting for the reader of a FIFO ends with ctx.
+func OpenContext(ctx context.Context, path string) (*File, error) {
 	if err := CheckSharedLinks(path); err != nil {
 		return nil, err
 	}
@@ -55,7 +61,12 @@ func Open(path string) (*File, error) {
 		return nil, err
 	}
 	if fi != nil && !fi.Mode().IsRegular() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		var f *os.File
+		if fi.Mode()&fs.ModeNamedPipe != 0 {
+			f, err = openFIFO(ctx, path)
+		} else {
+			f, err = os.OpenFile(path, os.O_WRONLY, 0)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
