@@ -113,6 +113,7 @@ func (r *pluginRun) wantInterrupted(t *testing.T) {
 	if !strings.Contains(r.out.String(), "ERROR: interrupted") {
 		t.Errorf("no ERROR: interrupted in the output:\n%s", r.out.String())
 	}
+	t.Logf("exited %v after the interruption", took)
 	if took > 5*time.Second {
 		t.Errorf("docker imgx exited %v after the interruption, want well under 5 s", took)
 	}
