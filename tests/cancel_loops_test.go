@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // sparseLayerTar writes a docker save tar whose one layer claims to be
@@ -169,5 +172,50 @@ func TestSignalsOutputFIFOWithoutReader(t *testing.T) {
 		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 			t.Errorf("beside the FIFO: %v", ents)
 		}
+	}
+}
+
+// TestSignalsCopyLayoutBlob interrupts create copying a 64 GiB layer (a
+// hole on disk) from one OCI layout into a new one: the copy stops at
+// once, exit 130, and the new layout is removed.
+func TestSignalsCopyLayoutBlob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	cfg := fixture.NewBlob(ocispec.MediaTypeImageConfig, []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["`+digest.FromString("layer").String()+`"]}}`))
+	layer := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString("64 GiB of zeros, never hashed whole"), Size: 64 << 30}
+	mf, err := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cfg.Desc, Layers: []ocispec.Descriptor{layer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.WriteLayout(src, map[string]fixture.Blob{"1": fixture.NewBlob(ocispec.MediaTypeImageManifest, mf)}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(src, "blobs", "sha256", layer.Digest.Encoded()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(layer.Size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cmd, stderr := startImgx(t, newImgx(t), "create", "--progress", "plain", "-t", "oci-layout://"+dst+":1", "oci-layout://"+src+":1")
+	waitFor(t, cmd, stderr, "copying", func() bool { return bytesRead(cmd.Process.Pid) > 64<<20 })
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	stop := time.AfterFunc(15*time.Second, func() { _ = cmd.Process.Kill() })
+	defer stop.Stop()
+	wantInterrupted(t, cmd, stderr)
+	took := time.Since(start)
+	t.Logf("exited %v after SIGINT", took)
+	if took > 5*time.Second {
+		t.Errorf("exited %v after SIGINT, want well under 5 s", took)
+	}
+	if _, err := os.Lstat(dst); !os.IsNotExist(err) {
+		t.Errorf("the new layout %s is left: %v", dst, err)
 	}
 }

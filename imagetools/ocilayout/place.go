@@ -198,7 +198,8 @@ func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
 		return err
 	}
 	defer src.Close()
-	in, done := b.Counted(oci.NewVerifyingReader(src, b.Desc))
+	// content.Copy checks no context: the reads stop the copy.
+	in, done := b.Counted(oci.NewVerifyingReader(ctxReader{ctx, src}, b.Desc))
 	defer done()
 	if err := content.Copy(ctx, w, in, b.Desc.Size, b.Desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
 		// The store resumes an ingest by its ref: bytes that failed their
@@ -220,4 +221,17 @@ func open(ctx context.Context, b place.Blob) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("fetch %s from %s: %w", b.Desc.Digest, b.From, err)
 	}
 	return rc, nil
+}
+
+// ctxReader fails its reads once ctx has ended.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
