@@ -1,7 +1,8 @@
 // Package atomicfile writes output files so that they are either complete
 // or untouched: through a temporary file beside the target, renamed on
 // success. A target that is a device or a pipe is written through instead,
-// and a symbolic link is followed, never replaced.
+// and a symbolic link is followed, never replaced (unless another user
+// planted it in a shared folder: CheckSharedLinks).
 package atomicfile
 
 import (
