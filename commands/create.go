@@ -45,7 +45,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	}
 	// Opened before the push, so that no tag moves for a file that cannot
 	// be written.
-	meta, err := openMetadataFile(opts.metadataFile)
+	meta, err := openMetadataFile(ctx, opts.metadataFile)
 	if err != nil {
 		return err
 	}
@@ -64,6 +64,10 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 			if werr := writeCreateMetadata(meta, res); werr != nil {
 				return errors.Join(opts.explain(err), werr)
 			}
+		}
+		if res != nil && errors.Is(err, context.Canceled) {
+			// Interrupted while the tags moved: say where they point.
+			return interruptReport{err}
 		}
 		return opts.explain(err)
 	}

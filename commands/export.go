@@ -48,7 +48,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	sink, err := openSink(out, stdoutWriter(dockerCli))
+	sink, err := openSink(ctx, out, stdoutWriter(dockerCli))
 	if err != nil {
 		return err
 	}

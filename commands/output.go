@@ -22,13 +22,14 @@ type sink struct {
 
 // openSink looks at the output before anything is fetched: a folder where a
 // file is wanted, a file where a folder is wanted, or a file that cannot be
-// created fails here. The caller aborts the sink when it does not commit it.
-func openSink(out ref.Output, stdout io.Writer) (*sink, error) {
+// created fails here; waiting for the reader of a FIFO ends with ctx. The
+// caller aborts the sink when it does not commit it.
+func openSink(ctx context.Context, out ref.Output, stdout io.Writer) (*sink, error) {
 	s := &sink{out: out, stdout: stdout}
 	var err error
 	switch out.Kind {
 	case ref.OutputFile:
-		if s.file, err = atomicfile.Open(out.Path); err != nil {
+		if s.file, err = atomicfile.OpenContext(ctx, out.Path); err != nil {
 			return nil, fmt.Errorf("-o %w", err)
 		}
 	case ref.OutputLayout:

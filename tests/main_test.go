@@ -119,6 +119,13 @@ func (x *imgx) RunPlugin(args ...string) result {
 // DOCKER_CONFIG/cli-plugins.
 func (x *imgx) RunDocker(args ...string) result {
 	x.t.Helper()
+	return x.exec(x.installPlugin(), args...)
+}
+
+// installPlugin copies the binary into DOCKER_CONFIG/cli-plugins, once, and
+// returns the path of the docker client.
+func (x *imgx) installPlugin() string {
+	x.t.Helper()
 	docker, err := exec.LookPath("docker")
 	if err != nil {
 		requireTool(x.t, "docker", "docker.io (the docker client)")
@@ -137,7 +144,7 @@ func (x *imgx) RunDocker(args ...string) result {
 			x.t.Fatal(err)
 		}
 	}
-	return x.exec(docker, args...)
+	return docker
 }
 
 func (x *imgx) exec(bin string, args ...string) result {

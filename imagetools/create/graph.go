@@ -124,6 +124,10 @@ func (g *graphReader) manifest(ctx context.Context, n *node) ([]byte, error) {
 
 // expand fills in a manifest's or index's children, recursively.
 func (g *graphReader) expand(ctx context.Context, n *node) error {
+	// Known manifests are expanded without I/O: the walk itself must stop.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	isIndex, isManifest := oci.IsIndex(n.desc.MediaType), oci.IsManifest(n.desc.MediaType)
 	if !isIndex && !isManifest {
 		return nil

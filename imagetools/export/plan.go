@@ -217,6 +217,9 @@ func (r *planner) flattenIndexes(ctx context.Context, i int, children []ocispec.
 			out = append(out, c)
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if depth >= maxIndexDepth {
 			return nil, fmt.Errorf("index %s: indexes nested deeper than %d", c.Digest, maxIndexDepth)
 		}

@@ -1,6 +1,7 @@
 package imagetar
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,7 +59,7 @@ type dockerManifest struct {
 }
 
 // readDockerView makes a manifest for each image of manifest.json.
-func (a *Archive) readDockerView() error {
+func (a *Archive) readDockerView(ctx context.Context) error {
 	dt, err := a.readSmall("manifest.json", oci.MaxManifestSize)
 	if err != nil {
 		return err
@@ -68,7 +69,7 @@ func (a *Archive) readDockerView() error {
 		return fmt.Errorf("manifest.json is not a Docker image tar's manifest: %w", err)
 	}
 	for i, m := range ms {
-		img, err := a.makeManifest(m)
+		img, err := a.makeManifest(ctx, m)
 		if err != nil {
 			return fmt.Errorf("manifest.json image %d: %w", i+1, err)
 		}
@@ -81,7 +82,7 @@ func (a *Archive) readDockerView() error {
 // as it is, each layer as the tar holds it (an uncompressed layer tar's
 // digest is its diff ID, checked when it is read). Its bytes depend only
 // on the tar.
-func (a *Archive) makeManifest(m dockerManifest) (image, error) {
+func (a *Archive) makeManifest(ctx context.Context, m dockerManifest) (image, error) {
 	cfgName, err := a.member(m.Config)
 	if err != nil {
 		return image{}, err
@@ -101,7 +102,7 @@ func (a *Archive) makeManifest(m dockerManifest) (image, error) {
 		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfgBytes), Size: int64(len(cfgBytes))}}
 	a.files[mf.Config.Digest] = cfgName
 	for i, l := range m.Layers {
-		desc, err := a.layer(l, cfg.RootFS.DiffIDs[i])
+		desc, err := a.layer(ctx, l, cfg.RootFS.DiffIDs[i])
 		if err != nil {
 			return image{}, err
 		}
@@ -125,7 +126,7 @@ var digestInName = regexp.MustCompile(`sha256[:/]([0-9a-f]{64})`)
 
 // layer describes one layer entry: uncompressed, by its diff ID; gzip or
 // zstd, by the digest its name carries, else by hashing it once.
-func (a *Archive) layer(p string, diffID digest.Digest) (ocispec.Descriptor, error) {
+func (a *Archive) layer(ctx context.Context, p string, diffID digest.Digest) (ocispec.Descriptor, error) {
 	name, err := a.member(p)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -149,7 +150,7 @@ func (a *Archive) layer(p string, diffID digest.Digest) (ocispec.Descriptor, err
 	if sm := digestInName.FindStringSubmatch(p); sm != nil {
 		desc.Digest = digest.NewDigestFromEncoded(digest.SHA256, sm[1])
 	} else {
-		d, err := digest.SHA256.FromReader(io.NewSectionReader(a.tar.f, e.off, e.size))
+		d, err := digest.SHA256.FromReader(ctxReader{ctx: ctx, r: io.NewSectionReader(a.tar.f, e.off, e.size)})
 		if err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("read layer %s: %w", p, err)
 		}

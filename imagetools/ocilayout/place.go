@@ -13,6 +13,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"github.com/moby/buildkit/client/ociindex"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -86,6 +87,9 @@ func (Layouts) Prepare(locs []ref.Location) (func(), error) {
 	for _, l := range locs {
 		if slices.Contains(fresh, l.Path) {
 			continue
+		}
+		if err := atomicfile.CheckSharedLinks(l.Path); err != nil {
+			return nil, fmt.Errorf("OCI layout %w", err)
 		}
 		if _, err := os.Lstat(l.Path); errors.Is(err, os.ErrNotExist) {
 			fresh = append(fresh, l.Path)
