@@ -47,7 +47,7 @@ func run() int {
 		return 0
 	}
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-		fmt.Fprintln(dockerCli.Err(), "ERROR: "+commands.InterruptedMessage(err))
+		fmt.Fprintln(dockerCli.Err(), "ERROR: "+termtext.Message(commands.InterruptedMessage(err)))
 		return 130
 	}
 	// The one way an error reaches the user: whatever it quotes from
