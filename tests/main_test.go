@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,6 +61,10 @@ func runTests(m *testing.M) int {
 type result struct {
 	Stdout, Stderr string
 	ExitCode       int
+	// MaxRSSKiB is the child's peak resident memory (Linux: KiB), Elapsed
+	// its wall time: for generous ceilings, never for benchmarks.
+	MaxRSSKiB int64
+	Elapsed   time.Duration
 }
 
 // imgx is one way of running the binary: its environment and config folder.
@@ -154,8 +159,14 @@ func (x *imgx) exec(bin string, args ...string) result {
 	if x.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(x.Stdin)
 	}
+	start := time.Now()
 	err := cmd.Run()
-	res := result{Stdout: stdout.String(), Stderr: stderr.String()}
+	res := result{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.MaxRSSKiB = ru.Maxrss
+		}
+	}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):

@@ -186,8 +186,9 @@ type referrerFinder struct {
 	tagged onceMap[*node]
 }
 
-func newReferrerFinder(pl place.Place, c pushInput, limit int) *referrerFinder {
-	return &referrerFinder{pl: pl, c: c, limit: limit, g: newGraphReader(pl, c.known)}
+// newReferrerFinder reads what it finds through g, the graph of the push.
+func newReferrerFinder(pl place.Place, c pushInput, g *graphReader, limit int) *referrerFinder {
+	return &referrerFinder{pl: pl, c: c, limit: limit, g: g}
 }
 
 // subject is a manifest copied into a target, with the repository it is
@@ -300,7 +301,7 @@ func (f *referrerFinder) findOne(ctx context.Context, s subject, all []subject) 
 	}
 	for _, d := range list.descs {
 		n := &node{desc: d, origin: s.origin, data: f.c.known[d.Digest]}
-		if err := f.g.expand(ctx, n); err != nil {
+		if err := f.g.expand(ctx, 0, n); err != nil {
 			return nil, fmt.Errorf("referrer %s of %s@%s: %w", d.Digest, s.origin.Repository(), s.digest, err)
 		}
 		out = append(out, referrer{subject: s.digest, n: n})
@@ -364,7 +365,7 @@ func (f *referrerFinder) readTagged(ctx context.Context, loc ref.Location) (*nod
 		return nil, fmt.Errorf("referrer %s: %w", loc, err)
 	}
 	n := &node{desc: desc, origin: loc.WithTag(""), data: dt}
-	if err := f.g.expand(ctx, n); err != nil {
+	if err := f.g.expand(ctx, 0, n); err != nil {
 		return nil, fmt.Errorf("referrer %s: %w", loc, err)
 	}
 	return n, nil

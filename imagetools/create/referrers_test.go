@@ -103,7 +103,7 @@ func TestReferrerSubjects(t *testing.T) {
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newReferrerFinder(testPlaces(), c.c, 1)
+			f := newReferrerFinder(testPlaces(), c.c, newGraphReader(testPlaces(), c.c.known, nil, 1), 1)
 			var got []digest.Digest
 			for _, s := range f.subjects(c.plan) {
 				got = append(got, s.digest)
@@ -220,7 +220,7 @@ func TestFindReferrersAPI(t *testing.T) {
 	if _, err := pl.Prepare([]ref.Location{origin}); err != nil {
 		t.Fatal(err)
 	}
-	f := newReferrerFinder(pl, pushInput{}, 2)
+	f := newReferrerFinder(pl, pushInput{}, newGraphReader(pl, nil, nil, 2), 2)
 	found, err := f.find(context.Background(), []subject{{digest: signed, origin: origin}, {digest: other, origin: origin}})
 	if err != nil {
 		t.Fatal(err)
