@@ -106,7 +106,10 @@ or the Docker engine (docker-daemon://NAME[:TAG]).`,
 
   # An image tar, and an image of the Docker engine
   docker imgx inspect archive://app.tar
-  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
+  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev
+
+  # An index of more than 10000 images and attestations
+  docker imgx inspect --max-manifests 50000 --format json registry.example/mirror:all`,
 		Args:              argCount(1, 1, "NAME"),
 		ValidArgsFunction: completeSource,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -117,7 +117,6 @@ func TestIndexChainRefused(t *testing.T) {
 				t.Fatalf("exit %d, want 1 with %q\nstderr:\n%s", res.ExitCode, deep, res.Stderr)
 			}
 			checkCeilings(t, res)
-			t.Logf("%s: %v %d KiB %s", c.name, res.Elapsed, res.MaxRSSKiB, res.Stderr[strings.LastIndex(res.Stderr, "ERROR"):])
 		})
 	}
 	for _, src := range []string{reg.Host + "/test/chain:1", "archive://" + tarball, "oci-layout://" + layout + ":chain"} {
