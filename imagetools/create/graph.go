@@ -108,6 +108,9 @@ func (g *graphReader) read(ctx context.Context, origin ref.Location, desc ocispe
 	return dt, nil
 }
 
+// charge counts a manifest read outside the graph (a tag's) in its budget.
+func (g *graphReader) charge(desc ocispec.Descriptor) error { return g.graph.Budget.Charge(desc) }
+
 // manifest reads n's bytes alone, without the graph (explainMissing asks
 // again after a failed walk).
 func (g *graphReader) manifest(ctx context.Context, n *node) ([]byte, error) {
