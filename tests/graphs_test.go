@@ -112,7 +112,7 @@ func TestIndexChainRefused(t *testing.T) {
 		{"export from layout", []string{"export", "-o", "oci-layout://" + filepath.Join(out, "l"), "oci-layout://" + layout + ":chain"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			res := x.Run(c.args...)
+			res := x.RunMeasured(c.args...)
 			if res.ExitCode != 1 || !strings.Contains(res.Stderr, deep) || !strings.Contains(res.Stderr, "ERROR: ") {
 				t.Fatalf("exit %d, want 1 with %q\nstderr:\n%s", res.ExitCode, deep, res.Stderr)
 			}
@@ -123,7 +123,7 @@ func TestIndexChainRefused(t *testing.T) {
 		if res := x.MustRun("inspect", "--raw", src); res.Stdout != string(root.Data) {
 			t.Errorf("inspect --raw %s: %q, want the outer index", src, res.Stdout)
 		}
-		checkCeilings(t, x.MustRun("inspect", "--format", "json", src))
+		checkCeilings(t, mustRunMeasured(t, x, "inspect", "--format", "json", src))
 	}
 	if ents, err := os.ReadDir(out); err != nil || len(ents) != 0 {
 		t.Errorf("left in the output folder: %v %v", ents, err)
@@ -133,8 +133,23 @@ func TestIndexChainRefused(t *testing.T) {
 	}
 }
 
+// mustRunMeasured runs the binary with its memory measured and fails the
+// test unless it exits 0.
+func mustRunMeasured(t *testing.T, x *imgx, args ...string) result {
+	t.Helper()
+	res := x.RunMeasured(args...)
+	if res.ExitCode != 0 {
+		t.Fatalf("docker-imgx %s: exit %d\nstderr:\n%s", strings.Join(args, " "), res.ExitCode, res.Stderr)
+	}
+	return res
+}
+
+// checkCeilings fails a measured run over the ceilings.
 func checkCeilings(t *testing.T, res result) {
 	t.Helper()
+	if res.MaxRSSKiB <= 0 {
+		t.Fatal("the run was not measured")
+	}
 	if res.MaxRSSKiB > graphMaxRSSKiB || res.Elapsed > graphMaxTime {
 		t.Errorf("took %v and %d MiB, over the ceilings of %v and %d MiB", res.Elapsed, res.MaxRSSKiB>>10, graphMaxTime, graphMaxRSSKiB>>10)
 	}
