@@ -115,82 +115,105 @@ func (t *tarIndex) expand(ctx context.Context, r io.Reader, hdr *tar.Header, dir
 // docker load. On an error the caller closes f; the index closes nothing.
 func indexTar(ctx context.Context, f *os.File, size int64, tempDir string) (*tarIndex, error) {
 	t := &tarIndex{f: f, size: size, entries: map[string]entry{}}
-	fail := func(err error) (*tarIndex, error) {
+	r := &tarReader{tr: tar.NewReader(f), links: map[string]string{}, tempDir: tempDir}
+	err := t.read(ctx, r)
+	if err == nil {
+		err = t.resolveLinks(r.links)
+	}
+	if err != nil {
 		if t.sparse != nil {
 			_ = t.sparse.Close() // read only: nothing to lose
 		}
 		return nil, err
 	}
-	links := map[string]string{}
-	tr := tar.NewReader(f)
-	names := 0
+	return t, nil
+}
+
+// tarReader is the state of one pass over a tar's headers.
+type tarReader struct {
+	tr      *tar.Reader
+	links   map[string]string
+	names   int
+	tempDir string
+}
+
+// read indexes every header of the tar.
+func (t *tarIndex) read(ctx context.Context, r *tarReader) error {
 	for n := 0; ; n++ {
-		hdr, err := tr.Next()
+		hdr, err := r.tr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return fail(tarError(err, n))
+			return tarError(err, n)
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // defaults for the entries after it: none that an image tar needs
 		}
 		if n >= maxEntries {
-			return fail(fmt.Errorf("holds more than %d entries: not an image tar", maxEntries))
+			return fmt.Errorf("holds more than %d entries: not an image tar", maxEntries)
 		}
-		name, err := cleanName(hdr.Name)
-		if err != nil {
-			return fail(err)
-		}
-		if names += len(name) + len(hdr.Linkname); names > maxNameBytes {
-			return fail(fmt.Errorf("its entries' names add up to more than %d bytes: not an image tar", maxNameBytes))
-		}
-		if _, dup := t.entries[name]; dup {
-			return fail(fmt.Errorf("entry %q appears twice", hdr.Name))
-		}
-		if _, dup := links[name]; dup {
-			return fail(fmt.Errorf("entry %q appears twice", hdr.Name))
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			continue
-		case tar.TypeReg, tar.TypeGNUSparse:
-			if isSparse(hdr) {
-				if t.entries[name], err = t.expand(ctx, tr, hdr, tempDir); err != nil {
-					return fail(err)
-				}
-				continue
-			}
-			off, err := f.Seek(0, io.SeekCurrent)
-			if err != nil {
-				return fail(err)
-			}
-			if hdr.Size < 0 || hdr.Size > size-off {
-				return fail(fmt.Errorf("entry %q claims %d bytes, more than the %d left in the tar: truncated or corrupt", hdr.Name, hdr.Size, size-off))
-			}
-			t.entries[name] = entry{off: off, size: hdr.Size}
-		case tar.TypeSymlink, tar.TypeLink:
-			target, err := linkTarget(hdr)
-			if err != nil {
-				return fail(err)
-			}
-			links[name] = target
-		default:
-			return fail(fmt.Errorf("entry %q is %s (tar type %q): an image tar holds files, folders and links only", hdr.Name, tarTypeName(hdr.Typeflag), hdr.Typeflag))
+		if err := t.add(ctx, r, hdr); err != nil {
+			return err
 		}
 	}
-	// A link leads to a regular file, never to another link: sorted, so
-	// that the line for a tar of many bad links is always the same.
+}
+
+// add indexes one entry.
+func (t *tarIndex) add(ctx context.Context, r *tarReader, hdr *tar.Header) error {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if r.names += len(name) + len(hdr.Linkname); r.names > maxNameBytes {
+		return fmt.Errorf("its entries' names add up to more than %d bytes: not an image tar", maxNameBytes)
+	}
+	_, dupFile := t.entries[name]
+	if _, dupLink := r.links[name]; dupFile || dupLink {
+		return fmt.Errorf("entry %q appears twice", hdr.Name)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return nil
+	case tar.TypeReg, tar.TypeGNUSparse:
+		if isSparse(hdr) {
+			t.entries[name], err = t.expand(ctx, r.tr, hdr, r.tempDir)
+			return err
+		}
+		off, err := t.f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		if hdr.Size < 0 || hdr.Size > t.size-off {
+			return fmt.Errorf("entry %q claims %d bytes, more than the %d left in the tar: truncated or corrupt", hdr.Name, hdr.Size, t.size-off)
+		}
+		t.entries[name] = entry{off: off, size: hdr.Size}
+		return nil
+	case tar.TypeSymlink, tar.TypeLink:
+		target, err := linkTarget(hdr)
+		if err != nil {
+			return err
+		}
+		r.links[name] = target
+		return nil
+	}
+	return fmt.Errorf("entry %q is %s (tar type %q): an image tar holds files, folders and links only", hdr.Name, tarTypeName(hdr.Typeflag), hdr.Typeflag)
+}
+
+// resolveLinks reads each link as the file it leads to, never another
+// link: sorted, so that the line for a tar of many bad links is always the
+// same.
+func (t *tarIndex) resolveLinks(links map[string]string) error {
 	aliases := map[string]entry{}
 	for _, name := range slices.Sorted(maps.Keys(links)) {
 		e, ok := t.entries[links[name]]
 		if !ok {
-			return fail(fmt.Errorf("entry %q links to %q, which is not a file in the tar", name, links[name]))
+			return fmt.Errorf("entry %q links to %q, which is not a file in the tar", name, links[name])
 		}
 		aliases[name] = e
 	}
 	maps.Copy(t.entries, aliases)
-	return t, nil
+	return nil
 }
 
 // tarTypeName names the entry types an image tar never holds.
