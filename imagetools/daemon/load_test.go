@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/docker-imgx/docker-imgx/imagetools"
 )
 
 // enginetestJSON wraps text as the engine's JSON message stream does.
@@ -38,6 +40,14 @@ func TestReadEngineAnswer(t *testing.T) {
 	}
 	if _, err := readEngineAnswer(strings.NewReader("not json")); err == nil {
 		t.Errorf("a non-JSON answer was accepted")
+	}
+	_, err = readEngineAnswer(strings.NewReader(`{"error":"bad\u001b]0;owned\u0007 news\n\u001b[31mred"}`))
+	if err == nil || err.Error() != "bad news red" {
+		t.Errorf("engine error %q, want it as one line without escapes", err)
+	}
+	endless := strings.Repeat(enginetestJSON("Loaded image: a:1\n"), maxAnswer/30+1)
+	if _, err := readEngineAnswer(strings.NewReader(endless)); !errors.Is(err, imagetools.ErrTooLarge) {
+		t.Errorf("an answer over %d bytes: got %v, want it refused", maxAnswer, err)
 	}
 }
 
