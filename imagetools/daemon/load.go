@@ -135,7 +135,7 @@ func engineSend(ctx context.Context, engine LoadClient, tarStream io.Reader) (en
 		return engineAnswer{}, fmt.Errorf("load into the Docker engine: %w", engineText{err})
 	}
 	defer res.Close()
-	answer, err := readEngineAnswer(res)
+	answer, err := readEngineAnswer(res, maxAnswer)
 	if err != nil {
 		return answer, fmt.Errorf("load into the Docker engine: %w", err)
 	}
@@ -156,16 +156,16 @@ const maxAnswer = 16 << 20
 
 // readEngineAnswer reads the engine's JSON message stream: "Loaded image:"
 // and "Loaded image ID:" lines, or an error, returned as an *answerError.
-// At most maxAnswer bytes are read.
-func readEngineAnswer(r io.Reader) (engineAnswer, error) {
+// At most limit bytes are read (maxAnswer).
+func readEngineAnswer(r io.Reader, limit int64) (engineAnswer, error) {
 	var a engineAnswer
-	lr := &io.LimitedReader{R: r, N: maxAnswer + 1}
+	lr := &io.LimitedReader{R: r, N: limit + 1}
 	dec := json.NewDecoder(lr)
 	for {
 		var m engineMessage
 		err := dec.Decode(&m)
 		if lr.N <= 0 {
-			return a, fmt.Errorf("the answer is over %d bytes, more than a load reports: %w", maxAnswer, imagetools.ErrTooLarge)
+			return a, fmt.Errorf("the answer is over %d bytes, more than a load reports: %w", limit, imagetools.ErrTooLarge)
 		}
 		if errors.Is(err, io.EOF) {
 			return a, nil
