@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,4 +60,46 @@ func TestHostsFileBoundedReads(t *testing.T) {
 		}
 		x.MustFail([]string{file + " is not a regular file (a FIFO)"}, "inspect", ref)
 	})
+}
+
+// fakeEngine answers the Docker engine API's ping and image save: the save
+// with body (status 200) or, when status is set, that error status.
+func fakeEngine(t *testing.T, status int, body []byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			w.Header().Set("Api-Version", "1.47")
+			w.Header().Set("Ostype", "linux")
+			_, _ = w.Write([]byte("OK"))
+		case strings.HasSuffix(r.URL.Path, "/images/get") && status != 0:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write(body)
+		case strings.HasSuffix(r.URL.Path, "/images/get"):
+			w.Header().Set("Content-Type", "application/x-tar")
+			_, _ = w.Write(body)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "tcp://" + strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestEngineSaveBounded reads docker-daemon:// from an engine whose save
+// passes the spool's limit, and from one whose error carries terminal
+// escapes: the first is refused at the limit, naming how to raise it; the
+// second's words reach the ERROR line as one line without escapes.
+func TestEngineSaveBounded(t *testing.T) {
+	t.Parallel()
+	x := newImgx(t)
+	big := x.With("DOCKER_HOST="+fakeEngine(t, 0, make([]byte, 3<<20)), "DOCKER_IMGX_MAX_DECOMPRESSED=1MiB")
+	big.MustFail([]string{"docker-daemon://app:1", "the engine's save is over 1048576 bytes, the limit of a save spooled to disk: set DOCKER_IMGX_MAX_DECOMPRESSED to a larger size to allow it"},
+		"inspect", "docker-daemon://app:1")
+	hostile := x.With("DOCKER_HOST=" + fakeEngine(t, http.StatusInternalServerError, []byte(`{"message":"boom\u001b[2J\u001b]0;owned\u0007\nsecond line"}`)))
+	line := hostile.MustFail([]string{"save from the Docker engine", "boom second line"}, "inspect", "docker-daemon://app:1")
+	if strings.ContainsAny(line, "\x1b\x07") {
+		t.Errorf("escapes reached the ERROR line: %q", line)
+	}
 }
