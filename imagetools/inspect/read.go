@@ -47,6 +47,7 @@ type Options struct {
 	// Limits bound the manifests read; zero fields take oci's defaults.
 	Limits oci.GraphLimits
 
+	// budget is Read's count of what it reads (Limits).
 	budget *oci.GraphBudget
 }
 
