@@ -114,8 +114,18 @@ func (t *tarIndex) expand(ctx context.Context, r io.Reader, hdr *tar.Header, dir
 // file expanded into a spool in tempDir, as archive/tar reads them for
 // docker load. On an error the caller closes f; the index closes nothing.
 func indexTar(ctx context.Context, f *os.File, size int64, tempDir string) (*tarIndex, error) {
+	return indexTarWithin(ctx, f, size, tempDir, indexLimits{entries: maxEntries, nameBytes: maxNameBytes})
+}
+
+// indexLimits bound what an index holds: maxEntries and maxNameBytes but
+// in tests.
+type indexLimits struct {
+	entries, nameBytes int
+}
+
+func indexTarWithin(ctx context.Context, f *os.File, size int64, tempDir string, limits indexLimits) (*tarIndex, error) {
 	t := &tarIndex{f: f, size: size, entries: map[string]entry{}}
-	r := &tarReader{tr: tar.NewReader(f), links: map[string]string{}, tempDir: tempDir}
+	r := &tarReader{tr: tar.NewReader(f), links: map[string]string{}, tempDir: tempDir, limits: limits}
 	err := t.read(ctx, r)
 	if err == nil {
 		err = t.resolveLinks(r.links)
@@ -135,6 +145,7 @@ type tarReader struct {
 	links   map[string]string
 	names   int
 	tempDir string
+	limits  indexLimits
 }
 
 // read indexes every header of the tar.
@@ -150,8 +161,8 @@ func (t *tarIndex) read(ctx context.Context, r *tarReader) error {
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // defaults for the entries after it: none that an image tar needs
 		}
-		if n >= maxEntries {
-			return fmt.Errorf("holds more than %d entries: not an image tar", maxEntries)
+		if n >= r.limits.entries {
+			return fmt.Errorf("holds more than %d entries: not an image tar", r.limits.entries)
 		}
 		if err := t.add(ctx, r, hdr); err != nil {
 			return err
@@ -161,12 +172,12 @@ func (t *tarIndex) read(ctx context.Context, r *tarReader) error {
 
 // add indexes one entry.
 func (t *tarIndex) add(ctx context.Context, r *tarReader, hdr *tar.Header) error {
+	if r.names += len(hdr.Name) + len(hdr.Linkname); r.names > r.limits.nameBytes {
+		return fmt.Errorf("its entries' names add up to more than %d bytes: not an image tar", r.limits.nameBytes)
+	}
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
-	}
-	if r.names += len(name) + len(hdr.Linkname); r.names > maxNameBytes {
-		return fmt.Errorf("its entries' names add up to more than %d bytes: not an image tar", maxNameBytes)
 	}
 	_, dupFile := t.entries[name]
 	if _, dupLink := r.links[name]; dupFile || dupLink {
