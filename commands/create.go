@@ -32,6 +32,7 @@ type createOptions struct {
 	metadataFile   string
 	progress       string
 	maxConcurrency int
+	maxManifests   int
 }
 
 func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) error {
@@ -92,10 +93,15 @@ func (o createOptions) request(stdin io.Reader) (create.Options, error) {
 	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
 		return create.Options{}, err
 	}
+	limits, err := graphLimits(o.maxManifests)
+	if err != nil {
+		return create.Options{}, err
+	}
 	return create.Options{
 		Sources: append(fileSources, o.sources...), Tags: o.tags,
 		Annotations: anns, Platforms: plats, PreferIndex: o.preferIndex, ForceOCI: o.oci,
 		Append: o.appendTo, DryRun: o.dryRun, Referrers: o.referrers, MaxConcurrency: o.maxConcurrency,
+		Limits: limits,
 	}, nil
 }
 
@@ -157,9 +163,10 @@ func (o *createOptions) bindFlags(cmd *cobra.Command) {
 	flags.StringVar(&o.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE` (with --dry-run: what would be pushed)")
 	flags.StringVar(&o.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	flags.IntVar(&o.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once (`N`); smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order). The same default as export's")
+	bindMaxManifests(flags, &o.maxManifests)
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"tag": completeOutput, "file": completeFile, "platform": completePlatforms(false),
 		"metadata-file": completeFile, "progress": completeProgress(), "annotation": noCompletion,
-		"max-concurrency": noCompletion,
+		"max-concurrency": noCompletion, maxManifestsFlag: noCompletion,
 	})
 }

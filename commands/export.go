@@ -25,6 +25,7 @@ type exportOptions struct {
 	includeForeign bool
 	attestations   bool
 	maxConcurrency int
+	maxManifests   int
 	progress       string
 	load           bool
 }
@@ -65,6 +66,10 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
 		return ref.Output{}, export.Request{}, err
 	}
+	limits, err := graphLimits(o.maxManifests)
+	if err != nil {
+		return ref.Output{}, export.Request{}, err
+	}
 	out, err := ref.ParseOutput(o.output)
 	if err != nil && !o.load {
 		return out, export.Request{}, err
@@ -76,7 +81,7 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 	return out, export.Request{
 		Images: o.images, Names: o.names, Output: out, Platforms: plats, AllPlatforms: all,
 		Format: o.format, SkipAttestations: !o.attestations, IncludeForeign: o.includeForeign,
-		MaxConcurrency: o.maxConcurrency,
+		MaxConcurrency: o.maxConcurrency, Limits: limits,
 	}, nil
 }
 
@@ -101,7 +106,7 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req
 	return withProgress(ctx, dockerCli, reg, opts.progress, "Loading", func(ctx context.Context, p place.Place, pw progress.Writer) error {
 		return export.Load(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
 			Platforms: req.Platforms, AllPlatforms: req.AllPlatforms, SkipAttestations: req.SkipAttestations,
-			IncludeForeign: req.IncludeForeign, MaxConcurrency: req.MaxConcurrency,
+			IncludeForeign: req.IncludeForeign, MaxConcurrency: req.MaxConcurrency, Limits: req.Limits,
 		})
 	})
 }
@@ -129,11 +134,13 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.BoolVar(&opts.attestations, "attestations", true, "Keep the attestation manifests (provenance, SBOM) of the exported platforms, as docker save does (false: leave them out)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
+	bindMaxManifests(flags, &opts.maxManifests)
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"output": completeOutput, "platform": completePlatforms(true), "format": completeExportFormat(),
 		"progress": completeProgress(), "name": noCompletion, "max-concurrency": noCompletion,
+		maxManifestsFlag: noCompletion,
 	})
 	return cmd
 }

@@ -49,7 +49,10 @@ const createExample = `  # Combine per-architecture builds into one multi-platfo
 
   # Push an image tar (docker save, podman save); NAME picks one of several
   docker imgx create -t registry.example/app:1.2.3 archive://app.tar
-  docker imgx create -t registry.example/app:1.2.3 archive://images.tar.gz:registry.example/app:1.2.3`
+  docker imgx create -t registry.example/app:1.2.3 archive://images.tar.gz:registry.example/app:1.2.3
+
+  # An index of more than 10000 images and attestations: raise the manifest limit
+  docker imgx create --max-manifests 50000 -t mirror.internal/app:all registry.example/app:all`
 
 const exportLong = `Write images from registries, OCI layouts, image tars (archive://FILE[:NAME])
 or the Docker engine (docker-daemon://NAME[:TAG]) into one tar: a Docker image tar
@@ -75,4 +78,7 @@ const exportExample = `  # A docker save of an image you never pulled (the local
   # Air-gapped copy: every platform of the images into one tar ...
   docker imgx export -p all -o images.tar registry.example/app:1.2.3 registry.example/db:16
   # ... and, on the other side, each pushed from the tar with its digests unchanged
-  docker imgx create --prefer-index=false -t mirror.internal/app:1.2.3 archive://images.tar:registry.example/app:1.2.3`
+  docker imgx create --prefer-index=false -t mirror.internal/app:1.2.3 archive://images.tar:registry.example/app:1.2.3
+
+  # Images that list more than 10000 manifests and attestations in all
+  docker imgx export --max-manifests 50000 -p all -o all.tar registry.example/app:1 registry.example/db:16`

@@ -21,6 +21,8 @@ type inspectOptions struct {
 	format   string
 	raw      bool
 	platform string
+	// maxManifests is --max-manifests.
+	maxManifests int
 }
 
 func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions) error {
@@ -39,6 +41,10 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		}
 		p = &pl
 	}
+	limits, err := graphLimits(opts.maxManifests)
+	if err != nil {
+		return err
+	}
 	reg, err := opts.registryOptions(dockerCli)
 	if err != nil {
 		return err
@@ -50,7 +56,7 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	}
 	defer closePlaces()
 	img, err := inspect.Read(ctx, pl, loc, inspect.Options{
-		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
+		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw, Limits: limits,
 	})
 	if err != nil {
 		return explainPlatform(err)
@@ -104,7 +110,10 @@ or the Docker engine (docker-daemon://NAME[:TAG]).
 
   # An image tar, and an image of the Docker engine
   docker imgx inspect archive://app.tar
-  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
+  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev
+
+  # An index of more than 10000 images and attestations
+  docker imgx inspect --max-manifests 50000 --format json registry.example/mirror:all`,
 		Args:              argCount(1, 1, "NAME"),
 		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -117,9 +126,10 @@ or the Docker engine (docker-daemon://NAME[:TAG]).
 	flags.StringVar(&opts.format, "format", "", "Print `FORMAT`: \"json\" (all data as JSON) or a Go template")
 	flags.BoolVar(&opts.raw, "raw", false, "Show the manifest bytes exactly as the registry sent them")
 	flags.StringVarP(&opts.platform, "platform", "p", "", "Show one platform of an index (`OS/ARCH[/VARIANT]`)")
+	bindMaxManifests(flags, &opts.maxManifests)
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"format":   completeValues("json", "{{json .Manifest}}", "{{json .Image}}", "{{range .Platforms}}{{println .}}{{end}}"),
-		"platform": completePlatforms(false),
+		"platform": completePlatforms(false), maxManifestsFlag: noCompletion,
 	})
 	return cmd
 }

@@ -190,9 +190,10 @@ func TestCreateTwoImages(t *testing.T) {
 		}
 		assertBlobsIn(t, reg, "test/other", amd, arm)
 		// 2 manifest GETs, 2 config GETs, 4 mounts, 2 child manifest PUTs, 1 tag PUT,
-		// and the referrers discovery: 1 tags list, 1 referrers API probe;
+		// and the referrers discovery: 1 referrers API probe, and per image
+		// its 3 cosign tags and its fallback tag by name (404s);
 		// 1 GET of the tag before it moves.
-		assertRequests(t, reg, 11+2+1)
+		assertRequests(t, reg, 11+1+2*4+1)
 	})
 	t.Run("second registry streams", func(t *testing.T) {
 		reg2 := registrytest.Start(t, registrytest.Options{})
@@ -207,8 +208,8 @@ func TestCreateTwoImages(t *testing.T) {
 		// uploaded from memory). Target: per layer HEAD, POST, PUT; per
 		// config (in memory, no HEAD) a single POST that distribution answers
 		// with a session, then PUT; 2 child manifest PUTs, 1 tag GET and PUT.
-		// The source also answers the referrers discovery (tags list, probe).
-		assertRequests(t, reg, 6+2)
+		// The source also answers the referrers discovery (probe, 2*4 tags).
+		assertRequests(t, reg, 6+1+2*4)
 		assertRequests(t, reg2, 14)
 	})
 	t.Run("second registry, two repositories", func(t *testing.T) {
@@ -242,7 +243,7 @@ func TestCreateTwoImages(t *testing.T) {
 			t.Errorf("%d mounts, want 4 (2 configs, 2 layers):\n%s", mounts, requestSummary(reg2))
 		}
 		// Source as above; layers are read once.
-		assertRequests(t, reg, 6+2)
+		assertRequests(t, reg, 6+1+2*4)
 		// copy/one: 2 layers by HEAD, POST, PUT; 2 configs by POST, PUT; 2
 		// child manifests; the index by digest (two repositories). copy/two:
 		// 4 mounts, 2 child manifests, the index by digest. Then 2 tag GETs

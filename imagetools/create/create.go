@@ -47,7 +47,10 @@ type Options struct {
 	// manifest copied into another repository (see pushOptions.Referrers).
 	Referrers      bool
 	MaxConcurrency int
-	Progress       progress.Writer
+	// Limits bound the manifests read (the sources', what they list and
+	// their referrers'); zero fields take oci's defaults.
+	Limits   oci.GraphLimits
+	Progress progress.Writer
 }
 
 // Result is what create made.
@@ -121,7 +124,8 @@ const maxMerges = 3
 func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []ref.Location, opts Options) (*Result, error) {
 	early := newEarlyChecks(ctx, pl, targets, opts)
 	defer early.close()
-	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early)
+	budget := oci.NewGraphBudget(opts.Limits)
+	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +161,7 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 		c.origins = append(c.origins, srcs[o].loc)
 	}
 	err = pushAll(ctx, pl, c, pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
-		Referrers: opts.Referrers, unchanged: unchanged, early: early})
+		Referrers: opts.Referrers, unchanged: unchanged, early: early, budget: budget})
 	var tagsErr *tagsError
 	switch {
 	case errors.As(err, &tagsErr):
@@ -267,7 +271,7 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 // is unknown) in parallel, as many at once as other small requests
 // (oci.MetadataLimit). With Append, a first source that does not exist
 // yet is dropped (appended is false) and the tag created.
-func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Options, early *earlyChecks) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
+func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Options, early *earlyChecks, budget *oci.GraphBudget) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
 	loaded := make([]combine.Input, len(srcs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
@@ -295,6 +299,9 @@ func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Opt
 	}
 	known := map[digest.Digest][]byte{}
 	for _, l := range loaded {
+		if err := budget.Charge(l.Desc); err != nil {
+			return nil, nil, false, fmt.Errorf("%s: %w", l.Name, err)
+		}
 		known[l.Desc.Digest] = l.Manifest
 		if l.Config != nil {
 			known[digest.FromBytes(l.Config)] = l.Config

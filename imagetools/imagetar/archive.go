@@ -93,17 +93,18 @@ func Open(ctx context.Context, f *os.File, label string, opts Options) (*Archive
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	if a.tar, err = indexTar(f, size); err != nil {
+	if a.tar, err = indexTar(ctx, f, size, opts.TempDir); err != nil {
 		return fail(err)
 	}
 	if err := a.readViews(ctx); err != nil {
-		return fail(err)
+		_ = a.tar.close() // read only: nothing to lose
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	return a, nil
 }
 
 // Close closes the tar (and so removes its spool).
-func (a *Archive) Close() error { return a.tar.f.Close() }
+func (a *Archive) Close() error { return a.tar.close() }
 
 // readViews lists the images: those of index.json when it names any, else
 // those of manifest.json.
@@ -131,7 +132,7 @@ func (a *Archive) readSmall(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is %d bytes, over the %d byte limit of what is read whole", name, e.size, limit)
 	}
 	dt := make([]byte, e.size)
-	if _, err := a.tar.f.ReadAt(dt, e.off); err != nil {
+	if _, err := a.tar.at(e).ReadAt(dt, e.off); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return dt, nil

@@ -170,7 +170,7 @@ func (e hostEntry) loadTLS(cfg *tls.Config) error {
 		if key == "" {
 			key = p[0] // certificate and key in one file
 		}
-		pair, err := tls.LoadX509KeyPair(p[0], key)
+		pair, err := loadKeyPair(p[0], key)
 		if err != nil {
 			return fmt.Errorf("%s: load client certificate %s: %w", e.file, p[0], err)
 		}
@@ -244,7 +244,7 @@ func loadCertsDir(cfg *tls.Config, dir string) error {
 			}
 		case strings.HasSuffix(e.Name(), ".cert"):
 			key := strings.TrimSuffix(p, ".cert") + ".key"
-			pair, err := tls.LoadX509KeyPair(p, key)
+			pair, err := loadKeyPair(p, key)
 			if err != nil {
 				return fmt.Errorf("load client certificate %s: %w", p, err)
 			}
@@ -254,8 +254,22 @@ func loadCertsDir(cfg *tls.Config, dir string) error {
 	return nil
 }
 
+// loadKeyPair reads a client certificate and its key, as
+// tls.LoadX509KeyPair but through readConfigFile.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := readConfigFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := readConfigFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(cert, key)
+}
+
 func addCA(cfg *tls.Config, path string) error {
-	pem, err := os.ReadFile(path)
+	pem, err := readConfigFile(path)
 	if err != nil {
 		return fmt.Errorf("read CA %s: %w", path, err)
 	}
