@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -47,7 +48,12 @@ type Options struct {
 	// manifest copied into another repository (see pushOptions.Referrers).
 	Referrers      bool
 	MaxConcurrency int
-	Progress       progress.Writer
+	// Compression compresses the uncompressed layers of image manifests
+	// (docker save tars, the Docker engine) pushed to a place that stores
+	// layers compressed (a registry); "" or compression.None pushes them
+	// as they are.
+	Compression compression.Format
+	Progress    progress.Writer
 }
 
 // Result is what create made.
@@ -133,6 +139,13 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 		} else {
 			srcs = srcs[1:]
 		}
+	}
+	if !opts.DryRun && compressing(pl, targets, opts.Compression) {
+		var done func()
+		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, opts); err != nil {
+			return nil, err
+		}
+		defer done()
 	}
 	combined, err := combine.Index(inputs, combine.Options{
 		Annotations: opts.Annotations, Platforms: opts.Platforms, PreferIndex: opts.PreferIndex,

@@ -126,6 +126,10 @@ type Capabilities struct {
 	// (a remote place); where the write itself finds what is there, a
 	// separate check is skipped.
 	CheckFirst bool
+	// Compress: layers are stored compressed here (a registry, as docker
+	// push does), so a push compresses the uncompressed layers of a docker
+	// save tar or the Docker engine before they are written.
+	Compress bool
 }
 
 // Blob is a blob to write, with how to read it.
