@@ -77,7 +77,7 @@ func (s *sink) compressed(write func(io.Writer) error) func(io.Writer) error {
 		return write
 	}
 	return func(w io.Writer) error {
-		cw, err := compression.NewWriter(w, s.compress)
+		cw, err := compression.NewWriter(w, s.compress, compression.Fast)
 		if err != nil {
 			return err
 		}

@@ -53,22 +53,37 @@ func ForPath(path string) Format {
 	return None
 }
 
-// gzipLevel is the level of every gzip stream written: the default level
-// of Go's compress/gzip, which BuildKit, containerd and the Docker engine
-// use for layers (here from klauspost's faster deflate).
-const gzipLevel = pgzip.DefaultCompression
+// Level is how hard a writer compresses: fixed per use, so that its output
+// is the same for the same input.
+type Level int
+
+const (
+	// Default is the default level of Go's compress/gzip (and zstd's
+	// default), which BuildKit, containerd and the Docker engine use for
+	// the layers they push: what layers pushed here get.
+	Default Level = iota
+	// Fast is gzip's level 1 (zstd's fastest), for bundles: about the size
+	// of `gzip -1`'s output at less than half its work, before the work is
+	// spread over the cores.
+	Fast
+)
 
 // gzipBlockSize is the size of the blocks compressed in parallel: each is
 // compressed on its own (with the 32 KiB before it as dictionary), so the
 // output depends on it and it is fixed.
 const gzipBlockSize = 1 << 20
 
-// NewWriter returns a writer that compresses into w with f; Close ends the
-// stream (and does not close w). None writes through.
-func NewWriter(w io.Writer, f Format) (io.WriteCloser, error) {
+// NewWriter returns a writer that compresses into w with f at level l
+// (klauspost's deflate and zstd); Close ends the stream (and does not
+// close w). None writes through.
+func NewWriter(w io.Writer, f Format, l Level) (io.WriteCloser, error) {
 	switch f {
 	case Gzip:
-		z, err := pgzip.NewWriterLevel(w, gzipLevel)
+		level := pgzip.DefaultCompression
+		if l == Fast {
+			level = pgzip.BestSpeed
+		}
+		z, err := pgzip.NewWriterLevel(w, level)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +97,11 @@ func NewWriter(w io.Writer, f Format) (io.WriteCloser, error) {
 		z.ModTime = time.Unix(0, 0)
 		return z, nil
 	case Zstd:
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+		level := zstd.SpeedDefault
+		if l == Fast {
+			level = zstd.SpeedFastest
+		}
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	case None, "":
 		return nopCloser{w}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -16,21 +17,33 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// sample is 3 MiB of random letters of a 16-letter alphabet (half their
-// size compressed): several gzip blocks.
+// sample is 3 MiB of words of a small vocabulary (text: it compresses by
+// its repeats): several gzip blocks.
 func sample() []byte {
 	r := rand.New(rand.NewPCG(1, 2))
-	b := make([]byte, 3<<20)
-	for i := range b {
-		b[i] = 'a' + byte(r.IntN(16))
+	words := make([][]byte, 512)
+	for i := range words {
+		w := make([]byte, 2+r.IntN(10))
+		for j := range w {
+			w[j] = 'a' + byte(r.IntN(26))
+		}
+		words[i] = append(w, ' ')
 	}
-	return b
+	b := make([]byte, 0, 3<<20+16)
+	for len(b) < 3<<20 {
+		b = append(b, words[r.IntN(len(words))]...)
+	}
+	return b[:3<<20]
 }
 
 func compress(t *testing.T, f Format, data []byte) []byte {
+	return compressAt(t, f, Default, data)
+}
+
+func compressAt(t *testing.T, f Format, l Level, data []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	w, err := NewWriter(&out, f)
+	w, err := NewWriter(&out, f, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,42 +64,56 @@ func compress(t *testing.T, f Format, data []byte) []byte {
 func TestWritersRoundTripAndRepeat(t *testing.T) {
 	data := sample()
 	for _, f := range []Format{Gzip, Zstd, None} {
-		t.Run(string(f), func(t *testing.T) {
-			a, b := compress(t, f, data), compress(t, f, data)
-			if !bytes.Equal(a, b) {
-				t.Fatalf("two compressions of the same bytes differ")
-			}
-			var r io.Reader = bytes.NewReader(a)
-			switch f {
-			case Gzip:
-				// No name, no time, the default level's flags: only the
-				// bytes decide the output.
-				if want := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0}; !bytes.Equal(a[:9], want) {
-					t.Fatalf("gzip header % x, want % x", a[:9], want)
+		for _, l := range []Level{Default, Fast} {
+			t.Run(fmt.Sprintf("%s/%d", f, l), func(t *testing.T) {
+				a, b := compressAt(t, f, l, data), compressAt(t, f, l, data)
+				if !bytes.Equal(a, b) {
+					t.Fatalf("two compressions of the same bytes differ")
 				}
-				zr, err := gzip.NewReader(r)
-				if err != nil {
-					t.Fatal(err)
+				if f != None && len(a) >= len(data) {
+					t.Fatalf("%s did not compress: %d bytes of %d", f, len(a), len(data))
 				}
-				zr.Multistream(false) // docker load refuses a second member
-				r = zr
-			case Zstd:
-				zr, err := zstd.NewReader(r)
-				if err != nil {
-					t.Fatal(err)
+				if f == Gzip {
+					// No name, no time; the level's flag (XFL 4: fastest).
+					want := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, map[Level]byte{Default: 0, Fast: 4}[l]}
+					if !bytes.Equal(a[:9], want) {
+						t.Fatalf("gzip header % x, want % x", a[:9], want)
+					}
 				}
-				defer zr.Close()
-				r = zr
-			}
-			got, err := io.ReadAll(r)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("round trip: %d bytes, %v", len(got), err)
-			}
-			if f != None && len(a) >= len(data) {
-				t.Fatalf("%s did not compress: %d bytes of %d", f, len(a), len(data))
-			}
-		})
+				if got := decompress(t, f, a); !bytes.Equal(got, data) {
+					t.Fatalf("round trip: %d bytes of %d", len(got), len(data))
+				}
+			})
+		}
 	}
+}
+
+// decompress reads a stream of f whole; a gzip stream must be one member
+// (docker load refuses a second).
+func decompress(t *testing.T, f Format, b []byte) []byte {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(b)
+	switch f {
+	case Gzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr.Multistream(false)
+		r = zr
+	case Zstd:
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestParseFormatAndForPath(t *testing.T) {

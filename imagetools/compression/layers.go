@@ -161,7 +161,7 @@ func (l *Layers) compress(ctx context.Context, fetch remotes.Fetcher, raw ocispe
 func compressTo(w io.Writer, r io.Reader, rawType string, format Format) (ocispec.Descriptor, error) {
 	d := digest.SHA256.Digester()
 	n := &countingWriter{w: io.MultiWriter(w, d.Hash())}
-	cw, err := NewWriter(n, format)
+	cw, err := NewWriter(n, format, Default)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
