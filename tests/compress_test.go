@@ -3,15 +3,21 @@ package tests
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // decompressed reads a gzip (one stream: docker load refuses bytes after
@@ -117,4 +123,70 @@ func TestExportCompressed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCreateCompressesPlainLayers pushes images whose layers are plain
+// tars (OCI and Docker media types) from one registry to another: gzip by
+// default (Docker's gzip type in a Docker manifest), zstd on request (a
+// Docker manifest then becomes OCI), config and diff IDs kept; a Docker 29
+// engine pulls each and holds the source's layers (diff IDs).
+func TestCreateCompressesPlainLayers(t *testing.T) {
+	t.Parallel()
+	a := registrytest.Start(t, registrytest.Options{})
+	b := registrytest.Start(t, registrytest.Options{})
+	d := consumers.StartDocker29(t)
+	x := newImgx(t)
+	ociImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 24, Compression: fixture.Uncompressed})
+	dockerImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 25, Compression: fixture.Uncompressed, Docker: true})
+	pushImage(t, a, "plain/oci", "1", ociImg)
+	pushImage(t, a, "plain/docker", "1", dockerImg)
+	for _, tc := range []struct {
+		name, src, flag     string
+		img                 fixture.Image
+		manifestType, layer string
+	}{
+		{"oci gzip", "plain/oci", "", ociImg, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageLayerGzip},
+		{"oci zstd", "plain/oci", "zstd", ociImg, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageLayerZstd},
+		{"docker gzip", "plain/docker", "gzip", dockerImg, images.MediaTypeDockerSchema2Manifest, images.MediaTypeDockerSchema2LayerGzip},
+		{"docker zstd", "plain/docker", "zstd", dockerImg, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageLayerZstd},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := "pushed/" + strings.ReplaceAll(tc.name, " ", "-")
+			args := []string{"create", "--progress", "plain", "--prefer-index=false", "-t", b.Host + "/" + repo + ":1"}
+			if tc.flag != "" {
+				args = append(args, "--compression", tc.flag)
+			}
+			res := x.MustRun(append(args, a.Host+"/"+tc.src+":1")...)
+			pushed := mustDigestLine(t, res)
+			if !strings.Contains(res.Stderr, "compressing "+tc.img.Layers[0].Desc.Digest.String()) {
+				t.Errorf("the progress does not show the compression of %s:\n%s", tc.img.Layers[0].Desc.Digest, res.Stderr)
+			}
+			m := pushedManifest(t, b, repo, pushed)
+			if m.MediaType != tc.manifestType {
+				t.Fatalf("manifest type %s, want %s", m.MediaType, tc.manifestType)
+			}
+			assertImageOf(t, b, repo, pushed, tc.img)
+			assertLayerTypes(t, b, repo, pushed, tc.layer)
+
+			name := b.Host + "/" + repo + ":1"
+			if out, err := d.Run(t, "pull", "-q", name); err != nil {
+				t.Fatalf("docker pull: %v\n%s", err, out)
+			}
+			if id := d.ImageIDs(t)[name]; id != pushed.String() {
+				t.Fatalf("image ID %q, want the pushed manifest %s", id, pushed)
+			}
+			out, err := d.Run(t, "image", "inspect", "--format", "{{json .RootFS.Layers}}", name)
+			var diffIDs []digest.Digest
+			if err != nil || json.Unmarshal([]byte(out), &diffIDs) != nil {
+				t.Fatalf("inspect: %v\n%s", err, out)
+			}
+			var cfg ocispec.Image
+			if err := json.Unmarshal(tc.img.Config.Data, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(diffIDs, cfg.RootFS.DiffIDs) {
+				t.Fatalf("the engine's layers %v, want the source's diff IDs %v", diffIDs, cfg.RootFS.DiffIDs)
+			}
+		})
+	}
 }
