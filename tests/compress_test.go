@@ -126,10 +126,11 @@ func TestExportCompressed(t *testing.T) {
 }
 
 // TestCreateCompressesPlainLayers pushes images whose layers are plain
-// tars (OCI and Docker media types) from one registry to another: gzip by
-// default (Docker's gzip type in a Docker manifest), zstd on request (a
+// tars (OCI and Docker media types) from an image tar to a registry: gzip
+// by default (Docker's gzip type in a Docker manifest), zstd on request (a
 // Docker manifest then becomes OCI), config and diff IDs kept; a Docker 29
-// engine pulls each and holds the source's layers (diff IDs).
+// engine pulls each and holds the source's layers (diff IDs). From a
+// registry, the same images are copied as they are, digests kept.
 func TestCreateCompressesPlainLayers(t *testing.T) {
 	t.Parallel()
 	a := registrytest.Start(t, registrytest.Options{})
@@ -140,6 +141,13 @@ func TestCreateCompressesPlainLayers(t *testing.T) {
 	dockerImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 25, Compression: fixture.Uncompressed, Docker: true})
 	pushImage(t, a, "plain/oci", "1", ociImg)
 	pushImage(t, a, "plain/docker", "1", dockerImg)
+	for _, img := range []fixture.Image{ociImg, dockerImg} {
+		repo := map[bool]string{true: "plain/docker", false: "plain/oci"}[img.Manifest.Desc.MediaType == images.MediaTypeDockerSchema2Manifest]
+		if got := createFrom(t, x, b, "kept/"+repo+":1", a.Host+"/"+repo+":1"); got != img.Manifest.Desc.Digest {
+			t.Fatalf("%s from a registry: pushed %s, want the source's %s", repo, got, img.Manifest.Desc.Digest)
+		}
+	}
+	tarPath, _ := export(t, x, a.Host+"/plain/oci:1", a.Host+"/plain/docker:1")
 	for _, tc := range []struct {
 		name, src, flag     string
 		img                 fixture.Image
@@ -156,7 +164,7 @@ func TestCreateCompressesPlainLayers(t *testing.T) {
 			if tc.flag != "" {
 				args = append(args, "--compression", tc.flag)
 			}
-			res := x.MustRun(append(args, a.Host+"/"+tc.src+":1")...)
+			res := x.MustRun(append(args, "archive://"+tarPath+":"+a.Host+"/"+tc.src+":1")...)
 			pushed := mustDigestLine(t, res)
 			if !strings.Contains(res.Stderr, "compressing "+tc.img.Layers[0].Desc.Digest.String()) {
 				t.Errorf("the progress does not show the compression of %s:\n%s", tc.img.Layers[0].Desc.Digest, res.Stderr)

@@ -31,17 +31,17 @@ func compressing(pl place.Place, targets []ref.Location, f compression.Format) b
 }
 
 // compressInputs compresses the uncompressed layers of the image manifests
-// among inputs (from a docker save tar or the Docker engine; srcs[i] is
-// where inputs[i] is read) when the push
-// compresses them: each such input then carries the manifest that names
-// them compressed, known holds it, and the place returned reads the
+// among inputs read from an Unpacked place (a docker save tar, the Docker
+// engine; srcs[i] is where inputs[i] is read) when the push compresses
+// them: each such input then carries the manifest that names them
+// compressed, known holds it, and the place returned reads the
 // compressed layers too. The first input of an append (the target's own
 // image) and indexes stay as they are. done removes the spool.
 func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
 	appended bool, opts Options) (place.Place, func(), error) {
 	var todo []int
 	for i, in := range inputs {
-		if (i > 0 || !appended) && compression.Needed(in.Desc.MediaType, in.Manifest) {
+		if (i > 0 || !appended) && pl.Capabilities(srcs[i].loc).Unpacked && compression.Needed(in.Desc.MediaType, in.Manifest) {
 			todo = append(todo, i)
 		}
 	}

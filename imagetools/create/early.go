@@ -37,8 +37,9 @@ type earlyChecks struct {
 	eg     errgroup.Group
 	sem    chan struct{}
 
-	// skipUncompressed leaves out uncompressed layers, which the push
-	// compresses (their compressed digests are checked with the push).
+	// skipUncompressed leaves out the plain layers of Unpacked places,
+	// which the push compresses (their compressed digests are checked
+	// with the push).
 	skipUncompressed bool
 
 	mu     sync.Mutex
@@ -79,8 +80,9 @@ func (e *earlyChecks) startLayers(from ref.Location, desc ocispec.Descriptor, da
 	if json.Unmarshal(data, &m) != nil {
 		return // the source read reports it
 	}
+	unpacked := e.pl.Capabilities(from).Unpacked
 	for _, l := range m.Layers {
-		if l.Digest.Validate() != nil || (e.skipUncompressed && oci.IsUncompressedLayer(l.MediaType)) {
+		if l.Digest.Validate() != nil || (e.skipUncompressed && unpacked && oci.IsUncompressedLayer(l.MediaType)) {
 			continue
 		}
 		e.mu.Lock()

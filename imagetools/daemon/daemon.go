@@ -120,9 +120,10 @@ func engineError(loc ref.Location, err error) error {
 }
 
 // Capabilities implements place.Backend: the engine's images are read one
-// by one, without referrers.
+// by one, without referrers, as the engine keeps them (plain layers are
+// compressed for a registry).
 func (e *Engine) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{}
+	return place.Capabilities{Unpacked: true}
 }
 
 // Manifest implements place.Reader: the saved image's root (an index when
