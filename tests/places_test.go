@@ -295,6 +295,11 @@ func compressions(t *testing.T, x *imgx, b *registrytest.Registry, saved string,
 		pushed[tc.flag] = d
 	}
 	x.MustFail([]string{`invalid --compression "xz": want gzip, zstd, none`}, "create", "--compression", "xz", "-t", b.Host+"/saved/app:xz", "archive://"+saved)
+	// A dry run shows the manifest the push makes, compressed layers named.
+	res := x.MustRun("create", "--dry-run", "--progress", "quiet", "--prefer-index=false", "-t", b.Host+"/saved/app:dry", "archive://"+saved)
+	if got := digest.FromString(strings.TrimSuffix(res.Stdout, "\n")); got != pushed["gzip"] {
+		t.Fatalf("--dry-run printed %s, the push made %s:\n%s", got, pushed["gzip"], res.Stdout)
+	}
 	return pushed
 }
 

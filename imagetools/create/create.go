@@ -140,7 +140,7 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 			srcs = srcs[1:]
 		}
 	}
-	if !opts.DryRun && compressing(pl, targets, opts.Compression) {
+	if compressing(pl, targets, opts.Compression) { // a dry run too: it shows the digest a push makes
 		var done func()
 		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, opts); err != nil {
 			return nil, err
