@@ -1,13 +1,17 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -48,6 +52,45 @@ func BenchmarkExportGzip(b *testing.B) {
 			x.MustRun("export", "--progress", "quiet", "--compression", "gzip", "-o", out, ref)
 		}
 	})
+}
+
+// BenchmarkCreateCompress pushes the image of BenchmarkExportGzip from an
+// image tar (its layers plain, as a classic docker save holds them) into a
+// new repository of a registry with each --compression, and reports the
+// plain bytes per second and the create process's peak RSS (memory flat
+// in layer size: the layers are compressed through a spool file).
+func BenchmarkCreateCompress(b *testing.B) {
+	ref := benchCompressibleImage(b)
+	x := newImgx(b)
+	tarPath := benchOutput(b, "plain.tar")
+	x.MustRun("export", "--progress", "quiet", "-o", tarPath, ref)
+	fi, err := os.Stat(tarPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := strings.SplitN(ref, "/", 2)[0]
+	for _, c := range compression.Formats() {
+		b.Run(c, func(b *testing.B) {
+			b.SetBytes(fi.Size())
+			var peak int64
+			run := 0
+			for b.Loop() {
+				run++
+				cmd := exec.Command(imgxBinary, "create", "--progress", "quiet", "--prefer-index=false", "--compression", c,
+					"-t", fmt.Sprintf("%s/bench/%s-%d:1", host, c, run), "archive://"+tarPath)
+				cmd.Env = append(x.Env, "DOCKER_IMGX_CPUPROFILE="+os.Getenv("DOCKER_IMGX_CPUPROFILE"))
+				var stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				peak = max(peak, watchHWM(cmd.Process.Pid, cmd.Wait, func(err error) {
+					b.Fatalf("create: %v\n%s", err, stderr.String())
+				}))
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+		})
+	}
 }
 
 // benchCompressibleImage pushes an image of plain layers of 64 MiB (the

@@ -108,6 +108,24 @@ func NewWriter(w io.Writer, f Format, l Level) (io.WriteCloser, error) {
 	return nil, fmt.Errorf("unknown compression %q", f)
 }
 
+// reset makes a writer NewWriter returned (and closed) write a new stream
+// into w, as NewWriter would, keeping its buffers: a parallel gzip writer
+// allocates its blocks and deflate state afresh, and the garbage of one
+// writer per layer let the heap grow with the number of layers. It
+// reports false for a writer it cannot reset.
+func reset(wc io.WriteCloser, w io.Writer) bool {
+	switch z := wc.(type) {
+	case *pgzip.Writer:
+		z.Reset(w)
+		z.ModTime = time.Unix(0, 0) // Reset clears it (see NewWriter)
+		return true
+	case *zstd.Encoder:
+		z.Reset(w)
+		return true
+	}
+	return false
+}
+
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }

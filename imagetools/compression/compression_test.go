@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -193,6 +194,27 @@ func TestLayersManifest(t *testing.T) {
 			}
 		})
 	}
+	t.Run("writer reused", func(t *testing.T) {
+		// A writer reset for the next layer writes what a new one would.
+		l := NewLayers(Gzip)
+		defer l.Close()
+		other := []byte(strings.Repeat("another layer ", 100000))
+		otherDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(other), Size: int64(len(other))}
+		both := memFetcher{rawDesc.Digest: raw, otherDesc.Digest: other}
+		for _, d := range []ocispec.Descriptor{rawDesc, otherDesc} {
+			c, err := l.layer(t.Context(), both, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := compress(t, Gzip, both[d.Digest])
+			if c.Digest != digest.FromBytes(want) {
+				t.Fatalf("layer %s: %s, a new writer gives %s", d.Digest, c.Digest, digest.FromBytes(want))
+			}
+		}
+		if len(l.free) != 1 {
+			t.Fatalf("%d writers kept, want the one reused", len(l.free))
+		}
+	})
 	t.Run("wrong bytes", func(t *testing.T) {
 		l := NewLayers(Gzip)
 		defer l.Close()

@@ -33,6 +33,8 @@ type Layers struct {
 	dir   string
 	byRaw map[digest.Digest]*spooled
 	files map[digest.Digest]string
+	// free are writers done with a layer, reset for the next (see reset).
+	free []io.WriteCloser
 }
 
 // spooled is one layer compressed (or being compressed) into the spool.
@@ -139,7 +141,7 @@ func (l *Layers) compress(ctx context.Context, fetch remotes.Fetcher, raw ocispe
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	desc, err := compressTo(f, oci.NewVerifyingReader(rc, raw), raw.MediaType, l.format)
+	desc, err := l.compressTo(f, oci.NewVerifyingReader(rc, raw), raw.MediaType)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -156,23 +158,40 @@ func (l *Layers) compress(ctx context.Context, fetch remotes.Fetcher, raw ocispe
 	return ocispec.Descriptor{}, fmt.Errorf("compress layer %s: %w", raw.Digest, err)
 }
 
-// compressTo writes r compressed with format into w and describes what it
-// wrote.
-func compressTo(w io.Writer, r io.Reader, rawType string, format Format) (ocispec.Descriptor, error) {
+// compressTo writes r compressed into w and describes what it wrote.
+func (l *Layers) compressTo(w io.Writer, r io.Reader, rawType string) (ocispec.Descriptor, error) {
 	d := digest.SHA256.Digester()
 	n := &countingWriter{w: io.MultiWriter(w, d.Hash())}
-	cw, err := NewWriter(n, format, Default)
+	cw, err := l.writer(n)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	if _, err := io.Copy(cw, r); err != nil {
-		_ = cw.Close()
+	_, err = io.Copy(cw, r)
+	if cerr := cw.Close(); err == nil {
+		err = cerr
+	}
+	l.mu.Lock()
+	l.free = append(l.free, cw)
+	l.mu.Unlock()
+	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	if err := cw.Close(); err != nil {
-		return ocispec.Descriptor{}, err
+	return ocispec.Descriptor{MediaType: oci.CompressedLayerType(rawType, string(l.format)), Digest: d.Digest(), Size: n.n}, nil
+}
+
+// writer returns a writer of the layers' format into w: one done with a
+// layer before, reset, or a new one.
+func (l *Layers) writer(w io.Writer) (io.WriteCloser, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.free) > 0 {
+		cw := l.free[len(l.free)-1]
+		l.free = l.free[:len(l.free)-1]
+		if reset(cw, w) {
+			return cw, nil
+		}
 	}
-	return ocispec.Descriptor{MediaType: oci.CompressedLayerType(rawType, string(format)), Digest: d.Digest(), Size: n.n}, nil
+	return NewWriter(w, l.format, Default)
 }
 
 type countingWriter struct {

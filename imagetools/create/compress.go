@@ -11,9 +11,9 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// compressLayers is how many layers are compressed at once: each
-// compression already keeps every core busy.
-const compressLayers = 2
+// compressLayers is how many layers are compressed at once: one, as each
+// compression keeps every core busy (and its writer is reused for the next).
+const compressLayers = 1
 
 // compressing reports whether the push compresses uncompressed layers: a
 // compression is asked for and a target stores layers compressed (a
