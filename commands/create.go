@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/create"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
@@ -33,6 +34,7 @@ type createOptions struct {
 	progress       string
 	maxConcurrency int
 	maxManifests   int
+	compression    string
 }
 
 func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) error {
@@ -97,11 +99,15 @@ func (o createOptions) request(stdin io.Reader) (create.Options, error) {
 	if err != nil {
 		return create.Options{}, err
 	}
+	comp, err := compression.ParseFormat(o.compression)
+	if err != nil {
+		return create.Options{}, err
+	}
 	return create.Options{
 		Sources: append(fileSources, o.sources...), Tags: o.tags,
 		Annotations: anns, Platforms: plats, PreferIndex: o.preferIndex, ForceOCI: o.oci,
 		Append: o.appendTo, DryRun: o.dryRun, Referrers: o.referrers, MaxConcurrency: o.maxConcurrency,
-		Limits: limits,
+		Limits: limits, Compression: comp,
 	}, nil
 }
 
@@ -164,8 +170,10 @@ func (o *createOptions) bindFlags(cmd *cobra.Command) {
 	flags.StringVar(&o.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	flags.IntVar(&o.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once (`N`); smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order). The same default as export's")
 	bindMaxManifests(flags, &o.maxManifests)
+	flags.StringVar(&o.compression, "compression", string(compression.Gzip), "Compress the uncompressed layers of docker save tars and the Docker engine pushed to a registry with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (compressed layers are kept as they are)")
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
-		"tag": completeOutput, "file": completeFile, "platform": completePlatforms(false),
+		"compression": completeValues(compression.Formats()...),
+		"tag":         completeOutput, "file": completeFile, "platform": completePlatforms(false),
 		"metadata-file": completeFile, "progress": completeProgress(), "annotation": noCompletion,
 		"max-concurrency": noCompletion, maxManifestsFlag: noCompletion,
 	})

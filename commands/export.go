@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/export"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
@@ -28,6 +29,7 @@ type exportOptions struct {
 	maxManifests   int
 	progress       string
 	load           bool
+	compression    string
 }
 
 func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
@@ -37,6 +39,10 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	}
 	if opts.load {
 		return runLoad(ctx, dockerCli, opts, req)
+	}
+	comp, err := outputCompression(out, opts.compression)
+	if err != nil {
+		return err
 	}
 	if out.Kind == ref.OutputStdout && dockerCli.Out().IsTerminal() {
 		return errors.New("refusing to write a tar to a terminal: use -o FILE, or redirect the output (docker imgx export IMAGE > image.tar)")
@@ -49,7 +55,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	sink, err := openSink(ctx, out, stdoutWriter(dockerCli))
+	sink, err := openSink(ctx, out, stdoutWriter(dockerCli), comp)
 	if err != nil {
 		return err
 	}
@@ -91,6 +97,9 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req export.Request) error {
 	if opts.output != "" {
 		return errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
+	}
+	if opts.compression != "" {
+		return errors.New("--load and --compression are exclusive: --compression compresses a tar written to a file or stdout")
 	}
 	if req.Format != "" && req.Format != export.FormatDocker {
 		return fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", req.Format)
@@ -136,10 +145,11 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
 	bindMaxManifests(flags, &opts.maxManifests)
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
+	flags.StringVar(&opts.compression, "compression", "", "Compress the tar with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (default: by the name of -o: .tar.gz or .tgz gzip, .tar.zst zstd, else none); docker load reads each")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"output": completeOutput, "platform": completePlatforms(true), "format": completeExportFormat(),
-		"progress": completeProgress(), "name": noCompletion, "max-concurrency": noCompletion,
+		"progress": completeProgress(), "name": noCompletion, "compression": completeValues(compression.Formats()...), "max-concurrency": noCompletion,
 		maxManifestsFlag: noCompletion,
 	})
 	return cmd

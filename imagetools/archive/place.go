@@ -84,10 +84,11 @@ func kind(m fs.FileMode) string {
 	return "a special file"
 }
 
-// Capabilities implements place.Backend: a tar has one repository and
-// keeps no referrers.
+// Capabilities implements place.Backend: a tar has one repository, keeps
+// no referrers, and holds images as docker save writes them (plain layers
+// are compressed for a registry).
 func (p *Archives) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{}
+	return place.Capabilities{Unpacked: true}
 }
 
 // Manifest implements place.Reader.

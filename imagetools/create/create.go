@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -49,8 +50,13 @@ type Options struct {
 	MaxConcurrency int
 	// Limits bound the manifests read (the sources', what they list and
 	// their referrers'); zero fields take oci's defaults.
-	Limits   oci.GraphLimits
-	Progress progress.Writer
+	Limits oci.GraphLimits
+	// Compression compresses the uncompressed layers of image manifests
+	// (docker save tars, the Docker engine) pushed to a place that stores
+	// layers compressed (a registry); "" or compression.None pushes them
+	// as they are.
+	Compression compression.Format
+	Progress    progress.Writer
 }
 
 // Result is what create made.
@@ -137,6 +143,13 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 		} else {
 			srcs = srcs[1:]
 		}
+	}
+	if compressing(pl, targets, opts.Compression) { // a dry run too: it shows the digest a push makes
+		var done func()
+		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, opts); err != nil {
+			return nil, err
+		}
+		defer done()
 	}
 	combined, err := combine.Index(inputs, combine.Options{
 		Annotations: opts.Annotations, Platforms: opts.Platforms, PreferIndex: opts.PreferIndex,

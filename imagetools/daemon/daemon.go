@@ -142,9 +142,10 @@ func (e engineText) Error() string { return termtext.Line(e.err.Error(), maxEngi
 func (e engineText) Unwrap() error { return e.err }
 
 // Capabilities implements place.Backend: the engine's images are read one
-// by one, without referrers.
+// by one, without referrers, as the engine keeps them (plain layers are
+// compressed for a registry).
 func (e *Engine) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{}
+	return place.Capabilities{Unpacked: true}
 }
 
 // Manifest implements place.Reader: the saved image's root (an index when
