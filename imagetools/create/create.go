@@ -135,15 +135,7 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 	if err != nil {
 		return nil, err
 	}
-	var unchanged *expectedTag
-	if opts.Append {
-		unchanged = &expectedTag{Tag: targets[0]}
-		if appended {
-			unchanged.Digest = inputs[0].Desc.Digest
-		} else {
-			srcs = srcs[1:]
-		}
-	}
+	unchanged, srcs := appendBase(opts.Append, appended, targets, srcs, inputs)
 	if compressing(pl, targets, opts.Compression) { // a dry run too: it shows the digest a push makes
 		var done func()
 		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, opts); err != nil {
@@ -187,6 +179,20 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 		return nil, err
 	}
 	return res, nil
+}
+
+// appendBase returns, for --append, the tag that must not move before ours
+// (at the digest read, or absent) and the sources left to combine.
+func appendBase(appending, appended bool, targets []ref.Location, srcs []sourceAt, inputs []combine.Input) (*expectedTag, []sourceAt) {
+	if !appending {
+		return nil, srcs
+	}
+	unchanged := &expectedTag{Tag: targets[0]}
+	if appended {
+		unchanged.Digest = inputs[0].Desc.Digest
+		return unchanged, srcs
+	}
+	return unchanged, srcs[1:]
 }
 
 func (o Options) withDefaults() Options {
