@@ -44,7 +44,7 @@ RACE_BIN ?= bin/race/docker-imgx
 ENGINE_DIR := $(TOOLS)/engine
 ENGINE_BINS := $(ENGINE_DIR)/dockerd $(ENGINE_DIR)/containerd
 
-.PHONY: help build build-race engine install release release-check test unit integration lint docs validate-docs demo bench bench-peers fuzz fuzz-check clean
+.PHONY: help build build-race engine install install-check release release-check test unit integration lint docs validate-docs demo bench bench-peers fuzz fuzz-check clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,9 @@ install: build ## Install the plugin into $DOCKER_CONFIG/cli-plugins, else ~/.do
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 $(BIN) $(PLUGIN_DIR)/docker-imgx
 	@echo "installed $(PLUGIN_DIR)/docker-imgx: try 'docker imgx --help'"
+
+install-check: ## Run each install way of the README as written, on a clean HOME, and check docker imgx version
+	./scripts/install-check.sh
 
 release: ## Build static, stripped, reproducible binaries for every release platform into dist/, with one sha256 file
 	rm -rf $(DIST)

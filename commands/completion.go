@@ -8,6 +8,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/export"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
+	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
 
@@ -82,22 +83,32 @@ func completeOutput(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Co
 	return nil, cobra.ShellCompDirectiveDefault
 }
 
-// completeSource completes an image argument: a reference cannot be
-// listed, but paths after oci-layout:// (folders) and archive:// (files) can.
-func completeSource(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	switch {
-	case strings.HasPrefix(toComplete, ref.LayoutPrefix):
-		return completePathAfter(ref.LayoutPrefix, toComplete, true)
-	case strings.HasPrefix(toComplete, ref.ArchivePrefix):
-		return completePathAfter(ref.ArchivePrefix, toComplete, false)
-	}
-	var out []cobra.Completion
-	for _, p := range []string{ref.LayoutPrefix, ref.ArchivePrefix} {
-		if toComplete != "" && strings.HasPrefix(p, toComplete) {
-			out = append(out, p)
+// completeSource completes an image argument: paths after oci-layout://
+// (folders) and archive:// (files), the Docker engine's images after
+// docker-daemon://, and the tags of a registry repository after NAME: (see
+// completeremote.go; silent and short when nothing answers).
+func completeSource(dockerCli command.Cli, root *rootOptions) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		switch {
+		case strings.HasPrefix(toComplete, ref.LayoutPrefix):
+			return completePathAfter(ref.LayoutPrefix, toComplete, true)
+		case strings.HasPrefix(toComplete, ref.ArchivePrefix):
+			return completePathAfter(ref.ArchivePrefix, toComplete, false)
+		case strings.HasPrefix(toComplete, ref.DaemonPrefix):
+			partial := strings.TrimPrefix(toComplete, ref.DaemonPrefix)
+			return completeEngineImages(cmd.Context(), dockerCli, ref.DaemonPrefix, partial), cobra.ShellCompDirectiveNoFileComp
 		}
+		var out []cobra.Completion
+		for _, p := range []string{ref.LayoutPrefix, ref.ArchivePrefix, ref.DaemonPrefix} {
+			if toComplete != "" && strings.HasPrefix(p, toComplete) {
+				out = append(out, p)
+			}
+		}
+		if len(out) > 0 {
+			return out, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+		}
+		return completeTags(cmd.Context(), dockerCli, root, toComplete), cobra.ShellCompDirectiveNoFileComp
 	}
-	return out, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
 }
 
 // completePathAfter lists the entries of the folder typed after prefix

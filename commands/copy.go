@@ -40,7 +40,7 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 	if err != nil {
 		return err
 	}
-	meta, err := openMetadataFile(opts.metadataFile)
+	meta, err := openMetadataFile(ctx, opts.metadataFile)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func copyCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Long:              copyLong,
 		Example:           copyExample,
 		Args:              argCount(1, -1, "SOURCE... TARGET"),
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources, opts.target = args[:len(args)-1], args[len(args)-1]
 			return runCopy(cmd.Context(), dockerCli, opts)

@@ -66,7 +66,12 @@ func writeBundleFile(ctx context.Context, pl place.Place, pw progress.Writer, jo
 		}
 		rep.Items[i].Digest = desc.Digest
 	}
-	s, err := openSink(out, nil)
+	// A bundle named .tar.gz or .tar.zst is compressed, as export's -o.
+	comp, err := outputCompression(out, "")
+	if err != nil {
+		return err
+	}
+	s, err := openSink(ctx, out, nil, comp)
 	if err != nil {
 		return err
 	}

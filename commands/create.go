@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/create"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
@@ -32,6 +33,8 @@ type createOptions struct {
 	metadataFile   string
 	progress       string
 	maxConcurrency int
+	maxManifests   int
+	compression    string
 }
 
 func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) error {
@@ -45,7 +48,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	}
 	// Opened before the push, so that no tag moves for a file that cannot
 	// be written.
-	meta, err := openMetadataFile(opts.metadataFile)
+	meta, err := openMetadataFile(ctx, opts.metadataFile)
 	if err != nil {
 		return err
 	}
@@ -64,6 +67,10 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 			if werr := writeCreateMetadata(meta, res); werr != nil {
 				return errors.Join(opts.explain(err), werr)
 			}
+		}
+		if res != nil && errors.Is(err, context.Canceled) {
+			// Interrupted while the tags moved: say where they point.
+			return interruptReport{err}
 		}
 		return opts.explain(err)
 	}
@@ -88,10 +95,19 @@ func (o createOptions) request(stdin io.Reader) (create.Options, error) {
 	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
 		return create.Options{}, err
 	}
+	limits, err := graphLimits(o.maxManifests)
+	if err != nil {
+		return create.Options{}, err
+	}
+	comp, err := compression.ParseFormat(o.compression)
+	if err != nil {
+		return create.Options{}, err
+	}
 	return create.Options{
 		Sources: append(fileSources, o.sources...), Tags: o.tags,
 		Annotations: anns, Platforms: plats, PreferIndex: o.preferIndex, ForceOCI: o.oci,
 		Append: o.appendTo, DryRun: o.dryRun, Referrers: o.referrers, MaxConcurrency: o.maxConcurrency,
+		Limits: limits, Compression: comp,
 	}, nil
 }
 
@@ -127,7 +143,7 @@ func createCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Short:             "Combine images and indexes into one multi-platform index and push it to tags",
 		Long:              createLong,
 		Example:           createExample,
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.sources = args
 			return runCreate(cmd.Context(), dockerCli, opts)
@@ -153,9 +169,12 @@ func (o *createOptions) bindFlags(cmd *cobra.Command) {
 	flags.StringVar(&o.metadataFile, "metadata-file", "", "Write the result's descriptor and names as JSON to `FILE` (with --dry-run: what would be pushed)")
 	flags.StringVar(&o.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	flags.IntVar(&o.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Most transfers of blobs over 4 MiB running at once (`N`); smaller blobs and small requests (manifests, checks, mounts) run up to 4 times as many (1: everything in order). The same default as export's")
+	bindMaxManifests(flags, &o.maxManifests)
+	flags.StringVar(&o.compression, "compression", string(compression.Gzip), "Compress the uncompressed layers of docker save tars and the Docker engine pushed to a registry with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (compressed layers are kept as they are)")
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
-		"tag": completeOutput, "file": completeFile, "platform": completePlatforms(false),
+		"compression": completeValues(compression.Formats()...),
+		"tag":         completeOutput, "file": completeFile, "platform": completePlatforms(false),
 		"metadata-file": completeFile, "progress": completeProgress(), "annotation": noCompletion,
-		"max-concurrency": noCompletion,
+		"max-concurrency": noCompletion, maxManifestsFlag: noCompletion,
 	})
 }

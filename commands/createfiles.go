@@ -3,6 +3,7 @@ package commands
 // The files create reads and writes: -f source lists and --metadata-file.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,12 +37,12 @@ func reportCreate(stdout io.Writer, dryRun bool, meta *atomicfile.File, res *cre
 }
 
 // openMetadataFile opens --metadata-file before anything is pushed; nil
-// when the flag is not given.
-func openMetadataFile(path string) (*atomicfile.File, error) {
+// when the flag is not given. Waiting for the reader of a FIFO ends with ctx.
+func openMetadataFile(ctx context.Context, path string) (*atomicfile.File, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := atomicfile.Open(path)
+	f, err := atomicfile.OpenContext(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("--metadata-file %w", err)
 	}

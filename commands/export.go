@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/export"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
@@ -25,8 +26,10 @@ type exportOptions struct {
 	includeForeign bool
 	attestations   bool
 	maxConcurrency int
+	maxManifests   int
 	progress       string
 	load           bool
+	compression    string
 }
 
 func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) error {
@@ -36,6 +39,10 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	}
 	if opts.load {
 		return runLoad(ctx, dockerCli, opts, req)
+	}
+	comp, err := outputCompression(out, opts.compression)
+	if err != nil {
+		return err
 	}
 	if out.Kind == ref.OutputStdout && dockerCli.Out().IsTerminal() {
 		return errors.New("refusing to write a tar to a terminal: use -o FILE, or redirect the output (docker imgx export IMAGE > image.tar)")
@@ -48,7 +55,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, opts exportOptions) e
 	if err != nil {
 		return err
 	}
-	sink, err := openSink(out, stdoutWriter(dockerCli))
+	sink, err := openSink(ctx, out, stdoutWriter(dockerCli), comp)
 	if err != nil {
 		return err
 	}
@@ -65,6 +72,10 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
 		return ref.Output{}, export.Request{}, err
 	}
+	limits, err := graphLimits(o.maxManifests)
+	if err != nil {
+		return ref.Output{}, export.Request{}, err
+	}
 	out, err := ref.ParseOutput(o.output)
 	if err != nil && !o.load {
 		return out, export.Request{}, err
@@ -76,7 +87,7 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 	return out, export.Request{
 		Images: o.images, Names: o.names, Output: out, Platforms: plats, AllPlatforms: all,
 		Format: o.format, SkipAttestations: !o.attestations, IncludeForeign: o.includeForeign,
-		MaxConcurrency: o.maxConcurrency,
+		MaxConcurrency: o.maxConcurrency, Limits: limits,
 	}, nil
 }
 
@@ -86,6 +97,9 @@ func (o exportOptions) request() (ref.Output, export.Request, error) {
 func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req export.Request) error {
 	if opts.output != "" {
 		return errors.New("--load and --output are exclusive: --load sends the images to the Docker engine, not to a file")
+	}
+	if opts.compression != "" {
+		return errors.New("--load and --compression are exclusive: --compression compresses a tar written to a file or stdout")
 	}
 	if req.Format != "" && req.Format != export.FormatDocker {
 		return fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", req.Format)
@@ -101,7 +115,7 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req
 	return withProgress(ctx, dockerCli, reg, opts.progress, "Loading", func(ctx context.Context, p place.Place, pw progress.Writer) error {
 		return export.Load(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
 			Platforms: req.Platforms, AllPlatforms: req.AllPlatforms, SkipAttestations: req.SkipAttestations,
-			IncludeForeign: req.IncludeForeign, MaxConcurrency: req.MaxConcurrency,
+			IncludeForeign: req.IncludeForeign, MaxConcurrency: req.MaxConcurrency, Limits: req.Limits,
 		})
 	})
 }
@@ -114,7 +128,7 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Long:              exportLong,
 		Example:           exportExample,
 		Args:              argCount(1, -1, "IMAGE [IMAGE...]"),
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.images = args
 			return runExport(cmd.Context(), dockerCli, opts)
@@ -129,11 +143,14 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.BoolVar(&opts.attestations, "attestations", true, "Keep the attestation manifests (provenance, SBOM) of the exported platforms, as docker save does (false: leave them out)")
 	flags.BoolVar(&opts.includeForeign, "include-foreign", false, "Include foreign (non-distributable) layers; by default they are left out and their URLs kept")
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
+	bindMaxManifests(flags, &opts.maxManifests)
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
+	flags.StringVar(&opts.compression, "compression", "", "Compress the tar with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (default: by the name of -o: .tar.gz or .tgz gzip, .tar.zst zstd, else none); docker load reads each")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"output": completeOutput, "platform": completePlatforms(true), "format": completeExportFormat(),
-		"progress": completeProgress(), "name": noCompletion, "max-concurrency": noCompletion,
+		"progress": completeProgress(), "name": noCompletion, "compression": completeValues(compression.Formats()...), "max-concurrency": noCompletion,
+		maxManifestsFlag: noCompletion,
 	})
 	return cmd
 }

@@ -179,3 +179,23 @@ func TestUnknownCommandOneLine(t *testing.T) {
 	_, _, err := cobraTest(t, "", args...)
 	wantError(t, args, err, `unknown command "creat"`, `did you mean "create"?`)
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"platform", "platform", 0},
+		{"platfrom", "platform", 1}, // two neighbours swapped
+		{"plat", "platform", 4},
+		{"tga", "tag", 1},
+		{"debgu", "debug", 1},
+		{"fromat", "format", 1},
+		{"", "raw", 3},
+		{"xyzzy", "raw", 5},
+	} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -11,9 +11,16 @@ layout (oci-layout://PATH[:TAG][@DIGEST]), an image tar
 docker imgx export; gzip or zstd too; NAME picks one image of several), or an
 image of the Docker engine (docker-daemon://NAME[:TAG]). A bare argument that
 names a file is refused: write archive://FILE. Content is copied by digest first
-(mounted within one registry, streamed between registries); tags move last,
+(mounted within one registry, streamed between registries; plain layers, as a
+classic docker save or the Docker engine gives them, are compressed for a
+registry: gzip unless --compression says otherwise); tags move last,
 all or none: when one cannot be moved, those already moved are put back.
-The digest of the result is printed on stdout.`
+The digest of the result is printed on stdout.
+
+A single source that is one single-platform image becomes an index holding
+it, as docker buildx imagetools create does: the tag gets a new digest, not
+the image's. --prefer-index=false tags the image manifest as it is, and
+docker imgx copy copies an image or index with its digest unchanged.`
 
 const createExample = `  # Combine per-architecture builds into one multi-platform tag
   docker imgx create -t registry.example/app:1.2.3 \
@@ -44,7 +51,13 @@ const createExample = `  # Combine per-architecture builds into one multi-platfo
 
   # Push an image tar (docker save, podman save); NAME picks one of several
   docker imgx create -t registry.example/app:1.2.3 archive://app.tar
-  docker imgx create -t registry.example/app:1.2.3 archive://images.tar.gz:registry.example/app:1.2.3`
+  docker imgx create -t registry.example/app:1.2.3 archive://images.tar.gz:registry.example/app:1.2.3
+
+  # An index of more than 10000 images and attestations: raise the manifest limit
+  docker imgx create --max-manifests 50000 -t mirror.internal/app:all registry.example/app:all
+
+  # Plain layers (a classic docker save, the Docker engine) pushed zstd-compressed (default: gzip)
+  docker imgx create --compression zstd -t registry.example/app:1.2.3 archive://app.tar`
 
 const exportLong = `Write images from registries, OCI layouts, image tars (archive://FILE[:NAME])
 or the Docker engine (docker-daemon://NAME[:TAG]) into one tar: a Docker image tar
@@ -61,6 +74,10 @@ const exportExample = `  # A docker save of an image you never pulled (the local
   # Every platform, into an OCI layout folder
   docker imgx export -p all -o oci-layout://./app registry.example/app:1.2.3
 
+  # A compressed tar: gzip by the name (.tar.gz, .tgz), zstd by .tar.zst or --compression
+  docker imgx export -o app.tar.gz registry.example/app:1.2.3
+  docker imgx export --compression zstd registry.example/app:1.2.3 > app.tar.zst
+
   # Two images in one tar, named as you want them loaded
   docker imgx export -o both.tar --name app:1 --name tools:1 registry.example/app:1 registry.example/tools:1
 
@@ -70,4 +87,7 @@ const exportExample = `  # A docker save of an image you never pulled (the local
   # Air-gapped copy: every platform of the images into one tar ...
   docker imgx export -p all -o images.tar registry.example/app:1.2.3 registry.example/db:16
   # ... and, on the other side, each pushed from the tar with its digests unchanged
-  docker imgx create --prefer-index=false -t mirror.internal/app:1.2.3 archive://images.tar:registry.example/app:1.2.3`
+  docker imgx create --prefer-index=false -t mirror.internal/app:1.2.3 archive://images.tar:registry.example/app:1.2.3
+
+  # Images that list more than 10000 manifests and attestations in all
+  docker imgx export --max-manifests 50000 -p all -o all.tar registry.example/app:1 registry.example/db:16`

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/inspect"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker/cli/cli/command"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -19,6 +21,8 @@ type inspectOptions struct {
 	format   string
 	raw      bool
 	platform string
+	// maxManifests is --max-manifests.
+	maxManifests int
 }
 
 func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions) error {
@@ -37,6 +41,10 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 		}
 		p = &pl
 	}
+	limits, err := graphLimits(opts.maxManifests)
+	if err != nil {
+		return err
+	}
 	reg, err := opts.registryOptions(dockerCli)
 	if err != nil {
 		return err
@@ -48,13 +56,13 @@ func runInspect(ctx context.Context, dockerCli command.Cli, opts inspectOptions)
 	}
 	defer closePlaces()
 	img, err := inspect.Read(ctx, pl, loc, inspect.Options{
-		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw,
+		Platform: p, Configs: needData, Attestations: needData, ManifestOnly: opts.raw, Limits: limits,
 	})
 	if err != nil {
 		return explainPlatform(err)
 	}
 	for _, w := range img.Warnings {
-		fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", w)
+		fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", termtext.Message(w))
 	}
 	pr := inspect.NewPrinter(img)
 	if opts.raw {
@@ -82,7 +90,9 @@ func inspectCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 		Short: "Show an image or index in a registry or OCI layout",
 		Long: `Show an image or index: in a registry (NAME[:TAG][@DIGEST]), an OCI layout
 (oci-layout://PATH[:TAG][@DIGEST]), an image tar (archive://FILE[:NAME][@DIGEST])
-or the Docker engine (docker-daemon://NAME[:TAG]).`,
+or the Docker engine (docker-daemon://NAME[:TAG]).
+
+` + templateFieldsHelp(),
 		Example: `  # Look at a multi-platform image, then one platform of it
   docker imgx inspect registry.example/app:1.2.3
   docker imgx inspect -p linux/arm64 registry.example/app:1.2.3
@@ -100,9 +110,12 @@ or the Docker engine (docker-daemon://NAME[:TAG]).`,
 
   # An image tar, and an image of the Docker engine
   docker imgx inspect archive://app.tar
-  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev`,
+  docker imgx inspect --format '{{json .Image}}' docker-daemon://app:dev
+
+  # An index of more than 10000 images and attestations
+  docker imgx inspect --max-manifests 50000 --format json registry.example/mirror:all`,
 		Args:              argCount(1, 1, "NAME"),
-		ValidArgsFunction: completeSource,
+		ValidArgsFunction: completeSource(dockerCli, root),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
 			return runInspect(cmd.Context(), dockerCli, opts)
@@ -113,9 +126,22 @@ or the Docker engine (docker-daemon://NAME[:TAG]).`,
 	flags.StringVar(&opts.format, "format", "", "Print `FORMAT`: \"json\" (all data as JSON) or a Go template")
 	flags.BoolVar(&opts.raw, "raw", false, "Show the manifest bytes exactly as the registry sent them")
 	flags.StringVarP(&opts.platform, "platform", "p", "", "Show one platform of an index (`OS/ARCH[/VARIANT]`)")
+	bindMaxManifests(flags, &opts.maxManifests)
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"format":   completeValues("json", "{{json .Manifest}}", "{{json .Image}}", "{{range .Platforms}}{{println .}}{{end}}"),
-		"platform": completePlatforms(false),
+		"platform": completePlatforms(false), maxManifestsFlag: noCompletion,
 	})
 	return cmd
+}
+
+// templateFieldsHelp lists the fields --format templates see, from the one
+// list the error of an unknown field names too.
+func templateFieldsHelp() string {
+	var b strings.Builder
+	b.WriteString("A --format template sees:\n")
+	for _, f := range inspect.TemplateFields {
+		fmt.Fprintf(&b, "  %-12s %s\n", f.Name, f.Help)
+	}
+	b.WriteString("and the function json (any value as JSON).")
+	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/ocilayout"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
@@ -18,17 +19,37 @@ type sink struct {
 	out    ref.Output
 	stdout io.Writer
 	file   *atomicfile.File
+	// compress is the compression of the tar (compression.None: plain).
+	compress compression.Format
+}
+
+// outputCompression is the compression of an export's tar: --compression
+// when given, else what the name of the file asks for (.tar.gz, .tar.zst).
+// A layout folder is not compressed.
+func outputCompression(out ref.Output, flag string) (compression.Format, error) {
+	if flag == "" {
+		if out.Kind == ref.OutputFile {
+			return compression.ForPath(out.Path), nil
+		}
+		return compression.None, nil
+	}
+	f, err := compression.ParseFormat(flag)
+	if err == nil && f != compression.None && out.Kind == ref.OutputLayout {
+		return "", fmt.Errorf("--compression %s: an OCI layout folder is not compressed: write a tar (-o FILE) to compress it", f)
+	}
+	return f, err
 }
 
 // openSink looks at the output before anything is fetched: a folder where a
 // file is wanted, a file where a folder is wanted, or a file that cannot be
-// created fails here. The caller aborts the sink when it does not commit it.
-func openSink(out ref.Output, stdout io.Writer) (*sink, error) {
-	s := &sink{out: out, stdout: stdout}
+// created fails here; waiting for the reader of a FIFO ends with ctx. The
+// caller aborts the sink when it does not commit it.
+func openSink(ctx context.Context, out ref.Output, stdout io.Writer, compress compression.Format) (*sink, error) {
+	s := &sink{out: out, stdout: stdout, compress: compress}
 	var err error
 	switch out.Kind {
 	case ref.OutputFile:
-		if s.file, err = atomicfile.Open(out.Path); err != nil {
+		if s.file, err = atomicfile.OpenContext(ctx, out.Path); err != nil {
 			return nil, fmt.Errorf("-o %w", err)
 		}
 	case ref.OutputLayout:
@@ -44,9 +65,29 @@ func (s *sink) write(ctx context.Context, write func(io.Writer) error) error {
 	case ref.OutputLayout:
 		return ocilayout.WriteFolder(ctx, s.out.Path, write)
 	case ref.OutputFile:
-		return s.file.Commit(write)
+		return s.file.Commit(s.compressed(write))
 	}
-	return write(s.stdout)
+	return s.compressed(write)(s.stdout)
+}
+
+// compressed returns write with its tar compressed on the way to the
+// writer it is handed, when the sink compresses; the stream is ended (its
+// trailer written) only when write succeeds.
+func (s *sink) compressed(write func(io.Writer) error) func(io.Writer) error {
+	if s.compress == compression.None || s.compress == "" {
+		return write
+	}
+	return func(w io.Writer) error {
+		cw, err := compression.NewWriter(w, s.compress, compression.Fast)
+		if err != nil {
+			return err
+		}
+		if err := write(cw); err != nil {
+			_ = cw.Close() // ends its workers; the output is dropped
+			return err
+		}
+		return cw.Close()
+	}
 }
 
 // abort drops a file not committed.

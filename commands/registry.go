@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/registry"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker-imgx/docker-imgx/internal/version"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/docker/cli/cli/command"
@@ -67,6 +68,7 @@ func (o *rootOptions) registryOptions(dockerCli command.Cli) (registry.Options, 
 		// routes their notices.
 		Retry:         &registry.RetryOptions{StallTimeout: stall},
 		UntrustedHint: func(host, certsDir, hostsFile string) string { return untrustedHint(dirs, host, certsDir, hostsFile) },
+		PlainHTTPHint: func(host, _, hostsFile string) string { return plainHTTPHint(dirs, host, hostsFile) },
 	}, nil
 }
 
@@ -128,7 +130,7 @@ func (n *notices) show(msg string) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	fmt.Fprintf(n.w, "WARN: %s\n", msg)
+	fmt.Fprintf(n.w, "WARN: %s\n", termtext.Message(msg))
 }
 
 // insecureRegistries joins --insecure-registry, DOCKER_IMGX_INSECURE_REGISTRIES

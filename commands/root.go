@@ -3,6 +3,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 // the binary's name when standalone.
 func NewRootCmd(name string, isPlugin bool, dockerCli command.Cli) *cobra.Command {
 	opts := &rootOptions{}
+	var root *cobra.Command
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: "Create, inspect and export images that live in registries",
@@ -33,11 +35,13 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: isPlugin,
 		},
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+		PersistentPreRunE: func(leaf *cobra.Command, args []string) error {
 			if isPlugin {
+				inheritContext(leaf, root)
 				// The Docker CLI's set-up sets the log level from its own
-				// flags: ours comes after it.
-				if err := plugin.PersistentPreRunE(cmd, args); err != nil {
+				// flags: ours comes after it. It also cancels the leaf's
+				// context when docker closes the plugin socket.
+				if err := plugin.PersistentPreRunE(leaf, args); err != nil {
 					return err
 				}
 			}
@@ -49,10 +53,11 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		Args: noSubcommand,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
+	root = cmd
 	if !isPlugin {
 		cmd.TraverseChildren = true
 	}
-	cmd.SetFlagErrorFunc(unknownCommandFirst)
+	cmd.SetFlagErrorFunc(flagError)
 	flags := cmd.PersistentFlags()
 	flags.BoolVarP(&opts.debug, "debug", "D", false, "Enable debug logging")
 	flags.StringArrayVar(&opts.insecure, "insecure-registry", nil,
@@ -67,6 +72,32 @@ and write them into a tar that docker, containerd, podman and skopeo load (expor
 		versionCmd(dockerCli),
 	)
 	return cmd
+}
+
+// inheritContext gives the command about to run the context of our root
+// (cancelled by SIGINT and SIGTERM). Under docker, plugin.RunPlugin runs it
+// from a root of docker's, whose context is context.Background: Ctrl-C on
+// a terminal, which reaches the plugin itself, would cancel nothing.
+func inheritContext(leaf, root *cobra.Command) {
+	if ctx := root.Context(); ctx != nil {
+		leaf.SetContext(ctx)
+	}
+}
+
+// interruptReport is the error of an interrupted command that says what
+// the interruption left (where each tag points after a create).
+type interruptReport struct{ error }
+
+func (r interruptReport) Unwrap() error { return r.error }
+
+// InterruptedMessage is the error line of an interrupted command (exit code
+// 130): "interrupted", or what the interruption left when the command tells.
+func InterruptedMessage(err error) string {
+	var r interruptReport
+	if errors.As(err, &r) {
+		return r.Error()
+	}
+	return "interrupted"
 }
 
 // noSubcommand is the root's argument check: anything left is an unknown
@@ -92,19 +123,6 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 		}
 	}
 	return fmt.Errorf("unknown command %q for %q%s (commands: %s; see '%s --help')", name, cmd.CommandPath(), hint, strings.Join(names, ", "), cmd.CommandPath())
-}
-
-// unknownCommandFirst reports a flag error on the root after a word that
-// is no command (creat -t x) as the unknown command it is: cobra parsed
-// the flags on the root because it found no command to give them to.
-func unknownCommandFirst(cmd *cobra.Command, err error) error {
-	if !cmd.HasSubCommands() {
-		return err
-	}
-	if args := cmd.Flags().Args(); len(args) > 0 {
-		return unknownCommand(cmd, args[0])
-	}
-	return err
 }
 
 // argCount checks a command's number of arguments, min to max (max < 0: no

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/containerd/console"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"golang.org/x/sync/errgroup"
@@ -58,6 +59,12 @@ type Printer struct {
 	ctx    context.Context
 	status chan *client.SolveStatus
 	eg     errgroup.Group
+	// text is set for the displays people read (all but rawjson): what
+	// they are sent is made safe for a terminal first (forDisplay).
+	text bool
+	// filter, in plain mode, holds back a log block until it knows it is
+	// not empty.
+	filter *errorLogFilter
 
 	mu     sync.RWMutex // held for writing only while the channel is closed
 	closed bool
@@ -77,6 +84,10 @@ type Printer struct {
 // context that outlives the operation (context.WithoutCancel) so that a
 // cancelled operation's failed vertexes are still drawn, as buildx does.
 //
+// The displays people read (tty, plain) show what they are sent made safe
+// (escaped, secrets redacted) and a failed vertex only marked failed: the
+// command prints the error; rawjson shows everything as sent.
+//
 // Run one Printer at a time: progressui keeps the tty height in a package
 // variable that its tty display updates.
 func NewPrinter(ctx context.Context, out io.Writer, mode string, opts ...PrinterOpt) (*Printer, error) {
@@ -88,13 +99,20 @@ func NewPrinter(ctx context.Context, out io.Writer, mode string, opts ...Printer
 	if err != nil {
 		return nil, err
 	}
-	d, err := progressui.NewDisplay(displayWriter(out), progressui.DisplayMode(mode), o.display...)
+	out = displayWriter(out)
+	if mode == ModeAuto && !isConsole(out) {
+		mode = ModePlain
+	}
+	out, filter := withErrorLogFilter(out, mode)
+	d, err := progressui.NewDisplay(out, progressui.DisplayMode(mode), o.display...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s progress display: %w", mode, err)
 	}
 	p := &Printer{
 		ctx:    ctx,
 		status: make(chan *client.SolveStatus),
+		text:   mode != modeRawJSON,
+		filter: filter,
 	}
 	p.eg.Go(func() error {
 		var err error
@@ -141,11 +159,24 @@ func displayWriter(out io.Writer) io.Writer {
 	return out
 }
 
+// isConsole reports whether progressui would draw its tty display on out.
+func isConsole(out io.Writer) bool {
+	f, ok := out.(console.File)
+	if !ok {
+		return false
+	}
+	_, err := console.ConsoleFromFile(f)
+	return err == nil
+}
+
 // Write hands a status update to the display. Updates written after Wait, or
 // after the printer's context is done, are dropped.
 func (p *Printer) Write(s *client.SolveStatus) {
 	if s == nil {
 		return
+	}
+	if p.text {
+		s = forDisplay(s)
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -169,6 +200,11 @@ func (p *Printer) Wait() error {
 		close(p.status)
 		p.mu.Unlock()
 		p.err = p.eg.Wait()
+		if p.filter != nil {
+			if err := p.filter.flush(); p.err == nil {
+				p.err = err
+			}
+		}
 		if p.err == nil && p.ctx.Err() != nil {
 			// progressui picks at random between a closed channel and a done
 			// context; updates may have been dropped either way.

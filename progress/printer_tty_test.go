@@ -84,3 +84,33 @@ func TestAutoModeOnTerminal(t *testing.T) {
 		})
 	}
 }
+
+// TestTerminalFailedStep: on a terminal, a failed step is marked failed,
+// with no empty log block after the display; a step that logged keeps its
+// block.
+func TestTerminalFailedStep(t *testing.T) {
+	out := withTerminal(t, func(tty *os.File) {
+		p, err := NewPrinter(context.Background(), tty, modeTTY)
+		if err != nil {
+			t.Fatalf("NewPrinter: %v", err)
+		}
+		_ = OneOff(p, "resolving 127.0.0.1:1/foo:bar")(errors.New("cannot reach 127.0.0.1:1"))
+		_ = Wrap("pushing 127.0.0.1:5000/app", p, func(s SubLogger) error {
+			s.Log(2, []byte("WARNING: slow\n"))
+			return errors.New("refused")
+		})
+		if err := p.Wait(); err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	})
+	for _, s := range []string{"ERROR resolving 127.0.0.1:1/foo:bar", " > pushing 127.0.0.1:5000/app:", "WARNING: slow"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("terminal output lacks %q:\n%q", s, out)
+		}
+	}
+	for _, s := range []string{" > resolving", "cannot reach"} {
+		if strings.Contains(out, s) {
+			t.Errorf("terminal output holds %q:\n%q", s, out)
+		}
+	}
+}

@@ -13,7 +13,20 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*" | sed "s|$bin|docker-imgx|g; s|$work|\$WORK|g"; "$@"; }
+# quote prints its arguments as a user would type them into a shell: words
+# with nothing a shell reads specially as they are, others in single quotes.
+quote() {
+	local words=() a
+	for a in "$@"; do
+		if [[ $a =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+			words+=("$a")
+		else
+			words+=("'${a//\'/\'\\\'\'}'")
+		fi
+	done
+	printf '%s' "${words[*]}"
+}
+run() { printf '$ %s\n' "$(quote "$@")" | sed "s|$bin|docker-imgx|g; s|$work|\$WORK|g"; "$@"; }
 
 step "Starting a throwaway registry with sample images"
 go build -o "$work/demoregistry" ./tests/cmd/demoregistry

@@ -1,11 +1,17 @@
 package tests
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"golang.org/x/sync/errgroup"
 )
 
 // completions splits the answer of __complete into its items and the
@@ -122,5 +128,113 @@ func TestHelpExamples(t *testing.T) {
 				t.Errorf("%s %s --help: no -p, --platform OS/ARCH[/VARIANT]:\n%s", name, cmd, out)
 			}
 		}
+	}
+}
+
+// completeBoth asks docker (docker __complete imgx ...) and the standalone
+// binary for the completions of args and wants want with directive :4
+// (no file names) from both, and nothing on stderr but cobra's own line.
+func completeBoth(t *testing.T, x *imgx, want []string, args ...string) {
+	t.Helper()
+	for name, res := range map[string]result{
+		"docker":     x.RunDocker(append([]string{"__complete", "imgx"}, args...)...),
+		"standalone": x.Run(append([]string{"__complete"}, args...)...),
+	} {
+		got, directive := completions(t, res)
+		if !slices.Equal(got, want) || directive != ":4" {
+			t.Errorf("%s: complete %q: got %q %s, want %q :4", name, args, got, directive, want)
+		}
+		if res.Stderr != "Completion ended with directive: ShellCompDirectiveNoFileComp\n" {
+			t.Errorf("%s: complete %q wrote on stderr:\n%s", name, args, res.Stderr)
+		}
+	}
+}
+
+// TestCompletionRegistryTags: a source completes NAME:TAG from the tags of
+// the typed repository, with the credentials of the Docker config (a
+// registry with basic auth); without credentials it completes nothing and
+// says nothing.
+func TestCompletionRegistryTags(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "docker", "docker.io (the docker client)")
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 95})
+	for _, tag := range []string{"1.0", "1.1", "2.0"} {
+		pushImage(t, reg, "test/app", tag, img)
+	}
+	// The default budget (500 ms, TestCompletionUnreachable) is meant for
+	// a registry's answer, not for the race-built binary on a busy machine.
+	x := newImgx(t).With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s")
+	if err := reg.WriteDockerConfig(x.DockerConfig); err != nil {
+		t.Fatal(err)
+	}
+	repo := reg.Host + "/test/app"
+	completeBoth(t, x, []string{repo + ":1.0", repo + ":1.1", repo + ":2.0"}, "inspect", repo+":")
+	completeBoth(t, x, []string{repo + ":1.0", repo + ":1.1"}, "create", "-t", reg.Host+"/test/new:1", repo+":1")
+	completeBoth(t, x, nil, "export", "-o", "x.tar", repo+":9")
+	completeBoth(t, newImgx(t).With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s"), nil, "inspect", repo+":")
+}
+
+// silentListener accepts connections and never answers: a registry or an
+// engine that cannot be reached in time.
+func silentListener(t *testing.T, network, address string) string {
+	t.Helper()
+	l, err := net.Listen(network, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eg errgroup.Group
+	t.Cleanup(func() {
+		_ = l.Close()
+		_ = eg.Wait()
+	})
+	eg.Go(func() error {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return nil // closed by the cleanup
+			}
+			conns = append(conns, c)
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestCompletionUnreachable: a registry or Docker engine that refuses the
+// connection or never answers completes nothing and says nothing, within
+// the completion's own budget (500 ms) and the start of two processes.
+// The ceiling is generous, for the race-built binary beside the rest of
+// the suite on a busy machine (two runs took 2.4 s at a load of 24 where
+// they take 0.3 s alone); without the budget a silent host holds the
+// shell for 30 s and more.
+func TestCompletionUnreachable(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "docker", "docker.io (the docker client)")
+	silentHost := silentListener(t, "tcp", "127.0.0.1:0")
+	sock := filepath.Join(t.TempDir(), "engine.sock")
+	silentListener(t, "unix", sock)
+	cases := []struct {
+		env  []string
+		args []string
+	}{
+		{nil, []string{"inspect", silentHost + "/test/app:"}},
+		{nil, []string{"create", "-t", silentHost + "/test/new:1", "127.0.0.1:1/test/app:1"}},
+		{[]string{"DOCKER_HOST=unix://" + sock}, []string{"inspect", "docker-daemon://"}},
+		{[]string{"DOCKER_HOST=unix://" + filepath.Join(t.TempDir(), "missing.sock")}, []string{"export", "docker-daemon://app"}},
+	}
+	for _, c := range cases {
+		start := time.Now()
+		completeBoth(t, newImgx(t).With(c.env...), nil, c.args...)
+		took := time.Since(start)
+		if took > 10*time.Second {
+			t.Errorf("complete %q %v: %v for two runs, want well under 5 s each", c.args, c.env, took)
+		}
+		t.Logf("complete %q %v: %v for two runs (docker, standalone)", c.args, c.env, took)
 	}
 }

@@ -165,7 +165,6 @@ func TestCopyFailureReported(t *testing.T) {
 	}
 }
 
-
 // TestCopyAirGapRoundTrip carries a list of images into one bundle and from
 // the bundle into another registry: every manifest, index and blob is the
 // same byte for byte on both sides, under the same names.

@@ -190,9 +190,10 @@ func TestCreateTwoImages(t *testing.T) {
 		}
 		assertBlobsIn(t, reg, "test/other", amd, arm)
 		// 2 manifest GETs, 2 config GETs, 4 mounts, 2 child manifest PUTs, 1 tag PUT,
-		// and the referrers discovery: 1 tags list, 1 referrers API probe;
+		// and the referrers discovery: 1 referrers API probe, and per image
+		// its 3 cosign tags and its fallback tag by name (404s);
 		// 1 GET of the tag before it moves.
-		assertRequests(t, reg, 11+2+1)
+		assertRequests(t, reg, 11+1+2*4+1)
 	})
 	t.Run("second registry streams", func(t *testing.T) {
 		reg2 := registrytest.Start(t, registrytest.Options{})
@@ -207,8 +208,8 @@ func TestCreateTwoImages(t *testing.T) {
 		// uploaded from memory). Target: per layer HEAD, POST, PUT; per
 		// config (in memory, no HEAD) a single POST that distribution answers
 		// with a session, then PUT; 2 child manifest PUTs, 1 tag GET and PUT.
-		// The source also answers the referrers discovery (tags list, probe).
-		assertRequests(t, reg, 6+2)
+		// The source also answers the referrers discovery (probe, 2*4 tags).
+		assertRequests(t, reg, 6+1+2*4)
 		assertRequests(t, reg2, 14)
 	})
 	t.Run("second registry, two repositories", func(t *testing.T) {
@@ -242,7 +243,7 @@ func TestCreateTwoImages(t *testing.T) {
 			t.Errorf("%d mounts, want 4 (2 configs, 2 layers):\n%s", mounts, requestSummary(reg2))
 		}
 		// Source as above; layers are read once.
-		assertRequests(t, reg, 6+2)
+		assertRequests(t, reg, 6+1+2*4)
 		// copy/one: 2 layers by HEAD, POST, PUT; 2 configs by POST, PUT; 2
 		// child manifests; the index by digest (two repositories). copy/two:
 		// 4 mounts, 2 child manifests, the index by digest. Then 2 tag GETs
@@ -597,7 +598,16 @@ func TestCreatePlatformDryRunMetadata(t *testing.T) {
 		t.Fatal("dry run wrote the tag")
 	}
 
-	x.MustFail([]string{"no manifest matches the requested platforms", "windows/amd64"}, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+	// A platform no source has: the line names the platforms there are.
+	line := x.MustFail(nil, "create", "--progress", "quiet", "-p", "windows/amd64", "-t", reg.Host+"/test/multi:win", src)
+	if want := "ERROR: no manifest matches the requested platforms: windows/amd64 (the sources have: linux/amd64, linux/arm/v7, linux/arm64/v8)"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
+	pushImage(t, reg, "test/s390x", "1", fixture.NewImage(fixture.ImageOptions{Platform: "linux/s390x", Seed: 5}))
+	line = x.MustFail(nil, "create", "--dry-run", "-p", "windows/amd64,linux/riscv64", src, reg.Host+"/test/s390x:1")
+	if want := "ERROR: no manifest matches the requested platforms: windows/amd64, linux/riscv64 (the sources have: linux/amd64, linux/arm/v7, linux/arm64/v8, linux/s390x)"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
 
 	meta := filepath.Join(t.TempDir(), "meta.json")
 	res = x.MustRun("create", "--progress", "quiet", "--metadata-file", meta, "-p", "linux/amd64,linux/arm64",
@@ -777,5 +787,37 @@ func TestCreateOCIFlag(t *testing.T) {
 	// An OCI index alone is already what --oci asks for.
 	if got := dryRun("--oci", ref("index")); got != string(idx.Index.Data) {
 		t.Errorf("--oci with an OCI index:\n%s\nwant it as is:\n%s", got, idx.Index.Data)
+	}
+}
+
+// TestCreateSingleSourceHelp: create --help says that one single-platform
+// source becomes an index with a new digest and names the ways to keep the
+// digest (standalone and through docker), and create does what it says.
+func TestCreateSingleSourceHelp(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "docker", "docker.io (the docker client)")
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Seed: 91})
+	pushImage(t, reg, "test/one", "1", img)
+	x := newImgx(t)
+	want := `
+A single source that is one single-platform image becomes an index holding
+it, as docker buildx imagetools create does: the tag gets a new digest, not
+the image's. --prefer-index=false tags the image manifest as it is, and
+docker imgx copy copies an image or index with its digest unchanged.
+`
+	for name, res := range map[string]result{"standalone": x.Run("create", "--help"), "docker": x.RunPlugin("create", "--help")} {
+		if res.ExitCode != 0 || !strings.Contains(res.Stdout, want) {
+			t.Errorf("%s: create --help (exit %d) does not say\n%s\nit says:\n%s", name, res.ExitCode, want, res.Stdout)
+		}
+	}
+	src := reg.Host + "/test/one:1"
+	wrapped := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "-t", reg.Host+"/test/one:index", src))
+	kept := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "-t", reg.Host+"/test/one:same", src))
+	if kept != img.Manifest.Desc.Digest || wrapped == img.Manifest.Desc.Digest {
+		t.Errorf("the image is %s; as an index %s, with --prefer-index=false %s", img.Manifest.Desc.Digest, wrapped, kept)
+	}
+	if got := x.MustRun("inspect", "--format", "{{.Manifest.MediaType}}", reg.Host+"/test/one:index").Stdout; got != ocispec.MediaTypeImageIndex+"\n" {
+		t.Errorf("the tag of one source holds %q, want an index", got)
 	}
 }

@@ -567,6 +567,67 @@ func TestExportSkopeo(t *testing.T) {
 	}
 }
 
+// TestExportSkopeoEveryImage reads every image of a multi-image tar (an
+// OCI image, a Docker-typed image, an index) and of an OCI layout folder
+// with skopeo, each the way the README says: oci-archive:FILE:TAG (oci:DIR:TAG)
+// for OCI-typed images and indexes, docker-archive:FILE:NAME or :@N for
+// the images of manifest.json; and oci-archive: of a Docker-typed image
+// fails and of a shared tag gives the first image, as the README says
+// (skopeo 1.9 looks up OCI-typed entries only, the first that matches).
+func TestExportSkopeoEveryImage(t *testing.T) {
+	t.Parallel()
+	e := pushExportImages(t)
+	x := newImgx(t)
+	app, app2, multi := e.ref("test/app:1"), e.ref("test/app:2"), e.ref("test/multi:v1")
+	tarPath, _ := export(t, x, app, app2, multi)
+	dir := filepath.Join(t.TempDir(), "layout")
+	x.MustRun("export", "--progress", "quiet", "-o", "oci-layout://"+dir, app, multi)
+	manifestOf := func(ref string) (digest.Digest, string) {
+		t.Helper()
+		raw, err := consumers.SkopeoInspectRaw(t, ref)
+		if err != nil {
+			t.Fatalf("skopeo inspect --raw %s: %v", ref, err)
+		}
+		var m struct {
+			Config struct{ Digest string } `json:"config"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("skopeo inspect --raw %s: %v\n%s", ref, err, raw)
+		}
+		return digest.FromBytes(raw), m.Config.Digest
+	}
+	for _, ref := range []string{"oci-archive:" + tarPath + ":1", "oci:" + dir + ":1"} {
+		if d, _ := manifestOf(ref); d != e.app.Manifest.Desc.Digest {
+			t.Errorf("%s: manifest %s, want the OCI image %s", ref, d, e.app.Manifest.Desc.Digest)
+		}
+	}
+	for _, ref := range []string{"oci-archive:" + tarPath + ":v1", "oci:" + dir + ":v1"} {
+		if d, _ := manifestOf(ref); d != e.multi.Index.Desc.Digest {
+			t.Errorf("%s: manifest %s, want the index %s", ref, d, e.multi.Index.Desc.Digest)
+		}
+	}
+	if _, err := consumers.SkopeoInspectRaw(t, "oci-archive:"+tarPath+":2"); err == nil || !strings.Contains(err.Error(), "no descriptor found for reference") {
+		t.Errorf("oci-archive: of the Docker-typed image: %v, want skopeo 1.9's no descriptor found", err)
+	}
+	// Two images that share the tag 1: oci-archive: gives the first, and
+	// docker-archive: tells them apart by name.
+	shared, _ := export(t, x, app, e.ref("test/zstd:1"))
+	if d, _ := manifestOf("oci-archive:" + shared + ":1"); d != e.app.Manifest.Desc.Digest {
+		t.Errorf("oci-archive: of a shared tag gave %s, want the first image %s", d, e.app.Manifest.Desc.Digest)
+	}
+	if _, cfg := manifestOf("docker-archive:" + shared + ":" + e.ref("test/zstd:1")); cfg != e.zstd.Config.Desc.Digest.String() {
+		t.Errorf("docker-archive: by name gave config %s, want %s", cfg, e.zstd.Config.Desc.Digest)
+	}
+	wantConfigs := []string{e.app.Config.Desc.Digest.String(), e.app2.Config.Desc.Digest.String(), e.multi.Images[0].Config.Desc.Digest.String()}
+	for i, name := range []string{app, app2, multi} {
+		for _, ref := range []string{fmt.Sprintf("docker-archive:%s:@%d", tarPath, i), "docker-archive:" + tarPath + ":" + name} {
+			if _, cfg := manifestOf(ref); cfg != wantConfigs[i] {
+				t.Errorf("%s: config %s, want %s", ref, cfg, wantConfigs[i])
+			}
+		}
+	}
+}
+
 func TestExportLayoutDir(t *testing.T) {
 	t.Parallel()
 	e := pushExportImages(t)

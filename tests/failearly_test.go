@@ -105,6 +105,6 @@ func TestRegistryErrorsOneLine(t *testing.T) {
 		if res.ExitCode != 1 || strings.Count(res.Stderr, "<") > 0 || !strings.Contains(res.Stderr, "HTML page: 502 Bad Gateway") {
 			t.Errorf("%s of an HTML error page: exit %d, stderr:\n%s", cmd[0], res.ExitCode, res.Stderr)
 		}
-		x.MustFail([]string{"authentication is required", "docker login " + host}, append(cmd, host+"/test/auth:1")...)
+		x.MustFail([]string{"fetch " + host + "/test/auth:1: authentication required for " + host + ": run `docker login " + host + "` (401 Unauthorized)"}, append(cmd, host+"/test/auth:1")...)
 	}
 }

@@ -223,6 +223,52 @@ func TestInspectErrors(t *testing.T) {
 	x.MustFail([]string{"--format and --raw"}, "inspect", "--raw", "--format", "json", reg.Host+"/test/multi:v1")
 }
 
+// TestInspectFormatFields: inspect --help lists the fields a --format
+// template sees (standalone and through docker); each one listed works in a
+// template, and an unknown field fails with one line that names exactly
+// those (and, under .Manifest, the fields of .Manifest).
+func TestInspectFormatFields(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "docker", "docker.io (the docker client)")
+	reg := registrytest.Start(t, registrytest.Options{})
+	pushIndex(t, reg, "test/multi", "v1", multiIndex())
+	x := newImgx(t)
+	src := reg.Host + "/test/multi:v1"
+	var fields []string
+	for name, res := range map[string]result{"standalone": x.Run("inspect", "--help"), "docker": x.RunPlugin("inspect", "--help")} {
+		_, list, ok := strings.Cut(res.Stdout, "\nA --format template sees:\n")
+		if !ok {
+			t.Fatalf("%s: inspect --help lists no template fields:\n%s", name, res.Stdout)
+		}
+		var got []string
+		for _, line := range strings.Split(list, "\n") {
+			if !strings.HasPrefix(line, "  .") {
+				break
+			}
+			got = append(got, strings.Fields(line)[0])
+		}
+		if fields != nil && !slices.Equal(got, fields) {
+			t.Fatalf("%s lists %q, the other %q", name, got, fields)
+		}
+		fields = got
+	}
+	if len(fields) < 7 {
+		t.Fatalf("inspect --help lists only %q", fields)
+	}
+	for _, f := range fields {
+		x.MustRun("inspect", "--format", "{{json "+f+"}}", src)
+	}
+	line := x.MustFail(nil, "inspect", "--format", "{{.Nope}}", src)
+	if want := `ERROR: invalid --format "{{.Nope}}": no field .Nope (fields: ` + strings.Join(fields, ", ") + ")"; line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
+	line = x.MustFail(nil, "inspect", "--format", "{{.Manifest.Nope}}", src)
+	want := `ERROR: invalid --format "{{.Manifest.Nope}}": no field .Manifest.Nope (fields of .Manifest: .SchemaVersion, .MediaType, .Digest, .Size, .Platform, .ArtifactType, .Config, .Layers, .Manifests, .Subject, .Annotations)`
+	if line != want {
+		t.Errorf("got  %q\nwant %q", line, want)
+	}
+}
+
 func TestInspectTLS(t *testing.T) {
 	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true})

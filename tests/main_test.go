@@ -9,7 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -23,6 +26,9 @@ const raceOptions = "atexit_sleep_ms=0"
 var imgxBinary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(measureEnv) != "" {
+		os.Exit(measureChild())
+	}
 	os.Exit(runTests(m))
 }
 
@@ -60,6 +66,54 @@ func runTests(m *testing.M) int {
 type result struct {
 	Stdout, Stderr string
 	ExitCode       int
+	// MaxRSSKiB is the binary's peak resident memory (Linux: KiB; set by
+	// RunMeasured), Elapsed its wall time: for generous ceilings, never
+	// for benchmarks.
+	MaxRSSKiB int64
+	Elapsed   time.Duration
+}
+
+// measureEnv makes the test binary a small parent that runs the command
+// its arguments name and writes the child's peak RSS to fd 3. A child of
+// the test process itself would be charged the test process's own RSS:
+// Linux counts the memory a vfork child shares at its exec.
+const measureEnv = "IMGX_MEASURE_RSS"
+
+func measureChild() int {
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, measureEnv+"=") })
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 127
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		fmt.Fprint(os.NewFile(3, "rss"), ru.Maxrss)
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// RunMeasured runs docker-imgx standalone, as Run, and measures its peak
+// memory (MaxRSSKiB).
+func (x *imgx) RunMeasured(args ...string) result {
+	x.t.Helper()
+	rss, err := os.CreateTemp(x.t.TempDir(), "rss")
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	defer rss.Close()
+	y := x.With(measureEnv + "=1")
+	y.extra = rss
+	res := y.exec(os.Args[0], append([]string{imgxBinary}, args...)...)
+	dt, err := os.ReadFile(rss.Name())
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	if res.MaxRSSKiB, err = strconv.ParseInt(string(dt), 10, 64); err != nil {
+		x.t.Fatalf("peak RSS of docker-imgx %s: %q: %v", strings.Join(args, " "), dt, err)
+	}
+	return res
 }
 
 // imgx is one way of running the binary: its environment and config folder.
@@ -73,6 +127,8 @@ type imgx struct {
 	// StdoutFile, when set, receives stdout instead of a pipe (a shell's
 	// "> file" redirection).
 	StdoutFile *os.File
+	// extra is passed as fd 3 (RunMeasured's report).
+	extra *os.File
 }
 
 // newImgx returns a runner with an empty Docker config folder and no access
@@ -119,6 +175,13 @@ func (x *imgx) RunPlugin(args ...string) result {
 // DOCKER_CONFIG/cli-plugins.
 func (x *imgx) RunDocker(args ...string) result {
 	x.t.Helper()
+	return x.exec(x.installPlugin(), args...)
+}
+
+// installPlugin copies the binary into DOCKER_CONFIG/cli-plugins, once, and
+// returns the path of the docker client.
+func (x *imgx) installPlugin() string {
+	x.t.Helper()
 	docker, err := exec.LookPath("docker")
 	if err != nil {
 		requireTool(x.t, "docker", "docker.io (the docker client)")
@@ -137,7 +200,7 @@ func (x *imgx) RunDocker(args ...string) result {
 			x.t.Fatal(err)
 		}
 	}
-	return x.exec(docker, args...)
+	return docker
 }
 
 func (x *imgx) exec(bin string, args ...string) result {
@@ -154,8 +217,12 @@ func (x *imgx) exec(bin string, args ...string) result {
 	if x.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(x.Stdin)
 	}
+	if x.extra != nil {
+		cmd.ExtraFiles = []*os.File{x.extra}
+	}
+	start := time.Now()
 	err := cmd.Run()
-	res := result{Stdout: stdout.String(), Stderr: stderr.String()}
+	res := result{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):

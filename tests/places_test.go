@@ -5,14 +5,17 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -73,7 +76,42 @@ func assertImageOf(t *testing.T, reg *registrytest.Registry, repo string, d dige
 		if l.MediaType == ocispec.MediaTypeImageLayer && l.Digest != c.RootFS.DiffIDs[i] {
 			t.Fatalf("layer %d: uncompressed %s is not the diff ID %s", i, l.Digest, c.RootFS.DiffIDs[i])
 		}
+		if l.MediaType != ocispec.MediaTypeImageLayer {
+			if got := uncompressedDigest(t, l.MediaType, dt); got != c.RootFS.DiffIDs[i] {
+				t.Fatalf("layer %d (%s): uncompressed %s is not the diff ID %s", i, l.MediaType, got, c.RootFS.DiffIDs[i])
+			}
+		}
 	}
+}
+
+// uncompressedDigest is the digest of a gzip or zstd layer uncompressed; a
+// gzip layer must be one stream (docker load refuses bytes after it).
+func uncompressedDigest(t *testing.T, mediaType string, dt []byte) digest.Digest {
+	t.Helper()
+	var r io.Reader
+	switch {
+	case strings.HasSuffix(mediaType, "gzip"):
+		zr, err := gzip.NewReader(bytes.NewReader(dt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr.Multistream(false)
+		r = zr
+	case strings.HasSuffix(mediaType, "zstd"):
+		zr, err := zstd.NewReader(bytes.NewReader(dt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		t.Fatalf("layer type %s: not a compression this test reads", mediaType)
+	}
+	d, err := digest.SHA256.FromReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // gzipFile writes path gzip-compressed beside it and returns the new path.
@@ -163,7 +201,10 @@ func TestArchiveAirGap(t *testing.T) {
 // TestArchiveDockerSave pushes the classic `docker save` tar of the private
 // Docker engine, and the same image read from the engine through
 // docker-daemon://: both keep the source's config and push the same
-// manifest; an image the engine lacks is one line.
+// manifest, its plain layers compressed (gzip by default, as docker push
+// does; the same bytes from either source); an image the engine lacks is
+// one line. The engine pulls the pushed image back with the source's image
+// ID.
 func TestArchiveDockerSave(t *testing.T) {
 	t.Parallel()
 	e := pushExportImages(t)
@@ -181,6 +222,7 @@ func TestArchiveDockerSave(t *testing.T) {
 	}
 	fromTar := createFrom(t, x, b, "saved/app:1", "archive://"+saved)
 	assertImageOf(t, b, "saved/app", fromTar, e.app)
+	assertLayerTypes(t, b, "saved/app", fromTar, ocispec.MediaTypeImageLayerGzip)
 	again := createFrom(t, x, b, "saved/app:gz", "archive://"+gzipFile(t, saved)+":"+name)
 	if again != fromTar {
 		t.Fatalf("gzip-compressed tar gave %s, plain %s", again, fromTar)
@@ -202,13 +244,77 @@ func TestArchiveDockerSave(t *testing.T) {
 	if fromEngine != fromTar {
 		t.Fatalf("docker-daemon:// gave %s, the saved tar %s", fromEngine, fromTar)
 	}
+	// Completion after docker-daemon:// lists the engine's images.
+	patient := engine.With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s")
+	completeBoth(t, patient, []string{"docker-daemon://" + name, "docker-daemon://reexported/app:1"}, "inspect", "docker-daemon://")
+	completeBoth(t, patient, []string{"docker-daemon://reexported/app:1"}, "create", "-t", b.Host+"/engine/x:1", "docker-daemon://re")
+	// The engine's own manifest (plain layers) is what --compression none
+	// pushes.
+	pushed := compressions(t, x, b, saved, e.app)
+	if pushed["gzip"] != fromTar {
+		t.Fatalf("--compression gzip pushed %s, the default %s", pushed["gzip"], fromTar)
+	}
 	res := engine.RunPlugin("inspect", "--raw", "docker-daemon://"+name)
-	if res.ExitCode != 0 || digest.FromString(res.Stdout) != fromTar {
+	if res.ExitCode != 0 || digest.FromString(res.Stdout) != pushed["none"] {
 		t.Fatalf("docker imgx inspect docker-daemon://: exit %d\n%s%s", res.ExitCode, res.Stdout, res.Stderr)
 	}
 	engine.MustFail([]string{"docker-daemon://nope/missing:1", "the Docker engine has no image"}, "create", "-t", b.Host+"/engine/missing:1", "docker-daemon://nope/missing:1")
 	if got := fetchTag(t, b, "engine/missing", "1"); got != "" {
 		t.Fatalf("a tag was pushed for a missing image")
+	}
+
+	// Pulled back (the engine forgets the image first, so that it fetches
+	// and checks every layer), the image has the source's ID.
+	if out, err := d.Run(t, "rmi", name, "reexported/app:1"); err != nil {
+		t.Fatalf("rmi: %v\n%s", err, out)
+	}
+	pulled := b.Host + "/saved/app:1"
+	if out, err := d.Run(t, "pull", pulled); err != nil {
+		t.Fatalf("docker pull of the compressed push: %v\n%s", err, out)
+	}
+	if id := d.ImageIDs(t)[pulled]; id != e.app.Config.Desc.Digest.String() {
+		t.Fatalf("pulled image ID %q, want the source's %s", id, e.app.Config.Desc.Digest)
+	}
+}
+
+// compressions pushes the plain layers of a docker save tar with each
+// --compression: zstd and none as asked; the same bytes twice. It returns
+// the digest pushed with each.
+func compressions(t *testing.T, x *imgx, b *registrytest.Registry, saved string, img fixture.Image) map[string]digest.Digest {
+	t.Helper()
+	pushed := map[string]digest.Digest{}
+	for _, tc := range []struct{ flag, layerType string }{
+		{"zstd", ocispec.MediaTypeImageLayerZstd},
+		{"none", ocispec.MediaTypeImageLayer},
+		{"gzip", ocispec.MediaTypeImageLayerGzip},
+	} {
+		d := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "--compression", tc.flag,
+			"-t", b.Host+"/saved/app:"+tc.flag, "archive://"+saved))
+		assertImageOf(t, b, "saved/app", d, img)
+		assertLayerTypes(t, b, "saved/app", d, tc.layerType)
+		again := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "--prefer-index=false", "--compression", tc.flag,
+			"-t", b.Host+"/again/app:"+tc.flag, "archive://"+saved))
+		if again != d {
+			t.Fatalf("--compression %s: a second push made %s, the first %s", tc.flag, again, d)
+		}
+		pushed[tc.flag] = d
+	}
+	x.MustFail([]string{`invalid --compression "xz": want gzip, zstd, none`}, "create", "--compression", "xz", "-t", b.Host+"/saved/app:xz", "archive://"+saved)
+	// A dry run shows the manifest the push makes, compressed layers named.
+	res := x.MustRun("create", "--dry-run", "--progress", "quiet", "--prefer-index=false", "-t", b.Host+"/saved/app:dry", "archive://"+saved)
+	if got := digest.FromString(strings.TrimSuffix(res.Stdout, "\n")); got != pushed["gzip"] {
+		t.Fatalf("--dry-run printed %s, the push made %s:\n%s", got, pushed["gzip"], res.Stdout)
+	}
+	return pushed
+}
+
+// assertLayerTypes checks that every layer of repo@d has media type mt.
+func assertLayerTypes(t *testing.T, reg *registrytest.Registry, repo string, d digest.Digest, mt string) {
+	t.Helper()
+	for i, l := range pushedManifest(t, reg, repo, d).Layers {
+		if l.MediaType != mt {
+			t.Fatalf("%s@%s: layer %d is %s, want %s", repo, d, i, l.MediaType, mt)
+		}
 	}
 }
 
@@ -260,5 +366,58 @@ func TestArchiveSkopeoCopy(t *testing.T) {
 				t.Fatalf("oci-archive: digest %s, want the source's %s", d, e.app.Manifest.Desc.Digest)
 			}
 		})
+	}
+}
+
+// layoutFiles lists every file and folder under dir, relative, sorted.
+func layoutFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		out = append(out, rel)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestCreateLayoutLeavesOnlyLayout: create into a new OCI layout, from a
+// registry and from another layout, leaves exactly the layout's files in
+// the target (no ingest/ folder, no temporary file) and nothing new in the
+// source layout.
+func TestCreateLayoutLeavesOnlyLayout(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	idx := multiIndex()
+	pushIndex(t, reg, "test/multi", "v1", idx)
+	want := []string{"blobs", "blobs/sha256", "index.json", "oci-layout"}
+	for _, b := range idx.Blobs() {
+		want = append(want, "blobs/sha256/"+b.Desc.Digest.Encoded())
+	}
+	slices.Sort(want)
+	x := newImgx(t)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first"), filepath.Join(dir, "second")
+	for _, c := range []struct{ target, src string }{
+		{first, reg.Host + "/test/multi:v1"},
+		{second, "oci-layout://" + first + ":1"},
+	} {
+		d := mustDigestLine(t, x.MustRun("create", "--progress", "quiet", "-t", "oci-layout://"+c.target+":1", c.src))
+		if d != idx.Index.Desc.Digest {
+			t.Fatalf("create from %s made %s, want the index %s", c.src, d, idx.Index.Desc.Digest)
+		}
+		if got := layoutFiles(t, c.target); !slices.Equal(got, want) {
+			t.Errorf("create from %s left in the layout:\n%s\nwant:\n%s", c.src, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if got := layoutFiles(t, first); !slices.Equal(got, want) {
+		t.Errorf("reading the layout left in it:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

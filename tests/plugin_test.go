@@ -174,3 +174,33 @@ func TestVersionMatchesDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownFlag: a mistyped flag fails with one line that names the flags
+// that come close to it (as cobra does for commands) and where the help is,
+// standalone and through docker.
+func TestUnknownFlag(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "docker", "docker.io (the docker client)")
+	x := newImgx(t)
+	cases := []struct {
+		args []string
+		want string // with %s for the command path's first word
+	}{
+		{[]string{"inspect", "--platfrom", "linux/amd64", "alpine"}, `unknown flag --platfrom for "%[1]s inspect": did you mean --platform? (see '%[1]s inspect --help')`},
+		{[]string{"export", "--fromat", "oci", "alpine"}, `unknown flag --fromat for "%[1]s export": did you mean --format? (see '%[1]s export --help')`},
+		{[]string{"create", "--plat", "linux/amd64", "alpine"}, `unknown flag --plat for "%[1]s create": did you mean --platform? (see '%[1]s create --help')`},
+		{[]string{"create", "--debgu", "alpine"}, `unknown flag --debgu for "%[1]s create": did you mean --debug? (see '%[1]s create --help')`},
+		{[]string{"inspect", "--xyzzy", "alpine"}, `unknown flag --xyzzy for "%[1]s inspect" (see '%[1]s inspect --help')`},
+		{[]string{"inspect", "-z", "alpine"}, `unknown flag -z for "%[1]s inspect" (see '%[1]s inspect --help')`},
+	}
+	for _, r := range runners() {
+		path := map[string]string{"standalone": "docker-imgx", "docker": "docker imgx"}[r.name]
+		for _, c := range cases {
+			res := r.run(x, nil, c.args...)
+			want := "ERROR: " + fmt.Sprintf(c.want, path) + "\n"
+			if res.ExitCode != 1 || res.Stderr != want || res.Stdout != "" {
+				t.Errorf("%s %v: exit %d, want 1 and stderr %q\nstdout:\n%s\nstderr:\n%s", r.name, c.args, res.ExitCode, want, res.Stdout, res.Stderr)
+			}
+		}
+	}
+}

@@ -153,12 +153,18 @@ func TestCreateReferrers(t *testing.T) {
 		if n := reg.Count(http.MethodPatch, "/blobs/") + reg.Count(http.MethodPut, "/blobs/"); n != 0 {
 			t.Errorf("%d blob uploads, want mounts only:\n%s", n, requestSummary(reg))
 		}
-		// 11 as TestCreateTwoImages, then discovery: 1 tags list, 1
-		// referrers API probe (404). Signature: 1 GET by tag, 2 mounts, 1
-		// GET of the target's tag (signatures there are kept), 1 tag PUT. Referrer: 1 fallback index GET, 1 manifest GET, 2
-		// mounts, 1 PUT by digest, 1 GET and 1 PUT of the target's
-		// fallback tag. 1 GET of the user's tag before it moves.
-		assertRequests(t, reg, 11+2+5+7+1)
+		// 11 as TestCreateTwoImages, then discovery: 1 referrers API probe
+		// (404), and for each of 4 subjects (the two images, then the
+		// signature and the referrer found) its 3 cosign tags and its
+		// fallback tag by name, never a tags list. Signature (its GET
+		// counted): 2 mounts, 1 GET of the target's tag (signatures there
+		// are kept), 1 tag PUT. Referrer (fallback GET counted): 1
+		// manifest GET, 2 mounts, 1 PUT by digest, 1 GET and 1 PUT of the
+		// target's fallback tag. 1 GET of the user's tag before it moves.
+		assertRequests(t, reg, 11+1+4*4+4+6+1)
+		if n := reg.Count("", "/tags/list"); n != 0 {
+			t.Errorf("%d tags lists, want none: cosign tags are asked for by name", n)
+		}
 	})
 	t.Run("other registry copies them", func(t *testing.T) {
 		reg.ResetRequests()
@@ -173,9 +179,12 @@ func TestCreateReferrers(t *testing.T) {
 				t.Errorf("progress does not say %q:\n%s", line, res.Stderr)
 			}
 		}
-		// 6 as TestCreateTwoImages, 2 discovery, 1+2 for the signature's
-		// manifest and blobs, 1+1+2 for the referrer's index, manifest and blobs.
-		assertRequests(t, reg, 6+2+3+4)
+		// 6 as TestCreateTwoImages, 1+4*4 discovery (as above), 2 for the
+		// signature's blobs, 1+2 for the referrer's manifest and blobs.
+		assertRequests(t, reg, 6+1+4*4+2+3)
+		if n := reg.Count("", "/tags/list"); n != 0 {
+			t.Errorf("%d tags lists, want none", n)
+		}
 	})
 	t.Run("referrers=false copies none", func(t *testing.T) {
 		reg.ResetRequests()

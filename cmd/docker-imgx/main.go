@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/docker-imgx/docker-imgx/commands"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker-imgx/docker-imgx/internal/version"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
@@ -46,10 +47,12 @@ func run() int {
 		return 0
 	}
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-		fmt.Fprintln(dockerCli.Err(), "ERROR: interrupted")
+		fmt.Fprintln(dockerCli.Err(), "ERROR: "+termtext.Message(commands.InterruptedMessage(err)))
 		return 130
 	}
-	fmt.Fprintf(dockerCli.Err(), "ERROR: %v\n", err)
+	// The one way an error reaches the user: whatever it quotes from
+	// outside (a registry's words, a name in a tar, a URL) made safe here.
+	fmt.Fprintf(dockerCli.Err(), "ERROR: %s\n", termtext.Message(err.Error()))
 	return 1
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -48,24 +49,46 @@ func (p *Archives) get(ctx context.Context, loc ref.Location) (*imagetar.Archive
 // openFile opens the tar at loc.Path.
 func openFile(ctx context.Context, loc ref.Location, opts imagetar.Options) (*imagetar.Archive, error) {
 	label := ref.ArchivePrefix + loc.Path
-	f, err := os.Open(loc.Path)
+	// Looked at before it is opened: opening a FIFO waits for a writer,
+	// and signals do not end that wait.
+	fi, err := os.Stat(loc.Path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("%s: no such file %s", label, loc.Path)
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", label, err)
-	}
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		_ = f.Close() // read only: nothing to lose
+	case fi.IsDir():
 		return nil, fmt.Errorf("%s: %s is a folder, not a tar (an OCI layout folder is read as %s%s)", label, loc.Path, ref.LayoutPrefix, loc.Path)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: %s is %s, not a file: an image tar is read where it lies, in any order; save it to a file first", label, loc.Path, kind(fi.Mode()))
+	}
+	f, err := os.Open(loc.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	return imagetar.Open(ctx, f, label, opts)
 }
 
-// Capabilities implements place.Backend: a tar has one repository and
-// keeps no referrers.
+// kind names a file that is neither a regular file nor a folder.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
+
+// Capabilities implements place.Backend: a tar has one repository, keeps
+// no referrers, and holds images as docker save writes them (plain layers
+// are compressed for a registry).
 func (p *Archives) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{}
+	return place.Capabilities{Unpacked: true}
 }
 
 // Manifest implements place.Reader.

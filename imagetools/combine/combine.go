@@ -444,7 +444,7 @@ func filter(ms []ocispec.Descriptor, origins []int, plats []ocispec.Platform) ([
 		}
 	}
 	if len(kept) == 0 {
-		return nil, nil, fmt.Errorf("%w: %s", imagetools.ErrNoPlatformMatch, formatPlatforms(plats))
+		return nil, nil, fmt.Errorf("%w: %s (the sources have: %s)", imagetools.ErrNoPlatformMatch, formatPlatforms(plats), platformList(ms))
 	}
 	return kept, keptOrigins, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // CopyOptions say how Copy writes one image.
@@ -192,15 +193,45 @@ func IsReferrerTag(tag string) bool {
 }
 
 // ReferrerTags lists the tags of src's repository that hold referrers of
-// d: its cosign tags and its fallback tag, sorted.
+// d: its fallback tag and its cosign tags, each looked up by name (no tags
+// list: a repository may hold many).
 func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) ([]string, error) {
-	tags, err := pl.Tags(ctx, src)
+	found, err := taggedReferrers(ctx, pl, src, append([]string{fallbackTag(d)}, cosignTags(d)...))
 	if err != nil {
 		return nil, err
 	}
-	out := cosignTags(tags, d)
-	if tags[fallbackTag(d)] {
-		out = append([]string{fallbackTag(d)}, out...)
+	var out []string
+	for _, t := range append([]string{fallbackTag(d)}, cosignTags(d)...) {
+		if _, ok := found[t]; ok {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// taggedReferrers reads the tags of src's repository named, at once, and
+// returns the digest of each that exists.
+func taggedReferrers(ctx context.Context, pl place.Reader, src ref.Location, tags []string) (map[string]digest.Digest, error) {
+	digests := make([]digest.Digest, len(tags))
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, t := range tags {
+		eg.Go(func() error {
+			desc, _, err := pl.Manifest(ectx, src.WithTag(t))
+			if isNotFound(err) {
+				return nil
+			}
+			digests[i] = desc.Digest
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	out := map[string]digest.Digest{}
+	for i, t := range tags {
+		if digests[i] != "" {
+			out[t] = digests[i]
+		}
 	}
 	return out, nil
 }
@@ -250,24 +281,16 @@ func targetHolds(ctx context.Context, pl place.Place, t ref.Location, desc ocisp
 }
 
 // referrersThere reports whether every target holds the root's cosign tags
-// as the source has them and lists its OCI referrers. Only the root is
+// (looked up by name) as the source has them and lists its OCI referrers. Only the root is
 // asked: referrers of an index's children alone are carried by a full
 // copy, not by a run that finds the targets up to date. A read that fails
 // answers false: the full copy then says what is wrong.
 func referrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location) (bool, error) {
-	tags, err := pl.Tags(ctx, src)
+	cosign, err := taggedReferrers(ctx, pl, src, cosignTags(d))
 	if err != nil {
-		return false, err
+		return false, nil
 	}
-	cosign := map[string]digest.Digest{}
-	for _, c := range cosignTags(tags, d) {
-		desc, _, err := pl.Manifest(ctx, src.WithTag(c))
-		if err != nil {
-			return false, nil
-		}
-		cosign[c] = desc.Digest
-	}
-	listed, err := listReferrers(ctx, pl, src, d, tags[fallbackTag(d)])
+	listed, err := listReferrers(ctx, pl, src, d, true)
 	if err != nil {
 		return false, nil
 	}

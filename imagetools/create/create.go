@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/combine"
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -47,7 +48,15 @@ type Options struct {
 	// manifest copied into another repository (see pushOptions.Referrers).
 	Referrers      bool
 	MaxConcurrency int
-	Progress       progress.Writer
+	// Limits bound the manifests read (the sources', what they list and
+	// their referrers'); zero fields take oci's defaults.
+	Limits oci.GraphLimits
+	// Compression compresses the uncompressed layers of image manifests
+	// (docker save tars, the Docker engine) pushed to a place that stores
+	// layers compressed (a registry); "" or compression.None pushes them
+	// as they are.
+	Compression compression.Format
+	Progress    progress.Writer
 }
 
 // Result is what create made.
@@ -121,18 +130,18 @@ const maxMerges = 3
 func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []ref.Location, opts Options) (*Result, error) {
 	early := newEarlyChecks(ctx, pl, targets, opts)
 	defer early.close()
-	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early)
+	budget := oci.NewGraphBudget(opts.Limits)
+	inputs, known, appended, err := readSources(ctx, pl, srcs, opts, early, budget)
 	if err != nil {
 		return nil, err
 	}
-	var unchanged *expectedTag
-	if opts.Append {
-		unchanged = &expectedTag{Tag: targets[0]}
-		if appended {
-			unchanged.Digest = inputs[0].Desc.Digest
-		} else {
-			srcs = srcs[1:]
+	unchanged, srcs := appendBase(opts.Append, appended, targets, srcs, inputs)
+	if compressing(pl, targets, opts.Compression) { // a dry run too: it shows the digest a push makes
+		var done func()
+		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, opts); err != nil {
+			return nil, err
 		}
+		defer done()
 	}
 	combined, err := combine.Index(inputs, combine.Options{
 		Annotations: opts.Annotations, Platforms: opts.Platforms, PreferIndex: opts.PreferIndex,
@@ -157,7 +166,7 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 		c.origins = append(c.origins, srcs[o].loc)
 	}
 	err = pushAll(ctx, pl, c, pushOptions{Targets: targets, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
-		Referrers: opts.Referrers, unchanged: unchanged, early: early})
+		Referrers: opts.Referrers, unchanged: unchanged, early: early, budget: budget})
 	var tagsErr *tagsError
 	switch {
 	case errors.As(err, &tagsErr):
@@ -170,6 +179,20 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 		return nil, err
 	}
 	return res, nil
+}
+
+// appendBase returns, for --append, the tag that must not move before ours
+// (at the digest read, or absent) and the sources left to combine.
+func appendBase(appending, appended bool, targets []ref.Location, srcs []sourceAt, inputs []combine.Input) (*expectedTag, []sourceAt) {
+	if !appending {
+		return nil, srcs
+	}
+	unchanged := &expectedTag{Tag: targets[0]}
+	if appended {
+		unchanged.Digest = inputs[0].Desc.Digest
+		return unchanged, srcs
+	}
+	return unchanged, srcs[1:]
 }
 
 func (o Options) withDefaults() Options {
@@ -267,7 +290,7 @@ func locateSources(in []string, targets []ref.Location) ([]sourceAt, error) {
 // is unknown) in parallel, as many at once as other small requests
 // (oci.MetadataLimit). With Append, a first source that does not exist
 // yet is dropped (appended is false) and the tag created.
-func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Options, early *earlyChecks) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
+func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Options, early *earlyChecks, budget *oci.GraphBudget) ([]combine.Input, map[digest.Digest][]byte, bool, error) {
 	loaded := make([]combine.Input, len(srcs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(opts.MaxConcurrency))
@@ -295,6 +318,9 @@ func readSources(ctx context.Context, pl place.Reader, srcs []sourceAt, opts Opt
 	}
 	known := map[digest.Digest][]byte{}
 	for _, l := range loaded {
+		if err := budget.Charge(l.Desc); err != nil {
+			return nil, nil, false, fmt.Errorf("%s: %w", l.Name, err)
+		}
 		known[l.Desc.Digest] = l.Manifest
 		if l.Config != nil {
 			known[digest.FromBytes(l.Config)] = l.Config

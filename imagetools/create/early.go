@@ -37,6 +37,11 @@ type earlyChecks struct {
 	eg     errgroup.Group
 	sem    chan struct{}
 
+	// skipUncompressed leaves out the plain layers of Unpacked places,
+	// which the push compresses (their compressed digests are checked
+	// with the push).
+	skipUncompressed bool
+
 	mu     sync.Mutex
 	checks map[digest.Digest]*earlyCheck
 }
@@ -59,7 +64,7 @@ func newEarlyChecks(ctx context.Context, pl place.Place, targets []ref.Location,
 		return nil
 	}
 	e := &earlyChecks{pl: pl, target: targets[0].WithTag(""), sem: make(chan struct{}, oci.MetadataLimit(opts.MaxConcurrency)),
-		checks: map[digest.Digest]*earlyCheck{}}
+		checks: map[digest.Digest]*earlyCheck{}, skipUncompressed: compressing(pl, targets, opts.Compression)}
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	return e
 }
@@ -75,8 +80,9 @@ func (e *earlyChecks) startLayers(from ref.Location, desc ocispec.Descriptor, da
 	if json.Unmarshal(data, &m) != nil {
 		return // the source read reports it
 	}
+	unpacked := e.pl.Capabilities(from).Unpacked
 	for _, l := range m.Layers {
-		if l.Digest.Validate() != nil {
+		if l.Digest.Validate() != nil || (e.skipUncompressed && unpacked && oci.IsUncompressedLayer(l.MediaType)) {
 			continue
 		}
 		e.mu.Lock()

@@ -2,7 +2,6 @@ package create
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sync/errgroup"
 )
 
 // pushInput is what pushAll writes: a root (the new index, or a manifest
@@ -42,8 +40,8 @@ type node struct {
 
 // readGraph reads the manifests under the root that some target does not
 // already hold (a target that is the origin repository needs nothing), so
-// their blobs are known. Every manifest is read once.
-func readGraph(parent context.Context, pl place.Reader, c pushInput, targets []ref.Location, limit int) ([]*node, error) {
+// their blobs are known. Every manifest is read once (oci.Graph).
+func readGraph(ctx context.Context, g *graphReader, c pushInput, targets []ref.Location) ([]*node, error) {
 	tops := c.topLevel()
 	var needed []*node
 	for _, n := range tops {
@@ -54,14 +52,12 @@ func readGraph(parent context.Context, pl place.Reader, c pushInput, targets []r
 			}
 		}
 	}
-	g := newGraphReader(pl, c.known)
-	eg, ctx := errgroup.WithContext(parent)
-	eg.SetLimit(oci.MetadataLimit(limit))
-	for _, n := range needed {
-		eg.Go(func() error { return g.expand(ctx, n) })
+	depth := 0
+	if oci.IsIndex(c.root.MediaType) {
+		depth = 1 // the children of the index create makes
 	}
-	if err := eg.Wait(); err != nil {
-		return nil, explainMissing(parent, g, needed, err)
+	if err := g.expand(ctx, depth, needed...); err != nil {
+		return nil, explainMissing(ctx, g, needed, err)
 	}
 	return tops, nil
 }
@@ -79,80 +75,96 @@ func (c pushInput) topLevel() []*node {
 	return []*node{{desc: c.root, origin: c.rootOrigin, data: c.rootBytes, children: nil}}
 }
 
-type manifestFetch struct {
-	once sync.Once
-	data []byte
-	err  error
-}
-
-// graphReader reads manifest bytes once per digest.
+// graphReader reads the graphs create copies (the sources' and their
+// referrers') through one oci.Graph, so that each manifest is read once and
+// counted against the command's budget; nodes met twice are shared.
 type graphReader struct {
-	pl      place.Reader
-	known   map[digest.Digest][]byte
-	mu      sync.Mutex
-	fetched map[digest.Digest]*manifestFetch
+	pl    place.Reader
+	known map[digest.Digest][]byte
+	graph *oci.Graph[ref.Location]
+	mu    sync.Mutex
+	nodes map[digest.Digest]*node
 }
 
-func newGraphReader(pl place.Reader, known map[digest.Digest][]byte) *graphReader {
-	return &graphReader{pl: pl, known: known, fetched: map[digest.Digest]*manifestFetch{}}
+func newGraphReader(pl place.Reader, known map[digest.Digest][]byte, budget *oci.GraphBudget, limit int) *graphReader {
+	g := &graphReader{pl: pl, known: known, nodes: map[digest.Digest]*node{}}
+	g.graph = &oci.Graph[ref.Location]{Read: g.read, Budget: budget, Limit: oci.MetadataLimit(limit)}
+	return g
 }
 
+// read reads one manifest or index from origin (or known bytes).
+func (g *graphReader) read(ctx context.Context, origin ref.Location, desc ocispec.Descriptor) ([]byte, error) {
+	if dt, ok := g.known[desc.Digest]; ok {
+		return dt, nil
+	}
+	fetcher, err := g.pl.Fetcher(ctx, origin)
+	if err != nil {
+		return nil, err
+	}
+	dt, err := oci.ReadBlob(ctx, fetcher, desc)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s@%s: %w", origin.Repository(), desc.Digest, err)
+	}
+	return dt, nil
+}
+
+// charge counts a manifest read outside the graph (a tag's) in its budget.
+func (g *graphReader) charge(desc ocispec.Descriptor) error { return g.graph.Budget.Charge(desc) }
+
+// manifest reads n's bytes alone, without the graph (explainMissing asks
+// again after a failed walk).
 func (g *graphReader) manifest(ctx context.Context, n *node) ([]byte, error) {
 	if n.data != nil {
 		return n.data, nil
 	}
-	g.mu.Lock()
-	f, ok := g.fetched[n.desc.Digest]
-	if !ok {
-		f = &manifestFetch{}
-		g.fetched[n.desc.Digest] = f
-	}
-	g.mu.Unlock()
-	f.once.Do(func() {
-		fetcher, err := g.pl.Fetcher(ctx, n.origin)
-		if err != nil {
-			f.err = err
-			return
-		}
-		f.data, f.err = oci.ReadBlob(ctx, fetcher, n.desc)
-		if f.err != nil {
-			f.err = fmt.Errorf("fetch %s@%s: %w", n.origin.Repository(), n.desc.Digest, f.err)
-		}
-	})
-	return f.data, f.err
+	return g.read(ctx, n.origin, n.desc)
 }
 
-// expand fills in a manifest's or index's children, recursively.
-func (g *graphReader) expand(ctx context.Context, n *node) error {
-	isIndex, isManifest := oci.IsIndex(n.desc.MediaType), oci.IsManifest(n.desc.MediaType)
-	if !isIndex && !isManifest {
-		return nil
+// expand fills in the children of the manifests and indexes among ns, at
+// depth in the graph, and everything under them.
+func (g *graphReader) expand(ctx context.Context, depth int, ns ...*node) error {
+	var roots []oci.GraphRoot[ref.Location]
+	for _, n := range ns {
+		if oci.IsManifestOrIndex(n.desc.MediaType) {
+			roots = append(roots, oci.GraphRoot[ref.Location]{Desc: n.desc, From: n.origin, Data: n.data, Depth: depth})
+		}
 	}
-	dt, err := g.manifest(ctx, n)
-	if err != nil {
+	if _, err := g.graph.Walk(ctx, roots); err != nil {
 		return err
 	}
-	n.data = dt
-	if isIndex {
-		var idx ocispec.Index
-		if err := json.Unmarshal(dt, &idx); err != nil {
-			return fmt.Errorf("parse index %s: %w", n.desc.Digest, err)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, n := range ns {
+		if gn, ok := g.graph.Node(n.desc.Digest); ok && oci.IsManifestOrIndex(n.desc.MediaType) {
+			n.data = gn.Data
+			n.children = g.childrenOf(gn)
 		}
-		for _, d := range idx.Manifests {
-			child := &node{desc: d, origin: n.origin, data: g.known[d.Digest]}
-			if err := g.expand(ctx, child); err != nil {
-				return err
-			}
-			n.children = append(n.children, child)
-		}
-		return nil
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(dt, &m); err != nil {
-		return fmt.Errorf("parse manifest %s: %w", n.desc.Digest, err)
-	}
-	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-		n.children = append(n.children, &node{desc: d, origin: n.origin, data: g.known[d.Digest]})
 	}
 	return nil
+}
+
+// childrenOf makes the nodes a graph node lists: manifests and indexes
+// shared by digest, blobs each its own.
+func (g *graphReader) childrenOf(gn *oci.GraphNode[ref.Location]) []*node {
+	out := make([]*node, 0, len(gn.Children))
+	for _, d := range gn.Children {
+		out = append(out, g.shared(d, gn.From))
+	}
+	return out
+}
+
+// shared returns the one node of manifest or index d, made once with its
+// children; a blob gets a node of its own.
+func (g *graphReader) shared(d ocispec.Descriptor, from ref.Location) *node {
+	gn, ok := g.graph.Node(d.Digest)
+	if !oci.IsManifestOrIndex(d.MediaType) || !ok {
+		return &node{desc: d, origin: from, data: g.known[d.Digest]}
+	}
+	if n, ok := g.nodes[d.Digest]; ok {
+		return n
+	}
+	n := &node{desc: d, origin: gn.From, data: gn.Data}
+	g.nodes[d.Digest] = n
+	n.children = g.childrenOf(gn)
+	return n
 }

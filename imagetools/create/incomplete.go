@@ -39,13 +39,12 @@ func (e *IncompleteSourceError) Unwrap() []error {
 
 // explainMissing turns a manifest missing under a source index into an
 // IncompleteSourceError naming what the source holds; other errors pass.
-// The manifests are read again, with a reader of its own: the failed read
-// cancelled the others, which the first reader keeps.
+// The manifests are read again, one by one outside the graph: the failed
+// read cancelled the others, which the graph keeps.
 func explainMissing(ctx context.Context, g *graphReader, nodes []*node, err error) error {
 	if !errdefs.IsNotFound(err) || len(nodes) < 2 {
 		return err
 	}
-	fresh := newGraphReader(g.pl, g.known)
 	bySource := map[string]*IncompleteSourceError{}
 	var order []string
 	for _, n := range nodes {
@@ -60,7 +59,7 @@ func explainMissing(ctx context.Context, g *graphReader, nodes []*node, err erro
 			order = append(order, src)
 		}
 		p := platforms.Format(*n.desc.Platform)
-		_, ferr := fresh.manifest(ctx, n)
+		_, ferr := g.manifest(ctx, n)
 		switch {
 		case ferr == nil:
 			e.Held = append(e.Held, p)

@@ -30,6 +30,8 @@ type pushOptions struct {
 	// of a place that keeps referrers, its cosign tags and OCI referrers
 	// (see referrers.go).
 	Referrers bool
+	// budget counts the manifests read, the sources' included.
+	budget *oci.GraphBudget
 	// early holds the checks Create started while reading the sources.
 	early *earlyChecks
 	// slots, when set, are shared with other pushes of the same run;
@@ -74,7 +76,8 @@ func pushAll(ctx context.Context, pl place.Place, c pushInput, opts pushOptions)
 // push reads what is under the root, plans each target repository and runs
 // the plans.
 func push(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) error {
-	graph, err := readGraph(ctx, pl, c, opts.Targets, opts.MaxConcurrency)
+	g := newGraphReader(pl, c.known, opts.budget, opts.MaxConcurrency)
+	graph, err := readGraph(ctx, g, c, opts.Targets)
 	if err != nil {
 		return err
 	}
@@ -87,7 +90,7 @@ func push(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) er
 	}
 	var refs *referrerFinder
 	if opts.Referrers {
-		refs = newReferrerFinder(pl, c, opts.MaxConcurrency)
+		refs = newReferrerFinder(pl, c, g, opts.MaxConcurrency)
 	}
 	if err := runPlans(ctx, plans, refs, opts); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -25,13 +26,16 @@ import (
 // it copies into another repository, and the referrers of those (a
 // signature on an attestation), up to maxReferrerDepth levels.
 //
-// Cost per source repository read from: one tags list (all its cosign and
-// fallback tags at once) and, at the same time, one referrers API request
-// for the first copied manifest; only when the registry answers it, one more
-// per other copied manifest. Then each referrer found is read and copied
-// like any manifest. Nothing is asked when no manifest is copied (every
-// target is the source repository). A referrer that a source lists but
-// cannot serve fails the create before any tag moves.
+// Cost per source repository read from: one referrers API request for the
+// first copied manifest, which tells whether the registry has the API. Per
+// copied manifest: a GET of each of its three cosign tags, by name, as
+// cosign looks them up (a tags list would cost memory and time in
+// proportion to every tag of the repository, ~19 MB a page on a busy one),
+// and either the referrers API or a GET of its fallback tag. Then each
+// referrer found is read and copied like any manifest. Nothing is asked
+// when no manifest is copied (every target is the source repository). A
+// referrer that a source lists but cannot serve fails the create before
+// any tag moves.
 
 // cosignSuffixes are the tag suffixes of cosign's tag scheme.
 var cosignSuffixes = []string{".att", ".sbom", ".sig"}
@@ -41,13 +45,11 @@ func fallbackTag(d digest.Digest) string {
 	return d.Algorithm().String() + "-" + d.Encoded()
 }
 
-// cosignTags returns the cosign tags of subject found among tags, sorted.
-func cosignTags(tags map[string]bool, subject digest.Digest) []string {
-	var out []string
-	for _, s := range cosignSuffixes {
-		if t := fallbackTag(subject) + s; tags[t] {
-			out = append(out, t)
-		}
+// cosignTags returns the cosign tags a subject may have, sorted.
+func cosignTags(subject digest.Digest) []string {
+	out := make([]string, len(cosignSuffixes))
+	for i, s := range cosignSuffixes {
+		out[i] = fallbackTag(subject) + s
 	}
 	return out
 }
@@ -153,12 +155,6 @@ func (o *onceMap[T]) do(key string, f func() (T, error)) (T, error) {
 	return v.v, v.err
 }
 
-// repoTags is what one source repository told about referrers at once.
-type repoTags struct {
-	tags map[string]bool
-	api  bool
-}
-
 // referrerList is the OCI referrers of one subject; supported is false when
 // the registry has no referrers API.
 type referrerList struct {
@@ -181,13 +177,14 @@ type referrerFinder struct {
 	c      pushInput
 	g      *graphReader
 	limit  int
-	repos  onceMap[repoTags]
+	apis   onceMap[bool]
 	lists  onceMap[referrerList]
 	tagged onceMap[*node]
 }
 
-func newReferrerFinder(pl place.Place, c pushInput, limit int) *referrerFinder {
-	return &referrerFinder{pl: pl, c: c, limit: limit, g: newGraphReader(pl, c.known)}
+// newReferrerFinder reads what it finds through g, the graph of the push.
+func newReferrerFinder(pl place.Place, c pushInput, g *graphReader, limit int) *referrerFinder {
+	return &referrerFinder{pl: pl, c: c, limit: limit, g: g}
 }
 
 // subject is a manifest copied into a target, with the repository it is
@@ -272,35 +269,46 @@ func (f *referrerFinder) findLevel(ctx context.Context, subjects []subject) ([]r
 
 // findOne returns the cosign and OCI referrers of one subject.
 func (f *referrerFinder) findOne(ctx context.Context, s subject, all []subject) ([]referrer, error) {
-	rt, err := f.repoTags(ctx, s.origin, all)
+	api, err := f.hasAPI(ctx, s.origin, all)
 	if err != nil {
+		return nil, err
+	}
+	tags := cosignTags(s.digest)
+	tagged := make([]*node, len(tags))
+	var list referrerList
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, tag := range tags {
+		eg.Go(func() error {
+			var err error
+			tagged[i], err = f.tagged.do(s.origin.Repository()+":"+tag, func() (*node, error) {
+				return f.readTagged(ectx, s.origin.WithTag(tag))
+			})
+			return err
+		})
+	}
+	eg.Go(func() error {
+		var err error
+		if api {
+			list, err = f.apiList(ectx, s)
+		} else {
+			list, err = f.lists.do(s.origin.Repository()+":"+fallbackTag(s.digest), func() (referrerList, error) {
+				return f.readFallback(ectx, s)
+			})
+		}
+		return err
+	})
+	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
 	var out []referrer
-	for _, tag := range cosignTags(rt.tags, s.digest) {
-		n, err := f.tagged.do(s.origin.Repository()+":"+tag, func() (*node, error) {
-			return f.readTagged(ctx, s.origin.WithTag(tag))
-		})
-		if err != nil {
-			return nil, err
+	for i, n := range tagged {
+		if n != nil {
+			out = append(out, referrer{subject: s.digest, n: n, tag: tags[i]})
 		}
-		out = append(out, referrer{subject: s.digest, n: n, tag: tag})
-	}
-	var list referrerList
-	switch {
-	case rt.api:
-		list, err = f.apiList(ctx, s)
-	case rt.tags[fallbackTag(s.digest)]:
-		list, err = f.lists.do(s.origin.Repository()+":"+fallbackTag(s.digest), func() (referrerList, error) {
-			return f.readFallback(ctx, s)
-		})
-	}
-	if err != nil {
-		return nil, err
 	}
 	for _, d := range list.descs {
 		n := &node{desc: d, origin: s.origin, data: f.c.known[d.Digest]}
-		if err := f.g.expand(ctx, n); err != nil {
+		if err := f.g.expand(ctx, 0, n); err != nil {
 			return nil, fmt.Errorf("referrer %s of %s@%s: %w", d.Digest, s.origin.Repository(), s.digest, err)
 		}
 		out = append(out, referrer{subject: s.digest, n: n})
@@ -308,31 +316,17 @@ func (f *referrerFinder) findOne(ctx context.Context, s subject, all []subject) 
 	return out, nil
 }
 
-// repoTags lists the tags of a source repository and, at the same time,
-// asks its referrers API about the first subject read from it, which tells
-// whether the registry has that API.
-func (f *referrerFinder) repoTags(ctx context.Context, origin ref.Location, all []subject) (repoTags, error) {
-	return f.repos.do(origin.Repository(), func() (repoTags, error) {
-		var probe subject
+// hasAPI asks the referrers API of a source repository about the first
+// subject read from it, once, which tells whether the registry has it.
+func (f *referrerFinder) hasAPI(ctx context.Context, origin ref.Location, all []subject) (bool, error) {
+	return f.apis.do(origin.Repository(), func() (bool, error) {
 		for _, s := range all {
 			if s.origin.Repository() == origin.Repository() {
-				probe = s
-				break
+				list, err := f.apiList(ctx, s)
+				return list.supported, err
 			}
 		}
-		var rt repoTags
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.Go(func() error {
-			var err error
-			rt.tags, err = f.pl.Tags(ectx, origin)
-			return err
-		})
-		eg.Go(func() error {
-			list, err := f.apiList(ectx, probe)
-			rt.api = list.supported
-			return err
-		})
-		return rt, eg.Wait()
+		return false, nil
 	})
 }
 
@@ -347,6 +341,12 @@ func (f *referrerFinder) apiList(ctx context.Context, s subject) (referrerList, 
 // readFallback reads the fallback tag index of a subject.
 func (f *referrerFinder) readFallback(ctx context.Context, s subject) (referrerList, error) {
 	_, dt, err := f.pl.Manifest(ctx, s.origin.WithTag(fallbackTag(s.digest)))
+	if errdefs.IsNotFound(err) {
+		return referrerList{}, nil // no referrers
+	}
+	if err == nil {
+		err = f.g.charge(ocispec.Descriptor{Digest: digest.FromBytes(dt), Size: int64(len(dt))})
+	}
 	if err != nil {
 		return referrerList{}, fmt.Errorf("referrers of %s@%s: %w", s.origin.Repository(), s.digest, err)
 	}
@@ -357,14 +357,21 @@ func (f *referrerFinder) readFallback(ctx context.Context, s subject) (referrerL
 	return referrerList{descs: idx.Manifests}, nil
 }
 
-// readTagged reads a cosign manifest by its tag, and what is under it.
+// readTagged reads a cosign manifest by its tag, and what is under it; nil
+// when the tag does not exist.
 func (f *referrerFinder) readTagged(ctx context.Context, loc ref.Location) (*node, error) {
 	desc, dt, err := f.pl.Manifest(ctx, loc)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err == nil {
+		err = f.g.charge(desc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("referrer %s: %w", loc, err)
 	}
 	n := &node{desc: desc, origin: loc.WithTag(""), data: dt}
-	if err := f.g.expand(ctx, n); err != nil {
+	if err := f.g.expand(ctx, 0, n); err != nil {
 		return nil, fmt.Errorf("referrer %s: %w", loc, err)
 	}
 	return n, nil

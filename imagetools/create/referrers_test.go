@@ -19,12 +19,8 @@ import (
 func TestCosignTags(t *testing.T) {
 	d := digest.FromString("image")
 	hex := d.Encoded()
-	tags := map[string]bool{
-		"sha256-" + hex + ".sig": true, "sha256-" + hex + ".att": true, "sha256-" + hex: true,
-		"sha256-" + hex + ".other": true, "sha256-" + digest.FromString("else").Encoded() + ".sig": true, "latest": true,
-	}
-	got := cosignTags(tags, d)
-	want := []string{"sha256-" + hex + ".att", "sha256-" + hex + ".sig"}
+	got := cosignTags(d)
+	want := []string{"sha256-" + hex + ".att", "sha256-" + hex + ".sbom", "sha256-" + hex + ".sig"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("cosignTags = %v, want %v", got, want)
 	}
@@ -103,7 +99,7 @@ func TestReferrerSubjects(t *testing.T) {
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newReferrerFinder(testPlaces(), c.c, 1)
+			f := newReferrerFinder(testPlaces(), c.c, newGraphReader(testPlaces(), c.c.known, nil, 1), 1)
 			var got []digest.Digest
 			for _, s := range f.subjects(c.plan) {
 				got = append(got, s.digest)
@@ -220,7 +216,7 @@ func TestFindReferrersAPI(t *testing.T) {
 	if _, err := pl.Prepare([]ref.Location{origin}); err != nil {
 		t.Fatal(err)
 	}
-	f := newReferrerFinder(pl, pushInput{}, 2)
+	f := newReferrerFinder(pl, pushInput{}, newGraphReader(pl, nil, nil, 2), 2)
 	found, err := f.find(context.Background(), []subject{{digest: signed, origin: origin}, {digest: other, origin: origin}})
 	if err != nil {
 		t.Fatal(err)
@@ -234,8 +230,11 @@ func TestFindReferrersAPI(t *testing.T) {
 	}
 	base := "GET /v2/team/app/"
 	for path, want := range map[string]int{
-		"tags/list": 2, "referrers/" + signed.String(): 1, "referrers/" + other.String(): 1,
+		"tags/list": 0, "referrers/" + signed.String(): 1, "referrers/" + other.String(): 1,
 		"manifests/" + fallbackTag(signed): 0, // the registry answers the API: the fallback tag is not read
+		// each cosign tag is asked for by name, once
+		"manifests/" + fallbackTag(signed) + ".sig": 1, "manifests/" + fallbackTag(signed) + ".att": 1,
+		"manifests/" + fallbackTag(other) + ".sbom": 1,
 	} {
 		if got := reg.asked[base+path]; got != want {
 			t.Errorf("%s asked %d times, want %d (all: %v)", path, got, want, reg.asked)

@@ -2,8 +2,10 @@ package create
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
@@ -80,6 +82,9 @@ func (e *tagsError) Error() string {
 		}
 	}
 	msg := fmt.Sprintf("tag %s: %v; tags now: %s", e.Failed, e.Err, strings.Join(now, ", "))
+	if errors.Is(e.Err, context.Canceled) {
+		msg = fmt.Sprintf("interrupted while moving tag %s; tags now: %s", e.Failed, strings.Join(now, ", "))
+	}
 	if len(fixes) > 0 {
 		msg += "; by hand: " + strings.Join(fixes, ", ")
 	}
@@ -175,11 +180,28 @@ func moveTags(ctx context.Context, pl place.Writer, sub progress.SubLogger, root
 		logf(sub, "pushing %s to %s", root.Digest, s.loc)
 		if err := pl.Tag(ctx, s.loc, root, data); err != nil {
 			// Putting back is done whatever cancelled the push: a tag
-			// left half-moved is worse than a late exit.
-			return restoreTags(context.WithoutCancel(ctx), pl, sub, root.Digest, states, i, err)
+			// left half-moved is worse than a late exit, by a few seconds
+			// at most once interrupted.
+			rctx, cancel := graceContext(ctx, restoreGrace)
+			defer cancel()
+			return restoreTags(rctx, pl, sub, root.Digest, states, i, err)
 		}
 	}
 	return nil
+}
+
+// restoreGrace is how long the tags already moved may take to be put back
+// once the command is interrupted (a PUT that was sent may have moved its tag).
+const restoreGrace = 5 * time.Second
+
+// graceContext is ctx without its cancellation, ended grace after ctx ends.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return gctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // restoreTags puts back the tags before states[failed] and reports where

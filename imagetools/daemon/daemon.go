@@ -22,6 +22,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/imagetar"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -93,7 +94,13 @@ func (e *Engine) save(ctx context.Context, loc ref.Location) (*imagetar.Archive,
 			defer counter.Done()
 			in = io.TeeReader(rc, counter)
 		}
-		f, _, err = imagetar.Spool(ctx, in, e.opts.Archive.TempDir, 0, nil)
+		limit := e.opts.Archive.MaxDecompressed
+		if limit <= 0 {
+			limit = maxSave
+		}
+		f, _, err = imagetar.Spool(ctx, in, e.opts.Archive.TempDir, limit, func(limit int64) error {
+			return fmt.Errorf("the engine's save is over %d bytes, the limit of a save spooled to disk%s", limit, e.opts.Archive.LimitHint)
+		})
 		return err
 	}
 	if e.opts.Progress != nil {
@@ -107,6 +114,11 @@ func (e *Engine) save(ctx context.Context, loc ref.Location) (*imagetar.Archive,
 	return imagetar.Open(ctx, f, loc.String(), e.opts.Archive)
 }
 
+// maxSave bounds the spool of an image saved from the engine (unless
+// Options.Archive.MaxDecompressed replaces it): the largest images pushed
+// are tens of GB.
+const maxSave = 64 << 30
+
 // engineError says plainly that the engine lacks the image. The classic
 // image store of older Docker engines answers a save of a missing image
 // with a 500 whose only trace of the cause is its text, so the class alone
@@ -116,13 +128,24 @@ func engineError(loc ref.Location, err error) error {
 	if errdefs.IsNotFound(err) || strings.Contains(msg, "No such image") || strings.Contains(msg, "reference does not exist") {
 		return fmt.Errorf("%s: the Docker engine has no image %s (docker image ls lists what it holds): %w", loc, loc.EngineRef(), errdefs.ErrNotFound)
 	}
-	return fmt.Errorf("%s: save from the Docker engine: %w", loc, err)
+	return fmt.Errorf("%s: save from the Docker engine: %w", loc, engineText{err})
 }
 
+// maxEngineText bounds the engine's words quoted in an error line.
+const maxEngineText = 512
+
+// engineText is an error of the engine or its client, its text made one
+// safe line (termtext.Line): the engine's words reach the terminal.
+type engineText struct{ err error }
+
+func (e engineText) Error() string { return termtext.Line(e.err.Error(), maxEngineText) }
+func (e engineText) Unwrap() error { return e.err }
+
 // Capabilities implements place.Backend: the engine's images are read one
-// by one, without referrers.
+// by one, without referrers, as the engine keeps them (plain layers are
+// compressed for a registry).
 func (e *Engine) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{}
+	return place.Capabilities{Unpacked: true}
 }
 
 // Manifest implements place.Reader: the saved image's root (an index when

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/docker-imgx/docker-imgx/imagetools/imagetar"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/moby/moby/client"
 	"github.com/opencontainers/go-digest"
@@ -64,6 +65,21 @@ func TestEngineSavesOnce(t *testing.T) {
 	}
 	if len(fe.saves) != 1 || fe.saves[0][0] != "app:1" {
 		t.Fatalf("saves %v, want one of app:1", fe.saves)
+	}
+}
+
+func TestEngineSaveBounded(t *testing.T) {
+	fe := &fakeEngine{tar: savedTar(t)}
+	e := New(Options{Client: func() (Client, error) { return fe, nil }, Archive: imagetar.Options{MaxDecompressed: 1024, LimitHint: " (hint)"}})
+	loc, _ := ref.Parse("docker-daemon://app:1")
+	_, _, err := e.Manifest(context.Background(), loc)
+	if err == nil || !strings.Contains(err.Error(), "the engine's save is over 1024 bytes, the limit of a save spooled to disk (hint)") {
+		t.Fatalf("got %v, want the save refused", err)
+	}
+	fe = &fakeEngine{err: errors.New("Error response from daemon: \x1b[2Jcleared\nsecond line")}
+	e = New(Options{Client: func() (Client, error) { return fe, nil }})
+	if _, _, err := e.Manifest(context.Background(), loc); err == nil || !strings.HasSuffix(err.Error(), "save from the Docker engine: Error response from daemon: cleared second line") {
+		t.Fatalf("got %q, want the engine's words as one safe line", err)
 	}
 }
 

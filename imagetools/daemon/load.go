@@ -14,6 +14,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker-imgx/docker-imgx/progress"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
@@ -43,8 +44,8 @@ type answerError struct {
 	Message string
 }
 
-// Error returns the engine's message.
-func (e *answerError) Error() string { return e.Message }
+// Error returns the engine's message as one safe line.
+func (e *answerError) Error() string { return termtext.Line(e.Message, maxEngineText) }
 
 // Expected is what the Docker engine must report for one image it loads.
 type Expected struct {
@@ -131,10 +132,10 @@ func engineSend(ctx context.Context, engine LoadClient, tarStream io.Reader) (en
 	// Quiet: the engine's per-layer progress bars would only be thrown away.
 	res, err := engine.ImageLoad(ctx, tarStream, client.ImageLoadWithQuiet(true))
 	if err != nil {
-		return engineAnswer{}, fmt.Errorf("load into the Docker engine: %w", err)
+		return engineAnswer{}, fmt.Errorf("load into the Docker engine: %w", engineText{err})
 	}
 	defer res.Close()
-	answer, err := readEngineAnswer(res)
+	answer, err := readEngineAnswer(res, maxAnswer)
 	if err != nil {
 		return answer, fmt.Errorf("load into the Docker engine: %w", err)
 	}
@@ -149,14 +150,23 @@ type engineMessage struct {
 	ErrorMessage string            `json:"error"`
 }
 
+// maxAnswer bounds the engine's answer to a quiet load: a line per image
+// and per name; a message stream past it is refused, not read on.
+const maxAnswer = 16 << 20
+
 // readEngineAnswer reads the engine's JSON message stream: "Loaded image:"
 // and "Loaded image ID:" lines, or an error, returned as an *answerError.
-func readEngineAnswer(r io.Reader) (engineAnswer, error) {
+// At most limit bytes are read (maxAnswer).
+func readEngineAnswer(r io.Reader, limit int64) (engineAnswer, error) {
 	var a engineAnswer
-	dec := json.NewDecoder(r)
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	dec := json.NewDecoder(lr)
 	for {
 		var m engineMessage
 		err := dec.Decode(&m)
+		if lr.N <= 0 {
+			return a, fmt.Errorf("the answer is over %d bytes, more than a load reports: %w", limit, imagetools.ErrTooLarge)
+		}
 		if errors.Is(err, io.EOF) {
 			return a, nil
 		}

@@ -76,6 +76,9 @@ type Options struct {
 	// MaxConcurrency is the number of blobs fetched in parallel (default
 	// oci.DefaultMaxConcurrency).
 	MaxConcurrency int
+	// Limits bound the manifests and indexes read; zero fields take oci's
+	// defaults.
+	Limits oci.GraphLimits
 	// Progress receives the progress of the write; nil reports nothing.
 	Progress Progress
 }

@@ -1025,7 +1025,7 @@ func TestExportNestedIndex(t *testing.T) {
 	}
 	t.Run("too deep", func(t *testing.T) {
 		root := m.index
-		for range maxIndexDepth {
+		for range oci.MaxIndexDepth {
 			root = s.index(t, root)
 		}
 		_, err := writeImages(context.Background(), io.Discard, []image{{Fetcher: s, Desc: exptestRoot(root)}}, Options{Platforms: exptestLinux("amd64")})

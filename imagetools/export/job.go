@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/containerd/platforms"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -21,12 +22,13 @@ type Request struct {
 	Output ref.Output
 	// Platforms are the platforms named; none means the local one.
 	Platforms []ocispec.Platform
-	// AllPlatforms, SkipAttestations, IncludeForeign and MaxConcurrency are
-	// as in Options.
+	// AllPlatforms, SkipAttestations, IncludeForeign, MaxConcurrency and
+	// Limits are as in Options.
 	AllPlatforms     bool
 	SkipAttestations bool
 	IncludeForeign   bool
 	MaxConcurrency   int
+	Limits           oci.GraphLimits
 	// Format is FormatDocker or FormatOCI; "" is docker for a tar and oci
 	// for a layout folder.
 	Format string
@@ -52,6 +54,7 @@ func NewJob(req Request) (Job, error) {
 		SkipAttestations:  req.SkipAttestations,
 		IncludeForeign:    req.IncludeForeign,
 		MaxConcurrency:    req.MaxConcurrency,
+		Limits:            req.Limits,
 	}
 	job := Job{final: "sending tarball"}
 	if req.Output.Kind == ref.OutputLayout {

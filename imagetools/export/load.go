@@ -28,10 +28,12 @@ type EngineOptions struct {
 	// AllPlatforms loads every image of an index (containerd image store
 	// only); Platforms, or the engine's, then choose manifest.json's image.
 	AllPlatforms bool
-	// SkipAttestations, IncludeForeign and MaxConcurrency are as in Options.
+	// SkipAttestations, IncludeForeign, MaxConcurrency and Limits are as
+	// in Options.
 	SkipAttestations bool
 	IncludeForeign   bool
 	MaxConcurrency   int
+	Limits           oci.GraphLimits
 	// Progress receives the steps: "exporting layers", "writing image
 	// sha256:..." per image, "naming to NAME" per name. nil reports nothing.
 	Progress progress.Writer
@@ -77,6 +79,7 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 		SkipAttestations: opts.SkipAttestations,
 		IncludeForeign:   opts.IncludeForeign,
 		MaxConcurrency:   opts.MaxConcurrency,
+		Limits:           opts.Limits,
 	}
 	var res result
 	err = daemon.Load(ctx, engine, expect, func(ctx context.Context, w io.Writer) error {

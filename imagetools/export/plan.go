@@ -43,13 +43,16 @@ type planner struct {
 	// deferConfigs leaves the configs of manifest.json's images to be
 	// fetched with the layers when nothing else needs them first.
 	deferConfigs bool
+	// budget counts the manifests and indexes read (Options.Limits).
+	budget *oci.GraphBudget
 }
 
 // makePlan reads the images' structure and lays out the tar. The plan holds
 // the warnings found so far even with an error.
 func makePlan(ctx context.Context, imgs []image, opts Options, deferConfigs bool) (plan, error) {
-	r := &planner{imgs: imgs, opts: opts, blobs: map[digest.Digest]*blob{}, deferConfigs: deferConfigs,
-		ahead: prefetch(ctx, imgs, opts, oci.MetadataLimit(opts.MaxConcurrency), deferConfigs)}
+	budget := oci.NewGraphBudget(opts.Limits)
+	r := &planner{imgs: imgs, opts: opts, blobs: map[digest.Digest]*blob{}, deferConfigs: deferConfigs, budget: budget,
+		ahead: prefetch(ctx, imgs, opts, oci.MetadataLimit(opts.MaxConcurrency), deferConfigs, budget)}
 	for i := range imgs {
 		if err := r.addImage(ctx, i); err != nil {
 			return plan{}, err
@@ -120,6 +123,9 @@ func (r *planner) addImage(ctx context.Context, i int) error {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
 	r.entries = append(r.entries, indexEntry{Desc: img.Desc, Name: name, Source: img.SourceAnnotations, Artifact: img.Artifact})
+	if err := r.budget.Charge(img.Desc); err != nil {
+		return fmt.Errorf("export %s: %w", label, err)
+	}
 	if err := r.seedRoot(i); err != nil {
 		return fmt.Errorf("export %s: %w", label, err)
 	}
@@ -169,7 +175,7 @@ func (r *planner) addIndex(ctx context.Context, i int, desc ocispec.Descriptor) 
 	if err != nil {
 		return nil, err
 	}
-	if index.Manifests, err = r.flattenIndexes(ctx, i, index.Manifests, 1); err != nil {
+	if index.Manifests, err = r.flattenIndexes(ctx, i, index.Manifests); err != nil {
 		return nil, err
 	}
 	sel, err := selectChildren(index, r.opts.Platforms, r.opts.AllPlatforms, r.opts.Format == FormatDocker && !r.imgs[i].Artifact)
@@ -203,37 +209,55 @@ func parseIndex(desc ocispec.Descriptor, data []byte) (ocispec.Index, error) {
 	return index, nil
 }
 
-// maxIndexDepth bounds how deep indexes may nest in an export.
-const maxIndexDepth = 4
-
 // flattenIndexes replaces each index among children by what it lists, so
-// that the images of a nested index are chosen like the others. Each nested
-// index is read and recorded: the tar holds it, for consumers that walk the
-// root index down.
-func (r *planner) flattenIndexes(ctx context.Context, i int, children []ocispec.Descriptor, depth int) ([]ocispec.Descriptor, error) {
-	var out []ocispec.Descriptor
-	for _, c := range children {
-		if !oci.IsIndex(c.MediaType) {
-			out = append(out, c)
-			continue
-		}
-		if depth >= maxIndexDepth {
-			return nil, fmt.Errorf("index %s: indexes nested deeper than %d", c.Digest, maxIndexDepth)
-		}
-		data, err := r.addSmall(ctx, i, c, kindManifest)
-		if err != nil {
-			return nil, err
-		}
-		nested, err := parseIndex(c, data)
-		if err != nil {
-			return nil, err
-		}
-		kids, err := r.flattenIndexes(ctx, i, nested.Manifests, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, kids...)
+// that the images of a nested index are chosen like the others, each
+// manifest once. The indexes are read by the one graph walk (oci.Graph:
+// each once, nested at most oci.MaxIndexDepth deep) and recorded: the tar
+// holds them, for consumers that walk the root index down.
+func (r *planner) flattenIndexes(ctx context.Context, i int, children []ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	g := &oci.Graph[int]{
+		Read: func(ctx context.Context, i int, desc ocispec.Descriptor) ([]byte, error) {
+			data, err := r.addSmall(ctx, i, desc, kindManifest)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := parseIndex(desc, data); err != nil {
+				return nil, err
+			}
+			return data, nil
+		},
+		Follow: func(c ocispec.Descriptor) bool { return oci.IsIndex(c.MediaType) },
 	}
+	var roots []oci.GraphRoot[int]
+	for _, c := range children {
+		if oci.IsIndex(c.MediaType) {
+			roots = append(roots, oci.GraphRoot[int]{Desc: c, From: i, Depth: 1})
+		}
+	}
+	if _, err := g.Walk(ctx, roots); err != nil {
+		return nil, err
+	}
+	var out []ocispec.Descriptor
+	seen := map[string]bool{}
+	var add func(cs []ocispec.Descriptor)
+	add = func(cs []ocispec.Descriptor) {
+		for _, c := range cs {
+			key := c.Digest.String()
+			if c.Platform != nil && !oci.IsIndex(c.MediaType) {
+				key += " " + oci.PlatformKey(*c.Platform) // one manifest may serve two platforms
+			}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if n, ok := g.Node(c.Digest); ok && oci.IsIndex(c.MediaType) {
+				add(n.Children)
+				continue
+			}
+			out = append(out, c)
+		}
+	}
+	add(children)
 	return out, nil
 }
 
@@ -393,6 +417,11 @@ func (r *planner) addSmall(ctx context.Context, i int, desc ocispec.Descriptor, 
 	// Refused here, not as a failed fetch: nothing is requested.
 	if err := oci.CheckReadable(desc); err != nil {
 		return nil, err
+	}
+	if kind == kindManifest {
+		if err := r.budget.Charge(desc); err != nil {
+			return nil, err
+		}
 	}
 	data, err := r.ahead.fetch(ctx, r.imgs[i].Fetcher, desc)
 	if err != nil {

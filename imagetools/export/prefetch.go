@@ -35,6 +35,9 @@ type prefetched struct {
 	// deferConfigs leaves out the configs only manifest.json's check needs
 	// (see planner.deferConfigs).
 	deferConfigs, includeForeign bool
+	// budget counts the manifests read ahead; one over it is left to the
+	// sequential pass, which refuses it.
+	budget *oci.GraphBudget
 }
 
 func (p *prefetched) get(d digest.Digest) (smallFetch, bool) {
@@ -80,8 +83,8 @@ type prefetchJob struct {
 // each index's primary child, and of a single image when the Docker format
 // or a platform check needs it). Anything it cannot read or parse is left to
 // the sequential pass.
-func prefetch(ctx context.Context, imgs []image, opts Options, limit int, deferConfigs bool) *prefetched {
-	p := &prefetched{blobs: map[digest.Digest]smallFetch{}, deferConfigs: deferConfigs, includeForeign: opts.IncludeForeign}
+func prefetch(ctx context.Context, imgs []image, opts Options, limit int, deferConfigs bool, budget *oci.GraphBudget) *prefetched {
+	p := &prefetched{blobs: map[digest.Digest]smallFetch{}, deferConfigs: deferConfigs, includeForeign: opts.IncludeForeign, budget: budget}
 	platformCheck := opts.ExplicitPlatforms && !opts.AllPlatforms
 	needConfig := opts.Format == FormatDocker || platformCheck
 	var manifests []prefetchJob
@@ -165,6 +168,9 @@ func (p *prefetched) fetchAll(ctx context.Context, imgs []image, jobs []prefetch
 // descriptor that pass refuses before fetching is not read (false).
 func (p *prefetched) fetchSmall(ctx context.Context, img image, desc ocispec.Descriptor) (smallFetch, bool) {
 	if validateDigest(desc.Digest) != nil || oci.CheckReadable(desc) != nil {
+		return smallFetch{}, false
+	}
+	if oci.IsManifestOrIndex(desc.MediaType) && p.budget.Charge(desc) != nil {
 		return smallFetch{}, false
 	}
 	data, err := p.fetch(ctx, img.Fetcher, desc)

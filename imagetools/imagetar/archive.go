@@ -93,21 +93,22 @@ func Open(ctx context.Context, f *os.File, label string, opts Options) (*Archive
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	if a.tar, err = indexTar(f, size); err != nil {
+	if a.tar, err = indexTar(ctx, f, size, opts.TempDir); err != nil {
 		return fail(err)
 	}
-	if err := a.readViews(); err != nil {
-		return fail(err)
+	if err := a.readViews(ctx); err != nil {
+		_ = a.tar.close() // read only: nothing to lose
+		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	return a, nil
 }
 
 // Close closes the tar (and so removes its spool).
-func (a *Archive) Close() error { return a.tar.f.Close() }
+func (a *Archive) Close() error { return a.tar.close() }
 
 // readViews lists the images: those of index.json when it names any, else
 // those of manifest.json.
-func (a *Archive) readViews() error {
+func (a *Archive) readViews(ctx context.Context) error {
 	_, hasIndex := a.tar.entries["index.json"]
 	_, hasManifest := a.tar.entries["manifest.json"]
 	if !hasIndex && !hasManifest {
@@ -118,7 +119,7 @@ func (a *Archive) readViews() error {
 			return err
 		}
 	}
-	return a.readDockerView()
+	return a.readDockerView(ctx)
 }
 
 // readSmall reads a whole entry of at most limit bytes.
@@ -131,7 +132,7 @@ func (a *Archive) readSmall(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is %d bytes, over the %d byte limit of what is read whole", name, e.size, limit)
 	}
 	dt := make([]byte, e.size)
-	if _, err := a.tar.f.ReadAt(dt, e.off); err != nil {
+	if _, err := a.tar.at(e).ReadAt(dt, e.off); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return dt, nil
@@ -143,8 +144,9 @@ func blobName(d digest.Digest) string {
 }
 
 // Fetch implements remotes.Fetcher: a manifest made for the Docker view, or
-// an entry of the tar read by offset, its size and digest checked.
-func (a *Archive) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+// an entry of the tar read by offset, its size and digest checked; reads
+// end when ctx does (a copy into a layout checks no context of its own).
+func (a *Archive) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: invalid digest %q: %w", a.label, desc.Digest, err)
 	}
@@ -162,7 +164,7 @@ func (a *Archive) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadClos
 	if e.size != desc.Size {
 		return nil, fmt.Errorf("%s: %s is %d bytes in the tar, %d expected: %w", a.label, desc.Digest, e.size, desc.Size, imagetools.ErrSizeMismatch)
 	}
-	return io.NopCloser(oci.NewVerifyingReader(a.tar.section(e), desc)), nil
+	return io.NopCloser(oci.NewVerifyingReader(ctxReader{ctx: ctx, r: a.tar.section(e)}, desc)), nil
 }
 
 // Has reports whether the tar holds content d (or made its manifest).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -184,4 +185,35 @@ func FuzzArchive(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIndexBounds refuses a tar past the entries or names an index holds
+// (here with limits scaled down), before memory holds them.
+func TestIndexBounds(t *testing.T) {
+	var files []string
+	for i := range 10 {
+		files = append(files, fmt.Sprintf("%03d", i)+strings.Repeat("n", 97), "x")
+	}
+	path := filepath.Join(t.TempDir(), "a.tar")
+	if err := os.WriteFile(path, tarOf(t, files...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		limits indexLimits
+		want   string
+	}{
+		{indexLimits{entries: 9, nameBytes: 1000}, "holds more than 9 entries: not an image tar"},
+		{indexLimits{entries: 10, nameBytes: 999}, "names add up to more than 999 bytes: not an image tar"},
+		{indexLimits{entries: 10, nameBytes: 1000}, ""},
+	} {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = indexTarWithin(context.Background(), f, 1<<20, "", c.limits)
+		_ = f.Close()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("limits %+v: err = %v, want %q", c.limits, err, c.want)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -271,10 +272,10 @@ func (p *Printer) textManifest(out io.Writer, w *tabwriter.Writer) error {
 // when there are any: an image has neither.
 func writeArtifact(w io.Writer, pfx, artifactType string, subject *ocispec.Descriptor) {
 	if artifactType != "" {
-		fmt.Fprintf(w, "%sArtifactType:\t%s\n", pfx, artifactType)
+		fmt.Fprintf(w, "%sArtifactType:\t%s\n", pfx, termtext.Escape(artifactType))
 	}
 	if subject != nil {
-		fmt.Fprintf(w, "%sSubject:\t%s\n", pfx, subject.Digest)
+		fmt.Fprintf(w, "%sSubject:\t%s\n", pfx, termtext.Escape(subject.Digest.String()))
 	}
 }
 
@@ -295,16 +296,46 @@ func writeAnnotations(out io.Writer, w *tabwriter.Writer, pfx string, ann map[st
 	return w2.Flush()
 }
 
-// unknownFieldPattern finds the field a template asked for that does not exist.
-var unknownFieldPattern = regexp.MustCompile(`can't evaluate field (\w+) in type [\w.*]*TemplateData`)
+// TemplateField is one field a --format template sees, for help and errors.
+type TemplateField struct {
+	Name, Help string
+}
 
-// templateExecError names an unknown top-level field and lists the ones
-// there are, instead of Go's type name.
+// TemplateFields are the fields of TemplateData, in its order: the help of
+// inspect lists them and an unknown field's error names them.
+var TemplateFields = []TemplateField{
+	{".Name", "the name as given"},
+	{".Manifest", "the manifest or index, with its .Digest, .Size and .Platform"},
+	{".Image", "the image config; for an index a map by platform (index .Image \"linux/amd64\")"},
+	{".Provenance", "the SLSA provenance attestation (.SLSA); by platform for an index"},
+	{".SBOM", "the SPDX SBOM attestation (.SPDX, .AdditionalSPDXs); by platform for an index"},
+	{".Platforms", "the sorted platforms of an index"},
+	{".Warnings", "config checks that failed"},
+}
+
+// unknownFieldPattern finds the field a template asked for that does not
+// exist, and the type it was asked of.
+var unknownFieldPattern = regexp.MustCompile(`can't evaluate field (\w+) in type [\w.*]*\b(TemplateData|ManifestView)\b`)
+
+// templateExecError names an unknown field of the data or of .Manifest and
+// lists the ones there are, instead of Go's type name.
 func templateExecError(format string, err error) error {
-	if m := unknownFieldPattern.FindStringSubmatch(err.Error()); m != nil {
-		return &FormatError{Format: format, Err: fmt.Errorf("no field .%s", m[1]), Hint: "fields: .Name, .Manifest, .Image, .Provenance, .SBOM, .Platforms, .Warnings"}
+	m := unknownFieldPattern.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &FormatError{Format: format, Err: err, Run: true}
 	}
-	return &FormatError{Format: format, Err: err, Run: true}
+	var names []string
+	if m[2] == "ManifestView" {
+		t := reflect.TypeFor[ManifestView]()
+		for i := range t.NumField() {
+			names = append(names, "."+t.Field(i).Name)
+		}
+		return &FormatError{Format: format, Err: fmt.Errorf("no field .Manifest.%s", m[1]), Hint: "fields of .Manifest: " + strings.Join(names, ", ")}
+	}
+	for _, f := range TemplateFields {
+		names = append(names, f.Name)
+	}
+	return &FormatError{Format: format, Err: fmt.Errorf("no field .%s", m[1]), Hint: "fields: " + strings.Join(names, ", ")}
 }
 
 // FormatError is an output format (a Go template) that does not parse, or

@@ -3,6 +3,8 @@ package inspect
 import (
 	"bytes"
 	"encoding/base64"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
@@ -87,5 +89,21 @@ func TestDecodeInToto(t *testing.T) {
 		if m, ok := p.(map[string]any); !ok || m["k"] != "v" {
 			t.Fatalf("%s: predicate %#v", name, p)
 		}
+	}
+}
+
+// TestTemplateFieldsAreTheData: the fields inspect's help and errors list
+// are those of TemplateData, in its order.
+func TestTemplateFieldsAreTheData(t *testing.T) {
+	typ := reflect.TypeFor[TemplateData]()
+	var want, got []string
+	for i := range typ.NumField() {
+		want = append(want, "."+typ.Field(i).Name)
+	}
+	for _, f := range TemplateFields {
+		got = append(got, f.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("TemplateFields %q, TemplateData has %q", got, want)
 	}
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// (oci.MetadataLimit of oci.DefaultMaxConcurrency: 20), which reads a 16-child
 	// index (8 images, 8 attestations) in one wave instead of two.
 	MaxConcurrency int
+	// Limits bound the manifests read; zero fields take oci's defaults.
+	Limits oci.GraphLimits
+
+	// budget is Read's count of what it reads (Limits).
+	budget *oci.GraphBudget
 }
 
 // Image is an image or index as inspect shows it.
@@ -79,6 +84,10 @@ func Read(ctx context.Context, p place.Reader, loc ref.Location, opts Options) (
 	if err != nil {
 		return nil, err
 	}
+	opts.budget = oci.NewGraphBudget(opts.Limits)
+	if err := opts.budget.Charge(desc); err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
 	f, err := p.Fetcher(ctx, loc)
 	if err != nil {
 		return nil, err
@@ -92,6 +101,9 @@ func Read(ctx context.Context, p place.Reader, loc ref.Location, opts Options) (
 	if img.Index != nil && opts.Platform != nil {
 		child, err := oci.SelectPlatform(img.Index.Manifests, *opts.Platform)
 		if err != nil {
+			return nil, fmt.Errorf("%s: %w", loc, err)
+		}
+		if err := opts.budget.Charge(child); err != nil {
 			return nil, fmt.Errorf("%s: %w", loc, err)
 		}
 		sub, err := readChild(ctx, f, loc, child)
@@ -176,7 +188,7 @@ func (img *Image) decode() error {
 	return fmt.Errorf("%s has media type %q, which is neither an image manifest nor an index", img.Desc.Digest, img.Desc.MediaType)
 }
 
-// loadDetails fetches child manifests, configs and attestations in parallel.
+// readDetails fetches child manifests, configs and attestations in parallel.
 func (img *Image) readDetails(ctx context.Context, f remotes.Fetcher, opts Options) error {
 	if img.Manifest != nil {
 		if !oci.IsImageConfig(img.Manifest.Config.MediaType) {
@@ -196,8 +208,9 @@ func (img *Image) readDetails(ctx context.Context, f remotes.Fetcher, opts Optio
 	return img.readIndexChildren(ctx, f, img.Desc, img.Raw, opts)
 }
 
-// loadAttestationsFrom walks an index's children: images get their manifest
-// and config, attestation manifests their predicates.
+// readIndexChildren reads an index's children, each digest once (inspect
+// reads one level: a nested index is shown by its descriptor): images get
+// their manifest and config, attestation manifests their predicates.
 func (img *Image) readIndexChildren(ctx context.Context, f remotes.Fetcher, _ ocispec.Descriptor, raw []byte, opts Options) error {
 	var idx ocispec.Index
 	if err := json.Unmarshal(raw, &idx); err != nil {
@@ -207,19 +220,28 @@ func (img *Image) readIndexChildren(ctx context.Context, f remotes.Fetcher, _ oc
 	if limit <= 0 {
 		limit = oci.MetadataLimit(oci.DefaultMaxConcurrency)
 	}
-	var mu sync.Mutex
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(limit)
+	var todo []ocispec.Descriptor
+	seen := map[digest.Digest]bool{}
 	for _, child := range idx.Manifests {
 		isAtt := oci.IsAttestation(child)
-		if isAtt && !opts.Attestations || !isAtt && !opts.Configs || !oci.IsManifest(child.MediaType) {
+		if isAtt && !opts.Attestations || !isAtt && !opts.Configs || !oci.IsManifest(child.MediaType) || seen[child.Digest] {
 			continue
 		}
 		if img.Manifest != nil && !isAtt {
 			continue // a platform was picked: only its attestation matters
 		}
+		seen[child.Digest] = true
+		if err := opts.budget.Charge(child); err != nil {
+			return err
+		}
+		todo = append(todo, child)
+	}
+	var mu sync.Mutex
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(limit)
+	for _, child := range todo {
 		eg.Go(func() error {
-			return img.readIndexChild(ctx, f, child, isAtt, &mu)
+			return img.readIndexChild(ctx, f, child, oci.IsAttestation(child), &mu)
 		})
 	}
 	return eg.Wait()

@@ -94,3 +94,46 @@ func IsSchema1(mt string, b []byte) bool {
 	}
 	return json.Unmarshal(b, &m) == nil && m.SchemaVersion == 1
 }
+
+// IsUncompressedLayer reports whether a layer media type is a plain tar
+// (the layers of classic docker save tars and of the Docker engine), which
+// a push to a registry compresses, as docker push does.
+func IsUncompressedLayer(mt string) bool {
+	return mt == ocispec.MediaTypeImageLayer || mt == images.MediaTypeDockerSchema2Layer
+}
+
+// CompressedLayerType is the media type of an uncompressed layer of type mt
+// once compressed with format ("gzip" or "zstd"): Docker's gzip type for a
+// Docker layer, else OCI's +gzip or +zstd. Docker schema 2 has no zstd
+// layer type: a Docker manifest becomes OCI first (ToOCIManifest).
+func CompressedLayerType(mt, format string) string {
+	switch {
+	case format == "zstd":
+		return ocispec.MediaTypeImageLayerZstd
+	case mt == images.MediaTypeDockerSchema2Layer:
+		return images.MediaTypeDockerSchema2LayerGzip
+	}
+	return ocispec.MediaTypeImageLayerGzip
+}
+
+// ToOCIManifest gives a Docker schema 2 manifest OCI's media types (its
+// own, its config's, its plain and gzip layers'), as buildx does for zstd
+// layers; the content the descriptors name is unchanged. Other manifests
+// are left as they are.
+func ToOCIManifest(m *ocispec.Manifest) {
+	if m.MediaType != images.MediaTypeDockerSchema2Manifest {
+		return
+	}
+	m.MediaType = ocispec.MediaTypeImageManifest
+	if m.Config.MediaType == images.MediaTypeDockerSchema2Config {
+		m.Config.MediaType = ocispec.MediaTypeImageConfig
+	}
+	for i, l := range m.Layers {
+		switch l.MediaType {
+		case images.MediaTypeDockerSchema2Layer:
+			m.Layers[i].MediaType = ocispec.MediaTypeImageLayer
+		case images.MediaTypeDockerSchema2LayerGzip:
+			m.Layers[i].MediaType = ocispec.MediaTypeImageLayerGzip
+		}
+	}
+}

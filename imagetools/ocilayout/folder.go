@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -103,6 +104,9 @@ func CheckNewFolder(dir string) error {
 // followFolderLink returns the folder a symbolic link points to, so that
 // the new layout replaces that (empty) folder and the link stays.
 func followFolderLink(dir string) (string, error) {
+	if err := atomicfile.CheckSharedLinks(dir); err != nil {
+		return "", fmt.Errorf("OCI layout %w", err)
+	}
 	fi, err := os.Lstat(dir)
 	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		return dir, nil

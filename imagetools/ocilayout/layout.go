@@ -1,6 +1,6 @@
 // Package ocilayout is the OCI image layout place: a folder with oci-layout,
-// index.json and blobs/<alg>/<hex>, read and written through containerd's
-// local content store and BuildKit's index.json handling. Layouts
+// index.json and blobs/<alg>/<hex>: blobs read and written as files,
+// index.json through BuildKit's index handling. Layouts
 // implements place.Backend and place.Writer for oci-layout:// locations.
 package ocilayout
 
@@ -9,14 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -24,12 +21,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// ociLayout reads and writes an OCI image layout folder through containerd's
-// local content store (same blobs/<alg>/<hex> layout) and BuildKit's
-// index.json handling.
+// ociLayout reads and writes an OCI image layout folder: its blobs as
+// files (blobs.go), index.json through BuildKit's index handling.
 type ociLayout struct {
 	dir   string
-	store content.Store
 	index ociindex.StoreIndex
 }
 
@@ -43,11 +38,7 @@ func openLayout(dir string, create bool) (*ociLayout, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create OCI layout %s: %w", dir, err)
 	}
-	store, err := local.NewStore(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
-	}
-	return &ociLayout{dir: dir, store: store, index: ociindex.NewStoreIndex(dir)}, nil
+	return &ociLayout{dir: dir, index: ociindex.NewStoreIndex(dir)}, nil
 }
 
 // checkLayoutDir says why dir is not a layout to read: missing, a file, or
@@ -144,14 +135,14 @@ func (l *ociLayout) resolveDigest(ctx context.Context, loc ref.Location) (ocispe
 			}
 		}
 	}
-	info, err := l.store.Info(ctx, loc.Digest)
+	size, err := l.blobSize(loc.Digest)
 	if errdefs.IsNotFound(err) {
 		return ocispec.Descriptor{}, nil, ref.NotFound(loc, false, "")
 	}
 	if err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: %w", loc, err)
 	}
-	desc := ocispec.Descriptor{Digest: loc.Digest, Size: info.Size}
+	desc := ocispec.Descriptor{Digest: loc.Digest, Size: size}
 	dt, err := oci.ReadBlob(ctx, l, desc)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("read %s: %w", loc, err)
@@ -168,16 +159,4 @@ func (l *ociLayout) resolveDigest(ctx context.Context, loc ref.Location) (ocispe
 		return ocispec.Descriptor{}, nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	return desc, dt, nil
-}
-
-// Fetch implements remotes.Fetcher over the layout's blobs.
-func (l *ociLayout) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	ra, err := l.store.ReaderAt(ctx, desc)
-	if err != nil {
-		return nil, fmt.Errorf("%s%s: %w", ref.LayoutPrefix, l.dir, err)
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{content.NewReader(ra), ra}, nil
 }

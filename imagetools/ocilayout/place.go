@@ -9,12 +9,11 @@ import (
 	"os"
 	"slices"
 
-	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/remotes"
-	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"github.com/moby/buildkit/client/ociindex"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -89,6 +88,9 @@ func (Layouts) Prepare(locs []ref.Location) (func(), error) {
 		if slices.Contains(fresh, l.Path) {
 			continue
 		}
+		if err := atomicfile.CheckSharedLinks(l.Path); err != nil {
+			return nil, fmt.Errorf("OCI layout %w", err)
+		}
 		if _, err := os.Lstat(l.Path); errors.Is(err, os.ErrNotExist) {
 			fresh = append(fresh, l.Path)
 		}
@@ -106,7 +108,7 @@ func (Layouts) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Desc
 	if err != nil {
 		return false, err
 	}
-	_, err = l.store.Info(ctx, desc.Digest)
+	_, err = l.blobSize(desc.Digest)
 	return err == nil, nil
 }
 
@@ -116,7 +118,7 @@ func (Layouts) MountBlob(context.Context, ref.Location, ref.Location, ocispec.De
 	return false, nil
 }
 
-// PushBlob implements place.Writer: the blob streamed into the content store,
+// PushBlob implements place.Writer: the blob written to its file (blobs.go),
 // its size and digest checked on the way; one already there is kept.
 func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob) error {
 	l, err := openLayout(to.Path, true)
@@ -173,37 +175,6 @@ func (Layouts) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error
 	}
 	dt, err := oci.ReadBlob(ctx, l, *d)
 	return dt, err == nil, err
-}
-
-// write streams a blob into the content store, checking size and digest.
-func (l *ociLayout) write(ctx context.Context, b place.Blob) error {
-	if _, err := l.store.Info(ctx, b.Desc.Digest); err == nil {
-		return nil
-	}
-	ingest := "imgx-" + b.Desc.Digest.Encoded()
-	w, err := l.store.Writer(ctx, content.WithRef(ingest), content.WithDescriptor(b.Desc))
-	if errdefs.IsAlreadyExists(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("push %s to %s%s: %w", b.Desc.Digest, ref.LayoutPrefix, l.dir, err)
-	}
-	defer w.Close()
-	src, err := open(ctx, b)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	in, done := b.Counted(oci.NewVerifyingReader(src, b.Desc))
-	defer done()
-	if err := content.Copy(ctx, w, in, b.Desc.Size, b.Desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
-		// The store resumes an ingest by its ref: bytes that failed their
-		// digest would be resumed, and fail, at every later write.
-		_ = w.Close()
-		_ = l.store.Abort(context.WithoutCancel(ctx), ingest)
-		return fmt.Errorf("copy %s from %s to %s%s: %w", b.Desc.Digest, b.From, ref.LayoutPrefix, l.dir, err)
-	}
-	return nil
 }
 
 // open reads a blob's bytes: from memory, or from its source.

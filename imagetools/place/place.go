@@ -126,6 +126,15 @@ type Capabilities struct {
 	// (a remote place); where the write itself finds what is there, a
 	// separate check is skipped.
 	CheckFirst bool
+	// Compress: layers are stored compressed here (a registry, as docker
+	// push does), so a push compresses the Unpacked places' plain layers
+	// before they are written.
+	Compress bool
+	// Unpacked: images here are as an engine keeps them (a docker save
+	// tar, the Docker engine): plain layers whose bytes were never pushed
+	// anywhere, which a push to a place that compresses compresses. The
+	// plain layers of any other place are content, copied as they are.
+	Unpacked bool
 }
 
 // Blob is a blob to write, with how to read it.

@@ -65,7 +65,7 @@ func Parse(s string) (Location, error) {
 		return parseLayoutLocation(s)
 	case strings.HasPrefix(s, ArchivePrefix):
 		return parseArchiveLocation(s, ArchivePrefix)
-	case strings.HasPrefix(s, daemonPrefix):
+	case strings.HasPrefix(s, DaemonPrefix):
 		return parseDaemonLocation(s)
 	}
 	for _, a := range archiveAliases {

@@ -22,8 +22,8 @@ const ArchivePrefix = SchemeArchive + "://"
 // the current Docker context, read through its image-save API.
 const SchemeDaemon = "docker-daemon"
 
-// daemonPrefix marks an image of the Docker engine in a location.
-const daemonPrefix = SchemeDaemon + "://"
+// DaemonPrefix marks an image of the Docker engine in a location.
+const DaemonPrefix = SchemeDaemon + "://"
 
 // archiveAliases are skopeo's spellings of an image tar, read as archive://.
 var archiveAliases = []string{"docker-archive:", "oci-archive:"}
@@ -31,7 +31,7 @@ var archiveAliases = []string{"docker-archive:", "oci-archive:"}
 // hasScheme reports whether s names a place by scheme (oci-layout://,
 // archive://, docker-daemon://, or an alias) rather than a registry.
 func hasScheme(s string) bool {
-	for _, p := range append([]string{LayoutPrefix, ArchivePrefix, daemonPrefix}, archiveAliases...) {
+	for _, p := range append([]string{LayoutPrefix, ArchivePrefix, DaemonPrefix}, archiveAliases...) {
 		if strings.HasPrefix(s, p) {
 			return true
 		}
@@ -100,13 +100,13 @@ func parseArchiveLocation(s, prefix string) (Location, error) {
 // parseDaemonLocation parses "docker-daemon://NAME[:TAG][@DIGEST]" or
 // "docker-daemon://IMAGE-ID": an image of the Docker engine.
 func parseDaemonLocation(s string) (Location, error) {
-	rest := strings.TrimPrefix(s, daemonPrefix)
+	rest := strings.TrimPrefix(s, DaemonPrefix)
 	if rest == "" {
-		return Location{}, fmt.Errorf("invalid Docker engine location %q: no image (want %sNAME[:TAG][@DIGEST])", s, daemonPrefix)
+		return Location{}, fmt.Errorf("invalid Docker engine location %q: no image (want %sNAME[:TAG][@DIGEST])", s, DaemonPrefix)
 	}
 	named, err := reference.ParseNormalizedNamed(rest)
 	if err != nil {
-		return Location{}, fmt.Errorf("invalid Docker engine location %q: %w (want %sNAME[:TAG][@DIGEST])", s, ExplainInvalid(rest, err), daemonPrefix)
+		return Location{}, fmt.Errorf("invalid Docker engine location %q: %w (want %sNAME[:TAG][@DIGEST])", s, ExplainInvalid(rest, err), DaemonPrefix)
 	}
 	loc := Location{Scheme: SchemeDaemon, Name: reference.TrimNamed(named), Path: reference.FamiliarName(named)}
 	if t, ok := named.(reference.Tagged); ok {

@@ -82,35 +82,20 @@ func (r *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 
 // doOn sends req to one host, answering a 401 challenge once.
 func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequest) (*http.Response, error) {
-	u := req.url
-	if u == nil {
-		query := req.query
-		if mirrors(host, req.loc.Host()) {
-			// Tell a mirror which registry it stands in for, as containerd does.
-			query = url.Values{}
-			for k, v := range req.query {
-				query[k] = v
-			}
-			query.Set("ns", req.loc.Host())
-		}
-		u = &url.URL{
-			Scheme:   host.Scheme,
-			Host:     host.Host,
-			Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
-			RawQuery: query.Encode(),
-		}
-	}
+	u := requestURL(host, req)
 	var resp *http.Response
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		resp, err = r.send(ctx, host, req, u.String())
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", req.method, req.loc, err)
+			// The caller names the call; the error names the host.
+			return nil, transportError(err)
 		}
 		if resp.StatusCode != http.StatusUnauthorized || host.Authorizer == nil || attempt == 1 {
 			break
 		}
-		if err := noChallenge(fmt.Sprintf("%s %s", req.method, req.loc), resp); err != nil {
+		if noChallenge(resp) {
+			err := newError(resp)
 			drain(resp)
 			return nil, err
 		}
@@ -126,13 +111,42 @@ func (r *Client) doOn(ctx context.Context, host docker.RegistryHost, req apiRequ
 			return resp, nil
 		}
 		if aerr != nil {
-			err := fmt.Errorf("%s %s: %w; authorize: %w", req.method, req.loc, newError(resp), aerr)
+			// Credentials missing or refused: the registry's answer says
+			// what to do. Another failure (a token service that cannot
+			// be reached) is told as well.
+			var err error = newError(resp)
+			if !errors.Is(aerr, docker.ErrInvalidAuthorization) {
+				err = fmt.Errorf("%w; authorize: %w", err, transportError(aerr))
+			}
 			drain(resp)
 			return nil, err
 		}
 		drain(resp)
 	}
 	return resp, nil
+}
+
+// requestURL is where req goes on host: the upload session it names, else
+// its path and query under the host's API root.
+func requestURL(host docker.RegistryHost, req apiRequest) *url.URL {
+	if req.url != nil {
+		return req.url
+	}
+	query := req.query
+	if mirrors(host, req.loc.Host()) {
+		// Tell a mirror which registry it stands in for, as containerd does.
+		query = url.Values{}
+		for k, v := range req.query {
+			query[k] = v
+		}
+		query.Set("ns", req.loc.Host())
+	}
+	return &url.URL{
+		Scheme:   host.Scheme,
+		Host:     host.Host,
+		Path:     strings.TrimSuffix(host.Path, "/") + "/" + distref.Path(req.loc.Name) + "/" + req.path,
+		RawQuery: query.Encode(),
+	}
 }
 
 // mirrors reports whether host stands in for another registry (a
@@ -171,7 +185,7 @@ func (r *Client) send(ctx context.Context, host docker.RegistryHost, req apiRequ
 	}
 	if host.Authorizer != nil {
 		if err := host.Authorizer.Authorize(ctx, hr); err != nil {
-			return nil, err
+			return nil, authorizeError(host.Host, hr, err)
 		}
 	}
 	return host.Client.Do(hr)

@@ -56,6 +56,9 @@ type Options struct {
 	// Docker certs folder read for the host and hostsFile the hosts.toml
 	// that configures it, each "" when there is none. nil adds nothing.
 	UntrustedHint func(host, certsDir, hostsFile string) string
+	// PlainHTTPHint says, for a host that answers HTTPS in plain HTTP and
+	// may not speak it, how to let it (same arguments); nil adds nothing.
+	PlainHTTPHint func(host, certsDir, hostsFile string) string
 }
 
 // Client reaches registries. It caches one set of hosts per registry, so
@@ -154,11 +157,13 @@ func (t typedReader) Read(p []byte) (int, error) {
 }
 
 // typedStatus returns the *Error for containerd's ErrUnexpectedStatus in
-// err, else err.
+// err, else err told as transportError tells it.
 func typedStatus(err error) error {
 	var status remoteerrors.ErrUnexpectedStatus
 	if !errors.As(err, &status) {
-		return err
+		// containerd's "failed to do request: Get URL: cause": the cause,
+		// and the host (transportError).
+		return transportError(err)
 	}
 	e := &Error{Method: status.RequestMethod, StatusCode: status.StatusCode}
 	if u, perr := url.Parse(status.RequestURL); perr == nil {

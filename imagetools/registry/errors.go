@@ -2,12 +2,17 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/termtext"
@@ -38,15 +43,70 @@ type Error struct {
 	Challenge string
 }
 
-// Error returns the status, the codes and the message: "403 Forbidden:
-// DENIED: requested access to the resource is denied". Callers say which
-// call failed.
+// Error returns the status, the codes and the message: "404 Not Found:
+// MANIFEST_UNKNOWN: manifest unknown". An answer that refuses credentials
+// says what to do instead: "authentication required for HOST: run `docker
+// login HOST` (401 Unauthorized: authentication required)", "denied: your
+// credentials for HOST cannot push to REPO (403 Forbidden: ...)". Callers
+// say which call failed.
 func (e *Error) Error() string {
 	s := e.status()
 	if d := e.detail(); d != "" {
 		s += ": " + d
 	}
+	if hint := e.authHint(); hint != "" {
+		return hint + " (" + e.status() + e.messageSuffix() + ")"
+	}
 	return s
+}
+
+// authHint says what to do about an answer that refuses the request's
+// credentials (a 401 or the code UNAUTHORIZED; the code DENIED), "" for
+// any other answer.
+func (e *Error) authHint() string {
+	first := ""
+	if len(e.Codes) > 0 {
+		first = e.Codes[0]
+	}
+	host, login := e.Host, "docker login "+e.Host
+	if host == registryEndpoint("docker.io") {
+		host, login = "docker.io", "docker login"
+	}
+	switch {
+	case first == "DENIED":
+		action := "pull from"
+		if e.Method != http.MethodGet && e.Method != http.MethodHead {
+			action = "push to"
+		}
+		return fmt.Sprintf("denied: your credentials for %s cannot %s %s", host, action, repositoryOf(e.Path))
+	case e.StatusCode == http.StatusUnauthorized || first == "UNAUTHORIZED":
+		return fmt.Sprintf("authentication required for %s: run `%s`", host, login)
+	}
+	return ""
+}
+
+// messageSuffix is ": " and the registry's message, "" when it sent none.
+func (e *Error) messageSuffix() string {
+	if e.Message == "" {
+		return ""
+	}
+	return ": " + e.Message
+}
+
+// repositoryOf is the repository of a registry API path
+// (/v2/REPO/manifests/..., /blobs/..., /tags/list, /referrers/...), else
+// the path itself.
+func repositoryOf(path string) string {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return path
+	}
+	for _, sep := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
+		if i := strings.LastIndex(rest, sep); i > 0 {
+			return rest[:i]
+		}
+	}
+	return rest
 }
 
 // Unwrap returns the errdefs class of the answer, nil when none fits:
@@ -144,7 +204,7 @@ func parseErrorBody(dt []byte) (codes []string, message string) {
 		} `json:"errors"`
 	}
 	if json.Unmarshal(dt, &body) != nil || len(body.Errors) == 0 {
-		return nil, oneLine(string(dt))
+		return nil, oneLine(tokenServiceWords(dt))
 	}
 	var msgs []string
 	for _, e := range body.Errors {
@@ -158,23 +218,48 @@ func parseErrorBody(dt []byte) (codes []string, message string) {
 	return codes, termtext.Line(strings.Join(msgs, "; "), maxBodyMessage)
 }
 
-// statusError is the error for an unexpected answer to the call what: an
-// *Error, wrapped; a 401 without a challenge says to log in.
-func statusError(what string, resp *http.Response) error {
-	if err := noChallenge(what, resp); err != nil {
-		return err
+// tokenServiceWords is the message of a token service's error body (OAuth's
+// error_description, Docker Hub's details), else the body.
+func tokenServiceWords(dt []byte) string {
+	var body struct {
+		Description string `json:"error_description"`
+		Details     string `json:"details"`
 	}
+	if json.Unmarshal(dt, &body) == nil {
+		for _, m := range []string{body.Description, body.Details} {
+			if m != "" {
+				return m
+			}
+		}
+	}
+	return string(dt)
+}
+
+// authorizeError is the error of an authorizer that could not answer
+// host's challenge for req: a token service that refuses the credentials
+// (401, 403) is an *Error of host, which says to log in there; anything
+// else is told as transportError tells it.
+func authorizeError(host string, req *http.Request, err error) error {
+	var status remoteerrors.ErrUnexpectedStatus
+	if !errors.As(err, &status) || (status.StatusCode != http.StatusUnauthorized && status.StatusCode != http.StatusForbidden) {
+		return transportError(err)
+	}
+	e := &Error{Method: req.Method, Host: host, Path: req.URL.Path, StatusCode: status.StatusCode}
+	e.Codes, e.Message = parseErrorBody(status.Body)
+	return e
+}
+
+// statusError is the error for an unexpected answer to the call what: an
+// *Error, wrapped.
+func statusError(what string, resp *http.Response) error {
 	return fmt.Errorf("%s: %w", what, newError(resp))
 }
 
-// noChallenge is the error for a 401 that says nothing of how to log in
-// (no WWW-Authenticate header): credentials are needed, not a retry.
-func noChallenge(what string, resp *http.Response) error {
-	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" {
-		return nil
-	}
-	e := newError(resp)
-	return fmt.Errorf("%s: authentication is required (401 with no challenge): log in with docker login %s: %w", what, e.Host, e)
+// noChallenge reports a 401 that says nothing of how to log in (no
+// WWW-Authenticate header): credentials are needed, not a retry; its
+// *Error says to log in.
+func noChallenge(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == ""
 }
 
 // manifestStatusError is statusError for a manifest request: a 404 names the
@@ -216,4 +301,70 @@ func oneLine(body string) string {
 		}
 	}
 	return termtext.Line(body, maxBodyMessage)
+}
+
+// unreachableError is a request that never reached the server: the
+// connection to host could not be made (refused, no route, no such host,
+// timed out). Its text names the host once, with the reason in a word,
+// not the URL: "cannot reach 127.0.0.1:1 (connection refused)".
+type unreachableError struct {
+	host, reason string
+	err          error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s (%s)", e.host, e.reason)
+}
+
+// Unwrap keeps the network error's classes (syscall.ECONNREFUSED, a
+// timeout, context.Canceled) for errors.Is.
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// transportError is err, the failure of an HTTP request that got no
+// answer, without net/http's *url.Error around it, whose text repeats the
+// whole URL with its query (a redirect's signature): a connection that could
+// not be made is an unreachableError; any other failure is told by method,
+// URL without query, and cause.
+func transportError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return ue.Err
+	}
+	if ph := (*plainHTTPError)(nil); errors.As(ue.Err, &ph) {
+		return ph
+	}
+	if reason, ok := dialFailure(ue.Err); ok {
+		return &unreachableError{host: u.Host, reason: reason, err: ue.Err}
+	}
+	return fmt.Errorf("%s %s: %w", strings.ToUpper(ue.Op), redactURL(u), ue.Err)
+}
+
+// dialFailure says in a few words why a connection could not be made,
+// false when err is no failure to connect.
+func dialFailure(err error) (string, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return "", false
+	}
+	var dns *net.DNSError
+	switch {
+	case refused(op.Err):
+		return "connection refused", true
+	case errors.As(op.Err, &dns):
+		if dns.IsNotFound {
+			return "no such host", true
+		}
+		return "DNS: " + dns.Err, true
+	case op.Timeout():
+		return "timed out", true
+	}
+	var errno syscall.Errno
+	if errors.As(op.Err, &errno) {
+		return errno.Error(), true
+	}
+	return op.Err.Error(), true
 }

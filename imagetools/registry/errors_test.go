@@ -3,11 +3,16 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -167,5 +172,54 @@ func TestFetcherError(t *testing.T) {
 	}
 	if !errdefs.IsPermissionDenied(err) {
 		t.Errorf("%v is not permission denied", err)
+	}
+}
+
+func TestErrorSaysWhatToDo(t *testing.T) {
+	for _, c := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{Method: "GET", Host: "r.example:5000", Path: "/v2/team/app/manifests/1", StatusCode: 401, Codes: []string{"UNAUTHORIZED"}, Message: "authentication required"},
+			"authentication required for r.example:5000: run `docker login r.example:5000` (401 Unauthorized: authentication required)"},
+		{Error{Method: "HEAD", Host: "registry-1.docker.io", Path: "/v2/library/alpine/manifests/3", StatusCode: 401},
+			"authentication required for docker.io: run `docker login` (401 Unauthorized)"},
+		{Error{Method: "PUT", Host: "r.example", Path: "/v2/team/app/manifests/sha256:ab", StatusCode: 403, Codes: []string{"DENIED"}, Message: "requested access to the resource is denied"},
+			"denied: your credentials for r.example cannot push to team/app (403 Forbidden: requested access to the resource is denied)"},
+		{Error{Method: "GET", Host: "r.example", Path: "/v2/team/app/blobs/sha256:ab", StatusCode: 403, Codes: []string{"DENIED"}},
+			"denied: your credentials for r.example cannot pull from team/app (403 Forbidden)"},
+		{Error{Method: "PUT", Host: "r.example", Path: "/v2/team/app/manifests/1", StatusCode: 403, Codes: []string{"TAG_INVALID"}, Message: "immutable"},
+			"403 Forbidden: TAG_INVALID: immutable"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
+	}
+}
+
+func TestTransportError(t *testing.T) {
+	refusedErr := &url.Error{Op: "Get", URL: "https://127.0.0.1:1/v2/a/manifests/1?sig=x",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	noHost := &url.Error{Op: "Get", URL: "https://nowhere.invalid/v2/",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}}}
+	reset := &url.Error{Op: "Put", URL: "https://r.example/v2/a/blobs/uploads/x?_state=secret",
+		Err: &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}
+	for _, c := range []struct {
+		err  error
+		want string
+		is   error
+	}{
+		{fmt.Errorf("failed to do request: %w", refusedErr), "cannot reach 127.0.0.1:1 (connection refused)", syscall.ECONNREFUSED},
+		{noHost, "cannot reach nowhere.invalid (no such host)", nil},
+		{reset, "PUT https://r.example/v2/a/blobs/uploads/x: read tcp: read: connection reset by peer", syscall.ECONNRESET},
+		{errors.New("not a request"), "not a request", nil},
+	} {
+		got := transportError(c.err)
+		if got.Error() != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
+		if c.is != nil && !errors.Is(got, c.is) {
+			t.Errorf("%s: not %v", got, c.is)
+		}
 	}
 }

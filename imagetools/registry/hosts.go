@@ -132,7 +132,7 @@ func (r *Client) registryHost(e hostEntry) (docker.RegistryHost, error) {
 	if fallback {
 		rt = newPlainFallback(rt)
 	}
-	rt = tlsHintTransport{rt: rt, host: e.host, dir: e.certsDir, file: e.file, hint: r.opts.UntrustedHint}
+	rt = tlsHintTransport{rt: rt, host: e.host, dir: e.certsDir, file: e.file, hint: r.opts.UntrustedHint, plainHint: r.opts.PlainHTTPHint}
 	client := &http.Client{Transport: r.wrap(rt)}
 	opts := append(r.authorizerOpts(), docker.WithAuthClient(client))
 	if len(e.header) > 0 {
@@ -170,7 +170,7 @@ func (e hostEntry) loadTLS(cfg *tls.Config) error {
 		if key == "" {
 			key = p[0] // certificate and key in one file
 		}
-		pair, err := tls.LoadX509KeyPair(p[0], key)
+		pair, err := loadKeyPair(p[0], key)
 		if err != nil {
 			return fmt.Errorf("%s: load client certificate %s: %w", e.file, p[0], err)
 		}
@@ -244,7 +244,7 @@ func loadCertsDir(cfg *tls.Config, dir string) error {
 			}
 		case strings.HasSuffix(e.Name(), ".cert"):
 			key := strings.TrimSuffix(p, ".cert") + ".key"
-			pair, err := tls.LoadX509KeyPair(p, key)
+			pair, err := loadKeyPair(p, key)
 			if err != nil {
 				return fmt.Errorf("load client certificate %s: %w", p, err)
 			}
@@ -254,8 +254,22 @@ func loadCertsDir(cfg *tls.Config, dir string) error {
 	return nil
 }
 
+// loadKeyPair reads a client certificate and its key, as
+// tls.LoadX509KeyPair but through readConfigFile.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := readConfigFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := readConfigFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(cert, key)
+}
+
 func addCA(cfg *tls.Config, path string) error {
-	pem, err := os.ReadFile(path)
+	pem, err := readConfigFile(path)
 	if err != nil {
 		return fmt.Errorf("read CA %s: %w", path, err)
 	}
@@ -272,6 +286,24 @@ func addCA(cfg *tls.Config, path string) error {
 	return nil
 }
 
+// plainHTTPError is a server that answered the TLS handshake in plain
+// HTTP (Go's "server gave HTTP response to HTTPS client"), on a host that
+// is not let speak it: what to do is in hint (Options.PlainHTTPHint).
+type plainHTTPError struct {
+	host, hint string
+	err        error
+}
+
+func (e *plainHTTPError) Error() string {
+	s := e.host + " answered in plain HTTP, not HTTPS"
+	if e.hint != "" {
+		s += ": " + e.hint
+	}
+	return s
+}
+
+func (e *plainHTTPError) Unwrap() error { return e.err }
+
 // tlsHintTransport adds to a certificate error what would fix it. It sits on
 // every host's round tripper, so each request to the host gets the hint,
 // whichever command or containerd call made it.
@@ -282,6 +314,7 @@ type tlsHintTransport struct {
 	// configures it ("" for none).
 	dir, file string
 	hint      func(host, certsDir, hostsFile string) string
+	plainHint func(host, certsDir, hostsFile string) string
 }
 
 func (t tlsHintTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -292,8 +325,17 @@ func (t tlsHintTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// explain adds what to do (Options.UntrustedHint) to a certificate error.
+// explain adds what to do (Options.UntrustedHint) to a certificate error,
+// and tells a plain HTTP answer to the TLS handshake as a plainHTTPError.
 func (t tlsHintTransport) explain(err error) error {
+	var rec tls.RecordHeaderError
+	if errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/" {
+		e := &plainHTTPError{host: t.host, err: err}
+		if t.plainHint != nil {
+			e.hint = t.plainHint(t.host, t.dir, t.file)
+		}
+		return e
+	}
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	var hostErr x509.HostnameError

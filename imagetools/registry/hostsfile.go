@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -64,7 +63,7 @@ type hostFields struct {
 // returns nil for a file that sets nothing (empty, or comments only): such
 // a file changes nothing.
 func readHostsFile(file string) ([]hostEntry, error) {
-	b, err := os.ReadFile(file)
+	b, err := readConfigFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}

@@ -18,9 +18,10 @@ var (
 )
 
 // Capabilities implements place.Backend: a registry mounts blobs between its
-// repositories, keeps referrers, and is worth asking before a transfer.
+// repositories, keeps referrers, is worth asking before a transfer, and
+// stores layers compressed.
 func (r *Client) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{Mount: true, Referrers: true, CheckFirst: true}
+	return place.Capabilities{Mount: true, Referrers: true, CheckFirst: true, Compress: true}
 }
 
 // Manifest implements place.Reader with one GET (getManifest).

@@ -1,10 +1,12 @@
 // Package atomicfile writes output files so that they are either complete
 // or untouched: through a temporary file beside the target, renamed on
 // success. A target that is a device or a pipe is written through instead,
-// and a symbolic link is followed, never replaced.
+// and a symbolic link is followed, never replaced (unless another user
+// planted it in a shared folder: CheckSharedLinks).
 package atomicfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,11 +37,20 @@ type File struct {
 //     process's descriptors (/dev/stdout, /dev/fd/N), whatever is behind it;
 //   - a symbolic link is followed: the temporary file goes beside the
 //     file it points to, so that the rename is atomic there and the link
-//     stays;
+//     stays; except a link in a shared folder that the user does not own
+//     (CheckSharedLinks);
 //   - a new file gets the mode 0666 less the umask, as docker save and
 //     crane give; an existing regular file keeps its mode;
 //   - a folder, a block device or a socket is refused.
-func Open(path string) (*File, error) {
+//
+// Open waits for a FIFO's reader without end: see OpenContext.
+func Open(path string) (*File, error) { return OpenContext(context.Background(), path) }
+
+// OpenContext is Open; waiting for the reader of a FIFO ends with ctx.
+func OpenContext(ctx context.Context, path string) (*File, error) {
+	if err := CheckSharedLinks(path); err != nil {
+		return nil, err
+	}
 	if f, ok, err := openDescriptor(path); ok {
 		if err != nil {
 			return nil, err
@@ -51,7 +62,12 @@ func Open(path string) (*File, error) {
 		return nil, err
 	}
 	if fi != nil && !fi.Mode().IsRegular() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		var f *os.File
+		if fi.Mode()&fs.ModeNamedPipe != 0 {
+			f, err = openFIFO(ctx, path)
+		} else {
+			f, err = os.OpenFile(path, os.O_WRONLY, 0)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}

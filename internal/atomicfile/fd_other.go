@@ -2,8 +2,16 @@
 
 package atomicfile
 
-import "os"
+import (
+	"context"
+	"os"
+)
 
 // openDescriptor is openDescriptor of fd_unix.go: here no path names a
 // descriptor.
 func openDescriptor(string) (*os.File, bool, error) { return nil, false, nil }
+
+// openFIFO is openFIFO of fd_unix.go: here a plain open.
+func openFIFO(_ context.Context, path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY, 0)
+}

@@ -3,9 +3,12 @@
 package atomicfile
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // openDescriptor opens a path that names one of the process's own file
@@ -25,4 +28,21 @@ func openDescriptor(path string) (*os.File, bool, error) {
 	}
 	syscall.CloseOnExec(dup)
 	return os.NewFile(uintptr(dup), path), true, nil
+}
+
+// openFIFO opens a FIFO for writing once a reader has it open, polling
+// without blocking: a plain open waits in the kernel for a reader, where no
+// signal ends it. It fails when ctx ends first.
+func openFIFO(ctx context.Context, path string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if !errors.Is(err, syscall.ENXIO) { // ENXIO: no reader yet
+			return f, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no reader of the FIFO yet: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
