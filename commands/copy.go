@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -28,6 +29,7 @@ type copyOptions struct {
 	failFast       bool
 	metadataFile   string
 	progress       string
+	compression    string
 	maxConcurrency int
 }
 
@@ -90,8 +92,12 @@ func (o copyOptions) request(stdin io.Reader) ([]string, sets.Options, error) {
 	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
 		return nil, sets.Options{}, err
 	}
+	comp, err := compression.ParseFormat(o.compression)
+	if err != nil {
+		return nil, sets.Options{}, err
+	}
 	return sources, sets.Options{
-		Platforms: plats, Referrers: o.referrers, FailFast: o.failFast, MaxConcurrency: o.maxConcurrency,
+		Platforms: plats, Referrers: o.referrers, FailFast: o.failFast, MaxConcurrency: o.maxConcurrency, Compression: comp,
 	}, nil
 }
 
@@ -117,12 +123,13 @@ func copyCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.BoolVar(&opts.referrers, "referrers", true, "Copy the cosign signatures and OCI referrers of the images along")
 	flags.BoolVar(&opts.failFast, "fail-fast", false, "Stop at the first image that fails (default: copy the others, report each)")
 	flags.StringArrayVarP(&opts.platforms, "platform", "p", nil, "Keep only these platforms of an index (`OS/ARCH[/VARIANT]`, repeatable); the copy is then a new index with a digest of its own")
+	flags.StringVar(&opts.compression, "compression", string(compression.Gzip), "Compress the plain layers of images from docker save tars and the Docker engine copied to a registry with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (their digest is then the copy's own; compressed layers are kept as they are)")
 	flags.StringVar(&opts.metadataFile, "metadata-file", "", "Write the report (source, target, digest, outcome of each image) as JSON to `FILE`")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Bound of the whole run (`N`): transfers of blobs over 4 MiB over all images; images, smaller blobs and small requests go up to 4 times as many at once")
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"file": completeFile, "platform": completePlatforms(false), "metadata-file": completeFile,
-		"progress": completeProgress(), "max-concurrency": noCompletion,
+		"progress": completeProgress(), "max-concurrency": noCompletion, "compression": completeValues(compression.Formats()...),
 	})
 	return cmd
 }

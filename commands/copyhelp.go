@@ -7,7 +7,10 @@ kept (unlike create, which may wrap a single image in an index). A SOURCE is a
 reference with a tag or a digest (a repository alone is refused: name what to
 copy, or give --all-tags to copy every tag of it), an OCI layout (oci-layout://PATH:TAG), an image tar
 (archive://FILE[:NAME]: without NAME, every image in it) or an image of the
-Docker engine (docker-daemon://NAME:TAG).
+Docker engine (docker-daemon://NAME:TAG). Plain layers, as a classic docker
+save tar or the Docker engine gives them, are compressed for a registry
+(gzip, as docker push does; --compression zstd or none): the config and its
+diff IDs are kept, the digest is the copy's own, and the table says so.
 
 A TARGET with a tag or digest takes one source. Otherwise TARGET is a prefix:
 each image goes to the prefix plus its repository path
@@ -40,6 +43,10 @@ const copyExample = `  # Copy one image to another tag, digest kept
   # Air gap: a list of images into one bundle, then into a registry inside
   docker imgx copy -f images.txt archive://bundle.tar
   docker imgx copy archive://bundle.tar registry.internal/mirror
+
+  # A docker save tar into a registry, its plain layers zstd-compressed (default: gzip)
+  docker save -o app.tar app:1.2.3
+  docker imgx copy --compression zstd archive://app.tar registry.local/mirror
 
   # The report as JSON too; stop at the first failure
   docker imgx copy --fail-fast --metadata-file report.json -f images.txt registry.local/mirror`

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/docker-imgx/docker-imgx/imagetools"
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
@@ -28,6 +30,12 @@ type CopyOptions struct {
 	// Transfers, when set, is shared by every Copy of a run: it bounds
 	// their blob transfers together.
 	Transfers *Transfers
+	// Compression compresses the plain layers of an image read from an
+	// Unpacked place (a docker save tar, the Docker engine) for a target
+	// that stores layers compressed (a registry), as Options.Compression:
+	// the copy then has a digest of its own. "" or compression.None
+	// copies them as they are.
+	Compression compression.Format
 }
 
 // Transfers bound the blob transfers of several pushes running at once,
@@ -95,6 +103,10 @@ type Copied struct {
 	// Skipped is true when every target already pointed at Desc and the
 	// source has no referrers to carry: nothing was written.
 	Skipped bool
+	// Compressed is the compression of the source's plain layers when the
+	// copy compressed them: Desc is then the compressed image's, not the
+	// source's.
+	Compressed compression.Format
 }
 
 // Copy pushes the manifest or index at src to every target unchanged (its
@@ -119,22 +131,51 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 	if oci.IsSchema1(desc.MediaType, dt) {
 		return Copied{}, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", src, desc.Digest, imagetools.ErrSchema1)
 	}
+	var known map[digest.Digest][]byte
 	out := Copied{Desc: desc}
+	if compressing(pl, targets, opts.Compression) && pl.Capabilities(src).Unpacked {
+		c, ok, err := compressRoot(ctx, pl, src, desc, dt, opts.Compression, opts.Progress)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			defer c.done()
+			if err := byDigest(targets, src, opts.Compression); err != nil {
+				return out, err
+			}
+			pl, desc, dt, known = c.place, c.desc, c.data, c.known
+			out.Desc, out.Compressed = desc, opts.Compression
+		}
+	}
 	skip, err := upToDate(ctx, pl, src, desc, dt, targets, opts.Referrers)
 	if err != nil || skip {
 		out.Skipped = skip
 		return out, err
 	}
-	return out, pushCopy(ctx, pl, src, desc, dt, targets, opts)
+	return out, pushCopy(ctx, pl, src, desc, dt, known, targets, opts)
+}
+
+// byDigest refuses a target named by the source's digest when the copy
+// compresses its layers: the copy has another digest.
+func byDigest(targets []ref.Location, src ref.Location, f compression.Format) error {
+	for _, t := range targets {
+		if t.Digest != "" {
+			return fmt.Errorf("target %s: --compression %s compresses the plain layers of %s, which gives the copy another digest: name the target by a tag, or give --compression none", t, f, src)
+		}
+	}
+	return nil
 }
 
 // pushCopy pushes the root at src and what is under it to the targets. A
 // target tag that holds referrers (a cosign tag, a fallback tag: an image
 // tar carries them as named entries) is merged with what the target holds
 // there, as create merges them: the content by digest first, then the
-// merge, so that nothing the target had is dropped.
-func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, opts CopyOptions) error {
+// merge, so that nothing the target had is dropped. known holds manifests
+// under the root that the source does not (compressRoot's).
+func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, known map[digest.Digest][]byte,
+	targets []ref.Location, opts CopyOptions) error {
 	c := pushInput{root: desc, rootBytes: dt, rootOrigin: src, known: map[digest.Digest][]byte{desc.Digest: dt}}
+	maps.Copy(c.known, known)
 	var idx ocispec.Index
 	if oci.IsIndex(desc.MediaType) {
 		if err := json.Unmarshal(dt, &idx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/create"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
@@ -29,7 +30,10 @@ type Options struct {
 	// MaxConcurrency bounds the run: blob transfers over all images, and
 	// the images copied at once (oci.MetadataLimit of it).
 	MaxConcurrency int
-	Progress       progress.Writer
+	// Compression compresses the plain layers of images from docker save
+	// tars and the Docker engine copied to a registry (create.CopyOptions).
+	Compression compression.Format
+	Progress    progress.Writer
 }
 
 // Outcome is what happened to one image.
@@ -155,6 +159,7 @@ func copyOne(ctx context.Context, pl place.Place, p Pair, opts Options, transfer
 		} else {
 			res, err = create.Copy(ctx, pl, p.Source, []ref.Location{p.Target}, create.CopyOptions{
 				Referrers: opts.Referrers, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Transfers: transfers,
+				Compression: opts.Compression,
 			})
 		}
 		if err == nil && res.Skipped {
@@ -170,6 +175,8 @@ func copyOne(ctx context.Context, pl place.Place, p Pair, opts Options, transfer
 		it.Outcome, it.Reason = Skipped, "already there"
 	case len(opts.Platforms) > 0:
 		it.Outcome, it.Reason = Copied, "--platform made a new index: its digest is not the source's"
+	case res.Compressed != "":
+		it.Outcome, it.Reason = Copied, "layers compressed ("+string(res.Compressed)+"): the digest is not the source's"
 	default:
 		it.Outcome = Copied
 	}
@@ -184,7 +191,7 @@ func copyPlatforms(ctx context.Context, pl place.Place, p Pair, opts Options) (c
 	}
 	res, err := create.Create(ctx, pl, create.Options{
 		Sources: []string{p.Source.String()}, Tags: []string{p.Target.String()}, Platforms: opts.Platforms,
-		Referrers: opts.Referrers, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress,
+		Referrers: opts.Referrers, MaxConcurrency: opts.MaxConcurrency, Compression: opts.Compression, Progress: opts.Progress,
 	})
 	if res == nil {
 		return create.Copied{}, err
