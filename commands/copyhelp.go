@@ -5,7 +5,8 @@ const copyLong = `Copy images, unchanged, between registries, OCI layouts and im
 Each image or index is copied as it is: its manifest bytes, so its digest, are
 kept (unlike create, which may wrap a single image in an index). A SOURCE is a
 reference with a tag or a digest (a repository alone is refused: name what to
-copy, or give --all-tags to copy every tag of it), an OCI layout (oci-layout://PATH:TAG), an image tar
+copy, or give --all-tags to copy every tag of it), an OCI layout
+(oci-layout://PATH:TAG; without TAG, every image it names), an image tar
 (archive://FILE[:NAME]: without NAME, every image in it) or an image of the
 Docker engine (docker-daemon://NAME:TAG). Plain layers, as a classic docker
 save tar or the Docker engine gives them, are compressed for a registry
@@ -17,7 +18,10 @@ each image goes to the prefix plus its repository path
 (docker.io/library/alpine:3.20 to PREFIX/library/alpine:3.20; --scoped keeps
 the registry: PREFIX/docker.io/library/alpine:3.20), with its tag or digest.
 An image tar as TARGET (archive://FILE) is one bundle that docker load, ctr
-import, podman load and skopeo read, each image under its full name.
+import, podman load and skopeo read, each image under its full name; an OCI
+layout (oci-layout://PATH) holds the images each under its full name too
+(io.containerd.image.name, its tag as org.opencontainers.image.ref.name),
+added to what it holds.
 
 Blobs the target holds are not sent, blobs in another repository of the same
 registry are mounted, and a tag already at the digest is not written: a second
@@ -47,6 +51,10 @@ const copyExample = `  # Copy one image to another tag, digest kept
   # A docker save tar into a registry, its plain layers zstd-compressed (default: gzip)
   docker save -o app.tar app:1.2.3
   docker imgx copy --compression zstd archive://app.tar registry.local/mirror
+
+  # Many images in one OCI layout, each under its name, and all of them out again
+  docker imgx copy -f images.txt oci-layout://./mirror
+  docker imgx copy oci-layout://./mirror registry.internal/mirror
 
   # The report as JSON too; stop at the first failure
   docker imgx copy --fail-fast --metadata-file report.json -f images.txt registry.local/mirror`

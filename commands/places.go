@@ -49,7 +49,7 @@ func placesFor(dockerCli command.Cli, opts registry.Options, pw progress.Writer)
 	})
 	pl := place.NewRouter(map[string]place.Backend{
 		"":                registry.New(opts),
-		ref.SchemeLayout:  ocilayout.Layouts{},
+		ref.SchemeLayout:  ocilayout.NewLayouts(),
 		ref.SchemeArchive: tars,
 		ref.SchemeDaemon:  engine,
 	})

@@ -21,7 +21,7 @@ import (
 // client that is never asked anything but its capabilities unless a test
 // runs requests.
 func testPlaces() *place.Router {
-	return place.NewRouter(map[string]place.Backend{"": registry.New(registry.Options{}), ref.SchemeLayout: ocilayout.Layouts{}})
+	return place.NewRouter(map[string]place.Backend{"": registry.New(registry.Options{}), ref.SchemeLayout: ocilayout.NewLayouts()})
 }
 
 func mustLoc(t *testing.T, s string) ref.Location {

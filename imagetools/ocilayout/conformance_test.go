@@ -32,6 +32,6 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return placetest.Subject{Place: place.NewRouter(map[string]place.Backend{ref.SchemeLayout: Layouts{}}), Image: loc, Target: target}
+		return placetest.Subject{Place: place.NewRouter(map[string]place.Backend{ref.SchemeLayout: NewLayouts()}), Image: loc, Target: target}
 	})
 }

@@ -13,8 +13,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/moby/buildkit/client/ociindex"
@@ -26,8 +29,13 @@ import (
 type ociLayout struct {
 	dir   string
 	index ociindex.StoreIndex
+	// lock serialises this process's reads and writes of index.json, which
+	// BuildKit's flock (TryLock, then the lock file removed) refuses to
+	// overlap: a set of images copied into one layout at once.
+	lock *sync.RWMutex
 }
 
+// openLayout opens dir with no lock of its own (Layouts.open gives one).
 func openLayout(dir string, create bool) (*ociLayout, error) {
 	if !create {
 		if err := checkLayoutDir(dir); err != nil {
@@ -38,7 +46,52 @@ func openLayout(dir string, create bool) (*ociLayout, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create OCI layout %s: %w", dir, err)
 	}
-	return &ociLayout{dir: dir, index: ociindex.NewStoreIndex(dir)}, nil
+	return &ociLayout{dir: dir, index: ociindex.NewStoreIndex(dir), lock: &sync.RWMutex{}}, nil
+}
+
+// getIndex is index.json's entry named name (a tag, or a full image name).
+func (l *ociLayout) getIndex(name string) (*ocispec.Descriptor, error) {
+	l.lock.RLock()
+	defer l.lock.RUnlock()
+	return l.index.Get(name)
+}
+
+// readIndexJSON reads index.json.
+func (l *ociLayout) readIndexJSON() (*ocispec.Index, error) {
+	l.lock.RLock()
+	defer l.lock.RUnlock()
+	return l.index.Read()
+}
+
+// putIndex names desc in index.json by name: a tag (ref.name), or a full
+// image name (NAME:TAG, NAME@DIGEST) as export and containerd write it:
+// io.containerd.image.name the name, ref.name its tag. An entry of the
+// same name is replaced; a name by digest alone gets no ref.name, and is
+// added once.
+func (l *ociLayout) putIndex(desc ocispec.Descriptor, name string) error {
+	l.lock.Lock()
+	defer l.lock.Unlock()
+	if !isImageName(name) {
+		return l.index.Put(desc, ociindex.Tag(name))
+	}
+	named, err := reference.ParseNamed(name)
+	if err != nil {
+		return fmt.Errorf("image name %q: %w", name, err)
+	}
+	if _, tagged := named.(reference.Tagged); tagged {
+		return l.index.Put(desc, ociindex.Name(name))
+	}
+	if d, err := l.index.Get(name); err == nil && d != nil && d.Digest == desc.Digest {
+		return nil
+	}
+	desc.Annotations = map[string]string{images.AnnotationImageName: name}
+	return l.index.Put(desc)
+}
+
+// isImageName reports whether a layout's name for an image is a full image
+// name (a tag holds no '/', ':' or '@').
+func isImageName(name string) bool {
+	return strings.ContainsAny(name, "/:@")
 }
 
 // checkLayoutDir says why dir is not a layout to read: missing, a file, or
@@ -75,7 +128,7 @@ func (l *ociLayout) resolve(ctx context.Context, loc ref.Location) (desc ocispec
 		return ocispec.Descriptor{}, nil, err
 	}
 	if loc.Tag != "" {
-		d, err := l.index.Get(loc.Tag)
+		d, err := l.getIndex(loc.Tag)
 		if err != nil {
 			return ocispec.Descriptor{}, nil, fmt.Errorf("read %s: %w", loc, err)
 		}
@@ -93,7 +146,7 @@ func (l *ociLayout) resolve(ctx context.Context, loc ref.Location) (desc ocispec
 
 // readIndex reads index.json, saying plainly when it is missing or not JSON.
 func (l *ociLayout) readIndex(loc ref.Location) (*ocispec.Index, error) {
-	idx, err := l.index.Read()
+	idx, err := l.readIndexJSON()
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
@@ -128,7 +181,7 @@ func layoutTagsHint(idx *ocispec.Index) string {
 // (bounded, checked: oci.ReadBlob) and takes its media type from its body;
 // then it returns the bytes too, so that they are not read twice.
 func (l *ociLayout) resolveDigest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
-	if idx, err := l.index.Read(); err == nil {
+	if idx, err := l.readIndexJSON(); err == nil {
 		for _, m := range idx.Manifests {
 			if m.Digest == loc.Digest {
 				return m, nil, nil

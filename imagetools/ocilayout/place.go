@@ -8,19 +8,36 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
-	"github.com/moby/buildkit/client/ociindex"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Layouts is the place of oci-layout:// locations: each call opens the
-// folder its location names (Path), so one value serves every folder.
-type Layouts struct{}
+// folder its location names (Path), so one value serves every folder. Use
+// NewLayouts: its calls then never overlap on an index.json (a zero
+// Layouts does not serialise them).
+type Layouts struct {
+	lock *sync.RWMutex
+}
+
+// NewLayouts returns the place of OCI layouts, for calls made at once.
+func NewLayouts() Layouts { return Layouts{lock: &sync.RWMutex{}} }
+
+// open opens the folder of a location, under the place's lock.
+func (p Layouts) open(dir string, create bool) (*ociLayout, error) {
+	l, err := openLayout(dir, create)
+	if err == nil && p.lock != nil {
+		l.lock = p.lock
+	}
+	return l, err
+}
 
 var (
 	_ place.Backend = Layouts{}
@@ -33,8 +50,8 @@ func (Layouts) Capabilities(ref.Location) place.Capabilities { return place.Capa
 
 // Manifest implements place.Reader: the entry of index.json named by tag or
 // digest (or the only one), read and checked.
-func (Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
-	l, err := openLayout(loc.Path, false)
+func (p Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	l, err := p.open(loc.Path, false)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
@@ -52,13 +69,15 @@ func (Layouts) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descript
 }
 
 // Fetcher implements place.Reader over the folder's blobs.
-func (Layouts) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher, error) {
-	return openLayout(loc.Path, false)
+func (p Layouts) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher, error) {
+	return p.open(loc.Path, false)
 }
 
-// Tags implements place.Reader: the names of index.json's entries.
-func (Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
-	l, err := openLayout(loc.Path, false)
+// Tags implements place.Reader: the names of index.json's entries, their
+// tags (ref.name) and full image names (io.containerd.image.name, as a
+// layout of many images names them).
+func (p Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
+	l, err := p.open(loc.Path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +89,9 @@ func (Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error
 	for _, m := range idx.Manifests {
 		if t := m.Annotations[ocispec.AnnotationRefName]; t != "" {
 			tags[t] = true
+		}
+		if n := m.Annotations[images.AnnotationImageName]; n != "" {
+			tags[n] = true
 		}
 	}
 	return tags, nil
@@ -103,8 +125,8 @@ func (Layouts) Prepare(locs []ref.Location) (func(), error) {
 }
 
 // CheckBlob implements place.Writer: whether the folder holds the blob.
-func (Layouts) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, error) {
-	l, err := openLayout(to.Path, true)
+func (p Layouts) CheckBlob(ctx context.Context, to ref.Location, desc ocispec.Descriptor) (bool, error) {
+	l, err := p.open(to.Path, true)
 	if err != nil {
 		return false, err
 	}
@@ -120,8 +142,8 @@ func (Layouts) MountBlob(context.Context, ref.Location, ref.Location, ocispec.De
 
 // PushBlob implements place.Writer: the blob written to its file (blobs.go),
 // its size and digest checked on the way; one already there is kept.
-func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob) error {
-	l, err := openLayout(to.Path, true)
+func (p Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob) error {
+	l, err := p.open(to.Path, true)
 	if err != nil {
 		return err
 	}
@@ -129,8 +151,8 @@ func (Layouts) PushBlob(ctx context.Context, to ref.Location, b place.Blob) erro
 }
 
 // PutManifest implements place.Writer: a manifest is a blob in a layout.
-func (Layouts) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
-	l, err := openLayout(to.Path, true)
+func (p Layouts) PutManifest(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) (bool, error) {
+	l, err := p.open(to.Path, true)
 	if err != nil {
 		return false, err
 	}
@@ -139,15 +161,15 @@ func (Layouts) PutManifest(ctx context.Context, to ref.Location, desc ocispec.De
 
 // Tag implements place.Writer: the manifest's bytes, then its entry in
 // index.json under the tag (an entry of the same tag is replaced).
-func (Layouts) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
-	l, err := openLayout(to.Path, true)
+func (p Layouts) Tag(ctx context.Context, to ref.Location, desc ocispec.Descriptor, data []byte) error {
+	l, err := p.open(to.Path, true)
 	if err != nil {
 		return err
 	}
 	if err := l.write(ctx, place.Blob{Desc: desc, Data: data, From: to.Repository()}); err != nil {
 		return err
 	}
-	if err := l.index.Put(desc, ociindex.Tag(to.Tag)); err != nil {
+	if err := l.putIndex(desc, to.Tag); err != nil {
 		return fmt.Errorf("tag %s in %s: %w", to.Tag, to.Repository(), err)
 	}
 	return nil
@@ -161,12 +183,12 @@ func (Layouts) Untag(context.Context, ref.Location) (bool, error) {
 
 // ReadTag implements place.Writer: the manifest index.json names by the tag
 // (none in a folder that is not a layout yet).
-func (Layouts) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
-	l, err := openLayout(t.Path, true)
+func (p Layouts) ReadTag(ctx context.Context, t ref.Location) ([]byte, bool, error) {
+	l, err := p.open(t.Path, true)
 	if err != nil {
 		return nil, false, err
 	}
-	d, err := l.index.Get(t.Tag)
+	d, err := l.getIndex(t.Tag)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil // a folder the write is about to make a layout
 	}

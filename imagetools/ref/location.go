@@ -227,8 +227,9 @@ func (l Location) TagOrLatest() Location {
 	return l
 }
 
-// NamesImages reports whether the place at l tells its images apart by
-// full names (an image tar: NAME:TAG in the tar), not by tags.
+// NamesImages reports whether the place at l can hold many images apart
+// by full names: an image tar (NAME:TAG in the tar), an OCI layout
+// (io.containerd.image.name in index.json, beside its tags).
 func (l Location) NamesImages() bool {
-	return l.Scheme == SchemeArchive
+	return l.Scheme == SchemeArchive || l.Scheme == SchemeLayout
 }

@@ -87,11 +87,28 @@ func Copy(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Repo
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard()
 	}
-	for _, p := range pairs {
+	targets := make([]ref.Location, len(pairs))
+	for i, p := range pairs {
 		if err := pl.Writable(p.Target); err != nil {
 			return Report{}, err
 		}
+		targets[i] = p.Target
 	}
+	// Many images may go into one new layout folder (a copy's first read
+	// of its tag makes it): it is removed when every image failed.
+	undo, err := pl.Prepare(targets)
+	if err != nil {
+		return Report{}, err
+	}
+	rep, err := copyAll(ctx, pl, pairs, opts)
+	if rep.Failed() == len(pairs) {
+		undo()
+	}
+	return rep, err
+}
+
+// copyAll copies every pair under one progress step (see Copy).
+func copyAll(ctx context.Context, pl place.Place, pairs []Pair, opts Options) (Report, error) {
 	rep := Report{Items: make([]Item, len(pairs))}
 	transfers := create.NewTransfers(opts.MaxConcurrency)
 	var mu sync.Mutex

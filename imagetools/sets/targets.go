@@ -199,9 +199,9 @@ func underPrefix(tgt, src ref.Location, scoped bool) (ref.Location, error) {
 	}
 	if tgt.Name == nil {
 		if !tgt.NamesImages() {
-			return ref.Location{}, fmt.Errorf("target %s: an OCI layout takes one image, named by a tag (%s:TAG); copy many images into an image tar (%sFILE) or a registry", tgt, tgt, ref.ArchivePrefix)
+			return ref.Location{}, fmt.Errorf("target %s holds no images by name: copy many images into a registry, an OCI layout (%sDIR) or an image tar (%sFILE)", tgt, ref.LayoutPrefix, ref.ArchivePrefix)
 		}
-		// A bundle names each image by its full name.
+		// A bundle or a layout names each image by its full name.
 		full := name.String()
 		switch {
 		case tag != "":
@@ -228,13 +228,13 @@ func underPrefix(tgt, src ref.Location, scoped bool) (ref.Location, error) {
 }
 
 // imageName is the repository name, tag and digest of an image source: a
-// registry's or the Docker engine's own; an image tar's from the name it
-// has in the tar. A layout image has no repository name.
+// registry's or the Docker engine's own; an image tar's or a layout's from
+// the full name it has there. A bare tag names no repository.
 func imageName(src ref.Location) (reference.Named, string, digest.Digest, error) {
 	if src.Name != nil {
 		return src.Name, src.Tag, src.Digest, nil
 	}
-	if src.NamesImages() && src.Tag != "" {
+	if src.NamesImages() && strings.ContainsAny(src.Tag, "/:@") {
 		named, err := reference.ParseNormalizedNamed(src.Tag)
 		if err == nil {
 			tag := ""

@@ -27,7 +27,8 @@ func TestPairs(t *testing.T) {
 		{name: "a tag for two", sources: []string{"alpine:3.20", "alpine:3.19"}, target: "reg.local/a:1", err: "names one image (a tag or digest) for 2 sources"},
 		{name: "other digest", sources: []string{"alpine:3.20"}, target: "reg.local/a@" + dgst, err: "must name the source's (none: it is named by tag)"},
 		{name: "two to one", sources: []string{"a.io/x/app:1", "b.io/x/app:1"}, target: "reg.local/m", err: "both go to reg.local/m/x/app:1"},
-		{name: "layout prefix", sources: []string{"alpine:3.20"}, target: "oci-layout://dir", err: "an OCI layout takes one image"},
+		{name: "into a layout", sources: []string{"alpine:3.20", "ghcr.io/org/app@" + dgst}, target: "oci-layout://dir",
+			want: []string{"oci-layout://dir:docker.io/library/alpine:3.20", "oci-layout://dir:ghcr.io/org/app@" + dgst}},
 		{name: "layout source under a prefix", sources: []string{"oci-layout://dir:1"}, target: "reg.local/m", err: "has no repository name"},
 	}
 	for _, tc := range tests {
@@ -58,6 +59,23 @@ func TestPairs(t *testing.T) {
 				t.Errorf("targets %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPairsFromLayout: an image of a layout named by its full name goes
+// under a prefix by that name (ref.Parse reads no full name in a layout
+// location: Expand makes them from the layout's names).
+func TestPairsFromLayout(t *testing.T) {
+	dir, err := ref.Parse("oci-layout://dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := Pairs([]ref.Location{dir.WithTag("ghcr.io/org/app:1"), dir.WithTag("docker.io/library/alpine:3.20")}, "reg.local/m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pairs[0].Target.String() + " " + pairs[1].Target.String(); got != "reg.local/m/org/app:1 reg.local/m/library/alpine:3.20" {
+		t.Errorf("targets %s", got)
 	}
 }
 
