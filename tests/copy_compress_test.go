@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 	"github.com/opencontainers/go-digest"
@@ -125,6 +126,32 @@ func TestCopyCompressesPlainLayers(t *testing.T) {
 		if r.Method != "GET" && r.Method != "HEAD" {
 			t.Errorf("second run sent %s %s", r.Method, r.Path)
 		}
+	}
+
+	// An index whose images have plain layers (an image tar of it, as
+	// export writes it): each image compressed, the index written again
+	// with their new descriptors, its platforms and annotations kept.
+	plainIdx := fixture.NewIndex([]fixture.Image{app, tool}, false, map[string]string{"org.opencontainers.image.title": "plain"})
+	pushIndex(t, b, "src/multi", "1", plainIdx)
+	idxTar, _ := export(t, x, "--platform", "all", b.Host+"/src/multi:1")
+	x.MustRun("copy", "--progress", "quiet", "archive://"+idxTar+":"+b.Host+"/src/multi:1", b.Host+"/gz/multi:1")
+	var got, src ocispec.Index
+	if err := json.Unmarshal([]byte(fetchTag(t, b, "gz/multi", "1")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(plainIdx.Index.Data, &src); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Manifests) != 2 || got.MediaType != src.MediaType || got.Annotations["org.opencontainers.image.title"] != "plain" {
+		t.Fatalf("copied index %+v, want the source's two images and annotations", got)
+	}
+	for i, img := range []fixture.Image{app, tool} {
+		m := got.Manifests[i]
+		if m.Digest == src.Manifests[i].Digest || m.Platform == nil || platforms.Format(*m.Platform) != platforms.Format(*src.Manifests[i].Platform) {
+			t.Fatalf("index entry %d: %+v, want a new digest and the source's platform %+v", i, m, src.Manifests[i].Platform)
+		}
+		assertImageOf(t, b, "gz/multi", m.Digest, img)
+		assertLayerTypes(t, b, "gz/multi", m.Digest, ocispec.MediaTypeImageLayerGzip)
 	}
 
 	x.MustFail([]string{`invalid --compression "lz4": want gzip, zstd, none`}, "copy", "--compression", "lz4", "archive://"+saved, b.Host+"/bad")

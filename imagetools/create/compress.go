@@ -97,6 +97,10 @@ type compressedRoot struct {
 // false when no layer needed it: the root is copied as it is.
 func compressRoot(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, f compression.Format,
 	pw progress.Writer) (compressedRoot, bool, error) {
+	fetch, err := pl.Fetcher(ctx, src)
+	if err != nil {
+		return compressedRoot{}, false, err
+	}
 	todo := map[digest.Digest][]byte{}
 	var children []ocispec.Descriptor
 	if oci.IsIndex(desc.MediaType) {
@@ -109,9 +113,9 @@ func compressRoot(ctx context.Context, pl place.Place, src ref.Location, desc oc
 			if !oci.IsManifest(c.MediaType) {
 				continue
 			}
-			_, cdt, err := pl.Manifest(ctx, src.WithDigest(c.Digest))
+			cdt, err := oci.ReadBlob(ctx, fetch, c)
 			if err != nil {
-				return compressedRoot{}, false, err
+				return compressedRoot{}, false, fmt.Errorf("read %s of %s: %w", c.Digest, src, err)
 			}
 			if compression.Needed(c.MediaType, cdt) {
 				todo[c.Digest] = cdt
@@ -126,11 +130,7 @@ func compressRoot(ctx context.Context, pl place.Place, src ref.Location, desc oc
 	layers := compression.NewLayers(f)
 	out := compressedRoot{known: map[digest.Digest][]byte{}, place: layers.Place(pl), done: func() { _ = layers.Close() }}
 	renamed := map[digest.Digest]ocispec.Descriptor{}
-	err := progress.Wrap("[internal] compressing layers ("+string(f)+")", pw, func(sub progress.SubLogger) error {
-		fetch, err := pl.Fetcher(ctx, src)
-		if err != nil {
-			return err
-		}
+	err = progress.Wrap("[internal] compressing layers ("+string(f)+")", pw, func(sub progress.SubLogger) error {
 		for _, d := range sortedDigests(todo) {
 			in := ocispec.Descriptor{MediaType: desc.MediaType, Digest: d, Size: int64(len(todo[d]))}
 			if i := slices.IndexFunc(children, func(c ocispec.Descriptor) bool { return c.Digest == d }); i >= 0 {
