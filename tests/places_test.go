@@ -244,6 +244,13 @@ func TestArchiveDockerSave(t *testing.T) {
 	if fromEngine != fromTar {
 		t.Fatalf("docker-daemon:// gave %s, the saved tar %s", fromEngine, fromTar)
 	}
+	// copy compresses them as create does: the same image from either.
+	for from, prefix := range map[string]string{"docker-daemon://" + name: "copied-engine", "archive://" + saved: "copied-tar"} {
+		engine.MustRun("copy", "--progress", "quiet", from, b.Host+"/"+prefix)
+		if got := digest.FromString(fetchTag(t, b, prefix+"/test/app", "1")); got != fromTar {
+			t.Fatalf("copy %s pushed %s, create %s", from, got, fromTar)
+		}
+	}
 	// Completion after docker-daemon:// lists the engine's images.
 	patient := engine.With("DOCKER_IMGX_COMPLETION_TIMEOUT=20s")
 	completeBoth(t, patient, []string{"docker-daemon://" + name, "docker-daemon://reexported/app:1"}, "inspect", "docker-daemon://")
