@@ -65,6 +65,11 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 			rep, err = writeBundle(ctx, pl, pw, pairs, setOpts)
 			return err
 		}
+		if setOpts.Referrers && intoLayout(pairs) {
+			if pairs, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
+				return err
+			}
+		}
 		rep, err = sets.Copy(ctx, pl, pairs, setOpts)
 		return err
 	})
@@ -138,4 +143,12 @@ func copyCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 // writes in one piece.
 func isBundle(pairs []sets.Pair) bool {
 	return len(pairs) > 0 && pairs[0].Target.Scheme == ref.SchemeArchive
+}
+
+// intoLayout reports whether the set goes into an OCI layout, each image
+// by its full name: the tags that hold referrers of the images (cosign
+// tags, fallback tags) then go along as images of their own names, as a
+// bundle carries them.
+func intoLayout(pairs []sets.Pair) bool {
+	return len(pairs) > 0 && pairs[0].Target.Scheme == ref.SchemeLayout && strings.Contains(pairs[0].Target.Tag, "/")
 }

@@ -142,3 +142,61 @@ func TestCopyLayoutOfMany(t *testing.T) {
 		t.Errorf("a run whose every image failed left %s (%v)", none, err)
 	}
 }
+
+// TestCopyReferrersThroughLayout: an image's cosign signature and OCI
+// referrer (fallback tag) travel into a layout of many images, each tag
+// under its full name, and out of it into a registry, where the signature
+// is merged with the one the target holds already under the same tag.
+func TestCopyReferrersThroughLayout(t *testing.T) {
+	t.Parallel()
+	src := registrytest.Start(t, registrytest.Options{})
+	dst := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Seed: 2413})
+	other := fixture.NewImage(fixture.ImageOptions{Seed: 2414})
+	pushImage(t, src, "team/app", "1", img)
+	pushImage(t, src, "team/other", "1", other)
+	refs := newReferrers(t, img.Manifest.Desc, img.Manifest.Desc)
+	refs.push(t, src, "team/app")
+	theirs := newReferrers(t, fixture.NewImage(fixture.ImageOptions{Seed: 2415}).Manifest.Desc, img.Manifest.Desc)
+	if err := fixture.Push(t.Context(), dst.AdminHost, "mirror/team/app", refs.sigTag, theirs.sig...); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	x := newImgx(t)
+	x.MustRun("copy", "--progress", "quiet", src.Host+"/team/app:1", src.Host+"/team/other:1", "oci-layout://"+dir)
+	names := map[string]bool{}
+	for _, e := range layoutEntries(t, dir) {
+		names[strings.Fields(e)[0]] = true
+	}
+	for _, n := range []string{src.Host + "/team/app:1", src.Host + "/team/other:1", src.Host + "/team/app:" + refs.sigTag, src.Host + "/team/app:" + refs.refTag} {
+		if !names[n] {
+			t.Errorf("index.json names %v, not %s", names, n)
+		}
+	}
+	if len(names) != 4 {
+		t.Errorf("index.json names %v, want 4", names)
+	}
+
+	x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, dst.Host+"/mirror")
+	if got := fetchTag(t, dst, "mirror/team/app", "1"); got != string(img.Manifest.Data) {
+		t.Fatalf("mirror/team/app:1 holds %q", got)
+	}
+	var sig ocispec.Manifest
+	if err := json.Unmarshal([]byte(fetchTag(t, dst, "mirror/team/app", refs.sigTag)), &sig); err != nil {
+		t.Fatal(err)
+	}
+	if len(sig.Layers) != 2 || sig.Layers[0].Digest != theirs.sig[1].Desc.Digest || sig.Layers[1].Digest != refs.sig[1].Desc.Digest {
+		t.Errorf("signature tag holds layers %v, want the target's then the layout's", sig.Layers)
+	}
+	ref := refs.referrer[2]
+	if got := fetchTag(t, dst, "mirror/team/app", ref.Desc.Digest.String()); got != string(ref.Data) {
+		t.Errorf("referrer %s: %q", ref.Desc.Digest, got)
+	}
+
+	// --referrers=false: the image alone, in and out.
+	bare := filepath.Join(t.TempDir(), "bare")
+	x.MustRun("copy", "--progress", "quiet", "--referrers=false", src.Host+"/team/app:1", "oci-layout://"+bare)
+	if got := layoutEntries(t, bare); len(got) != 1 {
+		t.Errorf("--referrers=false: index.json %v, want the image alone", got)
+	}
+}
