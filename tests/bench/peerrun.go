@@ -47,7 +47,7 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 		}
 		var samples []sample
 		for i := range l.cfg.runs {
-			s, err := l.runPeerOnce(ctx, c, pc, p, ln, lat, fmt.Sprintf("%s-l%d-b%d-r%d", pc.peer, lat.Milliseconds(), rate, i))
+			s, err := l.runPeerOnce(ctx, c, pc, p, ln, lat, fmt.Sprintf("%s%s-l%d-b%d-r%d", pc.peer, pc.variant, lat.Milliseconds(), rate, i))
 			if err != nil {
 				if ctx.Err() != nil {
 					return out, ctx.Err()
