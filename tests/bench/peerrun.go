@@ -15,6 +15,8 @@ import (
 type peerResult struct {
 	Peer    string
 	Version string
+	// Variant tells apart two commands of one peer (peerCommand.variant).
+	Variant string `json:",omitempty"`
 	// Command is the command line of the first run, with the hosts of
 	// registries A and B written A and B and the output file OUT.
 	Command string
@@ -38,7 +40,7 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 	var out []peerResult
 	for _, pc := range c.peers {
 		p, ok := l.peers[pc.peer]
-		res := peerResult{Peer: pc.peer, Version: p.version,
+		res := peerResult{Peer: pc.peer, Variant: pc.variant, Version: p.version,
 			Command: l.displayCommand(pc.peer, pc.args(ln, "OUT", "TOKEN"), ln)}
 		if !ok {
 			res.Status = "absent"
