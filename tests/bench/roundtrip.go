@@ -8,6 +8,9 @@ import (
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 )
 
+// roundTripPrefix is where on B the round trips put the release.
+const roundTripPrefix = "roundtrip"
+
 // roundTripCase carries the release out and back, as an air-gapped mirror
 // does: registry A to an archive bundle (one tar), then the bundle into a
 // new prefix of registry B. Peer: skopeo sync to a folder (--dest dir) and
@@ -21,7 +24,8 @@ func (l *lab) roundTripCase() benchCase {
 		}
 		return out
 	}
-	target := func(ln link, token string) string { return ln.b.Host() + "/" + token }
+	// A prefix of its own: the release's cases use the same tokens.
+	target := func(ln link, token string) string { return ln.b.Host() + "/" + roundTripPrefix + "/" + token }
 	return benchCase{
 		name:    fmt.Sprintf("bundle a release of %d images out and back (registry, archive, second registry)", releaseImages),
 		command: "copy", concurrency: createConcurrency, copies: true, shell: true,
@@ -43,7 +47,7 @@ func (l *lab) roundTripCase() benchCase {
 			// folder, then B/TOKEN/app0:1).
 			check: func(ctx context.Context, l *lab, ln link, _ []byte, _, token string) error {
 				repo := releaseRepo(releaseImages - 1)
-				path := token + "/" + repo[strings.LastIndex(repo, "/")+1:]
+				path := roundTripPrefix + "/" + token + "/" + repo[strings.LastIndex(repo, "/")+1:]
 				if _, _, err := fixture.Fetch(ctx, l.b.AdminHost, path, "1"); err != nil {
 					return fmt.Errorf("%s:1 after the round trip: %w", path, err)
 				}
