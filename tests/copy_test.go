@@ -52,6 +52,17 @@ func TestCopyOneImageKeepsDigest(t *testing.T) {
 	if res.Stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", res.Stdout, want)
 	}
+	// The target's tag is read once, with the source (to see whether there
+	// is anything to do), and moved from that read: no second read.
+	reads := 0
+	for _, r := range dst.Requests() {
+		if (r.Method == "GET" || r.Method == "HEAD") && r.Path == "/v2/other/app/manifests/2" && r.Status != http.StatusUnauthorized {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Errorf("the target's tag was read %d times, want once:\n%s", reads, requestSummary(dst))
+	}
 }
 
 // TestCopySetUnderPrefix copies a list (stdin, with comments) and an

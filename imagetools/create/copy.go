@@ -124,12 +124,9 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 			return Copied{}, err
 		}
 	}
-	desc, dt, err := pl.Manifest(ctx, src)
+	desc, dt, states, err := readEnds(ctx, pl, src, targets, opts.MaxConcurrency)
 	if err != nil {
 		return Copied{}, err
-	}
-	if oci.IsSchema1(desc.MediaType, dt) {
-		return Copied{}, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", src, desc.Digest, imagetools.ErrSchema1)
 	}
 	var known map[digest.Digest][]byte
 	out := Copied{Desc: desc}
@@ -147,12 +144,12 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 			out.Desc, out.Compressed = desc, opts.Compression
 		}
 	}
-	skip, err := upToDate(ctx, pl, src, desc, dt, targets, opts.Referrers)
+	skip, err := upToDate(ctx, pl, src, desc, dt, states, opts.Referrers)
 	if err != nil || skip {
 		out.Skipped = skip
 		return out, err
 	}
-	return out, pushCopy(ctx, pl, src, desc, dt, known, targets, opts)
+	return out, pushCopy(ctx, pl, src, desc, dt, known, states, opts)
 }
 
 // byDigest refuses a target named by the source's digest when the copy
@@ -166,6 +163,49 @@ func byDigest(targets []ref.Location, src ref.Location, f compression.Format) er
 	return nil
 }
 
+// readEnds reads the source's root and, at the same time (one round trip
+// for both), where each tagged target points, with the rights its write
+// needs: upToDate compares them, and the tag step moves the tags from
+// what was read here (a registry has no compare-and-swap on tags: a read
+// just before the move would not see a push in between either). An
+// error of the source's is the one returned.
+func readEnds(ctx context.Context, pl place.Place, src ref.Location, targets []ref.Location, limit int) (ocispec.Descriptor, []byte, []tagState, error) {
+	var desc ocispec.Descriptor
+	var dt []byte
+	var srcErr error
+	var eg errgroup.Group
+	eg.Go(func() error {
+		desc, dt, srcErr = pl.Manifest(ctx, src)
+		return nil
+	})
+	states := make([]tagState, len(targets))
+	eg.Go(func() error {
+		var tagged []ref.Location
+		for _, t := range targets {
+			if t.Tag != "" {
+				tagged = append(tagged, t)
+			}
+		}
+		read, err := readTags(ctx, pl, tagged, limit)
+		j := 0
+		for i, t := range targets {
+			states[i] = tagState{loc: t}
+			if t.Tag != "" && err == nil {
+				states[i], j = read[j], j+1
+			}
+		}
+		return err
+	})
+	tagErr := eg.Wait()
+	switch {
+	case srcErr != nil:
+		return desc, nil, nil, srcErr
+	case oci.IsSchema1(desc.MediaType, dt):
+		return desc, nil, nil, fmt.Errorf("%s: manifest %s is Docker schema 1, which is not supported: %w", src, desc.Digest, imagetools.ErrSchema1)
+	}
+	return desc, dt, states, tagErr
+}
+
 // pushCopy pushes the root at src and what is under it to the targets. A
 // target tag that holds referrers (a cosign tag, a fallback tag: an image
 // tar carries them as named entries) is merged with what the target holds
@@ -173,7 +213,7 @@ func byDigest(targets []ref.Location, src ref.Location, f compression.Format) er
 // merge, so that nothing the target had is dropped. known holds manifests
 // under the root that the source does not (compressRoot's).
 func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, known map[digest.Digest][]byte,
-	targets []ref.Location, opts CopyOptions) error {
+	targets []tagState, opts CopyOptions) error {
 	c := pushInput{root: desc, rootBytes: dt, rootOrigin: src, known: map[digest.Digest][]byte{desc.Digest: dt}}
 	maps.Copy(c.known, known)
 	var idx ocispec.Index
@@ -187,15 +227,20 @@ func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispe
 		}
 	}
 	var merged []ref.Location
+	var read []tagState
 	pushTo := make([]ref.Location, len(targets))
-	for i, t := range targets {
+	for i, s := range targets {
+		t := s.loc
 		pushTo[i] = t
-		if IsReferrerTag(t.Tag) {
+		switch {
+		case IsReferrerTag(t.Tag):
 			merged = append(merged, t)
 			pushTo[i] = t.WithDigest(desc.Digest)
+		case t.Tag != "":
+			read = append(read, s)
 		}
 	}
-	popts := pushOptions{Targets: pushTo, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers}
+	popts := pushOptions{Targets: pushTo, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers, tagsRead: read}
 	if opts.Transfers != nil {
 		popts.slots, popts.shared = opts.Transfers.slots, opts.Transfers
 	}
@@ -280,22 +325,25 @@ func taggedReferrers(ctx context.Context, pl place.Reader, src ref.Location, tag
 // upToDate reports whether every target already holds desc (a tagged one
 // at its tag, one by digest as that digest) and, with referrers, what
 // the source has of them (referrersThere): reads only, a few per image.
-func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, referrers bool) (bool, error) {
-	for _, t := range targets {
-		if ok, err := targetHolds(ctx, pl, t, desc, dt); !ok || err != nil {
+func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []tagState, referrers bool) (bool, error) {
+	locs := make([]ref.Location, len(targets))
+	for i, s := range targets {
+		locs[i] = s.loc
+		if ok, err := targetHolds(ctx, pl, s, desc, dt); !ok || err != nil {
 			return false, err
 		}
 	}
 	if !referrers || !pl.Capabilities(src).Referrers {
 		return true, nil
 	}
-	return referrersThere(ctx, pl, src, desc.Digest, targets)
+	return referrersThere(ctx, pl, src, desc.Digest, locs)
 }
 
-// targetHolds reports whether t holds desc: at its tag; by digest when it
-// has none; a referrer tag (IsReferrerTag) by digest and merged into the
-// tag already.
-func targetHolds(ctx context.Context, pl place.Place, t ref.Location, desc ocispec.Descriptor, dt []byte) (bool, error) {
+// targetHolds reports whether the target s was read from holds desc: at
+// its tag (s says what it held); by digest when it has none; a referrer
+// tag (IsReferrerTag) by digest and merged into the tag already.
+func targetHolds(ctx context.Context, pl place.Place, s tagState, desc ocispec.Descriptor, dt []byte) (bool, error) {
+	t := s.loc
 	if t.Tag == "" || IsReferrerTag(t.Tag) {
 		if _, _, err := pl.Manifest(ctx, t.WithDigest(desc.Digest)); err != nil {
 			return false, nil
@@ -304,10 +352,10 @@ func targetHolds(ctx context.Context, pl place.Place, t ref.Location, desc ocisp
 	if t.Tag == "" {
 		return true, nil
 	}
-	s, err := readTag(ctx, pl, t)
-	if err != nil || s.now() == desc.Digest || !IsReferrerTag(t.Tag) || !s.found {
-		return err == nil && s.now() == desc.Digest, err
+	if s.now() == desc.Digest || !IsReferrerTag(t.Tag) || !s.found {
+		return s.now() == desc.Digest, nil
 	}
+	var err error
 	var changed bool
 	if strings.Contains(t.Tag, ".") {
 		_, changed, err = mergeCosignManifest(s.data, dt)
@@ -327,12 +375,13 @@ func targetHolds(ctx context.Context, pl place.Place, t ref.Location, desc ocisp
 // copy, not by a run that finds the targets up to date. A read that fails
 // answers false: the full copy then says what is wrong.
 func referrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location) (bool, error) {
-	cosign, err := taggedReferrers(ctx, pl, src, cosignTags(d))
-	if err != nil {
-		return false, nil
-	}
-	listed, err := listReferrers(ctx, pl, src, d, true)
-	if err != nil {
+	// The cosign tags and the list are asked for at once.
+	var cosign map[string]digest.Digest
+	var listed map[digest.Digest]bool
+	var eg errgroup.Group
+	eg.Go(func() (err error) { cosign, err = taggedReferrers(ctx, pl, src, cosignTags(d)); return err })
+	eg.Go(func() (err error) { listed, err = listReferrers(ctx, pl, src, d, true); return err })
+	if eg.Wait() != nil {
 		return false, nil
 	}
 	for _, t := range targets {

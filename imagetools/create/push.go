@@ -43,6 +43,10 @@ type pushOptions struct {
 	// are about to move, no tag moves and pushAll fails with
 	// imagetools.ErrTagChanged.
 	unchanged *expectedTag
+	// tagsRead, when set, are where the tagged targets pointed when this
+	// run read them (Copy reads them to see whether it has anything to
+	// do): the tag step moves them from there without reading them again.
+	tagsRead []tagState
 }
 
 // pushAll copies content to every target: each blob and child manifest by

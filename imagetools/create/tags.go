@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,6 +121,20 @@ func readTags(ctx context.Context, pl place.Writer, tags []ref.Location, limit i
 	return states, eg.Wait()
 }
 
+// tagsBefore are where the tags point before the tag step: as this run
+// read them already (pushOptions.tagsRead), else read now.
+func tagsBefore(ctx context.Context, pl place.Writer, tags []ref.Location, opts pushOptions) ([]tagState, error) {
+	states := make([]tagState, len(tags))
+	for i, t := range tags {
+		j := slices.IndexFunc(opts.tagsRead, func(s tagState) bool { return s.loc == t })
+		if j < 0 {
+			return readTags(ctx, pl, tags, opts.MaxConcurrency)
+		}
+		states[i] = opts.tagsRead[j]
+	}
+	return states, nil
+}
+
 // readTag reads where one tag points, with the rights its write needs.
 func readTag(ctx context.Context, pl place.Writer, t ref.Location) (tagState, error) {
 	dt, found, err := pl.ReadTag(ctx, t)
@@ -145,7 +160,7 @@ func tagStep(ctx context.Context, pl place.Place, c pushInput, opts pushOptions)
 				tagged = append(tagged, t)
 			}
 		}
-		states, err := readTags(ctx, pl, tagged, opts.MaxConcurrency)
+		states, err := tagsBefore(ctx, pl, tagged, opts)
 		if err != nil {
 			return err
 		}

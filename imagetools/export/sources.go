@@ -6,9 +6,11 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/docker-imgx/docker-imgx/progress"
+	"golang.org/x/sync/errgroup"
 )
 
 // Source is one image to export and the name it gets in the output.
@@ -91,16 +93,26 @@ func normalizeName(name string) (string, error) {
 	return reference.TagNameOnly(named).String(), nil
 }
 
-// resolveAll reads the root of each source from p, in order, each as a
-// "resolving LOCATION" step of pw.
+// resolveAll reads the root of each source from p, each as a "resolving
+// LOCATION" step of pw, as many at once as small requests go
+// (oci.MetadataLimit): one read each. The error is the first source's in
+// order that failed; none cancels the others.
 func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources []Source) ([]image, error) {
-	imgs := make([]image, 0, len(sources))
-	for _, s := range sources {
-		img, err := resolve(ctx, pw, p, s)
+	imgs := make([]image, len(sources))
+	errs := make([]error, len(sources))
+	var eg errgroup.Group
+	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
+	for i, s := range sources {
+		eg.Go(func() error {
+			imgs[i], errs[i] = resolve(ctx, pw, p, s)
+			return nil
+		})
+	}
+	_ = eg.Wait() // the errors are in errs
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		imgs = append(imgs, img)
 	}
 	return imgs, nil
 }

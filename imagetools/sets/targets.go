@@ -19,9 +19,11 @@ import (
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/imagetools"
 	"github.com/docker-imgx/docker-imgx/imagetools/create"
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Pair is one image of a set and where it goes.
@@ -103,28 +105,44 @@ func tagOf(name string) string {
 // source's repository that hold referrers of its root (create.ReferrerTags:
 // cosign tags, the fallback tag), each a named entry of the tar beside its
 // image: REPOSITORY:sha256-<hex>.sig. A copy out of the tar merges them
-// into the target's (create.Copy).
+// into the target's (create.Copy). The sources are looked at as many at
+// once as small requests go (oci.MetadataLimit): a few reads each.
 func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, error) {
-	out := slices.Clone(pairs)
-	for _, p := range pairs {
+	found := make([][]Pair, len(pairs))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
+	for i, p := range pairs {
 		if !pl.Capabilities(p.Source).Referrers {
 			continue
 		}
-		desc, _, err := pl.Manifest(ctx, p.Source)
-		if err != nil {
-			return nil, err
-		}
-		tags, err := create.ReferrerTags(ctx, pl, p.Source, desc.Digest)
-		if err != nil {
-			return nil, err
-		}
-		named, err := reference.ParseNormalizedNamed(p.Target.Tag)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.Target, err)
-		}
-		for _, t := range tags {
-			out = append(out, Pair{Source: p.Source.WithTag(t), Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t), Referrer: true})
-		}
+		eg.Go(func() (err error) {
+			found[i], err = referrerPairs(ectx, pl, p)
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return append(slices.Clone(pairs), slices.Concat(found...)...), nil
+}
+
+// referrerPairs are the pairs of the tags holding referrers of p's root.
+func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, error) {
+	desc, _, err := pl.Manifest(ctx, p.Source)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	named, err := reference.ParseNormalizedNamed(p.Target.Tag)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Target, err)
+	}
+	var out []Pair
+	for _, t := range tags {
+		out = append(out, Pair{Source: p.Source.WithTag(t), Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t), Referrer: true})
 	}
 	return out, nil
 }

@@ -55,6 +55,9 @@ type benchCase struct {
 	// handles; scale cases run at the smallest latency only.
 	units int
 	unit  string
+	// shell runs the binary through sh, as a peerCommand's shell does: args
+	// are two VAR=VALUE, a script and its arguments; $0 is the binary.
+	shell bool
 }
 
 // Protocol floors: the fewest sequential round trips a client can make for a

@@ -143,7 +143,7 @@ func (l *lab) releasePeers(prefix func(ln link, tool, token string) string) []pe
 		{peer: peerCrane, shell: true, check: check(peerCrane), args: func(ln link, _, token string) []string {
 			return shell(fmt.Sprintf(releaseLoop, "copy --insecure"), ln, peerCrane, token)
 		}},
-		{peer: peerCrane, shell: true, check: check(peerCrane + "-p4"), args: func(ln link, _, token string) []string {
+		{peer: peerCrane, variant: "-p4", shell: true, check: check(peerCrane + "-p4"), args: func(ln link, _, token string) []string {
 			return shell(fmt.Sprintf(releaseXargs4, "copy --insecure"), ln, peerCrane+"-p4", token)
 		}},
 	}

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep := report{Machine: describeMachine(ctx, cfg.binary), Runs: cfg.runs, ExportSize: cfg.size, Peers: peerInfos(l.peers), Quick: cfg.quick}
 	rep.SHA256MiBps = sha256Throughput(cfg.hashMiB)
-	for _, c := range slices.Concat(l.cases(), l.releaseCases(), l.scaleCases()) {
+	for _, c := range slices.Concat(l.cases(), l.releaseCases(), []benchCase{l.roundTripCase()}, l.scaleCases()) {
 		if cfg.only != "" && !strings.Contains(c.name, cfg.only) {
 			continue
 		}

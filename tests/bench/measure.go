@@ -168,7 +168,11 @@ func (l *lab) measureBinary(ctx context.Context, c benchCase, ln link, lat time.
 func (l *lab) runOnce(ctx context.Context, c benchCase, ln link, lat time.Duration, token string) (sample, error) {
 	outFile := filepath.Join(l.tmp, "out-"+token+".tar")
 	defer os.RemoveAll(outFile)
-	s, stdout, err := l.runTool(ctx, c.name, "docker-imgx", l.cfg.binary, l.env, c.args(ln, outFile, token), ln, lat, token)
+	bin, args := l.cfg.binary, c.args(ln, outFile, token)
+	if c.shell {
+		bin, args = "env", append([]string{args[0], args[1], "sh", "-c", args[2], bin}, args[3:]...)
+	}
+	s, stdout, err := l.runTool(ctx, c.name, "docker-imgx", bin, l.env, args, ln, lat, token)
 	if err != nil {
 		return sample{}, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -67,8 +66,11 @@ func (x row) ratio() string {
 	if !ok || x.Status != "" || best.Wall <= 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f× %s", float64(x.Wall)/float64(best.Wall), best.Peer)
+	return fmt.Sprintf("%.2f× %s", float64(x.Wall)/float64(best.Wall), best.label())
 }
+
+// label names the peer's command: the peer, then its variant (crane-p4).
+func (p peerResult) label() string { return p.Peer + p.Variant }
 
 // peerTable renders each row that has peers: docker-imgx's wall time,
 // requests and peak RSS beside each peer's, and the ratio to the fastest.
@@ -84,13 +86,24 @@ func (r report) peerTable() string {
 		}
 		cells := []string{x.Case, x.link(), figures(x.Status, x.Wall, x.Requests, x.RSSKiB)}
 		for _, name := range peerNames() {
-			cell := "–"
-			if i := slices.IndexFunc(x.Peers, func(p peerResult) bool { return p.Peer == name }); i >= 0 {
-				p := x.Peers[i]
-				cell = figures(p.Status, p.Wall, p.Requests, p.RSSKiB)
-				if p.Status == "" && p.Flush > 0 {
-					cell += " · +" + formatDuration(p.Flush) + " flush"
+			// A peer's variants share its cell, each after its label.
+			var parts []string
+			for _, p := range x.Peers {
+				if p.Peer != name {
+					continue
 				}
+				part := figures(p.Status, p.Wall, p.Requests, p.RSSKiB)
+				if p.Status == "" && p.Flush > 0 {
+					part += " · +" + formatDuration(p.Flush) + " flush"
+				}
+				if p.Variant != "" {
+					part = p.label() + ": " + part
+				}
+				parts = append(parts, part)
+			}
+			cell := "–"
+			if len(parts) > 0 {
+				cell = strings.Join(parts, "<br>")
 			}
 			cells = append(cells, cell)
 		}
@@ -186,7 +199,7 @@ func (r report) standing(lat time.Duration) standing {
 		if q <= 1 {
 			st.fastest++
 		} else if q > st.worst {
-			st.worst, st.worstCase = q, fmt.Sprintf("%s, where %s took %s against %s", x.Case, best.Peer, formatDuration(best.Wall), formatDuration(x.Wall))
+			st.worst, st.worstCase = q, fmt.Sprintf("%s, where %s took %s against %s", x.Case, best.label(), formatDuration(best.Wall), formatDuration(x.Wall))
 		}
 		st.imgxRSS = max(st.imgxRSS, x.RSSKiB)
 		for _, p := range x.Peers {

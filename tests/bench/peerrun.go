@@ -15,6 +15,8 @@ import (
 type peerResult struct {
 	Peer    string
 	Version string
+	// Variant tells apart two commands of one peer (peerCommand.variant).
+	Variant string `json:",omitempty"`
 	// Command is the command line of the first run, with the hosts of
 	// registries A and B written A and B and the output file OUT.
 	Command string
@@ -38,7 +40,7 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 	var out []peerResult
 	for _, pc := range c.peers {
 		p, ok := l.peers[pc.peer]
-		res := peerResult{Peer: pc.peer, Version: p.version,
+		res := peerResult{Peer: pc.peer, Variant: pc.variant, Version: p.version,
 			Command: l.displayCommand(pc.peer, pc.args(ln, "OUT", "TOKEN"), ln)}
 		if !ok {
 			res.Status = "absent"
@@ -47,7 +49,7 @@ func (l *lab) measurePeers(ctx context.Context, c benchCase, ln link, lat time.D
 		}
 		var samples []sample
 		for i := range l.cfg.runs {
-			s, err := l.runPeerOnce(ctx, c, pc, p, ln, lat, fmt.Sprintf("%s-l%d-b%d-r%d", pc.peer, lat.Milliseconds(), rate, i))
+			s, err := l.runPeerOnce(ctx, c, pc, p, ln, lat, fmt.Sprintf("%s%s-l%d-b%d-r%d", pc.peer, pc.variant, lat.Milliseconds(), rate, i))
 			if err != nil {
 				if ctx.Err() != nil {
 					return out, ctx.Err()

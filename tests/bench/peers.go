@@ -40,7 +40,11 @@ type peer struct {
 // peerCommand is how one peer does a case's job.
 type peerCommand struct {
 	peer string
-	args func(ln link, outFile, token string) []string
+	// variant tells apart two commands of one peer in a case (crane's loop
+	// and crane -P4): it is part of each run's token, so that they never
+	// write to the same place and the second find the first's images.
+	variant string
+	args    func(ln link, outFile, token string) []string
 	// shell runs the tool through sh: args are A=HOST, B=HOST, a script
 	// and its arguments; the script gets the tool's path as $0.
 	shell bool

@@ -191,3 +191,17 @@ func TestRenderAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerTableVariants: two commands of one peer (crane's loop and crane
+// -P4) share its cell, the variant named, and the ratio names the variant.
+func TestPeerTableVariants(t *testing.T) {
+	r := report{Rows: []row{{Case: "release", Latency: 20 * time.Millisecond, Wall: time.Second, Requests: 700, RSSKiB: 40 << 10,
+		Peers: []peerResult{
+			{Peer: peerCrane, Wall: 7 * time.Second, Requests: 620, RSSKiB: 13 << 10},
+			{Peer: peerCrane, Variant: "-p4", Wall: 2 * time.Second, Requests: 620, RSSKiB: 13 << 10},
+		}}}}
+	want := "| release | 20 ms | 1.00 s · 700 req · 40.0 MiB | 7.00 s · 620 req · 13.0 MiB<br>crane-p4: 2.00 s · 620 req · 13.0 MiB | – | – | – | – | 0.50× crane-p4 |\n"
+	if got := r.peerTable(); !strings.HasSuffix(got, want) {
+		t.Errorf("peer table:\n%s\nwant its row:\n%s", got, want)
+	}
+}

@@ -1,0 +1,83 @@
+package sets
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/docker-imgx/docker-imgx/internal/placetest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// heldFirst is a memory place that holds the first source's root back
+// until the last source's is asked for.
+type heldFirst struct {
+	*placetest.Memory
+	first, last ref.Location
+	lastAsked   chan struct{}
+}
+
+func (h *heldFirst) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	switch loc {
+	case h.last:
+		close(h.lastAsked)
+	case h.first:
+		select {
+		case <-h.lastAsked:
+		case <-ctx.Done():
+			return ocispec.Descriptor{}, nil, ctx.Err()
+		}
+	}
+	return h.Memory.Manifest(ctx, loc)
+}
+
+// TestWithReferrersAtOnce checks that the sources are looked at at once
+// (the place holds the first back until the last is asked for), and that
+// the referrer tags found follow the images, in the order of the sources.
+func TestWithReferrersAtOnce(t *testing.T) {
+	m := placetest.NewMemory(place.Capabilities{Referrers: true})
+	add := func(loc ref.Location, s string) digest.Digest {
+		data := []byte(`{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` +
+			ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromString(s).String() + `","size":1},"layers":[]}`)
+		d := digest.FromBytes(data)
+		m.Add(loc, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(data))}, data)
+		return d
+	}
+	var pairs []Pair
+	var sigs []string
+	for _, s := range []string{"src.example/a:1", "src.example/b:1", "src.example/c:1"} {
+		loc, err := ref.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := strings.Replace(add(loc, s).String(), ":", "-", 1) + ".sig"
+		add(loc.WithTag(sig), s+" signature")
+		sigs = append(sigs, sig)
+		target, err := ref.Parse("archive://out.tar:" + s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs = append(pairs, Pair{Source: loc, Target: target})
+	}
+	h := &heldFirst{Memory: m, first: pairs[0].Source, last: pairs[2].Source, lastAsked: make(chan struct{})}
+	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": h}), pairs)
+	if err != nil {
+		t.Fatalf("WithReferrers: %v", err)
+	}
+	var got []string
+	for _, p := range out {
+		got = append(got, p.Source.String())
+	}
+	want := []string{"src.example/a:1", "src.example/b:1", "src.example/c:1",
+		"src.example/a:" + sigs[0], "src.example/b:" + sigs[1], "src.example/c:" + sigs[2]}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("pairs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
