@@ -338,9 +338,10 @@ func TestRedirectSignaturesNeverShown(t *testing.T) {
 		fmt.Fprintf(w, "AccessDenied: %s", r.URL.RawQuery)
 	}))
 	t.Cleanup(refusing.Close)
-	gone := httptest.NewServer(http.NotFoundHandler())
-	goneHost := strings.TrimPrefix(gone.URL, "http://")
-	gone.Close()
+	// Storage that is gone: port 1, where nothing listens (a closed test
+	// server's port may be taken again by the next server a parallel test
+	// starts, which then answers).
+	goneHost := "127.0.0.1:1"
 	refusingHost := strings.TrimPrefix(refusing.URL, "http://")
 	config := img.Config.Desc.Digest.String()
 
