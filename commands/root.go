@@ -19,10 +19,12 @@ func NewRootCmd(name string, isPlugin bool, dockerCli command.Cli) *cobra.Comman
 	var root *cobra.Command
 	cmd := &cobra.Command{
 		Use:   name,
-		Short: "Create, inspect and export images that live in registries",
-		Long: `docker imgx works on images in registries without a Docker daemon:
-combine images into multi-platform indexes (create), look at them (inspect)
-and write them into a tar that docker, containerd, podman and skopeo load (export).`,
+		Short: "Create, inspect, export and copy images wherever they live",
+		Long: `docker imgx works on images in registries, OCI layouts, image tars and the
+Docker engine, without a Docker daemon of its own: combine images into
+multi-platform indexes (create), look at them (inspect), write them into a tar
+that docker, containerd, podman and skopeo load (export), and move sets of
+them between places with their digests kept (copy).`,
 		SilenceUsage:               true,
 		SilenceErrors:              true,
 		SuggestionsMinimumDistance: 2,

@@ -70,7 +70,7 @@ func execute(ctx context.Context, dockerCli *command.DockerCli) error {
 		SchemaVersion:    "0.1.0",
 		Vendor:           "docker-imgx",
 		Version:          version.Version,
-		ShortDescription: "Create, inspect and export images in registries",
+		ShortDescription: "Create, inspect, export and copy images wherever they live",
 		URL:              "https://" + version.Package,
 	})
 }
