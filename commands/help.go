@@ -91,3 +91,9 @@ const exportExample = `  # A docker save of an image you never pulled (the local
 
   # Images that list more than 10000 manifests and attestations in all
   docker imgx export --max-manifests 50000 -p all -o all.tar registry.example/app:1 registry.example/db:16`
+
+const rootLong = `docker imgx works on images in registries, OCI layouts, image tars and the
+Docker engine, without a Docker daemon of its own: combine images into
+multi-platform indexes (create), look at them (inspect), write them into a tar
+that docker, containerd, podman and skopeo load (export), and move sets of
+them between places with their digests kept (copy).`

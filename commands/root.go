@@ -18,13 +18,9 @@ func NewRootCmd(name string, isPlugin bool, dockerCli command.Cli) *cobra.Comman
 	opts := &rootOptions{}
 	var root *cobra.Command
 	cmd := &cobra.Command{
-		Use:   name,
-		Short: "Create, inspect, export and copy images wherever they live",
-		Long: `docker imgx works on images in registries, OCI layouts, image tars and the
-Docker engine, without a Docker daemon of its own: combine images into
-multi-platform indexes (create), look at them (inspect), write them into a tar
-that docker, containerd, podman and skopeo load (export), and move sets of
-them between places with their digests kept (copy).`,
+		Use:                        name,
+		Short:                      "Create, inspect, export and copy images wherever they live",
+		Long:                       rootLong,
 		SilenceUsage:               true,
 		SilenceErrors:              true,
 		SuggestionsMinimumDistance: 2,
