@@ -33,9 +33,9 @@ func TestHostsFileBoundedReads(t *testing.T) {
 	for _, c := range []struct {
 		name, toml, want string
 	}{
-		{"ca is /dev/zero", "ca = \"/dev/zero\"\n", "read CA /dev/zero: /dev/zero is not a regular file (a character device): name a file"},
-		{"key is a FIFO", "client = [[\"" + cert + "\", \"" + fifo + "\"]]\n", fifo + " is not a regular file (a FIFO): name a file"},
-		{"cert is a FIFO", "client = [\"" + fifo + "\"]\n", fifo + " is not a regular file (a FIFO): name a file"},
+		{"ca is /dev/zero", "ca = \"/dev/zero\"\n", "read CA /dev/zero: /dev/zero is a character device, not a regular file: name a file"},
+		{"key is a FIFO", "client = [[\"" + cert + "\", \"" + fifo + "\"]]\n", fifo + " is a named pipe (FIFO), not a regular file: name a file"},
+		{"cert is a FIFO", "client = [\"" + fifo + "\"]\n", fifo + " is a named pipe (FIFO), not a regular file: name a file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			x := newImgx(t)
@@ -58,7 +58,7 @@ func TestHostsFileBoundedReads(t *testing.T) {
 		if err := syscall.Mkfifo(file, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		x.MustFail([]string{file + " is not a regular file (a FIFO)"}, "inspect", ref)
+		x.MustFail([]string{file + " is a named pipe (FIFO), not a regular file"}, "inspect", ref)
 	})
 }
 

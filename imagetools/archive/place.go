@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -60,28 +60,13 @@ func openFile(ctx context.Context, loc ref.Location, opts imagetar.Options) (*im
 	case fi.IsDir():
 		return nil, fmt.Errorf("%s: %s is a folder, not a tar (an OCI layout folder is read as %s%s)", label, loc.Path, ref.LayoutPrefix, loc.Path)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: %s is %s, not a file: an image tar is read where it lies, in any order; save it to a file first", label, loc.Path, kind(fi.Mode()))
+		return nil, fmt.Errorf("%s: %s is %s, not a file: an image tar is read where it lies, in any order; save it to a file first", label, loc.Path, atomicfile.Kind(fi.Mode()))
 	}
 	f, err := os.Open(loc.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	return imagetar.Open(ctx, f, label, opts)
-}
-
-// kind names a file that is neither a regular file nor a folder.
-func kind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "a special file"
 }
 
 // Capabilities implements place.Backend: a tar has one repository, keeps

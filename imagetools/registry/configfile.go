@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/docker-imgx/docker-imgx/internal/atomicfile"
 	"io"
 	"os"
 	"syscall"
@@ -27,7 +28,7 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s): name a file", path, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("%s is %s, not a regular file: name a file", path, atomicfile.Kind(fi.Mode()))
 	}
 	dt, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
 	if err != nil {
@@ -37,21 +38,4 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is over %d bytes, more than any configuration file", path, maxConfigFile)
 	}
 	return dt, nil
-}
-
-// fileKind names the kind of a file that is not regular.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a folder"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a file"
 }

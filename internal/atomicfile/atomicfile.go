@@ -114,7 +114,7 @@ func resolve(path string) (string, fs.FileInfo, error) {
 	case m&fs.ModeNamedPipe != 0, m&fs.ModeDevice != 0 && m&fs.ModeCharDevice != 0:
 		return path, fi, nil
 	case !m.IsRegular():
-		return "", nil, fmt.Errorf("%s is a %s, not a file, a pipe or a character device: name a file", path, kind(m))
+		return "", nil, fmt.Errorf("%s is %s, not a file, a pipe or a character device: name a file", path, Kind(m))
 	}
 	final, err := filepath.EvalSymlinks(path)
 	if err != nil {
@@ -123,14 +123,26 @@ func resolve(path string) (string, fs.FileInfo, error) {
 	return final, fi, nil
 }
 
-func kind(m fs.FileMode) string {
+// Kind names the kind of file m describes, with its article, for a line
+// that refuses it: "a folder", "a named pipe (FIFO)", "a character
+// device", "a block device", "a socket", "a regular file", else "a special
+// file". Every refusal of a file by its kind says it the same way.
+func Kind(m fs.FileMode) string {
 	switch {
-	case m&fs.ModeSocket != 0:
-		return "socket"
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
 	case m&fs.ModeDevice != 0:
-		return "block device"
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsRegular():
+		return "a regular file"
 	}
-	return "special file"
+	return "a special file"
 }
 
 // followLinks returns where a path that does not exist yet will be
