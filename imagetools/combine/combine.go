@@ -417,6 +417,14 @@ func annotate(idx *ocispec.Index, anns []Annotation) error {
 	return nil
 }
 
+// Selected lists the manifests of ms that Index keeps for plats (filter's
+// rules; all of them when plats is empty, none when nothing matches), so
+// that work on a source's children can skip those the result drops.
+func Selected(ms []ocispec.Descriptor, plats []ocispec.Platform) []ocispec.Descriptor {
+	kept, _, _ := filter(ms, make([]int, len(ms)), plats)
+	return kept
+}
+
 // filter keeps the manifests matching plats (all when plats is empty), with buildx's rules:
 // a manifest without a platform is kept, and an attestation manifest is kept when its subject in
 // the same list is.

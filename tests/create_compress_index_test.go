@@ -1,0 +1,214 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/compression"
+	"github.com/docker-imgx/docker-imgx/internal/consumers"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// compressedImage is what a push that compresses an image's plain layers
+// gives: its manifest and the compressed layers, by the source's digests.
+type compressedImage struct {
+	manifest fixture.Blob
+	layers   map[digest.Digest]fixture.Blob
+}
+
+// compressImage compresses img's layers as the product does (gzip at the
+// default level: deterministic) and writes its manifest again with them.
+func compressImage(t *testing.T, img fixture.Image) compressedImage {
+	t.Helper()
+	var m ocispec.Manifest
+	if err := json.Unmarshal(img.Manifest.Data, &m); err != nil {
+		t.Fatal(err)
+	}
+	out := compressedImage{layers: map[digest.Digest]fixture.Blob{}}
+	for i, l := range img.Layers {
+		var b bytes.Buffer
+		w, err := compression.NewWriter(&b, compression.Gzip, compression.Default)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(l.Data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c := fixture.NewBlob(ocispec.MediaTypeImageLayerGzip, b.Bytes())
+		out.layers[l.Desc.Digest], m.Layers[i] = c, c.Desc
+	}
+	dt, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.manifest = fixture.NewBlob(m.MediaType, dt)
+	return out
+}
+
+// compressedIndex is src's index as create writes it again when its
+// images' layers are compressed: each image descriptor renamed (platform
+// kept), each attestation's reference annotation moved to the new digest
+// of its image, the other fields kept (written compact, keys sorted).
+func compressedIndex(t *testing.T, src fixture.Index, imgs []compressedImage) fixture.Blob {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	var idx ocispec.Index
+	if json.Unmarshal(src.Index.Data, &fields) != nil || json.Unmarshal(src.Index.Data, &idx) != nil {
+		t.Fatal("parse the source index")
+	}
+	renamed := map[string]ocispec.Descriptor{}
+	for i, img := range src.Images {
+		renamed[img.Manifest.Desc.Digest.String()] = imgs[i].manifest.Desc
+	}
+	for i, m := range idx.Manifests {
+		if n, ok := renamed[m.Digest.String()]; ok {
+			idx.Manifests[i].Digest, idx.Manifests[i].Size = n.Digest, n.Size
+		}
+		if n, ok := renamed[m.Annotations[fixture.AnnotationReferenceDigest]]; ok {
+			idx.Manifests[i].Annotations = maps.Clone(m.Annotations)
+			idx.Manifests[i].Annotations[fixture.AnnotationReferenceDigest] = n.Digest.String()
+		}
+	}
+	var err error
+	if fields["manifests"], err = json.Marshal(idx.Manifests); err != nil {
+		t.Fatal(err)
+	}
+	dt, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture.NewBlob(idx.MediaType, dt)
+}
+
+// assertPushedBlob checks that reg holds b at repo, byte for byte.
+func assertPushedBlob(t *testing.T, reg *registrytest.Registry, repo string, b fixture.Blob) {
+	t.Helper()
+	var got []byte
+	var err error
+	if fixture.IsManifest(b.Desc.MediaType) {
+		got, _, err = fixture.Fetch(context.Background(), reg.AdminHost, repo, b.Desc.Digest.String())
+	} else {
+		got, err = fixture.FetchBlob(context.Background(), reg.AdminHost, repo, b.Desc.Digest)
+	}
+	if err != nil || !bytes.Equal(got, b.Data) {
+		t.Fatalf("%s@%s (%s): not the bytes wanted (%v):\n%.600s\nwant:\n%.600s", repo, b.Desc.Digest, b.Desc.MediaType, err, got, b.Data)
+	}
+}
+
+// TestCreateCompressesIndexOfPlainLayers creates, into a TLS registry, from
+// an image tar holding an OCI index of two platform images with plain
+// layers and their BuildKit attestations: each image's layers are pushed
+// gzip (the bytes a deterministic compression gives), each manifest
+// written again with them (config and diff IDs kept), the index lists the
+// new manifests with their platforms, its annotations kept and each
+// attestation (its manifest and layers as they were) pointing at the new
+// digest of its image. Two runs give the same index. --platform keeps one
+// image and its attestation and compresses that image only; --compression
+// none pushes the source's index as it is. A Docker 29 engine pulls each
+// platform of the index made and holds the source's layers (diff IDs).
+func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
+	t.Parallel()
+	a := registrytest.Start(t, registrytest.Options{})
+	b := registrytest.Start(t, registrytest.Options{TLS: true})
+	x := newImgx(t)
+	if err := b.WriteCertsDir(x.CertsDir()); err != nil {
+		t.Fatal(err)
+	}
+	app := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 2431, Compression: fixture.Uncompressed})
+	tool := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Layers: 1, Seed: 2432, Compression: fixture.Uncompressed})
+	src := fixture.WithAttestations(fixture.NewIndex([]fixture.Image{app, tool}, false, map[string]string{"org.opencontainers.image.title": "plain"}), 2433)
+	pushIndex(t, a, "src/multi", "1", src)
+	tarPath, _ := export(t, x, "--platform", "all", a.Host+"/src/multi:1")
+	source := "archive://" + tarPath + ":" + a.Host + "/src/multi:1"
+
+	imgs := []compressedImage{compressImage(t, app), compressImage(t, tool)}
+	want := compressedIndex(t, src, imgs)
+	for _, repo := range []string{"gz/one", "gz/two"} {
+		res := x.MustRun("create", "--progress", "plain", "-t", b.Host+"/"+repo+":1", source)
+		if got := mustDigestLine(t, res); got != want.Desc.Digest {
+			t.Fatalf("%s: created %s, want %s:\n%s\nwant:\n%s", repo, got, want.Desc.Digest, fetchTag(t, b, repo, "1"), want.Data)
+		}
+		assertPushedBlob(t, b, repo, want)
+		for i, img := range []fixture.Image{app, tool} {
+			assertPushedBlob(t, b, repo, imgs[i].manifest)
+			assertPushedBlob(t, b, repo, img.Config)
+			for _, l := range img.Layers {
+				assertPushedBlob(t, b, repo, imgs[i].layers[l.Desc.Digest])
+				if !strings.Contains(res.Stderr, "compressing "+l.Desc.Digest.String()+" (gzip): "+imgs[i].layers[l.Desc.Digest].Desc.Digest.String()) {
+					t.Errorf("%s: the progress does not show the compression of %s:\n%s", repo, l.Desc.Digest, res.Stderr)
+				}
+			}
+			for _, blob := range src.Attestations[i].Blobs() {
+				assertPushedBlob(t, b, repo, blob)
+			}
+		}
+	}
+
+	// One platform: that image and its attestation, only its layer compressed.
+	res := x.MustRun("create", "--progress", "plain", "--platform", "linux/arm64", "-t", b.Host+"/gz/arm:1", source)
+	var full ocispec.Index
+	if err := json.Unmarshal(want.Data, &full); err != nil {
+		t.Fatal(err)
+	}
+	full.Manifests = []ocispec.Descriptor{full.Manifests[1], full.Manifests[3]}
+	armDT, err := json.MarshalIndent(full, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm := fixture.NewBlob(full.MediaType, armDT)
+	if got := mustDigestLine(t, res); got != arm.Desc.Digest {
+		t.Fatalf("--platform linux/arm64: created %s, want %s:\n%s\nwant:\n%s", got, arm.Desc.Digest, fetchTag(t, b, "gz/arm", "1"), armDT)
+	}
+	assertPushedBlob(t, b, "gz/arm", arm)
+	assertPushedBlob(t, b, "gz/arm", imgs[1].manifest)
+	if strings.Contains(res.Stderr, "compressing "+app.Layers[0].Desc.Digest.String()) {
+		t.Errorf("--platform linux/arm64 compressed a layer of linux/amd64:\n%s", res.Stderr)
+	}
+
+	// --compression none: the source's index, as it is.
+	res = x.MustRun("create", "--progress", "quiet", "--compression", "none", "-t", b.Host+"/plain/multi:1", source)
+	if got := mustDigestLine(t, res); got != src.Index.Desc.Digest {
+		t.Fatalf("--compression none: created %s, want the source's %s", got, src.Index.Desc.Digest)
+	}
+	for _, blob := range src.Blobs() {
+		assertPushedBlob(t, b, "plain/multi", blob)
+	}
+
+	// A Docker 29 engine pulls each platform of the index made.
+	d := consumers.StartDocker29(t)
+	for i, img := range []fixture.Image{app, tool} {
+		plat := img.Platform.OS + "/" + img.Platform.Architecture
+		name := b.Host + "/gz/one:1"
+		if out, err := d.Run(t, "pull", "-q", "--platform", plat, name); err != nil {
+			t.Fatalf("docker pull --platform %s: %v\n%s", plat, err, out)
+		}
+		out, err := d.Run(t, "image", "inspect", "--platform", plat, "--format", "{{json .RootFS.Layers}}", name)
+		var diffIDs []digest.Digest
+		if err != nil || json.Unmarshal([]byte(out), &diffIDs) != nil {
+			t.Fatalf("inspect --platform %s: %v\n%s", plat, err, out)
+		}
+		var cfg ocispec.Image
+		if err := json.Unmarshal(img.Config.Data, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(diffIDs, cfg.RootFS.DiffIDs) {
+			t.Fatalf("%s: the engine's layers %v, want the source's diff IDs %v", plat, diffIDs, cfg.RootFS.DiffIDs)
+		}
+		if i == 1 {
+			if got := d.ImagePlatforms(t, name); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
+				t.Fatalf("the engine holds %v of %s, want both platforms", got, name)
+			}
+		}
+	}
+}
