@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
@@ -24,18 +25,26 @@ type compressedImage struct {
 	layers   map[digest.Digest]fixture.Blob
 }
 
-// compressImage compresses img's layers as the product does (gzip at the
-// default level: deterministic) and writes its manifest again with them.
-func compressImage(t *testing.T, img fixture.Image) compressedImage {
+// compressImage compresses img's layers as the product does (at the
+// default level: deterministic) and writes its manifest again with them
+// (a Docker manifest with zstd layers becomes OCI).
+func compressImage(t *testing.T, img fixture.Image, f compression.Format) compressedImage {
 	t.Helper()
 	var m ocispec.Manifest
 	if err := json.Unmarshal(img.Manifest.Data, &m); err != nil {
 		t.Fatal(err)
 	}
+	layerType := ocispec.MediaTypeImageLayerGzip
+	switch {
+	case f == compression.Zstd:
+		layerType, m.MediaType, m.Config.MediaType = ocispec.MediaTypeImageLayerZstd, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig
+	case m.MediaType == fixture.MediaTypeDockerManifest:
+		layerType = images.MediaTypeDockerSchema2LayerGzip
+	}
 	out := compressedImage{layers: map[digest.Digest]fixture.Blob{}}
 	for i, l := range img.Layers {
 		var b bytes.Buffer
-		w, err := compression.NewWriter(&b, compression.Gzip, compression.Default)
+		w, err := compression.NewWriter(&b, f, compression.Default)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +54,7 @@ func compressImage(t *testing.T, img fixture.Image) compressedImage {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		c := fixture.NewBlob(ocispec.MediaTypeImageLayerGzip, b.Bytes())
+		c := fixture.NewBlob(layerType, b.Bytes())
 		out.layers[l.Desc.Digest], m.Layers[i] = c, c.Desc
 	}
 	dt, err := json.Marshal(m)
@@ -59,7 +68,8 @@ func compressImage(t *testing.T, img fixture.Image) compressedImage {
 // compressedIndex is src's index as create writes it again when its
 // images' layers are compressed: each image descriptor renamed (platform
 // kept), each attestation's reference annotation moved to the new digest
-// of its image, the other fields kept (written compact, keys sorted).
+// of its image, the other fields kept (written compact, keys sorted) but
+// for a Docker list's media type, OCI's when it lists OCI manifests now.
 func compressedIndex(t *testing.T, src fixture.Index, imgs []compressedImage) fixture.Blob {
 	t.Helper()
 	var fields map[string]json.RawMessage
@@ -73,7 +83,11 @@ func compressedIndex(t *testing.T, src fixture.Index, imgs []compressedImage) fi
 	}
 	for i, m := range idx.Manifests {
 		if n, ok := renamed[m.Digest.String()]; ok {
-			idx.Manifests[i].Digest, idx.Manifests[i].Size = n.Digest, n.Size
+			idx.Manifests[i].MediaType, idx.Manifests[i].Digest, idx.Manifests[i].Size = n.MediaType, n.Digest, n.Size
+			if n.MediaType == ocispec.MediaTypeImageManifest && idx.MediaType == fixture.MediaTypeDockerManifestList {
+				idx.MediaType = ocispec.MediaTypeImageIndex
+				fields["mediaType"] = json.RawMessage(`"` + idx.MediaType + `"`)
+			}
 		}
 		if n, ok := renamed[m.Annotations[fixture.AnnotationReferenceDigest]]; ok {
 			idx.Manifests[i].Annotations = maps.Clone(m.Annotations)
@@ -132,7 +146,7 @@ func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 	tarPath, _ := export(t, x, "--platform", "all", a.Host+"/src/multi:1")
 	source := "archive://" + tarPath + ":" + a.Host + "/src/multi:1"
 
-	imgs := []compressedImage{compressImage(t, app), compressImage(t, tool)}
+	imgs := []compressedImage{compressImage(t, app, compression.Gzip), compressImage(t, tool, compression.Gzip)}
 	want := compressedIndex(t, src, imgs)
 	for _, repo := range []string{"gz/one", "gz/two"} {
 		res := x.MustRun("create", "--progress", "plain", "-t", b.Host+"/"+repo+":1", source)
@@ -208,6 +222,50 @@ func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 		if i == 1 {
 			if got := d.ImagePlatforms(t, name); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
 				t.Fatalf("the engine holds %v of %s, want both platforms", got, name)
+			}
+		}
+	}
+}
+
+// TestCreateCompressesDockerListOfPlainLayers creates from an image tar
+// holding a Docker manifest list of two Docker images with plain layers:
+// gzip keeps the Docker types (Docker's gzip layers, a Docker list); zstd
+// makes each manifest OCI and the list an OCI index, as combine makes one
+// of OCI manifests. Every pushed manifest and layer is the bytes computed.
+func TestCreateCompressesDockerListOfPlainLayers(t *testing.T) {
+	t.Parallel()
+	a := registrytest.Start(t, registrytest.Options{})
+	b := registrytest.Start(t, registrytest.Options{})
+	x := newImgx(t)
+	app := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 2434, Compression: fixture.Uncompressed, Docker: true})
+	tool := fixture.NewImage(fixture.ImageOptions{Platform: "linux/arm64", Layers: 1, Seed: 2435, Compression: fixture.Uncompressed, Docker: true})
+	src := fixture.NewIndex([]fixture.Image{app, tool}, true, nil)
+	pushIndex(t, a, "src/list", "1", src)
+	tarPath, _ := export(t, x, "--platform", "all", a.Host+"/src/list:1")
+	source := "archive://" + tarPath + ":" + a.Host + "/src/list:1"
+	for _, tc := range []struct {
+		format    compression.Format
+		indexType string
+	}{
+		{compression.Gzip, fixture.MediaTypeDockerManifestList},
+		{compression.Zstd, ocispec.MediaTypeImageIndex},
+	} {
+		repo := "list/" + string(tc.format)
+		imgs := []compressedImage{compressImage(t, app, tc.format), compressImage(t, tool, tc.format)}
+		want := compressedIndex(t, src, imgs)
+		if want.Desc.MediaType != tc.indexType {
+			t.Fatalf("%s: the index computed is %s, want %s", tc.format, want.Desc.MediaType, tc.indexType)
+		}
+		res := x.MustRun("create", "--progress", "quiet", "--compression", string(tc.format), "-t", b.Host+"/"+repo+":1", source)
+		if got := mustDigestLine(t, res); got != want.Desc.Digest {
+			t.Fatalf("%s: created %s, want %s:\n%s\nwant:\n%s", tc.format, got, want.Desc.Digest, fetchTag(t, b, repo, "1"), want.Data)
+		}
+		assertPushedBlob(t, b, repo, want)
+		for i, img := range []fixture.Image{app, tool} {
+			assertPushedBlob(t, b, repo, imgs[i].manifest)
+			assertPushedBlob(t, b, repo, img.Config)
+			for _, l := range img.Layers {
+				assertPushedBlob(t, b, repo, imgs[i].layers[l.Desc.Digest])
 			}
 		}
 	}

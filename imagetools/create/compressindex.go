@@ -128,7 +128,8 @@ func withSubject(desc ocispec.Descriptor, dt []byte, renamed map[digest.Digest]o
 // rewriteIndex writes index dt again with the descriptors of the manifests
 // renamed (media type, digest, size; platform and annotations kept), the
 // reference annotation of each attestation about a renamed image moved to
-// its new digest, and every other field as it was.
+// its new digest, and every other field as it was, but for the media type
+// of a Docker list that now lists an OCI manifest: an OCI index.
 func rewriteIndex(desc ocispec.Descriptor, dt []byte, renamed map[digest.Digest]ocispec.Descriptor) (ocispec.Descriptor, []byte, error) {
 	var fields map[string]json.RawMessage
 	var idx ocispec.Index
@@ -148,6 +149,15 @@ func rewriteIndex(desc ocispec.Descriptor, dt []byte, renamed map[digest.Digest]
 				idx.Manifests[i].Annotations[oci.AnnotationReferenceDigest] = n.Digest.String()
 			}
 		}
+	}
+	// A Docker list that now lists an OCI manifest (zstd layers) becomes
+	// an OCI index, as combine makes one.
+	if mt := combine.IndexMediaType(idx.Manifests, false); idx.MediaType != "" && idx.MediaType != ocispec.MediaTypeImageIndex && mt == ocispec.MediaTypeImageIndex {
+		raw, err := json.Marshal(mt)
+		if err != nil {
+			return desc, nil, err
+		}
+		fields["mediaType"], desc.MediaType = raw, mt
 	}
 	out, err := setField(fields, "manifests", idx.Manifests)
 	if err != nil {

@@ -1,6 +1,7 @@
 package create
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -34,9 +35,23 @@ func TestRewriteIndex(t *testing.T) {
 		want: `{"manifests":[` +
 			`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + att.String() + `","size":5,"annotations":{"vnd.docker.reference.digest":"` + newImg.Digest.String() + `","vnd.docker.reference.type":"attestation-manifest"}},` +
 			`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + att.String() + `","size":5,"annotations":{"vnd.docker.reference.digest":"` + otherImg.String() + `","vnd.docker.reference.type":"attestation-manifest"}}]}`,
+	}, {
+		name: "a Docker list that lists an OCI manifest now (zstd) becomes an OCI index",
+		in: `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[` +
+			`{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + oldImg.String() + `","size":3}]}`,
+		renamed: map[digest.Digest]ocispec.Descriptor{oldImg: newImg},
+		want: `{"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + newImg.Digest.String() + `","size":7}],` +
+			`"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}`,
+	}, {
+		name: "a Docker list of Docker manifests (gzip) stays one",
+		in: `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[` +
+			`{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + oldImg.String() + `","size":3}]}`,
+		renamed: map[digest.Digest]ocispec.Descriptor{oldImg: {MediaType: "application/vnd.docker.distribution.manifest.v2+json", Digest: newImg.Digest, Size: 7}},
+		want: `{"manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + newImg.Digest.String() + `","size":7}],` +
+			`"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","schemaVersion":2}`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString(tc.in), Size: int64(len(tc.in))}
+			in := ocispec.Descriptor{MediaType: mediaTypeOf(t, tc.in), Digest: digest.FromString(tc.in), Size: int64(len(tc.in))}
 			desc, dt, err := rewriteIndex(in, []byte(tc.in), tc.renamed)
 			if err != nil {
 				t.Fatal(err)
@@ -44,11 +59,25 @@ func TestRewriteIndex(t *testing.T) {
 			if string(dt) != tc.want {
 				t.Fatalf("got\n%s\nwant\n%s", dt, tc.want)
 			}
-			if desc.MediaType != in.MediaType || desc.Digest != digest.FromString(tc.want) || desc.Size != int64(len(tc.want)) {
+			if desc.MediaType != mediaTypeOf(t, tc.want) || desc.Digest != digest.FromString(tc.want) || desc.Size != int64(len(tc.want)) {
 				t.Fatalf("descriptor %+v does not describe the bytes", desc)
 			}
 		})
 	}
+}
+
+// mediaTypeOf is the media type an index's JSON names; an OCI index when
+// it names none.
+func mediaTypeOf(t *testing.T, dt string) string {
+	t.Helper()
+	var v struct{ MediaType string }
+	if err := json.Unmarshal([]byte(dt), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.MediaType == "" {
+		return ocispec.MediaTypeImageIndex
+	}
+	return v.MediaType
 }
 
 func TestWithSubject(t *testing.T) {
