@@ -46,7 +46,7 @@ func compressing(pl place.Place, targets []ref.Location, f compression.Format) b
 // as it is. done removes the spool.
 func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
 	appended bool, opts Options) (place.Place, func(), error) {
-	todo, indexes, err := plainInputs(ctx, pl, srcs, inputs, appended, opts.Platforms)
+	todo, indexes, err := plainInputs(ctx, pl, srcs, inputs, known, appended, opts.Platforms)
 	if err != nil || len(todo) == 0 {
 		return pl, func() {}, err
 	}
@@ -80,9 +80,10 @@ func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs
 }
 
 // plainInputs lists the inputs compressInputs compresses, in order, with
-// what each index among them needs (read here, before any compression).
-func plainInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, appended bool,
-	plats []ocispec.Platform) ([]int, map[int]plainIndex, error) {
+// what each index among them needs (read here, before any compression;
+// known keeps the manifests read, for the push).
+func plainInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
+	appended bool, plats []ocispec.Platform) ([]int, map[int]plainIndex, error) {
 	var todo []int
 	indexes := map[int]plainIndex{}
 	for i, in := range inputs {
@@ -103,6 +104,7 @@ func plainInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", in.Name, err)
 		}
+		maps.Copy(known, p.read)
 		if len(p.todo) > 0 {
 			todo, indexes[i] = append(todo, i), p
 		}

@@ -26,6 +26,8 @@ type plainIndex struct {
 	// digest: their layers are no image layers and stay, but what they
 	// say they are about follows the images renamed (see compress).
 	attestations map[digest.Digest][]byte
+	// read holds every manifest read, so that none is read again.
+	read map[digest.Digest][]byte
 }
 
 // readPlainIndex reads, through fetch, the image manifests index dt lists
@@ -36,7 +38,7 @@ func readPlainIndex(ctx context.Context, fetch remotes.Fetcher, desc ocispec.Des
 	if err := json.Unmarshal(dt, &idx); err != nil {
 		return plainIndex{}, fmt.Errorf("parse index %s: %w", desc.Digest, err)
 	}
-	p := plainIndex{desc: desc, data: dt, todo: map[digest.Digest][]byte{}, attestations: map[digest.Digest][]byte{}}
+	p := plainIndex{desc: desc, data: dt, todo: map[digest.Digest][]byte{}, attestations: map[digest.Digest][]byte{}, read: map[digest.Digest][]byte{}}
 	for _, c := range combine.Selected(idx.Manifests, plats) {
 		if !oci.IsManifest(c.MediaType) {
 			continue
@@ -45,6 +47,7 @@ func readPlainIndex(ctx context.Context, fetch remotes.Fetcher, desc ocispec.Des
 		if err != nil {
 			return plainIndex{}, fmt.Errorf("read %s of index %s: %w", c.Digest, desc.Digest, err)
 		}
+		p.read[c.Digest] = cdt
 		switch {
 		case oci.IsAttestation(c):
 			p.attestations[c.Digest] = cdt
