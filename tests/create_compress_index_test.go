@@ -129,7 +129,8 @@ func assertPushedBlob(t *testing.T, reg *registrytest.Registry, repo string, b f
 // attestation (its manifest and layers as they were) pointing at the new
 // digest of its image. Two runs give the same index. --platform keeps one
 // image and its attestation and compresses that image only; --compression
-// none pushes the source's index as it is. A Docker 29 engine pulls each
+// none pushes the source's index as it is, and so does a create from an
+// OCI layout (plain layers there are content). A Docker 29 engine pulls each
 // platform of the index made and holds the source's layers (diff IDs).
 func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 	t.Parallel()
@@ -197,6 +198,17 @@ func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 	}
 	for _, blob := range src.Blobs() {
 		assertPushedBlob(t, b, "plain/multi", blob)
+	}
+
+	// An OCI layout is content, not an engine's store: its plain layers are
+	// pushed as they are, the index keeps its digest (as copy does).
+	layout := t.TempDir()
+	if err := fixture.WriteLayout(layout, map[string]fixture.Blob{"1": src.Index}, src.Blobs()...); err != nil {
+		t.Fatal(err)
+	}
+	res = x.MustRun("create", "--progress", "quiet", "-t", b.Host+"/layout/multi:1", "oci-layout://"+layout+":1")
+	if got := mustDigestLine(t, res); got != src.Index.Desc.Digest {
+		t.Fatalf("from an OCI layout: created %s, want the source's %s", got, src.Index.Desc.Digest)
 	}
 
 	// A Docker 29 engine pulls each platform of the index made.
