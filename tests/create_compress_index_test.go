@@ -131,7 +131,8 @@ func assertPushedBlob(t *testing.T, reg *registrytest.Registry, repo string, b f
 // image and its attestation and compresses that image only; --compression
 // none pushes the source's index as it is, and so does a create from an
 // OCI layout (plain layers there are content). A Docker 29 engine pulls each
-// platform of the index made and holds the source's layers (diff IDs).
+// platform of the index made and holds the source's layers (diff IDs); the
+// source tar loaded into it, docker-daemon:// gives the same index.
 func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 	t.Parallel()
 	a := registrytest.Start(t, registrytest.Options{})
@@ -236,6 +237,16 @@ func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 				t.Fatalf("the engine holds %v of %s, want both platforms", got, name)
 			}
 		}
+	}
+
+	// The engine holds the source tar's index as loaded, plain layers and
+	// all: from docker-daemon:// it is compressed alike, to the same digest.
+	if out, err := d.Load(t, tarPath); err != nil {
+		t.Fatalf("docker load: %v\n%s", err, out)
+	}
+	res = x.With(d.Env()...).MustRun("create", "--progress", "plain", "-t", b.Host+"/engine/multi:1", "docker-daemon://"+a.Host+"/src/multi:1")
+	if got := mustDigestLine(t, res); got != want.Desc.Digest {
+		t.Fatalf("from docker-daemon://: created %s, want %s:\n%s\n%s", got, want.Desc.Digest, fetchTag(t, b, "engine/multi", "1"), res.Stderr)
 	}
 }
 
