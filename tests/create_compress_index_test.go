@@ -192,6 +192,21 @@ func TestCreateCompressesIndexOfPlainLayers(t *testing.T) {
 		t.Errorf("--platform linux/arm64 compressed a layer of linux/amd64:\n%s", res.Stderr)
 	}
 
+	// A tar of one platform's content under the whole index (a single-
+	// platform export): refused with the platforms it holds, as without
+	// compression; with -p, that image compressed to the same index.
+	armTar, _ := export(t, x, "--platform", "linux/arm64", a.Host+"/src/multi:1")
+	armSource := "archive://" + armTar + ":" + a.Host + "/src/multi:1"
+	x.MustFail([]string{"holds the content of linux/arm64 only, not of linux/amd64", "take what it holds with -p linux/arm64"},
+		"create", "--progress", "quiet", "-t", b.Host+"/gz/partial:1", armSource)
+	if got := fetchTag(t, b, "gz/partial", "1"); got != "" {
+		t.Fatalf("a refused create tagged gz/partial:1")
+	}
+	res = x.MustRun("create", "--progress", "quiet", "-p", "linux/arm64", "-t", b.Host+"/gz/partial:1", armSource)
+	if got := mustDigestLine(t, res); got != arm.Desc.Digest {
+		t.Fatalf("-p linux/arm64 from a tar of that platform: created %s, want %s", got, arm.Desc.Digest)
+	}
+
 	// --compression none: the source's index, as it is.
 	res = x.MustRun("create", "--progress", "quiet", "--compression", "none", "-t", b.Host+"/plain/multi:1", source)
 	if got := mustDigestLine(t, res); got != src.Index.Desc.Digest {

@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
 	"github.com/docker-imgx/docker-imgx/imagetools/combine"
 	"github.com/docker-imgx/docker-imgx/imagetools/compression"
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
@@ -32,7 +33,8 @@ type plainIndex struct {
 
 // readPlainIndex reads, through fetch, the image manifests index dt lists
 // that plats keeps (combine.Selected) and notes those with plain layers,
-// and reads the attestation manifests. A nested index is left as it is.
+// and reads the attestation manifests. A nested index and a manifest the
+// place does not hold are left as they are.
 func readPlainIndex(ctx context.Context, fetch remotes.Fetcher, desc ocispec.Descriptor, dt []byte, plats []ocispec.Platform) (plainIndex, error) {
 	var idx ocispec.Index
 	if err := json.Unmarshal(dt, &idx); err != nil {
@@ -44,6 +46,11 @@ func readPlainIndex(ctx context.Context, fetch remotes.Fetcher, desc ocispec.Des
 			continue
 		}
 		cdt, err := oci.ReadBlob(ctx, fetch, c)
+		if errdefs.IsNotFound(err) {
+			// Not held (a single-platform export keeps the whole index):
+			// the push says which platforms the source holds.
+			continue
+		}
 		if err != nil {
 			return plainIndex{}, fmt.Errorf("read %s of index %s: %w", c.Digest, desc.Digest, err)
 		}
