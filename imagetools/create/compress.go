@@ -45,8 +45,8 @@ func compressing(pl place.Place, targets []ref.Location, f compression.Format) b
 // layers too. The first input of an append (the target's own image) stays
 // as it is. done removes the spool.
 func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
-	appended bool, opts Options) (place.Place, func(), error) {
-	todo, indexes, err := plainInputs(ctx, pl, srcs, inputs, known, appended, opts.Platforms)
+	appended bool, budget *oci.GraphBudget, opts Options) (place.Place, func(), error) {
+	todo, indexes, err := plainInputs(ctx, pl, srcs, inputs, known, appended, budget, opts.Platforms)
 	if err != nil || len(todo) == 0 {
 		return pl, func() {}, err
 	}
@@ -83,7 +83,7 @@ func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs
 // what each index among them needs (read here, before any compression;
 // known keeps the manifests read, for the push).
 func plainInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
-	appended bool, plats []ocispec.Platform) ([]int, map[int]plainIndex, error) {
+	appended bool, budget *oci.GraphBudget, plats []ocispec.Platform) ([]int, map[int]plainIndex, error) {
 	var todo []int
 	indexes := map[int]plainIndex{}
 	for i, in := range inputs {
@@ -100,7 +100,7 @@ func plainInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []
 		if err != nil {
 			return nil, nil, err
 		}
-		p, err := readPlainIndex(ctx, f, in.Desc, in.Manifest, plats)
+		p, err := readPlainIndex(ctx, f, in.Desc, in.Manifest, plats, budget)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", in.Name, err)
 		}
@@ -135,7 +135,7 @@ func compressRoot(ctx context.Context, pl place.Place, src ref.Location, desc oc
 	}
 	var p plainIndex
 	if oci.IsIndex(desc.MediaType) {
-		if p, err = readPlainIndex(ctx, fetch, desc, dt, nil); err != nil {
+		if p, err = readPlainIndex(ctx, fetch, desc, dt, nil, nil); err != nil {
 			return compressedRoot{}, false, fmt.Errorf("%s: %w", src, err)
 		}
 		if len(p.todo) == 0 {

@@ -33,17 +33,22 @@ type plainIndex struct {
 
 // readPlainIndex reads, through fetch, the image manifests index dt lists
 // that plats keeps (combine.Selected) and notes those with plain layers,
-// and reads the attestation manifests. A nested index and a manifest the
-// place does not hold are left as they are.
-func readPlainIndex(ctx context.Context, fetch remotes.Fetcher, desc ocispec.Descriptor, dt []byte, plats []ocispec.Platform) (plainIndex, error) {
+// and reads the attestation manifests, each charged to budget (nil: not
+// counted). A nested index and a manifest the place does not hold are left
+// as they are.
+func readPlainIndex(ctx context.Context, fetch remotes.Fetcher, desc ocispec.Descriptor, dt []byte, plats []ocispec.Platform,
+	budget *oci.GraphBudget) (plainIndex, error) {
 	var idx ocispec.Index
 	if err := json.Unmarshal(dt, &idx); err != nil {
 		return plainIndex{}, fmt.Errorf("parse index %s: %w", desc.Digest, err)
 	}
 	p := plainIndex{desc: desc, data: dt, todo: map[digest.Digest][]byte{}, attestations: map[digest.Digest][]byte{}, read: map[digest.Digest][]byte{}}
 	for _, c := range combine.Selected(idx.Manifests, plats) {
-		if !oci.IsManifest(c.MediaType) {
+		if _, done := p.read[c.Digest]; done || !oci.IsManifest(c.MediaType) {
 			continue
+		}
+		if err := budget.Charge(c); err != nil {
+			return plainIndex{}, err
 		}
 		cdt, err := oci.ReadBlob(ctx, fetch, c)
 		if errdefs.IsNotFound(err) {
