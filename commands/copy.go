@@ -38,11 +38,7 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 	if err != nil {
 		return err
 	}
-	reg, err := opts.registryOptions(dockerCli)
-	if err != nil {
-		return err
-	}
-	meta, err := openMetadataFile(ctx, opts.metadataFile)
+	reg, meta, err := opts.startPush(ctx, dockerCli, opts.metadataFile)
 	if err != nil {
 		return err
 	}
@@ -90,14 +86,7 @@ func (o copyOptions) request(stdin io.Reader) ([]string, sets.Options, error) {
 	if len(sources) == 0 {
 		return nil, sets.Options{}, errors.New("no SOURCE: name images to copy, or a list with -f FILE (\"-\" for stdin)")
 	}
-	plats, err := parsePlatforms(o.platforms)
-	if err != nil {
-		return nil, sets.Options{}, err
-	}
-	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
-		return nil, sets.Options{}, err
-	}
-	comp, err := compression.ParseFormat(o.compression)
+	plats, comp, err := pushFlags(o.platforms, o.maxConcurrency, o.compression)
 	if err != nil {
 		return nil, sets.Options{}, err
 	}

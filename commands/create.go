@@ -42,13 +42,7 @@ func runCreate(ctx context.Context, dockerCli command.Cli, opts createOptions) e
 	if err != nil {
 		return err
 	}
-	reg, err := opts.registryOptions(dockerCli)
-	if err != nil {
-		return err
-	}
-	// Opened before the push, so that no tag moves for a file that cannot
-	// be written.
-	meta, err := openMetadataFile(ctx, opts.metadataFile)
+	reg, meta, err := opts.startPush(ctx, dockerCli, opts.metadataFile)
 	if err != nil {
 		return err
 	}
@@ -88,18 +82,11 @@ func (o createOptions) request(stdin io.Reader) (create.Options, error) {
 	if err != nil {
 		return create.Options{}, err
 	}
-	plats, err := parsePlatforms(o.platforms)
+	plats, comp, err := pushFlags(o.platforms, o.maxConcurrency, o.compression)
 	if err != nil {
-		return create.Options{}, err
-	}
-	if err := checkMaxConcurrency(o.maxConcurrency); err != nil {
 		return create.Options{}, err
 	}
 	limits, err := graphLimits(o.maxManifests)
-	if err != nil {
-		return create.Options{}, err
-	}
-	comp, err := compression.ParseFormat(o.compression)
 	if err != nil {
 		return create.Options{}, err
 	}

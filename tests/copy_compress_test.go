@@ -130,8 +130,9 @@ func TestCopyCompressesPlainLayers(t *testing.T) {
 
 	// An index whose images have plain layers (an image tar of it, as
 	// export writes it): each image compressed, the index written again
-	// with their new descriptors, its platforms and annotations kept.
-	plainIdx := fixture.NewIndex([]fixture.Image{app, tool}, false, map[string]string{"org.opencontainers.image.title": "plain"})
+	// with their new descriptors, its platforms and annotations kept; each
+	// attestation kept and pointing at the new digest of its image.
+	plainIdx := fixture.WithAttestations(fixture.NewIndex([]fixture.Image{app, tool}, false, map[string]string{"org.opencontainers.image.title": "plain"}), 2403)
 	pushIndex(t, b, "src/multi", "1", plainIdx)
 	idxTar, _ := export(t, x, "--platform", "all", b.Host+"/src/multi:1")
 	x.MustRun("copy", "--progress", "quiet", "archive://"+idxTar+":"+b.Host+"/src/multi:1", b.Host+"/gz/multi:1")
@@ -142,8 +143,14 @@ func TestCopyCompressesPlainLayers(t *testing.T) {
 	if err := json.Unmarshal(plainIdx.Index.Data, &src); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Manifests) != 2 || got.MediaType != src.MediaType || got.Annotations["org.opencontainers.image.title"] != "plain" {
-		t.Fatalf("copied index %+v, want the source's two images and annotations", got)
+	if len(got.Manifests) != 4 || got.MediaType != src.MediaType || got.Annotations["org.opencontainers.image.title"] != "plain" {
+		t.Fatalf("copied index %+v, want the source's two images, two attestations and annotations", got)
+	}
+	for i := range 2 {
+		att := got.Manifests[2+i]
+		if att.Digest != src.Manifests[2+i].Digest || att.Annotations[fixture.AnnotationReferenceDigest] != got.Manifests[i].Digest.String() {
+			t.Fatalf("attestation %d: %+v, want the source's %s about %s", i, att, src.Manifests[2+i].Digest, got.Manifests[i].Digest)
+		}
 	}
 	for i, img := range []fixture.Image{app, tool} {
 		m := got.Manifests[i]

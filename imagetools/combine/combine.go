@@ -158,7 +158,7 @@ func many(srcs []Input, descs []ocispec.Descriptor, opts Options) (Result, error
 
 	idx := ocispec.Index{
 		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: indexMediaType(children, opts.ForceOCI),
+		MediaType: IndexMediaType(children, opts.ForceOCI),
 		Manifests: children,
 	}
 	if err := annotate(&idx, opts.Annotations); err != nil {
@@ -364,9 +364,9 @@ func merge(lists [][]ocispec.Descriptor) ([]ocispec.Descriptor, []int) {
 	return out, origins
 }
 
-// indexMediaType picks a Docker manifest list when every child is a Docker type (and OCI is
+// IndexMediaType picks a Docker manifest list when every child is a Docker type (and OCI is
 // not forced), else an OCI index.
-func indexMediaType(children []ocispec.Descriptor, forceOCI bool) string {
+func IndexMediaType(children []ocispec.Descriptor, forceOCI bool) string {
 	if forceOCI {
 		return ocispec.MediaTypeImageIndex
 	}
@@ -415,6 +415,14 @@ func annotate(idx *ocispec.Index, anns []Annotation) error {
 		}
 	}
 	return nil
+}
+
+// Selected lists the manifests of ms that Index keeps for plats (filter's
+// rules; all of them when plats is empty, none when nothing matches), so
+// that work on a source's children can skip those the result drops.
+func Selected(ms []ocispec.Descriptor, plats []ocispec.Platform) []ocispec.Descriptor {
+	kept, _, _ := filter(ms, make([]int, len(ms)), plats)
+	return kept
 }
 
 // filter keeps the manifests matching plats (all when plats is empty), with buildx's rules:

@@ -2,7 +2,6 @@ package create
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,39 +35,40 @@ func compressing(pl place.Place, targets []ref.Location, f compression.Format) b
 	return false
 }
 
-// compressInputs compresses the uncompressed layers of the image manifests
-// among inputs read from an Unpacked place (a docker save tar, the Docker
+// compressInputs compresses the uncompressed layers of the images among
+// inputs read from an Unpacked place (a docker save tar, the Docker
 // engine; srcs[i] is where inputs[i] is read) when the push compresses
-// them: each such input then carries the manifest that names them
-// compressed, known holds it, and the place returned reads the
-// compressed layers too. The first input of an append (the target's own
-// image) and indexes stay as they are. done removes the spool.
+// them: an image manifest, or the images an index lists (those the
+// platform filter keeps; see plainIndex). Each such input then carries the
+// manifest or index that names them compressed, known holds every
+// manifest written anew, and the place returned reads the compressed
+// layers too. The first input of an append (the target's own image) stays
+// as it is. done removes the spool.
 func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
-	appended bool, opts Options) (place.Place, func(), error) {
-	var todo []int
-	for i, in := range inputs {
-		if (i > 0 || !appended) && pl.Capabilities(srcs[i].loc).Unpacked && compression.Needed(in.Desc.MediaType, in.Manifest) {
-			todo = append(todo, i)
-		}
-	}
-	if len(todo) == 0 {
-		return pl, func() {}, nil
+	appended bool, budget *oci.GraphBudget, opts Options) (place.Place, func(), error) {
+	todo, indexes, err := plainInputs(ctx, pl, srcs, inputs, known, appended, budget, opts.Platforms)
+	if err != nil || len(todo) == 0 {
+		return pl, func() {}, err
 	}
 	layers := compression.NewLayers(opts.Compression)
-	err := progress.Wrap("[internal] compressing layers ("+string(opts.Compression)+")", opts.Progress, func(sub progress.SubLogger) error {
+	err = progress.Wrap("[internal] compressing layers ("+string(opts.Compression)+")", opts.Progress, func(sub progress.SubLogger) error {
+		logs := func(format string, args ...any) { logf(sub, format, args...) }
 		for _, i := range todo {
 			f, err := pl.Fetcher(ctx, srcs[i].loc)
 			if err != nil {
 				return err
 			}
-			desc, dt, err := layers.Manifest(ctx, f, inputs[i].Desc, inputs[i].Manifest, compressLayers, func(format string, args ...any) {
-				logf(sub, format, args...)
-			})
-			if err != nil {
+			in := &inputs[i]
+			if p, ok := indexes[i]; ok {
+				var manifests map[digest.Digest][]byte
+				if in.Desc, in.Manifest, manifests, err = p.compress(ctx, layers, f, logs); err != nil {
+					return err
+				}
+				maps.Copy(known, manifests)
+			} else if in.Desc, in.Manifest, err = layers.Manifest(ctx, f, in.Desc, in.Manifest, compressLayers, logs); err != nil {
 				return err
 			}
-			inputs[i].Desc, inputs[i].Manifest = desc, dt
-			known[desc.Digest] = dt
+			known[in.Desc.Digest] = in.Manifest
 		}
 		return nil
 	})
@@ -77,6 +77,39 @@ func compressInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs
 		return nil, nil, err
 	}
 	return layers.Place(pl), func() { _ = layers.Close() }, nil
+}
+
+// plainInputs lists the inputs compressInputs compresses, in order, with
+// what each index among them needs (read here, before any compression;
+// known keeps the manifests read, for the push).
+func plainInputs(ctx context.Context, pl place.Place, srcs []sourceAt, inputs []combine.Input, known map[digest.Digest][]byte,
+	appended bool, budget *oci.GraphBudget, plats []ocispec.Platform) ([]int, map[int]plainIndex, error) {
+	var todo []int
+	indexes := map[int]plainIndex{}
+	for i, in := range inputs {
+		if (i == 0 && appended) || !pl.Capabilities(srcs[i].loc).Unpacked {
+			continue
+		}
+		if !oci.IsIndex(in.Desc.MediaType) {
+			if compression.Needed(in.Desc.MediaType, in.Manifest) {
+				todo = append(todo, i)
+			}
+			continue
+		}
+		f, err := pl.Fetcher(ctx, srcs[i].loc)
+		if err != nil {
+			return nil, nil, err
+		}
+		p, err := readPlainIndex(ctx, f, in.Desc, in.Manifest, plats, budget)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		maps.Copy(known, p.read)
+		if len(p.todo) > 0 {
+			todo, indexes[i] = append(todo, i), p
+		}
+	}
+	return todo, indexes, nil
 }
 
 // compressedRoot is a copy's root with the plain layers of its images
@@ -92,97 +125,43 @@ type compressedRoot struct {
 
 // compressRoot compresses, for Copy, the plain layers of the image at src
 // read from an Unpacked place (a docker save tar, the Docker engine): the
-// manifest itself, or each manifest an index lists (the index is then
-// written again with their new descriptors, its other fields kept). ok is
-// false when no layer needed it: the root is copied as it is.
+// manifest itself, or each image an index lists (plainIndex). ok is false
+// when no layer needed it: the root is copied as it is.
 func compressRoot(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, f compression.Format,
 	pw progress.Writer) (compressedRoot, bool, error) {
 	fetch, err := pl.Fetcher(ctx, src)
 	if err != nil {
 		return compressedRoot{}, false, err
 	}
-	todo := map[digest.Digest][]byte{}
-	var children []ocispec.Descriptor
+	var p plainIndex
 	if oci.IsIndex(desc.MediaType) {
-		var idx ocispec.Index
-		if err := json.Unmarshal(dt, &idx); err != nil {
-			return compressedRoot{}, false, fmt.Errorf("parse index %s: %w", src, err)
+		if p, err = readPlainIndex(ctx, fetch, desc, dt, nil, nil); err != nil {
+			return compressedRoot{}, false, fmt.Errorf("%s: %w", src, err)
 		}
-		children = idx.Manifests
-		for _, c := range children {
-			if !oci.IsManifest(c.MediaType) {
-				continue
-			}
-			cdt, err := oci.ReadBlob(ctx, fetch, c)
-			if err != nil {
-				return compressedRoot{}, false, fmt.Errorf("read %s of %s: %w", c.Digest, src, err)
-			}
-			if compression.Needed(c.MediaType, cdt) {
-				todo[c.Digest] = cdt
-			}
+		if len(p.todo) == 0 {
+			return compressedRoot{}, false, nil
 		}
-	} else if compression.Needed(desc.MediaType, dt) {
-		todo[desc.Digest] = dt
-	}
-	if len(todo) == 0 {
+	} else if !compression.Needed(desc.MediaType, dt) {
 		return compressedRoot{}, false, nil
 	}
 	layers := compression.NewLayers(f)
 	out := compressedRoot{known: map[digest.Digest][]byte{}, place: layers.Place(pl), done: func() { _ = layers.Close() }}
-	renamed := map[digest.Digest]ocispec.Descriptor{}
 	err = progress.Wrap("[internal] compressing layers ("+string(f)+")", pw, func(sub progress.SubLogger) error {
-		for _, d := range sortedDigests(todo) {
-			in := ocispec.Descriptor{MediaType: desc.MediaType, Digest: d, Size: int64(len(todo[d]))}
-			if i := slices.IndexFunc(children, func(c ocispec.Descriptor) bool { return c.Digest == d }); i >= 0 {
-				in = children[i]
-			}
-			nd, ndt, err := layers.Manifest(ctx, fetch, in, todo[d], compressLayers, func(format string, args ...any) { logf(sub, format, args...) })
-			if err != nil {
-				return err
-			}
-			renamed[d], out.known[nd.Digest] = nd, ndt
-			out.desc, out.data = nd, ndt
+		logs := func(format string, args ...any) { logf(sub, format, args...) }
+		var err error
+		if p.todo != nil {
+			out.desc, out.data, out.known, err = p.compress(ctx, layers, fetch, logs)
+			return err
 		}
-		return nil
+		out.desc, out.data, err = layers.Manifest(ctx, fetch, desc, dt, compressLayers, logs)
+		out.known[out.desc.Digest] = out.data
+		return err
 	})
-	if err == nil && children != nil {
-		out.desc, out.data, err = rewriteIndex(desc, dt, renamed)
-	}
 	if err != nil {
 		out.done()
 		return compressedRoot{}, false, err
 	}
 	return out, true, nil
-}
-
-// rewriteIndex writes index dt again with the descriptors of the manifests
-// renamed (media type, digest, size; platform and annotations kept) and
-// every other field as it was.
-func rewriteIndex(desc ocispec.Descriptor, dt []byte, renamed map[digest.Digest]ocispec.Descriptor) (ocispec.Descriptor, []byte, error) {
-	var fields map[string]json.RawMessage
-	var idx ocispec.Index
-	if err := json.Unmarshal(dt, &fields); err != nil {
-		return desc, nil, err
-	}
-	if err := json.Unmarshal(dt, &idx); err != nil {
-		return desc, nil, err
-	}
-	for i, m := range idx.Manifests {
-		if n, ok := renamed[m.Digest]; ok {
-			idx.Manifests[i].MediaType, idx.Manifests[i].Digest, idx.Manifests[i].Size = n.MediaType, n.Digest, n.Size
-		}
-	}
-	list, err := json.Marshal(idx.Manifests)
-	if err != nil {
-		return desc, nil, err
-	}
-	fields["manifests"] = list
-	out, err := json.Marshal(fields)
-	if err != nil {
-		return desc, nil, err
-	}
-	desc.Digest, desc.Size = digest.FromBytes(out), int64(len(out))
-	return desc, out, nil
 }
 
 func sortedDigests(m map[digest.Digest][]byte) []digest.Digest {

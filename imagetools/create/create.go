@@ -138,7 +138,7 @@ func createOnce(ctx context.Context, pl place.Place, srcs []sourceAt, targets []
 	unchanged, srcs := appendBase(opts.Append, appended, targets, srcs, inputs)
 	if compressing(pl, targets, opts.Compression) { // a dry run too: it shows the digest a push makes
 		var done func()
-		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, opts); err != nil {
+		if pl, done, err = compressInputs(ctx, pl, srcs, inputs, known, appended, budget, opts); err != nil {
 			return nil, err
 		}
 		defer done()
