@@ -51,6 +51,10 @@ type image struct {
 	// distribution source (ref.Location.DistributionSource) that docker save
 	// writes there for an image it pulled.
 	SourceAnnotations map[string]string
+	// PullRepository is the registry repository the image was read from,
+	// for the Docker engine's pull (ref.Location.PullRepository); "" when
+	// it is not in a registry.
+	PullRepository string
 }
 
 // Options controls writeImages.
