@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
 
 // engineState is what an engine's image list and inspect show of every
@@ -98,6 +101,94 @@ func TestLoadPullParity(t *testing.T) {
 				}
 			}
 			t.Log(engineState(t, pulled))
+		})
+	}
+}
+
+// nonLoopbackIPv4 returns an IPv4 address of this machine that is not a
+// loopback address, ending the test when there is none.
+func nonLoopbackIPv4(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no IPv4 address besides loopback: the Docker engine treats every loopback registry as insecure")
+	return ""
+}
+
+// TestLoadPullFallback loads from a TLS registry whose CA only
+// docker-imgx's certs.d holds, on an address that is not loopback (the
+// engine trusts any loopback registry, and verifies the others): the
+// engine's pull fails, and --load goes on by the streamed tar, saying so
+// in a step; --load-via pull fails with one line naming the engine's
+// reason, and leaves the engine as it was.
+func TestLoadPullFallback(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, Addr: nonLoopbackIPv4(t) + ":0"})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 71})
+	pushImage(t, reg, "test/tls", "1", img)
+	d := consumers.StartDocker29(t)
+	x := newImgx(t).With("DOCKER_HOST=" + d.Host)
+	if err := reg.WriteCertsDir(x.CertsDir()); err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host + "/test/tls:1"
+	pinned := reg.Host + "/test/tls@" + img.Manifest.Desc.Digest.String()
+	empty := engineState(t, d)
+
+	t.Run("forced pull", func(t *testing.T) {
+		t.Log(x.MustFail([]string{"the Docker engine's pull of " + pinned, "certificate", "use --load-via auto or stream"},
+			"export", "--load", "--load-via", "pull", ref))
+		if got := engineState(t, d); got != empty {
+			t.Errorf("the engine holds images after a failed pull:\n%s", got)
+		}
+	})
+	t.Run("auto", func(t *testing.T) {
+		res := x.MustRun("export", "--load", "--progress", "plain", "--debug", ref)
+		for _, want := range []string{
+			"the Docker engine cannot pull " + pinned + ": sending the image tar instead",
+			"the engine's pull failed, streaming the image tar instead",
+			"exporting layers", "naming to " + ref,
+		} {
+			if !strings.Contains(res.Stderr, want) {
+				t.Errorf("no %q in the progress:\n%s", want, res.Stderr)
+			}
+		}
+		if got := d.ImageIDs(t)[ref]; got != img.Manifest.Desc.Digest.String() {
+			t.Errorf("image ID of %s = %q, want %s", ref, got, img.Manifest.Desc.Digest)
+		}
+	})
+}
+
+// TestLoadPullAuth: the engine's pull of a registry that wants a login
+// carries the user's credentials (X-Registry-Auth, as docker pull sends
+// them).
+func TestLoadPullAuth(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []registrytest.AuthMode{registrytest.AuthBasic, registrytest.AuthToken} {
+		t.Run(mode.String(), func(t *testing.T) {
+			reg := registrytest.Start(t, registrytest.Options{Auth: mode})
+			img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 1, Seed: 73})
+			pushImage(t, reg, "test/private", "1", img)
+			d := consumers.StartDocker29(t)
+			x := newImgx(t).With("DOCKER_HOST=" + d.Host)
+			if err := reg.WriteDockerConfig(x.DockerConfig); err != nil {
+				t.Fatal(err)
+			}
+			ref := reg.Host + "/test/private:1"
+			res := x.MustRun("export", "--load", "--load-via", "pull", "--progress", "plain", ref)
+			if !strings.Contains(res.Stderr, "into the Docker engine") {
+				t.Errorf("not the engine's pull:\n%s", res.Stderr)
+			}
+			if got := d.ImageIDs(t)[ref]; got != img.Manifest.Desc.Digest.String() {
+				t.Errorf("image ID of %s = %q, want %s", ref, got, img.Manifest.Desc.Digest)
+			}
 		})
 	}
 }
