@@ -1,12 +1,19 @@
 package tests
 
 import (
+	"bytes"
 	"net"
+	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
+	"github.com/docker-imgx/docker-imgx/internal/faultproxy"
 	"github.com/docker-imgx/docker-imgx/internal/fixture"
 	"github.com/docker-imgx/docker-imgx/internal/registrytest"
 )
@@ -188,6 +195,50 @@ func TestLoadPullAuth(t *testing.T) {
 			}
 			if got := d.ImageIDs(t)[ref]; got != img.Manifest.Desc.Digest.String() {
 				t.Errorf("image ID of %s = %q, want %s", ref, got, img.Manifest.Desc.Digest)
+			}
+		})
+	}
+}
+
+// TestLoadPullCancel interrupts the load while the engine pulls (SIGINT
+// sent when the engine asks for a layer, whose answer then stalls): exit
+// 130, the engine ends its pull (its request for the layer is closed), and
+// the engine holds no image, neither a name nor the pull's own.
+func TestLoadPullCancel(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 79, Compression: fixture.Uncompressed})
+	pushImage(t, reg, "test/cancel", "1", img)
+	for _, start := range []struct {
+		name  string
+		start func(testing.TB) *consumers.Docker
+	}{{"classic store", consumers.StartDocker}, {"containerd store", consumers.StartDocker29}} {
+		t.Run(start.name, func(t *testing.T) {
+			var cmd *exec.Cmd
+			started, ended := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			px := faultproxy.Start(t, reg.Host, faultproxy.Fault{
+				Method: http.MethodGet, PathContains: "/blobs/" + img.Layers[0].Desc.Digest.String(), Times: 1, Kind: faultproxy.Stall,
+				Before: func() {
+					<-started
+					_ = cmd.Process.Signal(syscall.SIGINT)
+				},
+				After: func() { once.Do(func() { close(ended) }) },
+			})
+			d := start.start(t)
+			x := newImgx(t).With("DOCKER_HOST=" + d.Host)
+			empty := engineState(t, d)
+			var stderr *bytes.Buffer
+			cmd, stderr = startImgx(t, x, "export", "--load", "--load-via", "pull", "--progress", "plain", px.Host()+"/test/cancel:1")
+			close(started)
+			wantInterrupted(t, cmd, stderr)
+			select {
+			case <-ended:
+			case <-time.After(time.Minute):
+				t.Fatal("the engine's request for the layer is still open a minute after the interrupt: its pull goes on")
+			}
+			if got := engineState(t, d); got != empty {
+				t.Errorf("the engine holds images after the interrupt:\n%s", got)
 			}
 		})
 	}
