@@ -230,11 +230,10 @@ func (p pullLayers) show(m pullMessage) {
 // the repository's other names at the image are given back after. Without
 // names (a failed or cancelled pull) the image goes with that last name.
 func nameAndUntag(ctx context.Context, c PullClient, ref string, untag bool, names []string, pw progress.Writer) error {
-	keep := context.WithoutCancel(ctx)
 	if !untag {
 		return tagAll(ctx, c, ref, names, pw)
 	}
-	keep, cancel := context.WithTimeout(keep, cleanupTimeout)
+	keep, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	hold, err := holdName()
 	if err != nil {
