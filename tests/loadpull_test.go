@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -154,6 +155,15 @@ func TestLoadPullFallback(t *testing.T) {
 			"export", "--load", "--load-via", "pull", ref))
 		if got := engineState(t, d); got != empty {
 			t.Errorf("the engine holds images after a failed pull:\n%s", got)
+		}
+	})
+	t.Run("forced pull of a layout", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "layout")
+		x.MustRun("export", "--progress", "quiet", "-o", "oci-layout://"+dir, ref)
+		t.Log(x.MustFail([]string{"--load-via pull: the Docker engine cannot pull this load", "oci-layout://" + dir + ":1 is not in a registry", "use --load-via auto or stream"},
+			"export", "--load", "--load-via", "pull", "--name", ref, "oci-layout://"+dir+":1"))
+		if got := engineState(t, d); got != empty {
+			t.Errorf("the engine holds images after a refused load:\n%s", got)
 		}
 	})
 	t.Run("auto", func(t *testing.T) {

@@ -55,6 +55,8 @@ type image struct {
 	// for the Docker engine's pull (ref.Location.PullRepository); "" when
 	// it is not in a registry.
 	PullRepository string
+	// From is the location the image was read from, for messages.
+	From string
 }
 
 // Options controls writeImages.

@@ -62,7 +62,7 @@ func (l *engineLoad) addPull(img image, name imageName, ei engineImage, label st
 	case l.notPulled != "":
 		return
 	case img.PullRepository == "":
-		why = label + " is not in a registry"
+		why = img.From + " is not in a registry"
 	case name.repoTag == "":
 		why = label + " has no tag to name it by"
 	case img.Artifact:

@@ -57,7 +57,7 @@ func TestWhyNotPull(t *testing.T) {
 		t.Fatalf("pulls = %+v, want the index by digest with the child's platform", good.pulls)
 	}
 	layout := reg
-	layout.PullRepository = ""
+	layout.PullRepository, layout.From = "", "oci-layout://app:1"
 	byDigest := reg
 	byDigest.Name = "127.0.0.1:5000/app@" + reg.Desc.Digest.String()
 	engine := pullingEngine{}
@@ -78,7 +78,7 @@ func TestWhyNotPull(t *testing.T) {
 		{name: "foreign layers", engine: engine, plan: good, want: want1, opts: EngineOptions{IncludeForeign: true}, why: "--include-foreign"},
 		{name: "no attestations, containerd store", engine: engine, plan: good, want: want1, opts: EngineOptions{SkipAttestations: true}, multi: true, why: "the engine's pull keeps the attestations"},
 		{name: "no attestations, classic store", engine: engine, plan: good, want: want1, opts: EngineOptions{SkipAttestations: true}},
-		{name: "not a registry", engine: engine, plan: plan(layout, engineImage{id: id, child: child, pullable: true}), want: want1, why: "is not in a registry"},
+		{name: "not a registry", engine: engine, plan: plan(layout, engineImage{id: id, child: child, pullable: true}), want: want1, why: "oci-layout://app:1 is not in a registry"},
 		{name: "no tag", engine: engine, plan: plan(byDigest, engineImage{id: id, child: child, pullable: true}), want: want1, why: "has no tag to name it by"},
 		{name: "more than one image", engine: engine, plan: plan(reg, engineImage{id: id, child: child}), want: want1, why: "holds more than the one image"},
 		{name: "client without pull", engine: &enginetestEngine{}, plan: good, want: want1, why: "the engine's client does not pull"},
