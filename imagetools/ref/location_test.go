@@ -149,8 +149,8 @@ func TestPullRepository(t *testing.T) {
 		"alpine:3": "docker.io/library/alpine",
 		"127.0.0.1:5000/test/app@sha256:" + strings.Repeat("a", 64): "127.0.0.1:5000/test/app",
 		"docker-daemon://alpine:3":                                  "",
-		"oci-layout:///tmp/x:1":                                     "",
-		"archive:///tmp/x.tar:app:1":                                "",
+		"oci-layout:///data/x:1":                                    "",
+		"archive:///data/x.tar:app:1":                               "",
 	} {
 		loc, err := Parse(in)
 		if err != nil {
