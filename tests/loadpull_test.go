@@ -109,6 +109,22 @@ func TestLoadPullParity(t *testing.T) {
 				}
 			}
 			t.Log(engineState(t, pulled))
+			// A name of the user's in the repository, at the image: taking
+			// the pull's own name away would take it too (containerd
+			// store), so the pull's name stays and the user's is never gone.
+			app, appDigest := e.ref("test/app:1"), e.ref("test/app@"+e.app.Manifest.Desc.Digest.String())
+			if _, err := pulled.Run(t, "tag", app, e.ref("test/app:mine")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pulled.Run(t, "rmi", app); err != nil {
+				t.Fatal(err)
+			}
+			xp.MustRun("export", "--load", "--progress", "quiet", app)
+			for _, name := range []string{app, e.ref("test/app:mine"), appDigest} {
+				if _, err := pulled.Run(t, "image", "inspect", name); err != nil {
+					t.Errorf("after a load beside a name of the user's: %s is not in the engine: %v", name, err)
+				}
+			}
 		})
 	}
 }

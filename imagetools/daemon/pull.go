@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/containerd/log"
 	"github.com/distribution/reference"
 	"github.com/docker-imgx/docker-imgx/internal/termtext"
 	"github.com/docker-imgx/docker-imgx/progress"
@@ -226,15 +228,27 @@ func (p pullLayers) show(m pullMessage) {
 // and, when untag, takes the pull's own name ref away. The containerd
 // image store removes with ref every name of ref's repository that points
 // at the image ("a digest matches all tags"), and the whole image with its
-// last name: so the image first gets a name of its own for the while, and
-// the repository's other names at the image are given back after. Without
-// names (a failed or cancelled pull) the image goes with that last name.
+// last name. So ref is taken away only when each such name is one this
+// load gives anyway (a load of the same image again): the image is held by
+// a name of its own meanwhile, those names are given back at once, even
+// after a cancel, and the new ones follow. When the user has another name
+// there at the image, ref stays, so that no name of the user's is ever
+// gone, even for a moment. Without names (a failed or cancelled pull) the
+// image goes with its last name.
 func nameAndUntag(ctx context.Context, c PullClient, ref string, untag bool, names []string, pw progress.Writer) error {
 	if !untag {
 		return tagAll(ctx, c, ref, names, pw)
 	}
 	keep, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	same, err := sameRepositoryTags(keep, c, ref)
+	if err != nil {
+		return errors.Join(tagAll(ctx, c, ref, names, pw), fmt.Errorf("look at the names of %s: %w", ref, engineText{err}))
+	}
+	if !allIn(same, names) {
+		log.G(ctx).Debugf("the pull's name %s stays: the engine has other names at the image in its repository (%s), which taking it away would take too", ref, termtext.Line(strings.Join(same, ", "), 1024))
+		return tagAll(ctx, c, ref, names, pw)
+	}
 	hold, err := holdName()
 	if err != nil {
 		return err
@@ -242,12 +256,7 @@ func nameAndUntag(ctx context.Context, c PullClient, ref string, untag bool, nam
 	if _, err := c.ImageTag(keep, client.ImageTagOptions{Source: ref, Target: hold}); err != nil {
 		return fmt.Errorf("name the pulled image %s for a while: %w", hold, engineText{err})
 	}
-	tagErr := tagAll(ctx, c, hold, names, pw)
-	same, err := sameRepositoryTags(keep, c, ref)
-	if err == nil {
-		_, err = c.ImageRemove(keep, ref, client.ImageRemoveOptions{})
-	}
-	if err != nil {
+	if _, err = c.ImageRemove(keep, ref, client.ImageRemoveOptions{}); err != nil {
 		err = fmt.Errorf("take away the name %s the pull gave: %w", ref, engineText{err})
 	}
 	for _, n := range same {
@@ -255,10 +264,22 @@ func nameAndUntag(ctx context.Context, c PullClient, ref string, untag bool, nam
 			err = errors.Join(err, fmt.Errorf("give %s back its name %s: %w", hold, n, engineText{terr}))
 		}
 	}
+	tagErr := tagAll(ctx, c, hold, names, pw)
 	if _, rerr := c.ImageRemove(keep, hold, client.ImageRemoveOptions{}); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("take away the name %s: %w", hold, engineText{rerr}))
 	}
 	return errors.Join(tagErr, err)
+}
+
+// allIn reports whether every name of same is one of names, compared as
+// the engine writes them.
+func allIn(same, names []string) bool {
+	for _, s := range same {
+		if !slices.ContainsFunc(names, func(n string) bool { return engineNormalizeName(n) == engineNormalizeName(s) }) {
+			return false
+		}
+	}
+	return true
 }
 
 // tagAll names the image source by each name, a "naming to" step each,
