@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/docker-imgx/docker-imgx/imagetools/compression"
@@ -29,6 +30,7 @@ type exportOptions struct {
 	maxManifests   int
 	progress       string
 	load           bool
+	loadVia        string
 	compression    string
 }
 
@@ -101,6 +103,9 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req
 	if opts.compression != "" {
 		return errors.New("--load and --compression are exclusive: --compression compresses a tar written to a file or stdout")
 	}
+	if !slices.Contains(export.LoadVias(), opts.loadVia) {
+		return fmt.Errorf("invalid --load-via %q: want %s", opts.loadVia, strings.Join(export.LoadVias(), ", "))
+	}
 	if req.Format != "" && req.Format != export.FormatDocker {
 		return fmt.Errorf("--load with --format %s: the Docker engine loads the docker format (manifest.json)", req.Format)
 	}
@@ -116,6 +121,9 @@ func runLoad(ctx context.Context, dockerCli command.Cli, opts exportOptions, req
 		return export.Load(ctx, pw, p, dockerCli.Client(), sources, export.EngineOptions{
 			Platforms: req.Platforms, AllPlatforms: req.AllPlatforms, SkipAttestations: req.SkipAttestations,
 			IncludeForeign: req.IncludeForeign, MaxConcurrency: req.MaxConcurrency, Limits: req.Limits,
+			Via: opts.loadVia, RegistryAuth: func(repo string) (string, error) {
+				return command.RetrieveAuthTokenFromImage(dockerCli.ConfigFile(), repo)
+			},
 		})
 	})
 }
@@ -145,11 +153,13 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
 	bindMaxManifests(flags, &opts.maxManifests)
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
+	flags.StringVar(&opts.loadVia, "load-via", export.ViaAuto, "How --load gets images into the engine (`WAY`): \"pull\" (the engine pulls a registry image itself, by its digest), \"stream\" (a tar into the image-load API) or \"auto\" (pull where it can, else stream)")
 	flags.StringVar(&opts.compression, "compression", "", "Compress the tar with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (default: by the name of -o: .tar.gz or .tgz gzip, .tar.zst zstd, else none); docker load reads each")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{
 		"output": completeOutput, "platform": completePlatforms(true), "format": completeExportFormat(),
 		"progress": completeProgress(), "name": noCompletion, "compression": completeValues(compression.Formats()...), "max-concurrency": noCompletion,
+		"load-via":       completeValues(export.LoadVias()...),
 		maxManifestsFlag: noCompletion,
 	})
 	return cmd

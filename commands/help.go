@@ -65,7 +65,10 @@ or the Docker engine (docker-daemon://NAME[:TAG]) into one tar: a Docker image t
 podman load and skopeo) at once. Blobs are the registry's bytes, checked against
 their digests while they are copied; the output file appears only when complete.
 With --load, the same tar is streamed into the Docker engine of the current
-context (DOCKER_HOST, docker context) and its answer checked, without a file.`
+context (DOCKER_HOST, docker context) and its answer checked, without a file;
+a registry image of one platform the engine pulls itself instead, by the
+digest resolved (as fast as docker pull), unless it cannot reach or trust the
+registry (--load-via).`
 
 const exportExample = `  # A docker save of an image you never pulled (the local platform)
   docker imgx export -o app.tar registry.example/app:1.2.3
@@ -83,6 +86,9 @@ const exportExample = `  # A docker save of an image you never pulled (the local
 
   # Into the Docker engine of the current context, no file in between
   docker imgx export --load registry.example/app:1.2.3
+
+  # The same as a tar streamed into the engine, never the engine's own pull
+  docker imgx export --load --load-via stream registry.example/app:1.2.3
 
   # Air-gapped copy: every platform of the images into one tar ...
   docker imgx export -p all -o images.tar registry.example/app:1.2.3 registry.example/db:16

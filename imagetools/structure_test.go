@@ -75,7 +75,7 @@ var layers = []layer{
 // change on another branch.
 var edgeExceptions = []exception{
 	{from: "imagetools/export", to: "imagetools/daemon",
-		why: "export --load plans against the Docker engine's answer (daemon.Ask) and streams its tar into daemon.Load; daemon, the consumer of the tar, never imports export"},
+		why: "export --load plans against the Docker engine's answer (daemon.Ask) and streams its tar into daemon.Load, or has the engine pull a registry image (daemon.Pull); daemon, the consumer of the tar, never imports export"},
 }
 
 // exception allows what a rule forbids, saying why. A pending exception

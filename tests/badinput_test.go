@@ -284,6 +284,7 @@ func TestBadInputExport(t *testing.T) {
 		{"load-platform-bad", []string{"export", "--load", "--platform", "linux/amd64/v8/x", app}, []string{`invalid --platform "linux/amd64/v8/x"`}},
 		{"load-platform-variant-huge", []string{"export", "--load", "--platform", "linux/amd64/v6888888864", app}, []string{`invalid --platform "linux/amd64/v6888888864"`, "the highest is v4"}},
 		{"load-max-concurrency", []string{"export", "--load", "--max-concurrency", "0", app}, []string{"invalid --max-concurrency 0"}},
+		{"load-via-bad", []string{"export", "--load", "--load-via", "fast", app}, []string{`invalid --load-via "fast"`, "want auto, pull, stream"}},
 	})
 	e.assertEmpty(t)
 }

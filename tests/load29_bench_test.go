@@ -17,9 +17,11 @@ import (
 
 // BenchmarkLoadDocker29 puts the same image (IMGX_BENCH_EXPORT_MIB, default
 // 256 MiB, in 64 MiB layers that are real tars) into a Docker 29-line
-// engine with the containerd image store two ways: `docker imgx export
-// --load` and the engine's own `docker pull`, each into a new engine (its
-// start is not timed), so that no content is left from a run before.
+// engine with the containerd image store three ways: `docker imgx export
+// --load` (a registry image: the engine's pull by digest), the same with
+// --load-via stream (the image tar into the image-load API) and the
+// engine's own `docker pull`, each into a new engine (its start is not
+// timed), so that no content is left from a run before.
 func BenchmarkLoadDocker29(b *testing.B) {
 	ref, total := benchLoadableImage(b)
 	x := newImgx(b)
@@ -28,11 +30,10 @@ func BenchmarkLoadDocker29(b *testing.B) {
 		run  func(d *consumers.Docker) error
 	}{
 		{"imgx-export-load", func(d *consumers.Docker) error {
-			res := x.With(d.Env()...).Run("export", "--load", "--progress", "quiet", ref)
-			if res.ExitCode != 0 {
-				return fmt.Errorf("exit %d: %s", res.ExitCode, res.Stderr)
-			}
-			return nil
+			return benchRun(x.With(d.Env()...), "export", "--load", "--progress", "quiet", ref)
+		}},
+		{"imgx-export-load-stream", func(d *consumers.Docker) error {
+			return benchRun(x.With(d.Env()...), "export", "--load", "--load-via", "stream", "--progress", "quiet", ref)
 		}},
 		{"docker-pull", func(d *consumers.Docker) error {
 			_, err := d.Run(b, "pull", "-q", ref)
@@ -56,6 +57,15 @@ func BenchmarkLoadDocker29(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRun runs the binary and fails with its stderr unless it exits 0.
+func benchRun(x *imgx, args ...string) error {
+	res := x.Run(args...)
+	if res.ExitCode != 0 {
+		return fmt.Errorf("exit %d: %s", res.ExitCode, res.Stderr)
+	}
+	return nil
 }
 
 // benchLoadableImage pushes a single-platform image of the local platform

@@ -39,27 +39,34 @@ func TestExportLoadDocker29(t *testing.T) {
 			t.Errorf("RepoDigests of %s = %s (%v), want %s", name, out, err, want)
 		}
 	}
+	// One platform goes by the engine's pull, several by the streamed tar.
 	for _, tc := range []struct {
 		name     string
 		args     []string
 		plats    []string
 		emulated bool
+		pulled   bool
 	}{
-		{name: "default", plats: []string{"linux/amd64"}},
+		{name: "default", plats: []string{"linux/amd64"}, pulled: true},
 		{name: "all", args: []string{"--platform", "all"}, plats: []string{"linux/amd64", "linux/arm/v7", "linux/arm64/v8"}},
 		{name: "two", args: []string{"--platform", "linux/amd64,linux/arm64"}, plats: []string{"linux/amd64", "linux/arm64/v8"}, emulated: true},
-		{name: "emulated", args: []string{"--platform", "linux/arm64"}, plats: []string{"linux/arm64/v8"}, emulated: true},
+		{name: "emulated", args: []string{"--platform", "linux/arm64"}, plats: []string{"linux/arm64/v8"}, emulated: true, pulled: true},
+		{name: "default, streamed", args: []string{"--load-via", "stream"}, plats: []string{"linux/amd64"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// An engine of its own: the platforms an image holds are the
 			// content the engine has, whichever load brought it.
 			d := consumers.StartDocker29(t)
-			name := "127.0.0.1:5999/multi:" + tc.name
+			name := "127.0.0.1:5999/multi:" + strings.ReplaceAll(strings.ReplaceAll(tc.name, ",", ""), " ", "-")
 			args := append([]string{"export", "--load", "--progress", "plain", "--name", name}, tc.args...)
 			res := x.With("DOCKER_HOST=" + d.Host).MustRun(append(args, e.ref("test/multi:v1"))...)
 			loaded(t, d, name, index, tc.plats...)
-			if !strings.Contains(res.Stderr, "writing image "+index) {
-				t.Errorf("no writing image step for the index:\n%s", res.Stderr)
+			step := "writing image " + index
+			if tc.pulled {
+				step = "pulling " + e.ref("test/multi@"+index) + " into the Docker engine"
+			}
+			if !strings.Contains(res.Stderr, step) {
+				t.Errorf("no %q step:\n%s", step, res.Stderr)
 			}
 			warned := strings.Contains(res.Stderr, "linux/arm64 images run on this linux/amd64 engine only under emulation")
 			if warned != tc.emulated {

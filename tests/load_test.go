@@ -152,9 +152,12 @@ func TestExportLoad(t *testing.T) {
 			}
 		}
 	}
+	// These steps and image-load requests are the streamed tar's: a
+	// registry image goes by the engine's pull unless --load-via stream
+	// (TestLoadPullParity compares the two).
 	load := func(t *testing.T, args ...string) result {
 		t.Helper()
-		return x.MustRun(append([]string{"export", "--load", "--progress", "plain"}, args...)...)
+		return x.MustRun(append([]string{"export", "--load", "--load-via", "stream", "--progress", "plain"}, args...)...)
 	}
 
 	t.Run("one image", func(t *testing.T) {
@@ -169,9 +172,25 @@ func TestExportLoad(t *testing.T) {
 			t.Errorf("stdout %q, want nothing", res.Stdout)
 		}
 	})
+	t.Run("one image, by the engine's pull", func(t *testing.T) {
+		before := p.Loads()
+		name := "127.0.0.1:5999/pulled/app:1"
+		res := x.MustRun("export", "--load", "--progress", "plain", "--name", name, e.ref("test/app:1"))
+		if ids := d.ImageIDs(t); ids[name] != e.app.Config.Desc.Digest.String() {
+			t.Errorf("image ID of %s = %q, want the config digest %s", name, ids[name], e.app.Config.Desc.Digest)
+		}
+		for _, step := range []string{"pulling " + e.ref("test/app@"+e.app.Manifest.Desc.Digest.String()) + " into the Docker engine", "naming to " + name} {
+			if !strings.Contains(res.Stderr, step) {
+				t.Errorf("no %q step in the progress:\n%s", step, res.Stderr)
+			}
+		}
+		if n := p.Loads() - before; n != 0 {
+			t.Errorf("%d image-load requests, want none", n)
+		}
+	})
 	t.Run("through the docker CLI", func(t *testing.T) {
 		name := "127.0.0.1:5999/plugin/app:1"
-		res := x.RunPlugin("export", "--load", "--progress", "plain", "--name", name, e.ref("test/app:1"))
+		res := x.RunPlugin("export", "--load", "--load-via", "stream", "--progress", "plain", "--name", name, e.ref("test/app:1"))
 		if res.ExitCode != 0 {
 			t.Fatalf("docker imgx export --load: exit %d\n%s", res.ExitCode, res.Stderr)
 		}
@@ -231,7 +250,7 @@ func TestExportLoad(t *testing.T) {
 		p.Drop("Loaded image: " + name)
 		defer p.Drop("")
 		t.Log(x.MustFail([]string{"load " + name + ": not reported loaded by the Docker engine"},
-			"export", "--load", "--name", name, e.ref("test/app:1")))
+			"export", "--load", "--load-via", "stream", "--name", name, e.ref("test/app:1")))
 	})
 	t.Run("engine error", func(t *testing.T) {
 		// Docker 20.10 cannot load zstd layers; its message is shown as is.

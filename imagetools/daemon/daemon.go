@@ -6,8 +6,10 @@
 // holds, the classic store one image. Engine implements place.Backend and no
 // place.Writer: as a place it is only read from. The write side sits beside
 // it: Load streams an image tar, written by a func handed in (export --load),
-// into the image-load API and checks the engine's answer; Ask and Info say
-// which platforms and image store the engine has before a byte is sent.
+// into the image-load API and checks the engine's answer, Pull has the engine
+// pull a registry image itself by its digest and names it as a load would;
+// Ask and Info say which platforms and image store the engine has before a
+// byte is sent.
 package daemon
 
 import (

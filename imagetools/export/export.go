@@ -51,6 +51,12 @@ type image struct {
 	// distribution source (ref.Location.DistributionSource) that docker save
 	// writes there for an image it pulled.
 	SourceAnnotations map[string]string
+	// PullRepository is the registry repository the image was read from,
+	// for the Docker engine's pull (ref.Location.PullRepository); "" when
+	// it is not in a registry.
+	PullRepository string
+	// From is the location the image was read from, for messages.
+	From string
 }
 
 // Options controls writeImages.

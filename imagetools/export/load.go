@@ -14,7 +14,6 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/oci"
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/progress"
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -34,8 +33,17 @@ type EngineOptions struct {
 	IncludeForeign   bool
 	MaxConcurrency   int
 	Limits           oci.GraphLimits
+	// Via is how the images get into the engine: ViaAuto (also ""),
+	// ViaPull or ViaStream.
+	Via string
+	// RegistryAuth returns the X-Registry-Auth value of the user's
+	// credentials for a repository's registry, for the engine's pull; nil
+	// sends none.
+	RegistryAuth func(repository string) (string, error)
 	// Progress receives the steps: "exporting layers", "writing image
-	// sha256:..." per image, "naming to NAME" per name. nil reports nothing.
+	// sha256:..." per image, "naming to NAME" per name; or, for the
+	// engine's pull, "pulling REPOSITORY@DIGEST into the Docker engine"
+	// with its layers and the "naming to" steps. nil reports nothing.
 	Progress progress.Writer
 }
 
@@ -51,6 +59,9 @@ type EngineOptions struct {
 // reads, holds one image per index); the containerd image store gets every
 // platform asked for in one stream, and keeps the index digest as image ID.
 // The Result is that of writeImages, warnings included when the load failed.
+//
+// A registry image that one pull of the engine gives whole is pulled by the
+// engine instead (loadByPull), unless opts.Via says otherwise.
 func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts EngineOptions) (result, error) {
 	if len(imgs) == 0 {
 		return result{}, errors.New("load: no image given")
@@ -67,9 +78,12 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 	if err != nil {
 		return result{}, err
 	}
-	expect, more, err := enginePlan(ctx, imgs, info, want, opts.AllPlatforms)
+	plan, more, err := enginePlan(ctx, imgs, info, want, opts.AllPlatforms)
 	warnings = append(warnings, more...)
 	if err != nil {
+		return result{Warnings: warnings}, err
+	}
+	if done, err := loadByPull(ctx, engine, plan, info, want, opts, pw); done {
 		return result{Warnings: warnings}, err
 	}
 	wopts := Options{
@@ -82,7 +96,7 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 		Limits:           opts.Limits,
 	}
 	var res result
-	err = daemon.Load(ctx, engine, expect, func(ctx context.Context, w io.Writer) error {
+	err = daemon.Load(ctx, engine, plan.expect, func(ctx context.Context, w io.Writer) error {
 		var err error
 		res, err = writeImages(ctx, w, imgs, wopts)
 		return err
@@ -93,11 +107,12 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 
 // enginePlan reads each image's manifest and config (indexes: the children
 // for want) and returns what the engine must report, one entry per image ID,
-// in order, with the warnings found (single images that run under
-// emulation). Nothing is sent to the engine yet.
-func enginePlan(ctx context.Context, imgs []image, info daemon.Info, want []ocispec.Platform, all bool) ([]daemon.Expected, []string, error) {
+// in order, and what the engine's pull of each would be, with the warnings
+// found (single images that run under emulation). Nothing is sent to the
+// engine yet.
+func enginePlan(ctx context.Context, imgs []image, info daemon.Info, want []ocispec.Platform, all bool) (engineLoad, []string, error) {
 	var (
-		out      []daemon.Expected
+		out      engineLoad
 		warnings []string
 	)
 	for _, img := range imgs {
@@ -106,71 +121,79 @@ func enginePlan(ctx context.Context, imgs []image, info daemon.Info, want []ocis
 			label = img.Desc.Digest.String()
 		}
 		if img.Fetcher == nil {
-			return nil, warnings, fmt.Errorf("load %s: no fetcher", label)
+			return out, warnings, fmt.Errorf("load %s: no fetcher", label)
 		}
 		name, err := parseImageName(img.Name)
 		if err != nil {
-			return nil, warnings, fmt.Errorf("load %s: %w", label, err)
+			return out, warnings, fmt.Errorf("load %s: %w", label, err)
 		}
-		id, w, err := engineImageID(ctx, img, info, want, all)
+		ei, w, err := engineImageID(ctx, img, info, want, all)
 		warnings = append(warnings, w...)
 		if err != nil {
-			return nil, warnings, fmt.Errorf("load %s: %w", label, err)
+			return out, warnings, fmt.Errorf("load %s: %w", label, err)
 		}
-		i := slices.IndexFunc(out, func(l daemon.Expected) bool { return l.ID == id })
+		i := slices.IndexFunc(out.expect, func(l daemon.Expected) bool { return l.ID == ei.id })
 		if i < 0 {
-			out = append(out, daemon.Expected{Label: label, ID: id})
-			i = len(out) - 1
+			out.expect = append(out.expect, daemon.Expected{Label: label, ID: ei.id})
+			i = len(out.expect) - 1
 		}
-		if name.repoTag != "" && !slices.Contains(out[i].Names, name.repoTag) {
-			out[i].Names = append(out[i].Names, name.repoTag)
+		if name.repoTag != "" && !slices.Contains(out.expect[i].Names, name.repoTag) {
+			out.expect[i].Names = append(out.expect[i].Names, name.repoTag)
 		}
+		out.addPull(img, name, ei, label)
 	}
 	return out, warnings, nil
 }
 
 // engineImageID checks img against the platforms to load and returns the
 // image ID the engine will give it: the config digest of the image
-// manifest.json gets (classic store) or the root digest (containerd store).
-func engineImageID(ctx context.Context, img image, info daemon.Info, want []ocispec.Platform, all bool) (digest.Digest, []string, error) {
+// manifest.json gets (classic store) or the root digest (containerd store),
+// with what the engine's pull of it needs.
+func engineImageID(ctx context.Context, img image, info daemon.Info, want []ocispec.Platform, all bool) (engineImage, []string, error) {
 	desc := img.Desc
+	var out engineImage
 	if oci.IsIndex(desc.MediaType) {
 		var index ocispec.Index
 		if err := engineFetchJSON(ctx, img, desc, &index); err != nil {
-			return "", nil, err
+			return out, nil, err
 		}
 		sel, err := selectChildren(index, want, all, true)
 		if err != nil {
-			return "", nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+			return out, nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 		}
+		out.child, out.pullable = sel.primary, pullableSelection(sel)
 		if info.MultiPlatform {
-			return img.Desc.Digest, nil, nil
+			out.id = img.Desc.Digest
+			return out, nil, nil
 		}
 		desc = *sel.primary
 	} else if !oci.IsManifest(desc.MediaType) {
-		return "", nil, fmt.Errorf("unsupported media type %q", desc.MediaType)
+		return out, nil, fmt.Errorf("unsupported media type %q", desc.MediaType)
 	}
 	var m ocispec.Manifest
 	if err := engineFetchJSON(ctx, img, desc, &m); err != nil {
-		return "", nil, err
+		return out, nil, err
 	}
-	id := m.Config.Digest
+	out.id = m.Config.Digest
 	if info.MultiPlatform {
-		id = img.Desc.Digest
+		out.id = img.Desc.Digest
 	}
 	if desc.Digest != img.Desc.Digest {
-		return id, nil, nil
+		return out, nil, nil
 	}
 	// A single image is loaded whatever its platform: check its OS here.
 	var cfg ocispec.Image
 	if err := engineFetchJSON(ctx, img, m.Config, &cfg); err != nil {
-		return "", nil, err
+		return out, nil, err
 	}
 	if cfg.OS != info.Platform.OS {
-		return "", nil, fmt.Errorf("image is %s, the engine runs %s and holds %s images only: %w", platforms.FormatAll(cfg.Platform), platforms.FormatAll(info.Platform), info.Platform.OS, imagetools.ErrEnginePlatform)
+		return out, nil, fmt.Errorf("image is %s, the engine runs %s and holds %s images only: %w", platforms.FormatAll(cfg.Platform), platforms.FormatAll(info.Platform), info.Platform.OS, imagetools.ErrEnginePlatform)
 	}
 	w, err := info.CheckPlatform(cfg.Platform)
-	return id, w, err
+	// The engine's pull of a single image of another platform is left to
+	// the engine's own platform rules: only the engine's own is pulled.
+	out.pullable = len(w) == 0
+	return out, w, err
 }
 
 func engineFetchJSON(ctx context.Context, img image, desc ocispec.Descriptor, v any) error {

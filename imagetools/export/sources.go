@@ -119,7 +119,7 @@ func resolveAll(ctx context.Context, pw progress.Writer, p place.Reader, sources
 
 func resolve(ctx context.Context, pw progress.Writer, p place.Reader, s Source) (image, error) {
 	done := progress.OneOff(pw, "resolving "+s.Loc.String())
-	img := image{Name: s.Name, Artifact: s.Artifact}
+	img := image{Name: s.Name, Artifact: s.Artifact, PullRepository: s.Loc.PullRepository(), From: s.Loc.String()}
 	// As docker save writes it for an image pulled from a registry.
 	if k, v := s.Loc.DistributionSource(); k != "" {
 		img.SourceAnnotations = map[string]string{k: v}

@@ -160,6 +160,15 @@ func (l Location) Host() string {
 	return reference.Domain(l.Name)
 }
 
+// PullRepository is the repository a Docker engine pulls l's image from
+// (docker pull's NAME, fully qualified); "" where l is not in a registry.
+func (l Location) PullRepository() string {
+	if l.Scheme != "" || l.Name == nil {
+		return ""
+	}
+	return l.Name.String()
+}
+
 // distributionSourcePrefix starts the annotation containerd keeps on an
 // image pulled from a registry, so that it can fetch missing content later
 // (docker save writes it into index.json).

@@ -142,6 +142,26 @@ func TestDistributionSource(t *testing.T) {
 	}
 }
 
+// TestPullRepository: only a registry location names a repository an
+// engine pulls from; an engine image has a Name too, but is no registry's.
+func TestPullRepository(t *testing.T) {
+	for in, want := range map[string]string{
+		"alpine:3": "docker.io/library/alpine",
+		"127.0.0.1:5000/test/app@sha256:" + strings.Repeat("a", 64): "127.0.0.1:5000/test/app",
+		"docker-daemon://alpine:3":                                  "",
+		"oci-layout:///data/x:1":                                    "",
+		"archive:///data/x.tar:app:1":                               "",
+	} {
+		loc, err := Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loc.PullRepository(); got != want {
+			t.Errorf("PullRepository(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestPlaceForm(t *testing.T) {
 	file := t.TempDir() + "/img.tar"
 	if err := os.WriteFile(file, nil, 0o600); err != nil {

@@ -127,6 +127,9 @@ type Fault struct {
 	// None, the request then passes through): a test changes the registry
 	// at an exact point of a run, with no timing involved.
 	Before func()
+	// After, when set, runs when the answer to a hit request has ended:
+	// a Stall without StallFor ends only when the client goes away.
+	After func()
 }
 
 // Request is one request the proxy (or its redirect host) received.
@@ -320,6 +323,9 @@ func (p *Proxy) serveMain(w http.ResponseWriter, r *http.Request) {
 	f, entry := p.match(r)
 	if f != nil && f.Before != nil {
 		f.Before()
+	}
+	if f != nil && f.After != nil {
+		defer f.After()
 	}
 	if f == nil || f.Kind == None {
 		rec := &statusRecorder{ResponseWriter: w}

@@ -67,7 +67,8 @@ func (m AuthMode) String() string {
 // Options configures a Registry.
 type Options struct {
 	// TLS serves Host over HTTPS with a certificate for 127.0.0.1, ::1 and localhost
-	// signed by a CA generated for this registry (see Registry.CACertPEM).
+	// (and the IP address of Addr) signed by a CA generated for this registry (see
+	// Registry.CACertPEM).
 	TLS bool
 	// Auth selects the authentication of Host.
 	Auth AuthMode
@@ -286,7 +287,11 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 		if err != nil {
 			return nil, nil, err
 		}
-		if tlsConfig, err = ca.serverTLSConfig(); err != nil {
+		var more []net.IP
+		if host, _, err := net.SplitHostPort(r.Host); err == nil && net.ParseIP(host) != nil && !net.ParseIP(host).IsLoopback() {
+			more = append(more, net.ParseIP(host))
+		}
+		if tlsConfig, err = ca.serverTLSConfig(more...); err != nil {
 			return nil, nil, err
 		}
 		r.CACertPEM = ca.certPEM

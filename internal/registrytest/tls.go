@@ -48,15 +48,17 @@ func newSigningCert() (*keyPair, error) {
 	return newKeyPair(tmpl, nil)
 }
 
-// serverTLSConfig issues a server certificate for 127.0.0.1, ::1 and localhost.
-func (ca *keyPair) serverTLSConfig() (*tls.Config, error) {
+// serverTLSConfig issues a server certificate for 127.0.0.1, ::1,
+// localhost and the IP addresses in more (the address Host listens on when
+// Options.Addr names another).
+func (ca *keyPair) serverTLSConfig(more ...net.IP) (*tls.Config, error) {
 	tmpl, err := certTemplate("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	tmpl.IPAddresses = append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, more...)
 	tmpl.DNSNames = []string{"localhost"}
 	leaf, err := newKeyPair(tmpl, ca)
 	if err != nil {
