@@ -66,7 +66,7 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 			return err
 		}
 		if setOpts.Referrers && intoLayout(pairs) {
-			if pairs, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
+			if pairs, pl, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
 				return err
 			}
 		}

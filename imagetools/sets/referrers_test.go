@@ -67,7 +67,7 @@ func TestWithReferrersAtOnce(t *testing.T) {
 	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": h}), pairs)
+	out, _, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": h}), pairs)
 	if err != nil {
 		t.Fatalf("WithReferrers: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -101,14 +103,19 @@ func tagOf(name string) string {
 	return ""
 }
 
-// WithReferrers adds to pairs that go into an image tar the tags of each
-// source's repository that hold referrers of its root (create.ReferrerTags:
-// cosign tags, the fallback tag), each a named entry of the tar beside its
-// image: REPOSITORY:sha256-<hex>.sig. A copy out of the tar merges them
-// into the target's (create.Copy). The sources are looked at as many at
-// once as small requests go (oci.MetadataLimit): a few reads each.
-func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, error) {
+// WithReferrers adds to pairs that go into an image tar or an OCI layout
+// the tags of each source's repository that hold referrers of its root
+// and, for an index, of the manifests it lists (create.ReferrerTags:
+// cosign tags, fallback tags), each a named entry beside its image:
+// REPOSITORY:sha256-<hex>.sig. Referrers a source knows through the
+// referrers API go as the fallback tag index they would have without it;
+// the place returned serves those indexes (and else is pl), so copy and
+// export read them as any tag. A copy out of the tar or layout merges
+// them into the target's (create.Copy). The sources are looked at as many
+// at once as small requests go (oci.MetadataLimit): a few reads a subject.
+func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, place.Place, error) {
 	found := make([][]Pair, len(pairs))
+	made := make([]map[string]madeTag, len(pairs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
 	for i, p := range pairs {
@@ -116,35 +123,75 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, e
 			continue
 		}
 		eg.Go(func() (err error) {
-			found[i], err = referrerPairs(ectx, pl, p)
+			found[i], made[i], err = referrerPairs(ectx, pl, p)
 			return err
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return append(slices.Clone(pairs), slices.Concat(found...)...), nil
+	view := referrerView{Place: pl, made: map[string]madeTag{}}
+	for _, m := range made {
+		maps.Copy(view.made, m)
+	}
+	out := append(slices.Clone(pairs), slices.Concat(found...)...)
+	if len(view.made) == 0 {
+		return out, pl, nil
+	}
+	return out, view, nil
 }
 
-// referrerPairs are the pairs of the tags holding referrers of p's root.
-func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, error) {
-	desc, _, err := pl.Manifest(ctx, p.Source)
+// referrerPairs are the pairs of the tags holding referrers of p's image,
+// with the fallback tag indexes made from the referrers API's answers, by
+// source location.
+func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, map[string]madeTag, error) {
+	desc, dt, err := pl.Manifest(ctx, p.Source)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc.Digest)
+	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	named, err := reference.ParseNormalizedNamed(p.Target.Tag)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Target, err)
+		return nil, nil, fmt.Errorf("%s: %w", p.Target, err)
 	}
 	var out []Pair
+	made := map[string]madeTag{}
 	for _, t := range tags {
-		out = append(out, Pair{Source: p.Source.WithTag(t), Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t), Referrer: true})
+		src := p.Source.WithTag(t.Tag)
+		out = append(out, Pair{Source: src, Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t.Tag), Referrer: true})
+		if t.Index != nil {
+			made[src.String()] = madeTag{
+				desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(t.Index), Size: int64(len(t.Index))},
+				data: t.Index,
+			}
+		}
 	}
-	return out, nil
+	return out, made, nil
+}
+
+// madeTag is a fallback tag index made from a referrers API's answer.
+type madeTag struct {
+	desc ocispec.Descriptor
+	data []byte
+}
+
+// referrerView is a place whose sources also hold the fallback tags made
+// from their referrers APIs' answers: a read of such a tag gives the
+// index made; every other call goes to the place.
+type referrerView struct {
+	place.Place
+	made map[string]madeTag
+}
+
+// Manifest implements place.Reader.
+func (v referrerView) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	if m, ok := v.made[loc.String()]; ok {
+		return m.desc, m.data, nil
+	}
+	return v.Place.Manifest(ctx, loc)
 }
 
 // imageNames are the names of a tar's images to copy, sorted: its full

@@ -230,7 +230,7 @@ func (r *Registry) handlers(opts Options) (main, admin http.Handler, tlsConfig *
 		if tlsConfig, err = r.serverTLS(opts); err != nil {
 			return nil, nil, nil, err
 		}
-		r.olareg = newOlareg(r.dir)
+		r.olareg = newOlareg()
 		return r.olareg, r.olareg, tlsConfig, nil
 	}
 	if main, tlsConfig, err = r.mainHandler(opts); err != nil {

@@ -1,0 +1,160 @@
+package create
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/docker-imgx/docker-imgx/imagetools/oci"
+	"github.com/docker-imgx/docker-imgx/imagetools/place"
+	"github.com/docker-imgx/docker-imgx/imagetools/ref"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// ReferrerTag is a tag that holds referrers of an image, as it goes into a
+// place without a referrers API (an image tar, an OCI layout): a cosign
+// tag or a fallback tag of the source's repository.
+type ReferrerTag struct {
+	Tag string
+	// Index, when set, is the fallback tag index to carry instead of what
+	// the source holds at Tag: the referrers its API lists merged into the
+	// source's fallback tag (or alone, when it has none). Its descriptors
+	// are the API's, artifact type and annotations kept.
+	Index []byte
+}
+
+// ReferrerTags lists the tags that hold referrers of the image desc (its
+// bytes dt) read from src: of the root and, for an index, of each manifest
+// it lists, the cosign tags the source has and the fallback tag, made from
+// the referrers API's answer where the source has one. Each subject costs
+// five reads (three cosign tags by name, the fallback tag, the API), the
+// subjects asked at once, as many as small requests go (oci.MetadataLimit
+// of limit); the tags come in subject order.
+func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc ocispec.Descriptor, dt []byte, limit int) ([]ReferrerTag, error) {
+	subjects := []digest.Digest{desc.Digest}
+	if oci.IsIndex(desc.MediaType) {
+		var idx ocispec.Index
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			return nil, fmt.Errorf("parse index %s: %w", src, err)
+		}
+		for _, m := range idx.Manifests {
+			if !slices.Contains(subjects, m.Digest) {
+				subjects = append(subjects, m.Digest)
+			}
+		}
+	}
+	found := make([][]ReferrerTag, len(subjects))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(oci.MetadataLimit(limit))
+	for i, d := range subjects {
+		eg.Go(func() (err error) {
+			found[i], err = subjectReferrerTags(ectx, pl, src, d)
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(found...), nil
+}
+
+// subjectReferrerTags lists the referrer tags of one subject: its fallback
+// tag first, then its cosign tags, sorted.
+func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) ([]ReferrerTag, error) {
+	fallback := fallbackTag(d)
+	var tagged map[string]digest.Digest
+	var api []ocispec.Descriptor
+	var supported bool
+	var existing []byte
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() (err error) {
+		tagged, err = taggedReferrers(ectx, pl, src, cosignTags(d))
+		return err
+	})
+	eg.Go(func() (err error) {
+		api, supported, err = pl.Referrers(ectx, src.WithDigest(d))
+		return err
+	})
+	eg.Go(func() error {
+		_, data, err := pl.Manifest(ectx, src.WithTag(fallback))
+		if isNotFound(err) {
+			return nil
+		}
+		existing = data
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return nil, fmt.Errorf("referrers of %s@%s: %w", src.Repository(), d, err)
+	}
+	var out []ReferrerTag
+	switch {
+	case supported && len(api) > 0:
+		merged, changed, err := mergeReferrerIndex(existing, api)
+		if err != nil {
+			return nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
+		}
+		rt := ReferrerTag{Tag: fallback}
+		if changed {
+			rt.Index = merged
+		}
+		out = append(out, rt)
+	case existing != nil:
+		out = append(out, ReferrerTag{Tag: fallback})
+	}
+	for _, t := range cosignTags(d) {
+		if _, ok := tagged[t]; ok {
+			out = append(out, ReferrerTag{Tag: t})
+		}
+	}
+	return out, nil
+}
+
+// indexedByAPI asks the referrers API of the place of t, a fallback tag
+// (sha256-<hex>), about its subject: supported is false where the place
+// keeps no referrers index (then the fallback tag holds them). listed are
+// the referrers it lists.
+func indexedByAPI(ctx context.Context, pl place.Reader, t ref.Location) (listed map[digest.Digest]bool, supported bool, err error) {
+	if !IsReferrerTag(t.Tag) || strings.Contains(t.Tag, ".") {
+		return nil, false, nil
+	}
+	alg, hex, _ := strings.Cut(t.Tag, "-")
+	descs, supported, err := pl.Referrers(ctx, t.WithDigest(digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)))
+	if err != nil || !supported {
+		return nil, false, err
+	}
+	listed = map[digest.Digest]bool{}
+	for _, d := range descs {
+		listed[d.Digest] = true
+	}
+	return listed, true, nil
+}
+
+// pushReferrers puts each referrer a fallback tag index lists (dt, read
+// from src) into the repository of t, a fallback tag of a place with the
+// referrers API: the place lists them by their subjects, so neither the
+// index nor the tag is written.
+func pushReferrers(ctx context.Context, pl place.Place, src ref.Location, dt []byte, t ref.Location, opts CopyOptions) error {
+	var idx ocispec.Index
+	if err := json.Unmarshal(dt, &idx); err != nil {
+		return fmt.Errorf("parse referrers index %s: %w", src, err)
+	}
+	for _, m := range idx.Manifests {
+		desc, data, err := pl.Manifest(ctx, src.WithDigest(m.Digest))
+		if err != nil {
+			return fmt.Errorf("referrer %s of %s: %w", m.Digest, src, err)
+		}
+		c := pushInput{root: desc, rootBytes: data, rootOrigin: src, known: map[digest.Digest][]byte{desc.Digest: data}}
+		popts := pushOptions{Targets: []ref.Location{t.WithDigest(desc.Digest)}, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress}
+		if opts.Transfers != nil {
+			popts.slots, popts.shared = opts.Transfers.slots, opts.Transfers
+		}
+		if err := pushAll(ctx, pl, c, popts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
