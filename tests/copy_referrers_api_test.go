@@ -184,6 +184,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 		src.assertCarried(t, dst, "mirror/team/app", false)
 
 		dst.ResetRequests()
+		src.reg.ResetRequests()
 		res := x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
 		if !strings.HasSuffix(res.Stdout, "  skipped\n") {
 			t.Errorf("second run:\n%s", res.Stdout)
@@ -191,8 +192,13 @@ func TestCopyReferrersAPI(t *testing.T) {
 		assertReadOnly(t, dst, "second run")
 		// The tag; then per subject with referrers (the root, amd64) the
 		// API's list, and the root's signature tag.
-		if n := len(dst.Requests()); n > 1+2+1 {
-			t.Errorf("second run: %d requests to the target, want at most 4:\n%s", n, requestSummary(dst))
+		if n := len(dst.Requests()); n != 1+2+1 {
+			t.Errorf("second run: %d requests to the target, want 4:\n%s", n, requestSummary(dst))
+		}
+		// The root; per subject (the root and its 6 manifests) its 3
+		// cosign tags and the API.
+		if n := len(src.reg.Requests()); n != 1+7*4 {
+			t.Errorf("second run: %d requests to the source, want %d:\n%s", n, 1+7*4, requestSummary(src.reg))
 		}
 
 		late := newAPIReferrer(t, src.idx.Images[1].Manifest.Desc, "application/vnd.example.attestation+json", `{"late":"arm64"}`)
@@ -213,6 +219,19 @@ func TestCopyReferrersAPI(t *testing.T) {
 		dst.ResetRequests()
 		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
 		assertReadOnly(t, dst, "second run")
+	})
+
+	t.Run("through a layout", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "layout")
+		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir)
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, to.Host+"/mirror")
+			src.assertCarried(t, to, "mirror/team/app", !api)
+			to.ResetRequests()
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, to.Host+"/mirror")
+			assertReadOnly(t, to, "second run")
+		}
 	})
 
 	t.Run("through a bundle", func(t *testing.T) {
