@@ -247,3 +247,23 @@ func TestCopyReferrersAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateReferrersAPI: create copies referrers its source registry knows
+// through the referrers API alone (of the index and of a child) into a new
+// repository of another registry with the API and of its own (mounted), as
+// referrers listed by their subjects, with no fallback tag, and into a
+// registry without the API as fallback tags.
+func TestCreateReferrersAPI(t *testing.T) {
+	t.Parallel()
+	src := newReferrersAPISource(t)
+	x := newImgx(t)
+	other := registrytest.Start(t, registrytest.Options{Referrers: true})
+	plain := registrytest.Start(t, registrytest.Options{})
+	for _, c := range []struct {
+		reg      *registrytest.Registry
+		fallback bool
+	}{{other, false}, {src.reg, false}, {plain, true}} {
+		x.MustRun("create", "--progress", "quiet", "-t", c.reg.Host+"/new/app:1", src.reg.Host+"/team/app:1")
+		src.assertCarried(t, c.reg, "new/app", c.fallback)
+	}
+}
