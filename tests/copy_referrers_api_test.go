@@ -234,6 +234,19 @@ func TestCopyReferrersAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("through a layout by tag", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "layout")
+		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir+":1")
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":1", to.Host+"/back/app:1")
+			src.assertCarried(t, to, "back/app", !api)
+			to.ResetRequests()
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":1", to.Host+"/back/app:1")
+			assertReadOnly(t, to, "second run")
+		}
+	})
+
 	t.Run("through a bundle", func(t *testing.T) {
 		bundle := filepath.Join(t.TempDir(), "bundle.tar")
 		x.MustRun("copy", "--progress", "quiet", from, "archive://"+bundle)

@@ -67,7 +67,7 @@ func TestWithReferrersAtOnce(t *testing.T) {
 	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, _, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": h}), pairs)
+	out, _, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": placetest.NewMemory(place.Capabilities{})}), pairs)
 	if err != nil {
 		t.Fatalf("WithReferrers: %v", err)
 	}
@@ -79,5 +79,25 @@ func TestWithReferrersAtOnce(t *testing.T) {
 		"src.example/a:" + sigs[0], "src.example/b:" + sigs[1], "src.example/c:" + sigs[2]}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("pairs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestEntryName: a referrer tag goes beside its image's full name, or
+// bare beside a bare tag where the place takes bare tags.
+func TestEntryName(t *testing.T) {
+	for _, c := range []struct {
+		image string
+		bare  bool
+		want  string
+	}{
+		{"reg.example:5000/team/app:1", true, "reg.example:5000/team/app:sha256-ab"},
+		{"reg.example/team/app:1", false, "reg.example/team/app:sha256-ab"},
+		{"1", true, "sha256-ab"},
+		{"app", false, "docker.io/library/app:sha256-ab"},
+	} {
+		got, err := entryName(c.image, "sha256-ab", c.bare)
+		if err != nil || got != c.want {
+			t.Errorf("entryName(%q, bare=%v) = %q, %v; want %q", c.image, c.bare, got, err, c.want)
+		}
 	}
 }

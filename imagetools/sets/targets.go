@@ -103,27 +103,35 @@ func tagOf(name string) string {
 	return ""
 }
 
-// WithReferrers adds to pairs that go into an image tar or an OCI layout
-// the tags of each source's repository that hold referrers of its root
-// and, for an index, of the manifests it lists (create.ReferrerTags:
-// cosign tags, fallback tags), each a named entry beside its image:
-// REPOSITORY:sha256-<hex>.sig. Referrers a source knows through the
-// referrers API go as the fallback tag index they would have without it;
-// the place returned serves those indexes (and else is pl), so copy and
-// export read them as any tag. A copy out of the tar or layout merges
-// them into the target's (create.Copy). The sources are looked at as many
-// at once as small requests go (oci.MetadataLimit): a few reads a subject.
+// WithReferrers adds to pairs the tags that hold referrers of each image
+// (create.ReferrerTags: cosign tags, fallback tags; of its root and, for
+// an index, of the manifests it lists), each a pair of its own:
+//
+//   - into an image tar or an OCI layout, from a place that keeps
+//     referrers: named entries beside the image, REPOSITORY:sha256-<hex>.sig
+//     (a layout written by a bare tag keeps them by bare tags,
+//     sha256-<hex>.sig). Referrers a source knows through the referrers
+//     API go as the fallback tag index they would have without it; the
+//     place returned serves those indexes (and else is pl), so copy and
+//     export read them as any tag.
+//   - out of a tar or a layout (an image named by its tag) into a place
+//     that keeps referrers: the entries named so beside it, which the copy
+//     merges into the target's (create.Copy).
+//
+// The sources are looked at as many at once as small requests go
+// (oci.MetadataLimit): a few reads a subject.
 func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, place.Place, error) {
 	found := make([][]Pair, len(pairs))
 	made := make([]map[string]madeTag, len(pairs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
 	for i, p := range pairs {
-		if !pl.Capabilities(p.Source).Referrers {
+		from, to := pl.Capabilities(p.Source).Referrers, pl.Capabilities(p.Target).Referrers
+		if from == to || p.Referrer || create.IsReferrerTag(tagOf(p.Source.Tag)) || create.IsReferrerTag(p.Source.Tag) {
 			continue
 		}
 		eg.Go(func() (err error) {
-			found[i], made[i], err = referrerPairs(ectx, pl, p)
+			found[i], made[i], err = referrerPairs(ectx, pl, p, from)
 			return err
 		})
 	}
@@ -143,8 +151,9 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 
 // referrerPairs are the pairs of the tags holding referrers of p's image,
 // with the fallback tag indexes made from the referrers API's answers, by
-// source location.
-func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, map[string]madeTag, error) {
+// source location. into says the pair goes from a place that keeps
+// referrers into one that holds them as named entries; else the reverse.
+func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pair, map[string]madeTag, error) {
 	desc, dt, err := pl.Manifest(ctx, p.Source)
 	if err != nil {
 		return nil, nil, err
@@ -153,15 +162,26 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, map[str
 	if err != nil {
 		return nil, nil, err
 	}
-	named, err := reference.ParseNormalizedNamed(p.Target.Tag)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", p.Target, err)
-	}
 	var out []Pair
 	made := map[string]madeTag{}
 	for _, t := range tags {
-		src := p.Source.WithTag(t.Tag)
-		out = append(out, Pair{Source: src, Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t.Tag), Referrer: true})
+		src, tgt := p.Source.WithTag(t.Tag), p.Target.WithTag(t.Tag)
+		if into {
+			// A bare tag names the image where the place is written tag by
+			// tag (a layout); an image tar is written in one piece, by names.
+			name, err := entryName(p.Target.Tag, t.Tag, pl.Writable(p.Target) == nil)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", p.Target, err)
+			}
+			tgt = p.Target.WithTag(name)
+		} else {
+			name, err := entryName(p.Source.Tag, t.Tag, true)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", p.Source, err)
+			}
+			src = p.Source.WithTag(name)
+		}
+		out = append(out, Pair{Source: src, Target: tgt, Referrer: true})
 		if t.Index != nil {
 			made[src.String()] = madeTag{
 				desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(t.Index), Size: int64(len(t.Index))},
@@ -170,6 +190,20 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, map[str
 		}
 	}
 	return out, made, nil
+}
+
+// entryName is the name of the referrer tag rt of the image named image
+// in a tar or layout: beside its full name (REPOSITORY:rt), or rt itself
+// where bare may be and the image has a bare tag.
+func entryName(image, rt string, bare bool) (string, error) {
+	if bare && !strings.ContainsAny(image, "/:@") {
+		return rt, nil
+	}
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return "", err
+	}
+	return reference.TrimNamed(named).String() + ":" + rt, nil
 }
 
 // madeTag is a fallback tag index made from a referrers API's answer.
