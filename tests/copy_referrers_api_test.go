@@ -89,8 +89,8 @@ func getURL(t *testing.T, u string) ([]byte, error) {
 
 // referrersAPISource is an olareg registry holding team/app:1, an index
 // whose root and amd64 child have referrers known to the API alone (an
-// SBOM-like artifact, a signature-like one), and a cosign signature tag of
-// the root.
+// SBOM-like artifact, a signature-like one, and a signature of the SBOM),
+// and a cosign signature tag of the root.
 type referrersAPISource struct {
 	reg       *registrytest.Registry
 	idx       fixture.Index
@@ -111,8 +111,11 @@ func newReferrersAPISource(t *testing.T) referrersAPISource {
 	if err := fixture.Push(t.Context(), s.reg.AdminHost, "team/app", s.sig.sigTag, s.sig.sig...); err != nil {
 		t.Fatal(err)
 	}
-	s.add(t, newAPIReferrer(t, s.idx.Index.Desc, "application/spdx+json", `{"spdxVersion":"SPDX-2.3","name":"root"}`))
+	sbom := newAPIReferrer(t, s.idx.Index.Desc, "application/spdx+json", `{"spdxVersion":"SPDX-2.3","name":"root"}`)
+	s.add(t, sbom)
 	s.add(t, newAPIReferrer(t, s.idx.Images[0].Manifest.Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"amd64"}`))
+	// A signature of the SBOM: a referrer of a referrer.
+	s.add(t, newAPIReferrer(t, sbom.manifest().Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"sbom"}`))
 	return s
 }
 
@@ -141,7 +144,11 @@ func (s referrersAPISource) assertCarried(t *testing.T, dst *registrytest.Regist
 			t.Errorf("%s: referrer layer %s: %q (%v)", repo, r.blobs[1].Desc.Digest, got, err)
 		}
 	}
-	for _, d := range s.subjects {
+	subjects := slices.Clone(s.subjects)
+	for _, r := range s.referrers {
+		subjects = append(subjects, r.manifest().Desc.Digest)
+	}
+	for _, d := range subjects {
 		want := listedReferrers(t, s.reg, "team/app", d, false)
 		got := listedReferrers(t, dst, repo, d, fallback)
 		if string(mustMarshal(t, got)) != string(mustMarshal(t, want)) {
@@ -257,6 +264,9 @@ func TestCopyReferrersAPI(t *testing.T) {
 			to.ResetRequests()
 			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, to.Host+"/mirror")
 			assertReadOnly(t, to, "second run")
+			// One image out of the bundle by its name takes its referrers along.
+			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle+":"+from, to.Host+"/one/app:1")
+			src.assertCarried(t, to, "one/app", !api)
 		}
 	})
 }

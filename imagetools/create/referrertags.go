@@ -30,11 +30,18 @@ type ReferrerTag struct {
 // ReferrerTags lists the tags that hold referrers of the image desc (its
 // bytes dt) read from src: of the root and, for an index, of each manifest
 // it lists, the cosign tags the source has and the fallback tag, made from
-// the referrers API's answer where the source has one. Each subject costs
-// five reads (three cosign tags by name, the fallback tag, the API), the
-// subjects asked at once, as many as small requests go (oci.MetadataLimit
-// of limit); the tags come in subject order.
-func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc ocispec.Descriptor, dt []byte, limit int) ([]ReferrerTag, error) {
+// the referrers API's answer where the source has one; then the tags of
+// the referrers found (a signature on an SBOM), up to maxReferrerDepth
+// levels, as create follows them. Each subject costs five reads (three
+// cosign tags by name, the fallback tag, the API), the subjects of a level
+// asked at once, as many as small requests go (oci.MetadataLimit of
+// limit); the tags come level by level, in subject order. at is where a
+// tag is read (a tar names them beside the image's full name); nil reads
+// them in src's repository.
+func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc ocispec.Descriptor, dt []byte, limit int, at func(tag string) ref.Location) ([]ReferrerTag, error) {
+	if at == nil {
+		at = src.WithTag
+	}
 	subjects := []digest.Digest{desc.Digest}
 	if oci.IsIndex(desc.MediaType) {
 		var idx ocispec.Index
@@ -42,45 +49,73 @@ func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc o
 			return nil, fmt.Errorf("parse index %s: %w", src, err)
 		}
 		for _, m := range idx.Manifests {
-			if !slices.Contains(subjects, m.Digest) {
-				subjects = append(subjects, m.Digest)
-			}
+			subjects = append(subjects, m.Digest)
 		}
 	}
+	seen := map[digest.Digest]bool{}
+	var out []ReferrerTag
+	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
+		var level []digest.Digest
+		for _, d := range subjects {
+			if !seen[d] {
+				seen[d] = true
+				level = append(level, d)
+			}
+		}
+		found, next, err := referrerTagsLevel(ctx, pl, src, level, limit, at)
+		if err != nil {
+			return nil, err
+		}
+		out, subjects = append(out, found...), next
+	}
+	return out, nil
+}
+
+// referrerTagsLevel lists the referrer tags of the subjects, asked at
+// once, and the referrers they hold, the next level's subjects.
+func referrerTagsLevel(ctx context.Context, pl place.Reader, src ref.Location, subjects []digest.Digest, limit int, at func(string) ref.Location) ([]ReferrerTag, []digest.Digest, error) {
 	found := make([][]ReferrerTag, len(subjects))
+	next := make([][]digest.Digest, len(subjects))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(limit))
 	for i, d := range subjects {
 		eg.Go(func() (err error) {
-			found[i], err = subjectReferrerTags(ectx, pl, src, d)
+			found[i], next[i], err = subjectReferrerTags(ectx, pl, src, d, at)
 			return err
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return slices.Concat(found...), nil
+	return slices.Concat(found...), slices.Concat(next...), nil
 }
 
-// subjectReferrerTags lists the referrer tags of one subject: its fallback
-// tag first, then its cosign tags, sorted.
-func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) ([]ReferrerTag, error) {
+// subjectReferrerTags lists the referrer tags of one subject, its fallback
+// tag first, then its cosign tags, sorted; and the manifests they hold.
+func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest, at func(string) ref.Location) ([]ReferrerTag, []digest.Digest, error) {
 	fallback := fallbackTag(d)
-	var tagged map[string]digest.Digest
+	cosign := cosignTags(d)
+	tagged := make([]digest.Digest, len(cosign))
 	var api []ocispec.Descriptor
 	var supported bool
 	var existing []byte
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() (err error) {
-		tagged, err = taggedReferrers(ectx, pl, src, cosignTags(d))
-		return err
-	})
+	for i, t := range cosign {
+		eg.Go(func() error {
+			desc, _, err := pl.Manifest(ectx, at(t))
+			if isNotFound(err) {
+				return nil
+			}
+			tagged[i] = desc.Digest
+			return err
+		})
+	}
 	eg.Go(func() (err error) {
 		api, supported, err = pl.Referrers(ectx, src.WithDigest(d))
 		return err
 	})
 	eg.Go(func() error {
-		_, data, err := pl.Manifest(ectx, src.WithTag(fallback))
+		_, data, err := pl.Manifest(ectx, at(fallback))
 		if isNotFound(err) {
 			return nil
 		}
@@ -88,29 +123,40 @@ func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location,
 		return err
 	})
 	if err := eg.Wait(); err != nil {
-		return nil, fmt.Errorf("referrers of %s@%s: %w", src.Repository(), d, err)
+		return nil, nil, fmt.Errorf("referrers of %s@%s: %w", src.Repository(), d, err)
+	}
+	if !supported {
+		api = nil
 	}
 	var out []ReferrerTag
-	switch {
-	case supported && len(api) > 0:
+	var next []digest.Digest
+	if existing != nil || len(api) > 0 {
 		merged, changed, err := mergeReferrerIndex(existing, api)
 		if err != nil {
-			return nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
+			return nil, nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
 		}
 		rt := ReferrerTag{Tag: fallback}
 		if changed {
 			rt.Index = merged
 		}
 		out = append(out, rt)
-	case existing != nil:
-		out = append(out, ReferrerTag{Tag: fallback})
-	}
-	for _, t := range cosignTags(d) {
-		if _, ok := tagged[t]; ok {
-			out = append(out, ReferrerTag{Tag: t})
+		var idx ocispec.Index
+		if err := json.Unmarshal(merged, &idx); err != nil {
+			return nil, nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
+		}
+		for _, m := range idx.Manifests {
+			if oci.IsManifestOrIndex(m.MediaType) {
+				next = append(next, m.Digest)
+			}
 		}
 	}
-	return out, nil
+	for i, t := range cosign {
+		if tagged[i] != "" {
+			out = append(out, ReferrerTag{Tag: t})
+			next = append(next, tagged[i])
+		}
+	}
+	return out, next, nil
 }
 
 // indexedByAPI asks the referrers API of the place of t, a fallback tag

@@ -82,9 +82,9 @@ func TestWithReferrersAtOnce(t *testing.T) {
 	}
 }
 
-// TestEntryName: a referrer tag goes beside its image's full name, or
+// TestBesideImage: a referrer tag goes beside its image's full name, or
 // bare beside a bare tag where the place takes bare tags.
-func TestEntryName(t *testing.T) {
+func TestBesideImage(t *testing.T) {
 	for _, c := range []struct {
 		image string
 		bare  bool
@@ -95,9 +95,15 @@ func TestEntryName(t *testing.T) {
 		{"1", true, "sha256-ab"},
 		{"app", false, "docker.io/library/app:sha256-ab"},
 	} {
-		got, err := entryName(c.image, "sha256-ab", c.bare)
-		if err != nil || got != c.want {
-			t.Errorf("entryName(%q, bare=%v) = %q, %v; want %q", c.image, c.bare, got, err, c.want)
+		at, err := besideImage(ref.Location{Scheme: ref.SchemeLayout, Path: "dir"}.WithTag(c.image), c.bare)
+		if err != nil {
+			t.Fatalf("besideImage(%q, bare=%v): %v", c.image, c.bare, err)
 		}
+		if got := at("sha256-ab").Tag; got != c.want {
+			t.Errorf("besideImage(%q, bare=%v) names %q, want %q", c.image, c.bare, got, c.want)
+		}
+	}
+	if _, err := besideImage(ref.Location{Scheme: ref.SchemeLayout, Path: "dir"}.WithTag("Bad:Name:1"), false); err == nil {
+		t.Error("besideImage of a name that does not parse: no error")
 	}
 }

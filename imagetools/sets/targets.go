@@ -127,7 +127,9 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
 	for i, p := range pairs {
 		from, to := pl.Capabilities(p.Source).Referrers, pl.Capabilities(p.Target).Referrers
-		if from == to || p.Referrer || create.IsReferrerTag(tagOf(p.Source.Tag)) || create.IsReferrerTag(p.Source.Tag) {
+		// Out of a place, only a tar or a layout holds referrer tags by name.
+		if from == to || (!from && !p.Source.NamesImages()) || p.Referrer ||
+			create.IsReferrerTag(tagOf(p.Source.Tag)) || create.IsReferrerTag(p.Source.Tag) {
 			continue
 		}
 		eg.Go(func() (err error) {
@@ -158,29 +160,26 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pa
 	if err != nil {
 		return nil, nil, err
 	}
-	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency)
+	// Tags beside the image in a tar or layout are named after it: a bare
+	// tag where the place is written tag by tag (a layout), else beside its
+	// full name (an image tar is written in one piece, by names).
+	srcAt, tgtAt := p.Source.WithTag, p.Target.WithTag
+	if into {
+		tgtAt, err = besideImage(p.Target, pl.Writable(p.Target) == nil)
+	} else {
+		srcAt, err = besideImage(p.Source, true)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency, srcAt)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []Pair
 	made := map[string]madeTag{}
 	for _, t := range tags {
-		src, tgt := p.Source.WithTag(t.Tag), p.Target.WithTag(t.Tag)
-		if into {
-			// A bare tag names the image where the place is written tag by
-			// tag (a layout); an image tar is written in one piece, by names.
-			name, err := entryName(p.Target.Tag, t.Tag, pl.Writable(p.Target) == nil)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", p.Target, err)
-			}
-			tgt = p.Target.WithTag(name)
-		} else {
-			name, err := entryName(p.Source.Tag, t.Tag, true)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", p.Source, err)
-			}
-			src = p.Source.WithTag(name)
-		}
+		src, tgt := srcAt(t.Tag), tgtAt(t.Tag)
 		out = append(out, Pair{Source: src, Target: tgt, Referrer: true})
 		if t.Index != nil {
 			made[src.String()] = madeTag{
@@ -192,18 +191,19 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pa
 	return out, made, nil
 }
 
-// entryName is the name of the referrer tag rt of the image named image
-// in a tar or layout: beside its full name (REPOSITORY:rt), or rt itself
+// besideImage returns where a referrer tag of the image at loc, in a tar
+// or layout, is: beside its full name (REPOSITORY:TAG), or the tag itself
 // where bare may be and the image has a bare tag.
-func entryName(image, rt string, bare bool) (string, error) {
-	if bare && !strings.ContainsAny(image, "/:@") {
-		return rt, nil
+func besideImage(loc ref.Location, bare bool) (func(tag string) ref.Location, error) {
+	if bare && !strings.ContainsAny(loc.Tag, "/:@") {
+		return loc.WithTag, nil
 	}
-	named, err := reference.ParseNormalizedNamed(image)
+	named, err := reference.ParseNormalizedNamed(loc.Tag)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
-	return reference.TrimNamed(named).String() + ":" + rt, nil
+	repo := reference.TrimNamed(named).String()
+	return func(tag string) ref.Location { return loc.WithTag(repo + ":" + tag) }, nil
 }
 
 // madeTag is a fallback tag index made from a referrers API's answer.
