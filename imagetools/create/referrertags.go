@@ -94,44 +94,18 @@ func referrerTagsLevel(ctx context.Context, pl place.Reader, src ref.Location, s
 // tag first, then its cosign tags, sorted; and the manifests they hold.
 func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest, at func(string) ref.Location) ([]ReferrerTag, []digest.Digest, error) {
 	fallback := fallbackTag(d)
-	cosign := cosignTags(d)
-	tagged := make([]digest.Digest, len(cosign))
-	var api []ocispec.Descriptor
-	var supported bool
-	var existing []byte
-	eg, ectx := errgroup.WithContext(ctx)
-	for i, t := range cosign {
-		eg.Go(func() error {
-			desc, _, err := pl.Manifest(ectx, at(t))
-			if isNotFound(err) {
-				return nil
-			}
-			tagged[i] = desc.Digest
-			return err
-		})
-	}
-	eg.Go(func() (err error) {
-		api, supported, err = pl.Referrers(ectx, src.WithDigest(d))
-		return err
-	})
-	eg.Go(func() error {
-		_, data, err := pl.Manifest(ectx, at(fallback))
-		if isNotFound(err) {
-			return nil
-		}
-		existing = data
-		return err
-	})
-	if err := eg.Wait(); err != nil {
+	r, err := readSubjectReferrers(ctx, pl, src, d, at)
+	if err != nil {
 		return nil, nil, fmt.Errorf("referrers of %s@%s: %w", src.Repository(), d, err)
-	}
-	if !supported {
-		api = nil
 	}
 	var out []ReferrerTag
 	var next []digest.Digest
-	if existing != nil || len(api) > 0 {
-		merged, changed, err := mergeReferrerIndex(existing, api)
+	if r.existing != nil || len(r.api) > 0 {
+		merged, changed, err := mergeReferrerIndex(r.existing, r.api)
+		var idx ocispec.Index
+		if err == nil {
+			err = json.Unmarshal(merged, &idx)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
 		}
@@ -140,23 +114,65 @@ func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location,
 			rt.Index = merged
 		}
 		out = append(out, rt)
-		var idx ocispec.Index
-		if err := json.Unmarshal(merged, &idx); err != nil {
-			return nil, nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
-		}
 		for _, m := range idx.Manifests {
 			if oci.IsManifestOrIndex(m.MediaType) {
 				next = append(next, m.Digest)
 			}
 		}
 	}
-	for i, t := range cosign {
-		if tagged[i] != "" {
+	for i, t := range cosignTags(d) {
+		if r.cosign[i] != "" {
 			out = append(out, ReferrerTag{Tag: t})
-			next = append(next, tagged[i])
+			next = append(next, r.cosign[i])
 		}
 	}
 	return out, next, nil
+}
+
+// subjectReferrers is what a source holds of the referrers of a subject.
+type subjectReferrers struct {
+	// cosign are the digests at its cosign tags, in cosignTags order; ""
+	// where a tag does not exist.
+	cosign []digest.Digest
+	// api is the referrers API's answer; nil without the API.
+	api []ocispec.Descriptor
+	// existing is the fallback tag's index; nil without one.
+	existing []byte
+}
+
+// readSubjectReferrers reads the cosign tags, the referrers API and the
+// fallback tag of subject d, at once.
+func readSubjectReferrers(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest, at func(string) ref.Location) (subjectReferrers, error) {
+	cosign := cosignTags(d)
+	r := subjectReferrers{cosign: make([]digest.Digest, len(cosign))}
+	read := func(ctx context.Context, tag string) (ocispec.Descriptor, []byte, error) {
+		desc, data, err := pl.Manifest(ctx, at(tag))
+		if isNotFound(err) {
+			return ocispec.Descriptor{}, nil, nil
+		}
+		return desc, data, err
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, t := range cosign {
+		eg.Go(func() error {
+			desc, _, err := read(ectx, t)
+			r.cosign[i] = desc.Digest
+			return err
+		})
+	}
+	eg.Go(func() error {
+		api, supported, err := pl.Referrers(ectx, src.WithDigest(d))
+		if supported {
+			r.api = api
+		}
+		return err
+	})
+	eg.Go(func() (err error) {
+		_, r.existing, err = read(ectx, fallbackTag(d))
+		return err
+	})
+	err := eg.Wait() // before r is read
+	return r, err
 }
 
 // indexedByAPI asks the referrers API of the place of t, a fallback tag
