@@ -404,11 +404,13 @@ func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc 
 			}
 		}
 	}
+	probe := &apiProbe{done: make(chan struct{})}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(limit))
-	for _, d := range subjects {
+	// The root goes first: it holds a slot while the children wait on its probe.
+	for i, d := range subjects {
 		eg.Go(func() error {
-			if !subjectReferrersThere(ectx, pl, src, d, targets) {
+			if !subjectReferrersThere(ectx, pl, src, d, targets, probe, i == 0) {
 				return errNotThere // the others need not be asked
 			}
 			return nil
@@ -420,16 +422,46 @@ func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc 
 // errNotThere stops referrersThere at the first subject a target lacks.
 var errNotThere = errors.New("a target lacks a referrer")
 
+// apiProbe is what the source's referrers API answered about the root:
+// whether the registry has the API. The children's lists wait on it
+// rather than each ask an API the registry may not have (one request a
+// manifest saved where it has none).
+type apiProbe struct {
+	done      chan struct{}
+	supported bool
+}
+
+// sourceList lists the OCI referrers of d in the source: the root asks the
+// API (and says what it found, probe), the children ask the API only where
+// the root found it, else read the fallback tag at once.
+func sourceList(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, probe *apiProbe, root bool) (map[digest.Digest]bool, error) {
+	if root {
+		defer close(probe.done)
+		descs, supported, err := pl.Referrers(ctx, src.WithDigest(d))
+		if err != nil || supported {
+			probe.supported = err == nil
+			return digestSet(descs), err
+		}
+		return listReferrers(ctx, pl, src, d, true)
+	}
+	select {
+	case <-probe.done:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	return listReferrers(ctx, pl, src, d, !probe.supported)
+}
+
 // subjectReferrersThere reports whether every target holds the cosign
 // tags of d as the source has them and lists the OCI referrers of d that
-// the source lists.
-func subjectReferrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location) bool {
+// the source lists (sourceList).
+func subjectReferrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location, probe *apiProbe, root bool) bool {
 	// The cosign tags and the list are asked for at once.
 	var cosign map[string]digest.Digest
 	var listed map[digest.Digest]bool
 	var eg errgroup.Group
 	eg.Go(func() (err error) { cosign, err = taggedReferrers(ctx, pl, src, cosignTags(d)); return err })
-	eg.Go(func() (err error) { listed, err = listReferrers(ctx, pl, src, d, true); return err })
+	eg.Go(func() (err error) { listed, err = sourceList(ctx, pl, src, d, probe, root); return err })
 	if eg.Wait() != nil {
 		return false
 	}
@@ -443,7 +475,7 @@ func subjectReferrersThere(ctx context.Context, pl place.Place, src ref.Location
 		if len(listed) == 0 {
 			continue
 		}
-		have, err := listReferrers(ctx, pl, t, d, true)
+		have, err := listReferrers(ctx, pl, t, d, false)
 		if err != nil {
 			return false
 		}
@@ -457,15 +489,19 @@ func subjectReferrersThere(ctx context.Context, pl place.Place, src ref.Location
 }
 
 // listReferrers lists the digests of the OCI referrers of d in loc's
-// repository: the referrers API's answer, else the fallback tag's index
-// (read when fallback says it may exist).
-func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, fallback bool) (map[digest.Digest]bool, error) {
-	out := map[digest.Digest]bool{}
-	descs, supported, err := pl.Referrers(ctx, loc.WithDigest(d))
-	if err != nil {
-		return nil, err
+// repository: the referrers API's answer, else the fallback tag's index.
+// skipAPI reads the fallback tag without asking the API (known to be
+// missing).
+func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, skipAPI bool) (map[digest.Digest]bool, error) {
+	var descs []ocispec.Descriptor
+	supported := false
+	if !skipAPI {
+		var err error
+		if descs, supported, err = pl.Referrers(ctx, loc.WithDigest(d)); err != nil {
+			return nil, err
+		}
 	}
-	if !supported && fallback {
+	if !supported {
 		_, dt, err := pl.Manifest(ctx, loc.WithTag(fallbackTag(d)))
 		if err != nil && !isNotFound(err) {
 			return nil, err
@@ -478,8 +514,14 @@ func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d dig
 		}
 		descs = idx.Manifests
 	}
+	return digestSet(descs), nil
+}
+
+// digestSet is the set of the descriptors' digests.
+func digestSet(descs []ocispec.Descriptor) map[digest.Digest]bool {
+	out := map[digest.Digest]bool{}
 	for _, desc := range descs {
 		out[desc.Digest] = true
 	}
-	return out, nil
+	return out
 }
