@@ -182,10 +182,10 @@ func assertReadOnly(t *testing.T, dst *registrytest.Registry, what string) {
 func TestCopyReferrersAPI(t *testing.T) {
 	t.Parallel()
 	src := newReferrersAPISource(t)
-	x := newImgx(t)
 	from := src.reg.Host + "/team/app:1"
 
 	t.Run("to a registry with the API", func(t *testing.T) {
+		x := newImgx(t)
 		dst := registrytest.Start(t, registrytest.Options{Referrers: true})
 		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
 		src.assertCarried(t, dst, "mirror/team/app", false)
@@ -220,6 +220,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 	})
 
 	t.Run("to a registry without the API", func(t *testing.T) {
+		x := newImgx(t)
 		dst := registrytest.Start(t, registrytest.Options{})
 		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
 		src.assertCarried(t, dst, "mirror/team/app", true)
@@ -229,6 +230,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 	})
 
 	t.Run("through a layout", func(t *testing.T) {
+		x := newImgx(t)
 		dir := filepath.Join(t.TempDir(), "layout")
 		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir)
 		for _, api := range []bool{true, false} {
@@ -242,6 +244,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 	})
 
 	t.Run("through a layout by tag", func(t *testing.T) {
+		x := newImgx(t)
 		dir := filepath.Join(t.TempDir(), "layout")
 		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir+":1")
 		for _, api := range []bool{true, false} {
@@ -255,6 +258,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 	})
 
 	t.Run("through a bundle", func(t *testing.T) {
+		x := newImgx(t)
 		bundle := filepath.Join(t.TempDir(), "bundle.tar")
 		x.MustRun("copy", "--progress", "quiet", from, "archive://"+bundle)
 		for _, api := range []bool{true, false} {
@@ -267,6 +271,18 @@ func TestCopyReferrersAPI(t *testing.T) {
 			// One image out of the bundle by its name takes its referrers along.
 			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle+":"+from, to.Host+"/one/app:1")
 			src.assertCarried(t, to, "one/app", !api)
+		}
+	})
+
+	t.Run("through a bundle by name", func(t *testing.T) {
+		x := newImgx(t)
+		bundle := filepath.Join(t.TempDir(), "one.tar")
+		entry := "archive://" + bundle + ":mirror.example/one/app:1"
+		x.MustRun("copy", "--progress", "quiet", from, entry)
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", entry, to.Host+"/back/app:1")
+			src.assertCarried(t, to, "back/app", !api)
 		}
 	})
 }

@@ -162,12 +162,13 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pa
 	}
 	// Tags beside the image in a tar or layout are named after it: a bare
 	// tag where the place is written tag by tag (a layout), else beside its
-	// full name (an image tar is written in one piece, by names).
+	// full name (an image tar is written in one piece, by names), the same
+	// way in and out.
 	srcAt, tgtAt := p.Source.WithTag, p.Target.WithTag
 	if into {
 		tgtAt, err = besideImage(p.Target, pl.Writable(p.Target) == nil)
 	} else {
-		srcAt, err = besideImage(p.Source, true)
+		srcAt, err = besideImage(p.Source, pl.Writable(p.Source) == nil)
 	}
 	if err != nil {
 		return nil, nil, err
