@@ -1,7 +1,8 @@
 // Package registrytest runs a real registry (distribution v3, or olareg for
 // the OCI 1.1 referrers API) in-process for tests.
 //
-// Each Registry listens on 127.0.0.1 with its own storage directory. The main host
+// Each Registry listens on 127.0.0.1 with its own storage (a directory; olareg's
+// in memory). The main host
 // (Host) can require TLS and basic or token authentication and logs every request;
 // a second host (AdminHost) serves the same storage over plain HTTP without auth or
 // logging, so fixtures can be pushed and results read back without disturbing what
