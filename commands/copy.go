@@ -61,8 +61,8 @@ func runCopy(ctx context.Context, dockerCli command.Cli, opts copyOptions) error
 			rep, err = writeBundle(ctx, pl, pw, pairs, setOpts)
 			return err
 		}
-		if setOpts.Referrers && intoLayout(pairs) {
-			if pairs, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
+		if setOpts.Referrers && (intoLayout(pairs) || len(pairs) == 1) {
+			if pairs, pl, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
 				return err
 			}
 		}
@@ -134,10 +134,10 @@ func isBundle(pairs []sets.Pair) bool {
 	return len(pairs) > 0 && pairs[0].Target.Scheme == ref.SchemeArchive
 }
 
-// intoLayout reports whether the set goes into an OCI layout, each image
-// by its full name: the tags that hold referrers of the images (cosign
-// tags, fallback tags) then go along as images of their own names, as a
-// bundle carries them.
+// intoLayout reports whether the set goes into an OCI layout: the tags
+// that hold referrers of the images (cosign tags, fallback tags) then go
+// along as images of their own names, as a bundle carries them. One image
+// out of a layout or a tar takes the tags named so beside it along.
 func intoLayout(pairs []sets.Pair) bool {
-	return len(pairs) > 0 && pairs[0].Target.Scheme == ref.SchemeLayout && strings.Contains(pairs[0].Target.Tag, "/")
+	return len(pairs) > 0 && pairs[0].Target.Scheme == ref.SchemeLayout
 }

@@ -26,7 +26,10 @@ added to what it holds.
 Blobs the target holds are not sent, blobs in another repository of the same
 registry are mounted, and a tag already at the digest is not written: a second
 run of the same set only reads. Cosign signatures and OCI referrers travel
-along (--referrers=false: not). One image failing does not stop the others
+along, of each image and of each manifest an index lists (--referrers=false:
+not): into an image tar or a layout as tags beside the image (referrers known
+through the registry's referrers API alone as the fallback tag index
+sha256-<hex>), out of one into a registry with that API as referrers alone. One image failing does not stop the others
 (--fail-fast: it does) and its tags are not touched. The run ends with a table
 on stdout (source, target, digest, copied, skipped or failed and why); the exit
 code is non-zero when an image failed.`

@@ -27,7 +27,7 @@ import (
 func writeBundle(ctx context.Context, pl place.Place, pw progress.Writer, pairs []sets.Pair, opts sets.Options) (sets.Report, error) {
 	if opts.Referrers {
 		var err error
-		if pairs, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
+		if pairs, pl, err = sets.WithReferrers(ctx, pl, pairs); err != nil {
 			return sets.Report{}, err
 		}
 	}

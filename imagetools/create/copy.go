@@ -3,6 +3,7 @@ package create
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -144,7 +145,7 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 			out.Desc, out.Compressed = desc, opts.Compression
 		}
 	}
-	skip, err := upToDate(ctx, pl, src, desc, dt, states, opts.Referrers)
+	skip, err := upToDate(ctx, pl, src, desc, dt, states, opts.Referrers, opts.MaxConcurrency)
 	if err != nil || skip {
 		out.Skipped = skip
 		return out, err
@@ -226,6 +227,16 @@ func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispe
 			c.origins = append(c.origins, src)
 		}
 	}
+	if len(targets) == 1 && IsReferrerTag(targets[0].loc.Tag) {
+		// A fallback tag into a place with the referrers API: its referrers alone.
+		_, api, err := indexedByAPI(ctx, pl, targets[0].loc)
+		if err != nil {
+			return err
+		}
+		if api {
+			return pushReferrers(ctx, pl, src, dt, targets[0].loc, opts)
+		}
+	}
 	var merged []ref.Location
 	var read []tagState
 	pushTo := make([]ref.Location, len(targets))
@@ -278,23 +289,6 @@ func IsReferrerTag(tag string) bool {
 	return digest.Digest(alg+":"+hex).Validate() == nil
 }
 
-// ReferrerTags lists the tags of src's repository that hold referrers of
-// d: its fallback tag and its cosign tags, each looked up by name (no tags
-// list: a repository may hold many).
-func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest) ([]string, error) {
-	found, err := taggedReferrers(ctx, pl, src, append([]string{fallbackTag(d)}, cosignTags(d)...))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, t := range append([]string{fallbackTag(d)}, cosignTags(d)...) {
-		if _, ok := found[t]; ok {
-			out = append(out, t)
-		}
-	}
-	return out, nil
-}
-
 // taggedReferrers reads the tags of src's repository named, at once, and
 // returns the digest of each that exists.
 func taggedReferrers(ctx context.Context, pl place.Reader, src ref.Location, tags []string) (map[string]digest.Digest, error) {
@@ -325,7 +319,7 @@ func taggedReferrers(ctx context.Context, pl place.Reader, src ref.Location, tag
 // upToDate reports whether every target already holds desc (a tagged one
 // at its tag, one by digest as that digest) and, with referrers, what
 // the source has of them (referrersThere): reads only, a few per image.
-func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []tagState, referrers bool) (bool, error) {
+func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []tagState, referrers bool, limit int) (bool, error) {
 	locs := make([]ref.Location, len(targets))
 	for i, s := range targets {
 		locs[i] = s.loc
@@ -336,14 +330,19 @@ func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispe
 	if !referrers || !pl.Capabilities(src).Referrers {
 		return true, nil
 	}
-	return referrersThere(ctx, pl, src, desc.Digest, locs)
+	return referrersThere(ctx, pl, src, desc, dt, locs, limit)
 }
 
 // targetHolds reports whether the target s was read from holds desc: at
 // its tag (s says what it held); by digest when it has none; a referrer
-// tag (IsReferrerTag) by digest and merged into the tag already.
+// tag (IsReferrerTag) by digest and merged into the tag already; a
+// fallback tag of a place with the referrers API by the API listing every
+// referrer it names (pushReferrers writes no tag there).
 func targetHolds(ctx context.Context, pl place.Place, s tagState, desc ocispec.Descriptor, dt []byte) (bool, error) {
 	t := s.loc
+	if listed, api, err := indexedByAPI(ctx, pl, t); err != nil || api {
+		return err == nil && listsAll(listed, dt), nil
+	}
 	if t.Tag == "" || IsReferrerTag(t.Tag) {
 		if _, _, err := pl.Manifest(ctx, t.WithDigest(desc.Digest)); err != nil {
 			return false, nil
@@ -369,54 +368,140 @@ func targetHolds(ctx context.Context, pl place.Place, s tagState, desc ocispec.D
 	return err == nil && !changed, nil
 }
 
-// referrersThere reports whether every target holds the root's cosign tags
-// (looked up by name) as the source has them and lists its OCI referrers. Only the root is
-// asked: referrers of an index's children alone are carried by a full
-// copy, not by a run that finds the targets up to date. A read that fails
-// answers false: the full copy then says what is wrong.
-func referrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location) (bool, error) {
+// listsAll reports whether listed holds every manifest the index dt lists.
+func listsAll(listed map[digest.Digest]bool, dt []byte) bool {
+	var idx ocispec.Index
+	if json.Unmarshal(dt, &idx) != nil {
+		return false
+	}
+	for _, m := range idx.Manifests {
+		if !listed[m.Digest] {
+			return false
+		}
+	}
+	return true
+}
+
+// referrersThere reports whether every target holds what the source has
+// of the referrers of the root and, for an index, of each manifest it
+// lists (a per-platform signature or attestation): the cosign tags (looked
+// up by name) as the source has them, and the OCI referrers the source
+// lists. The subjects are asked at once, as many as small requests go
+// (oci.MetadataLimit of limit); a target is asked only about what the
+// source has: a few reads per image with referrers, four a subject on the
+// source. A read that fails answers false: the full copy then says what
+// is wrong.
+func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, limit int) (bool, error) {
+	subjects := []digest.Digest{desc.Digest}
+	if oci.IsIndex(desc.MediaType) {
+		var idx ocispec.Index
+		if json.Unmarshal(dt, &idx) != nil {
+			return false, nil
+		}
+		for _, m := range idx.Manifests {
+			if !slices.Contains(subjects, m.Digest) {
+				subjects = append(subjects, m.Digest)
+			}
+		}
+	}
+	probe := &apiProbe{done: make(chan struct{})}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(oci.MetadataLimit(limit))
+	// The root goes first: it holds a slot while the children wait on its probe.
+	for i, d := range subjects {
+		eg.Go(func() error {
+			if !subjectReferrersThere(ectx, pl, src, d, targets, probe, i == 0) {
+				return errNotThere // the others need not be asked
+			}
+			return nil
+		})
+	}
+	return eg.Wait() == nil, nil
+}
+
+// errNotThere stops referrersThere at the first subject a target lacks.
+var errNotThere = errors.New("a target lacks a referrer")
+
+// apiProbe is what the source's referrers API answered about the root:
+// whether the registry has the API. The children's lists wait on it
+// rather than each ask an API the registry may not have (one request a
+// manifest saved where it has none).
+type apiProbe struct {
+	done      chan struct{}
+	supported bool
+}
+
+// sourceList lists the OCI referrers of d in the source: the root asks the
+// API (and says what it found, probe), the children ask the API only where
+// the root found it, else read the fallback tag at once.
+func sourceList(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, probe *apiProbe, root bool) (map[digest.Digest]bool, error) {
+	if root {
+		defer close(probe.done)
+		descs, supported, err := pl.Referrers(ctx, src.WithDigest(d))
+		if err != nil || supported {
+			probe.supported = err == nil
+			return digestSet(descs), err
+		}
+		return listReferrers(ctx, pl, src, d, true)
+	}
+	select {
+	case <-probe.done:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	return listReferrers(ctx, pl, src, d, !probe.supported)
+}
+
+// subjectReferrersThere reports whether every target holds the cosign
+// tags of d as the source has them and lists the OCI referrers of d that
+// the source lists (sourceList).
+func subjectReferrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location, probe *apiProbe, root bool) bool {
 	// The cosign tags and the list are asked for at once.
 	var cosign map[string]digest.Digest
 	var listed map[digest.Digest]bool
 	var eg errgroup.Group
 	eg.Go(func() (err error) { cosign, err = taggedReferrers(ctx, pl, src, cosignTags(d)); return err })
-	eg.Go(func() (err error) { listed, err = listReferrers(ctx, pl, src, d, true); return err })
+	eg.Go(func() (err error) { listed, err = sourceList(ctx, pl, src, d, probe, root); return err })
 	if eg.Wait() != nil {
-		return false, nil
+		return false
 	}
 	for _, t := range targets {
 		for c, want := range cosign {
 			s, err := readTag(ctx, pl, t.WithTag(c))
 			if err != nil || s.now() != want {
-				return false, nil
+				return false
 			}
 		}
 		if len(listed) == 0 {
 			continue
 		}
-		have, err := listReferrers(ctx, pl, t, d, true)
+		have, err := listReferrers(ctx, pl, t, d, false)
 		if err != nil {
-			return false, nil
+			return false
 		}
 		for l := range listed {
 			if !have[l] {
-				return false, nil
+				return false
 			}
 		}
 	}
-	return true, nil
+	return true
 }
 
 // listReferrers lists the digests of the OCI referrers of d in loc's
-// repository: the referrers API's answer, else the fallback tag's index
-// (read when fallback says it may exist).
-func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, fallback bool) (map[digest.Digest]bool, error) {
-	out := map[digest.Digest]bool{}
-	descs, supported, err := pl.Referrers(ctx, loc.WithDigest(d))
-	if err != nil {
-		return nil, err
+// repository: the referrers API's answer, else the fallback tag's index.
+// skipAPI reads the fallback tag without asking the API (known to be
+// missing).
+func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, skipAPI bool) (map[digest.Digest]bool, error) {
+	var descs []ocispec.Descriptor
+	supported := false
+	if !skipAPI {
+		var err error
+		if descs, supported, err = pl.Referrers(ctx, loc.WithDigest(d)); err != nil {
+			return nil, err
+		}
 	}
-	if !supported && fallback {
+	if !supported {
 		_, dt, err := pl.Manifest(ctx, loc.WithTag(fallbackTag(d)))
 		if err != nil && !isNotFound(err) {
 			return nil, err
@@ -429,8 +514,14 @@ func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d dig
 		}
 		descs = idx.Manifests
 	}
+	return digestSet(descs), nil
+}
+
+// digestSet is the set of the descriptors' digests.
+func digestSet(descs []ocispec.Descriptor) map[digest.Digest]bool {
+	out := map[digest.Digest]bool{}
 	for _, desc := range descs {
 		out[desc.Digest] = true
 	}
-	return out, nil
+	return out
 }

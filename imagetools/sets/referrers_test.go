@@ -67,7 +67,7 @@ func TestWithReferrersAtOnce(t *testing.T) {
 	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": h}), pairs)
+	out, _, err := WithReferrers(ctx, place.NewRouter(map[string]place.Backend{"": h, "archive": placetest.NewMemory(place.Capabilities{})}), pairs)
 	if err != nil {
 		t.Fatalf("WithReferrers: %v", err)
 	}
@@ -79,5 +79,31 @@ func TestWithReferrersAtOnce(t *testing.T) {
 		"src.example/a:" + sigs[0], "src.example/b:" + sigs[1], "src.example/c:" + sigs[2]}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("pairs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestBesideImage: a referrer tag goes beside its image's full name, or
+// bare beside a bare tag where the place takes bare tags.
+func TestBesideImage(t *testing.T) {
+	for _, c := range []struct {
+		image string
+		bare  bool
+		want  string
+	}{
+		{"reg.example:5000/team/app:1", true, "reg.example:5000/team/app:sha256-ab"},
+		{"reg.example/team/app:1", false, "reg.example/team/app:sha256-ab"},
+		{"1", true, "sha256-ab"},
+		{"app", false, "docker.io/library/app:sha256-ab"},
+	} {
+		at, err := besideImage(ref.Location{Scheme: ref.SchemeLayout, Path: "dir"}.WithTag(c.image), c.bare)
+		if err != nil {
+			t.Fatalf("besideImage(%q, bare=%v): %v", c.image, c.bare, err)
+		}
+		if got := at("sha256-ab").Tag; got != c.want {
+			t.Errorf("besideImage(%q, bare=%v) names %q, want %q", c.image, c.bare, got, c.want)
+		}
+	}
+	if _, err := besideImage(ref.Location{Scheme: ref.SchemeLayout, Path: "dir"}.WithTag("Bad:Name:1"), false); err == nil {
+		t.Error("besideImage of a name that does not parse: no error")
 	}
 }

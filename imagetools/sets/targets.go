@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/docker-imgx/docker-imgx/imagetools/place"
 	"github.com/docker-imgx/docker-imgx/imagetools/ref"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -101,50 +103,130 @@ func tagOf(name string) string {
 	return ""
 }
 
-// WithReferrers adds to pairs that go into an image tar the tags of each
-// source's repository that hold referrers of its root (create.ReferrerTags:
-// cosign tags, the fallback tag), each a named entry of the tar beside its
-// image: REPOSITORY:sha256-<hex>.sig. A copy out of the tar merges them
-// into the target's (create.Copy). The sources are looked at as many at
-// once as small requests go (oci.MetadataLimit): a few reads each.
-func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, error) {
+// WithReferrers adds to pairs the tags that hold referrers of each image
+// (create.ReferrerTags: cosign tags, fallback tags; of its root and, for
+// an index, of the manifests it lists), each a pair of its own:
+//
+//   - into an image tar or an OCI layout, from a place that keeps
+//     referrers: named entries beside the image, REPOSITORY:sha256-<hex>.sig
+//     (a layout written by a bare tag keeps them by bare tags,
+//     sha256-<hex>.sig). Referrers a source knows through the referrers
+//     API go as the fallback tag index they would have without it; the
+//     place returned serves those indexes (and else is pl), so copy and
+//     export read them as any tag.
+//   - out of a tar or a layout (an image named by its tag) into a place
+//     that keeps referrers: the entries named so beside it, which the copy
+//     merges into the target's (create.Copy).
+//
+// The sources are looked at as many at once as small requests go
+// (oci.MetadataLimit): a few reads a subject.
+func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, place.Place, error) {
 	found := make([][]Pair, len(pairs))
+	made := make([]map[string]madeTag, len(pairs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
 	for i, p := range pairs {
-		if !pl.Capabilities(p.Source).Referrers {
+		from, to := pl.Capabilities(p.Source).Referrers, pl.Capabilities(p.Target).Referrers
+		// Out of a place, only a tar or a layout holds referrer tags by name.
+		if from == to || (!from && !p.Source.NamesImages()) || p.Referrer ||
+			create.IsReferrerTag(tagOf(p.Source.Tag)) || create.IsReferrerTag(p.Source.Tag) {
 			continue
 		}
 		eg.Go(func() (err error) {
-			found[i], err = referrerPairs(ectx, pl, p)
+			found[i], made[i], err = referrerPairs(ectx, pl, p, from)
 			return err
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return append(slices.Clone(pairs), slices.Concat(found...)...), nil
+	view := referrerView{Place: pl, made: map[string]madeTag{}}
+	for _, m := range made {
+		maps.Copy(view.made, m)
+	}
+	out := append(slices.Clone(pairs), slices.Concat(found...)...)
+	if len(view.made) == 0 {
+		return out, pl, nil
+	}
+	return out, view, nil
 }
 
-// referrerPairs are the pairs of the tags holding referrers of p's root.
-func referrerPairs(ctx context.Context, pl place.Place, p Pair) ([]Pair, error) {
-	desc, _, err := pl.Manifest(ctx, p.Source)
+// referrerPairs are the pairs of the tags holding referrers of p's image,
+// with the fallback tag indexes made from the referrers API's answers, by
+// source location. into says the pair goes from a place that keeps
+// referrers into one that holds them as named entries; else the reverse.
+func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pair, map[string]madeTag, error) {
+	desc, dt, err := pl.Manifest(ctx, p.Source)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc.Digest)
-	if err != nil {
-		return nil, err
+	// Tags beside the image in a tar or layout are named after it: a bare
+	// tag where the place is written tag by tag (a layout), else beside its
+	// full name (an image tar is written in one piece, by names), the same
+	// way in and out.
+	srcAt, tgtAt := p.Source.WithTag, p.Target.WithTag
+	if into {
+		tgtAt, err = besideImage(p.Target, pl.Writable(p.Target) == nil)
+	} else {
+		srcAt, err = besideImage(p.Source, pl.Writable(p.Source) == nil)
 	}
-	named, err := reference.ParseNormalizedNamed(p.Target.Tag)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.Target, err)
+		return nil, nil, err
+	}
+	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency, srcAt)
+	if err != nil {
+		return nil, nil, err
 	}
 	var out []Pair
+	made := map[string]madeTag{}
 	for _, t := range tags {
-		out = append(out, Pair{Source: p.Source.WithTag(t), Target: p.Target.WithTag(reference.TrimNamed(named).String() + ":" + t), Referrer: true})
+		src, tgt := srcAt(t.Tag), tgtAt(t.Tag)
+		out = append(out, Pair{Source: src, Target: tgt, Referrer: true})
+		if t.Index != nil {
+			made[src.String()] = madeTag{
+				desc: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(t.Index), Size: int64(len(t.Index))},
+				data: t.Index,
+			}
+		}
 	}
-	return out, nil
+	return out, made, nil
+}
+
+// besideImage returns where a referrer tag of the image at loc, in a tar
+// or layout, is: beside its full name (REPOSITORY:TAG), or the tag itself
+// where bare may be and the image has a bare tag.
+func besideImage(loc ref.Location, bare bool) (func(tag string) ref.Location, error) {
+	if bare && !strings.ContainsAny(loc.Tag, "/:@") {
+		return loc.WithTag, nil
+	}
+	named, err := reference.ParseNormalizedNamed(loc.Tag)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	repo := reference.TrimNamed(named).String()
+	return func(tag string) ref.Location { return loc.WithTag(repo + ":" + tag) }, nil
+}
+
+// madeTag is a fallback tag index made from a referrers API's answer.
+type madeTag struct {
+	desc ocispec.Descriptor
+	data []byte
+}
+
+// referrerView is a place whose sources also hold the fallback tags made
+// from their referrers APIs' answers: a read of such a tag gives the
+// index made; every other call goes to the place.
+type referrerView struct {
+	place.Place
+	made map[string]madeTag
+}
+
+// Manifest implements place.Reader.
+func (v referrerView) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
+	if m, ok := v.made[loc.String()]; ok {
+		return m.desc, m.data, nil
+	}
+	return v.Place.Manifest(ctx, loc)
 }
 
 // imageNames are the names of a tar's images to copy, sorted: its full

@@ -1,6 +1,8 @@
-// Package registrytest runs a real registry (distribution v3) in-process for tests.
+// Package registrytest runs a real registry (distribution v3, or olareg for
+// the OCI 1.1 referrers API) in-process for tests.
 //
-// Each Registry listens on 127.0.0.1 with its own storage directory. The main host
+// Each Registry listens on 127.0.0.1 with its own storage (a directory; olareg's
+// in memory). The main host
 // (Host) can require TLS and basic or token authentication and logs every request;
 // a second host (AdminHost) serves the same storage over plain HTTP without auth or
 // logging, so fixtures can be pushed and results read back without disturbing what
@@ -26,6 +28,7 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/olareg/olareg"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
@@ -78,6 +81,11 @@ type Options struct {
 	// Addr is the listen address of Host, default "127.0.0.1:0" (a free port).
 	// AdminHost always listens on a free port of 127.0.0.1.
 	Addr string
+	// Referrers serves the OCI 1.1 referrers API (GET /v2/<repo>/referrers/<digest>,
+	// and OCI-Subject on a manifest put with a subject): the registry is then
+	// olareg, not distribution, which has no such API. It takes no auth
+	// (Auth must be AuthNone); TLS, the request log and AdminHost are the same.
+	Referrers bool
 }
 
 // Request is one request received by Host, as logged.
@@ -114,6 +122,7 @@ type Registry struct {
 	log       *requestLog
 	servers   []*http.Server
 	apps      []*handlers.App
+	olareg    *olareg.Server
 	serving   *errgroup.Group
 	closeOnce sync.Once
 	closeErr  error
@@ -166,6 +175,9 @@ func StartServer(ctx context.Context, opts Options) (*Registry, error) {
 }
 
 func withDefaults(opts Options) (Options, error) {
+	if opts.Referrers && opts.Auth != AuthNone {
+		return opts, fmt.Errorf("registry with the referrers API (olareg): auth %v is not supported, only none", opts.Auth)
+	}
 	if opts.Auth == AuthNone {
 		opts.Username, opts.Password = "", ""
 		return opts, nil
@@ -200,11 +212,7 @@ func (r *Registry) start(ctx context.Context, opts Options) error {
 	}
 	r.Host, r.AdminHost = mainLn.Addr().String(), adminLn.Addr().String()
 
-	mainHandler, tlsConfig, err := r.mainHandler(opts)
-	if err != nil {
-		return errors.Join(err, mainLn.Close(), adminLn.Close())
-	}
-	admin, err := r.newApp(configuration.Auth{})
+	mainHandler, admin, tlsConfig, err := r.handlers(opts)
 	if err != nil {
 		return errors.Join(err, mainLn.Close(), adminLn.Close())
 	}
@@ -215,6 +223,26 @@ func (r *Registry) start(ctx context.Context, opts Options) error {
 	r.serve(mainSrv, mainLn, tlsConfig != nil)
 	r.serve(adminSrv, adminLn, false)
 	return nil
+}
+
+// handlers builds the handlers of the two hosts and, with TLS, the main
+// host's TLS config: distribution's apps, or one olareg server for both.
+func (r *Registry) handlers(opts Options) (main, admin http.Handler, tlsConfig *tls.Config, err error) {
+	if opts.Referrers {
+		if tlsConfig, err = r.serverTLS(opts); err != nil {
+			return nil, nil, nil, err
+		}
+		r.olareg = newOlareg()
+		return r.olareg, r.olareg, tlsConfig, nil
+	}
+	if main, tlsConfig, err = r.mainHandler(opts); err != nil {
+		return nil, nil, nil, err
+	}
+	app, err := r.newApp(configuration.Auth{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return main, app, tlsConfig, nil
 }
 
 // serverLog is the servers' error log: TLS handshake failures that tests provoke on
@@ -280,21 +308,12 @@ func (r *Registry) config(auth configuration.Auth, secret string) *configuration
 // mainHandler builds the logged host's handler: the registry app with the configured
 // auth and, in token mode, the token server at /token; with TLS, also its TLS config.
 func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) {
-	var tlsConfig *tls.Config
+	tlsConfig, err := r.serverTLS(opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	scheme := "http"
 	if opts.TLS {
-		ca, err := newCA()
-		if err != nil {
-			return nil, nil, err
-		}
-		var more []net.IP
-		if host, _, err := net.SplitHostPort(r.Host); err == nil && net.ParseIP(host) != nil && !net.ParseIP(host).IsLoopback() {
-			more = append(more, net.ParseIP(host))
-		}
-		if tlsConfig, err = ca.serverTLSConfig(more...); err != nil {
-			return nil, nil, err
-		}
-		r.CACertPEM = ca.certPEM
 		scheme = "https"
 	}
 	auth := configuration.Auth{}
@@ -302,7 +321,6 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 	switch opts.Auth {
 	case AuthNone:
 	case AuthBasic:
-		var err error
 		if auth, err = r.basicAuth(opts.Username, opts.Password); err != nil {
 			return nil, nil, err
 		}
@@ -328,6 +346,30 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 	return mux, tlsConfig, nil
 }
 
+// serverTLS returns the main host's TLS config, with a CA made for this
+// registry (CACertPEM); nil without TLS.
+func (r *Registry) serverTLS(opts Options) (*tls.Config, error) {
+	if !opts.TLS {
+		return nil, nil
+	}
+	ca, err := newCA()
+	if err != nil {
+		return nil, err
+	}
+	// A host that is not loopback (a test that needs the machine's own
+	// address) is named in the certificate too.
+	var more []net.IP
+	if host, _, err := net.SplitHostPort(r.Host); err == nil && net.ParseIP(host) != nil && !net.ParseIP(host).IsLoopback() {
+		more = append(more, net.ParseIP(host))
+	}
+	tlsConfig, err := ca.serverTLSConfig(more...)
+	if err != nil {
+		return nil, err
+	}
+	r.CACertPEM = ca.certPEM
+	return tlsConfig, nil
+}
+
 // Close stops both hosts and removes the registry's storage. It is safe to call twice.
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
@@ -344,6 +386,9 @@ func (r *Registry) Close() error {
 		errs = append(errs, r.serving.Wait())
 		for _, app := range r.apps {
 			errs = append(errs, app.Shutdown())
+		}
+		if r.olareg != nil {
+			errs = append(errs, r.olareg.Close())
 		}
 		errs = append(errs, os.RemoveAll(r.dir))
 		if err := errors.Join(errs...); err != nil {

@@ -1,0 +1,308 @@
+package tests
+
+import (
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker-imgx/docker-imgx/internal/fixture"
+	"github.com/docker-imgx/docker-imgx/internal/registrytest"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// apiReferrer is an OCI 1.1 artifact pushed with its subject alone: a
+// registry with the referrers API lists it; no fallback tag names it.
+type apiReferrer struct {
+	blobs []fixture.Blob // config, layer, manifest
+}
+
+// newAPIReferrer builds an artifact about subject, its layer made of what.
+func newAPIReferrer(t *testing.T, subject ocispec.Descriptor, artifactType, what string) apiReferrer {
+	t.Helper()
+	empty := fixture.NewBlob(ocispec.MediaTypeEmptyJSON, []byte("{}"))
+	layer := fixture.NewBlob(artifactType, []byte(what))
+	subj := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m := fixture.NewBlob(ocispec.MediaTypeImageManifest, mustMarshal(t, ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: artifactType, Config: empty.Desc, Layers: []ocispec.Descriptor{layer.Desc}, Subject: &subj,
+		Annotations: map[string]string{"org.opencontainers.image.description": what},
+	}))
+	return apiReferrer{blobs: []fixture.Blob{empty, layer, m}}
+}
+
+func (r apiReferrer) manifest() fixture.Blob { return r.blobs[2] }
+
+func (r apiReferrer) push(t *testing.T, reg *registrytest.Registry, repo string) {
+	t.Helper()
+	if err := fixture.Push(t.Context(), reg.AdminHost, repo, "", r.blobs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listedReferrers is what the target says of the referrers of d, sorted by
+// digest: the referrers API's answer, else (fallback) its fallback tag's index.
+func listedReferrers(t *testing.T, reg *registrytest.Registry, repo string, d digest.Digest, fallback bool) []ocispec.Descriptor {
+	t.Helper()
+	var idx ocispec.Index
+	var dt string
+	if fallback {
+		dt = fetchTag(t, reg, repo, tagOf(d))
+	} else {
+		got, err := getURL(t, "http://"+reg.AdminHost+"/v2/"+repo+"/referrers/"+d.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dt = string(got)
+	}
+	if dt == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(dt), &idx); err != nil {
+		t.Fatalf("referrers of %s in %s: %v", d, repo, err)
+	}
+	slices.SortFunc(idx.Manifests, func(a, b ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	return idx.Manifests
+}
+
+func getURL(t *testing.T, u string) ([]byte, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d, %v", u, resp.StatusCode, err)
+	}
+	return out, nil
+}
+
+// referrersAPISource is an olareg registry holding team/app:1, an index
+// whose root and amd64 child have referrers known to the API alone (an
+// SBOM-like artifact, a signature-like one, and a signature of the SBOM),
+// and a cosign signature tag of the root.
+type referrersAPISource struct {
+	reg       *registrytest.Registry
+	idx       fixture.Index
+	subjects  []digest.Digest // the root and every child
+	sig       referrerFixture
+	referrers []apiReferrer
+}
+
+func newReferrersAPISource(t *testing.T) referrersAPISource {
+	t.Helper()
+	s := referrersAPISource{reg: registrytest.Start(t, registrytest.Options{Referrers: true}), idx: multiIndex()}
+	pushIndex(t, s.reg, "team/app", "1", s.idx)
+	s.subjects = []digest.Digest{s.idx.Index.Desc.Digest}
+	for _, img := range append(slices.Clone(s.idx.Images), s.idx.Attestations...) {
+		s.subjects = append(s.subjects, img.Manifest.Desc.Digest)
+	}
+	s.sig = newReferrers(t, s.idx.Index.Desc, s.idx.Index.Desc)
+	if err := fixture.Push(t.Context(), s.reg.AdminHost, "team/app", s.sig.sigTag, s.sig.sig...); err != nil {
+		t.Fatal(err)
+	}
+	sbom := newAPIReferrer(t, s.idx.Index.Desc, "application/spdx+json", `{"spdxVersion":"SPDX-2.3","name":"root"}`)
+	s.add(t, sbom)
+	s.add(t, newAPIReferrer(t, s.idx.Images[0].Manifest.Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"amd64"}`))
+	// A signature of the SBOM: a referrer of a referrer.
+	s.add(t, newAPIReferrer(t, sbom.manifest().Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"sbom"}`))
+	return s
+}
+
+func (s *referrersAPISource) add(t *testing.T, r apiReferrer) {
+	t.Helper()
+	r.push(t, s.reg, "team/app")
+	s.referrers = append(s.referrers, r)
+}
+
+// assertCarried checks repo of dst holds the image, the cosign signature
+// and every referrer byte for byte, and lists for each subject exactly
+// the source's referrers: through the API, or (fallback) the fallback tag.
+func (s referrersAPISource) assertCarried(t *testing.T, dst *registrytest.Registry, repo string, fallback bool) {
+	t.Helper()
+	if got := fetchTag(t, dst, repo, "1"); got != string(s.idx.Index.Data) {
+		t.Fatalf("%s:1 holds %q, want the source's index", repo, got)
+	}
+	if got := fetchTag(t, dst, repo, s.sig.sigTag); got != string(s.sig.sig[2].Data) {
+		t.Errorf("%s:%s = %q, want the signature", repo, s.sig.sigTag, got)
+	}
+	for _, r := range s.referrers {
+		if got := fetchTag(t, dst, repo, r.manifest().Desc.Digest.String()); got != string(r.manifest().Data) {
+			t.Errorf("%s@%s = %q, want the referrer's bytes", repo, r.manifest().Desc.Digest, got)
+		}
+		if got, err := fixture.FetchBlob(t.Context(), dst.AdminHost, repo, r.blobs[1].Desc.Digest); err != nil || string(got) != string(r.blobs[1].Data) {
+			t.Errorf("%s: referrer layer %s: %q (%v)", repo, r.blobs[1].Desc.Digest, got, err)
+		}
+	}
+	subjects := slices.Clone(s.subjects)
+	for _, r := range s.referrers {
+		subjects = append(subjects, r.manifest().Desc.Digest)
+	}
+	for _, d := range subjects {
+		want := listedReferrers(t, s.reg, "team/app", d, false)
+		got := listedReferrers(t, dst, repo, d, fallback)
+		if string(mustMarshal(t, got)) != string(mustMarshal(t, want)) {
+			t.Errorf("%s lists as referrers of %s\n%s\nwant the source's\n%s", repo, d, mustMarshal(t, got), mustMarshal(t, want))
+		}
+		if !fallback {
+			if tag := fetchTag(t, dst, repo, tagOf(d)); tag != "" {
+				t.Errorf("%s:%s exists: a registry with the referrers API needs no fallback tag", repo, tagOf(d))
+			}
+		}
+	}
+}
+
+// assertReadOnly checks a run sent dst reads only.
+func assertReadOnly(t *testing.T, dst *registrytest.Registry, what string) {
+	t.Helper()
+	for _, r := range dst.Requests() {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			t.Errorf("%s sent %s %s", what, r.Method, r.Path)
+		}
+	}
+}
+
+// TestCopyReferrersAPI (issue 24): referrers that a source registry knows
+// through the OCI 1.1 referrers API alone (no fallback tag), of an index
+// and of one of its children, with a cosign signature tag beside them,
+// travel with copy into a registry with the API (pushed with their
+// subjects: no fallback tag), into one without (fallback tags), through a
+// bundle and through an OCI layout; every digest kept. A second run sends
+// only reads, and a referrer added to a child meanwhile is copied.
+func TestCopyReferrersAPI(t *testing.T) {
+	t.Parallel()
+	src := newReferrersAPISource(t)
+	from := src.reg.Host + "/team/app:1"
+
+	t.Run("to a registry with the API", func(t *testing.T) {
+		x := newImgx(t)
+		dst := registrytest.Start(t, registrytest.Options{Referrers: true})
+		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
+		src.assertCarried(t, dst, "mirror/team/app", false)
+
+		dst.ResetRequests()
+		src.reg.ResetRequests()
+		res := x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
+		if !strings.HasSuffix(res.Stdout, "  skipped\n") {
+			t.Errorf("second run:\n%s", res.Stdout)
+		}
+		assertReadOnly(t, dst, "second run")
+		// The tag; then per subject with referrers (the root, amd64) the
+		// API's list, and the root's signature tag.
+		if n := len(dst.Requests()); n != 1+2+1 {
+			t.Errorf("second run: %d requests to the target, want 4:\n%s", n, requestSummary(dst))
+		}
+		// The root; per subject (the root and its 6 manifests) its 3
+		// cosign tags and the API.
+		if n := len(src.reg.Requests()); n != 1+7*4 {
+			t.Errorf("second run: %d requests to the source, want %d:\n%s", n, 1+7*4, requestSummary(src.reg))
+		}
+
+		late := newAPIReferrer(t, src.idx.Images[1].Manifest.Desc, "application/vnd.example.attestation+json", `{"late":"arm64"}`)
+		late.push(t, src.reg, "team/app")
+		res = x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
+		if !strings.HasSuffix(res.Stdout, "  copied\n") {
+			t.Errorf("run after a child's new referrer:\n%s", res.Stdout)
+		}
+		withLate := src
+		withLate.referrers = append(slices.Clone(src.referrers), late)
+		withLate.assertCarried(t, dst, "mirror/team/app", false)
+	})
+
+	t.Run("to a registry without the API", func(t *testing.T) {
+		x := newImgx(t)
+		dst := registrytest.Start(t, registrytest.Options{})
+		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
+		src.assertCarried(t, dst, "mirror/team/app", true)
+		dst.ResetRequests()
+		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
+		assertReadOnly(t, dst, "second run")
+	})
+
+	t.Run("through a layout", func(t *testing.T) {
+		x := newImgx(t)
+		dir := filepath.Join(t.TempDir(), "layout")
+		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir)
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, to.Host+"/mirror")
+			src.assertCarried(t, to, "mirror/team/app", !api)
+			to.ResetRequests()
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, to.Host+"/mirror")
+			assertReadOnly(t, to, "second run")
+		}
+	})
+
+	t.Run("through a layout by tag", func(t *testing.T) {
+		x := newImgx(t)
+		dir := filepath.Join(t.TempDir(), "layout")
+		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir+":1")
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":1", to.Host+"/back/app:1")
+			src.assertCarried(t, to, "back/app", !api)
+			to.ResetRequests()
+			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":1", to.Host+"/back/app:1")
+			assertReadOnly(t, to, "second run")
+		}
+	})
+
+	t.Run("through a bundle", func(t *testing.T) {
+		x := newImgx(t)
+		bundle := filepath.Join(t.TempDir(), "bundle.tar")
+		x.MustRun("copy", "--progress", "quiet", from, "archive://"+bundle)
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, to.Host+"/mirror")
+			src.assertCarried(t, to, "mirror/team/app", !api)
+			to.ResetRequests()
+			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, to.Host+"/mirror")
+			assertReadOnly(t, to, "second run")
+			// One image out of the bundle by its name takes its referrers along.
+			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle+":"+from, to.Host+"/one/app:1")
+			src.assertCarried(t, to, "one/app", !api)
+		}
+	})
+
+	t.Run("through a bundle by name", func(t *testing.T) {
+		x := newImgx(t)
+		bundle := filepath.Join(t.TempDir(), "one.tar")
+		entry := "archive://" + bundle + ":mirror.example/one/app:1"
+		x.MustRun("copy", "--progress", "quiet", from, entry)
+		for _, api := range []bool{true, false} {
+			to := registrytest.Start(t, registrytest.Options{Referrers: api})
+			x.MustRun("copy", "--progress", "quiet", entry, to.Host+"/back/app:1")
+			src.assertCarried(t, to, "back/app", !api)
+		}
+	})
+}
+
+// TestCreateReferrersAPI: create copies referrers its source registry knows
+// through the referrers API alone (of the index and of a child) into a new
+// repository of another registry with the API and of its own (mounted), as
+// referrers listed by their subjects, with no fallback tag, and into a
+// registry without the API as fallback tags.
+func TestCreateReferrersAPI(t *testing.T) {
+	t.Parallel()
+	src := newReferrersAPISource(t)
+	x := newImgx(t)
+	other := registrytest.Start(t, registrytest.Options{Referrers: true})
+	plain := registrytest.Start(t, registrytest.Options{})
+	for _, c := range []struct {
+		reg      *registrytest.Registry
+		fallback bool
+	}{{other, false}, {src.reg, false}, {plain, true}} {
+		x.MustRun("create", "--progress", "quiet", "-t", c.reg.Host+"/new/app:1", src.reg.Host+"/team/app:1")
+		src.assertCarried(t, c.reg, "new/app", c.fallback)
+	}
+}
