@@ -14,28 +14,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// heldSubjects is a memory place that holds back the read of the first
-// subject's signature tag until the last subject's is asked for.
-type heldSubjects struct {
-	*placetest.Memory
-	first, last ref.Location
-	lastAsked   chan struct{}
-}
-
-func (h *heldSubjects) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
-	switch loc {
-	case h.last:
-		close(h.lastAsked)
-	case h.first:
-		select {
-		case <-h.lastAsked:
-		case <-ctx.Done():
-			return ocispec.Descriptor{}, nil, ctx.Err()
-		}
-	}
-	return h.Memory.Manifest(ctx, loc)
-}
-
 // TestReferrersThereAsksChildren checks that the up-to-date check asks
 // about the referrers of each manifest an index lists, not the root's
 // alone, and all subjects at once (the place holds the root's back until
@@ -53,7 +31,7 @@ func TestReferrersThereAsksChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(dt), Size: int64(len(dt))}
-	h := &heldSubjects{Memory: m, first: src.WithTag(cosignTags(root.Digest)[0]), last: src.WithTag(cosignTags(children[2].Digest)[0]), lastAsked: make(chan struct{})}
+	h := placetest.NewHeld(m, src.WithTag(cosignTags(root.Digest)[0]), src.WithTag(cosignTags(children[2].Digest)[0]))
 	pl := place.NewRouter(map[string]place.Backend{"": h})
 	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -73,12 +51,12 @@ func TestReferrersThereAsksChildren(t *testing.T) {
 	sigDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(sig), Size: int64(len(sig))}
 	childSig := cosignTags(children[1].Digest)[2]
 	m.Add(src.WithTag(childSig), sigDesc, sig)
-	h.lastAsked = make(chan struct{})
+	h.Again()
 	if there() {
 		t.Error("a child's signature the target lacks: up to date")
 	}
 	m.Add(dst.WithTag(childSig), sigDesc, sig)
-	h.lastAsked = make(chan struct{})
+	h.Again()
 	if !there() {
 		t.Error("the child's signature in the target too: not up to date")
 	}

@@ -13,28 +13,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// heldFirst is a memory place that holds the first source's root back
-// until the last source's is asked for.
-type heldFirst struct {
-	*placetest.Memory
-	first, last ref.Location
-	lastAsked   chan struct{}
-}
-
-func (h *heldFirst) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
-	switch loc {
-	case h.last:
-		close(h.lastAsked)
-	case h.first:
-		select {
-		case <-h.lastAsked:
-		case <-ctx.Done():
-			return ocispec.Descriptor{}, nil, ctx.Err()
-		}
-	}
-	return h.Memory.Manifest(ctx, loc)
-}
-
 // TestResolveAllAtOnce checks that the sources' roots are read at once,
 // not one after the other (the place holds the first back until the last
 // is asked for), and come back in the order of the sources.
@@ -51,7 +29,7 @@ func TestResolveAllAtOnce(t *testing.T) {
 		m.Add(loc, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(data), Size: int64(len(data))}, data)
 		sources = append(sources, Source{Loc: loc, Name: s})
 	}
-	h := &heldFirst{Memory: m, first: sources[0].Loc, last: sources[2].Loc, lastAsked: make(chan struct{})}
+	h := placetest.NewHeld(m, sources[0].Loc, sources[2].Loc)
 	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

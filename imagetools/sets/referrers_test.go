@@ -13,28 +13,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// heldFirst is a memory place that holds the first source's root back
-// until the last source's is asked for.
-type heldFirst struct {
-	*placetest.Memory
-	first, last ref.Location
-	lastAsked   chan struct{}
-}
-
-func (h *heldFirst) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descriptor, []byte, error) {
-	switch loc {
-	case h.last:
-		close(h.lastAsked)
-	case h.first:
-		select {
-		case <-h.lastAsked:
-		case <-ctx.Done():
-			return ocispec.Descriptor{}, nil, ctx.Err()
-		}
-	}
-	return h.Memory.Manifest(ctx, loc)
-}
-
 // TestWithReferrersAtOnce checks that the sources are looked at at once
 // (the place holds the first back until the last is asked for), and that
 // the referrer tags found follow the images, in the order of the sources.
@@ -63,7 +41,7 @@ func TestWithReferrersAtOnce(t *testing.T) {
 		}
 		pairs = append(pairs, Pair{Source: loc, Target: target})
 	}
-	h := &heldFirst{Memory: m, first: pairs[0].Source, last: pairs[2].Source, lastAsked: make(chan struct{})}
+	h := placetest.NewHeld(m, pairs[0].Source, pairs[2].Source)
 	// A guard against the wait in Manifest, not a timing: a pass takes no waiting.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
