@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -129,23 +128,6 @@ func TestLoadPullParity(t *testing.T) {
 	}
 }
 
-// nonLoopbackIPv4 returns an IPv4 address of this machine that is not a
-// loopback address, ending the test when there is none.
-func nonLoopbackIPv4(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("no IPv4 address besides loopback: the Docker engine treats every loopback registry as insecure")
-	return ""
-}
-
 // TestLoadPullFallback loads from a TLS registry whose CA only
 // docker-imgx's certs.d holds, on an address that is not loopback (the
 // engine trusts any loopback registry, and verifies the others): the
@@ -154,7 +136,7 @@ func nonLoopbackIPv4(t *testing.T) string {
 // reason, and leaves the engine as it was.
 func TestLoadPullFallback(t *testing.T) {
 	t.Parallel()
-	reg := registrytest.Start(t, registrytest.Options{TLS: true, Addr: nonLoopbackIPv4(t) + ":0"})
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, Addr: outsideAddress(t) + ":0"})
 	img := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, Seed: 71})
 	pushImage(t, reg, "test/tls", "1", img)
 	d := consumers.StartDocker29(t)
