@@ -166,7 +166,7 @@ func TestCopyCompressesPlainLayers(t *testing.T) {
 	res = x.Run("copy", "--progress", "quiet", "archive://"+saved+"@"+none.String(), b.Host+"/bad/app@"+none.String())
 	if want := "failed: target " + b.Host + "/bad/app@" + none.String() + ": --compression gzip compresses the plain layers of archive://" + saved + "@" + none.String() +
 		", which gives the copy another digest: name the target by a tag, or give --compression none\n"; res.ExitCode != 1 || !strings.HasSuffix(res.Stdout, want) {
-		t.Errorf("a target by digest: exit %d\nstdout:\n%s\nwant it to end in %s", res.ExitCode, res.Stdout, want)
+		t.Errorf("a target by digest: exit %d\nstdout:\n%s\nstderr:\n%s\nwant it to end in %s", res.ExitCode, res.Stdout, res.Stderr, want)
 	}
 	if got := fetchTag(t, b, "bad/app", none.String()); got != "" {
 		t.Errorf("a refused copy pushed bad/app@%s", none)

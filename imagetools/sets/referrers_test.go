@@ -81,6 +81,9 @@ func TestBesideImage(t *testing.T) {
 			t.Errorf("besideImage(%q, bare=%v) names %q, want %q", c.image, c.bare, got, c.want)
 		}
 	}
+	if at, err := besideImage(ref.Location{Scheme: ref.SchemeArchive, Path: "x.tar", Digest: digest.FromString("x")}, false); at != nil || err != nil {
+		t.Errorf("besideImage of an image a tar names by digest alone: found=%v, %v; want none and no error", at != nil, err)
+	}
 	if _, err := besideImage(ref.Location{Scheme: ref.SchemeLayout, Path: "dir"}.WithTag("Bad:Name:1"), false); err == nil {
 		t.Error("besideImage of a name that does not parse: no error")
 	}

@@ -170,7 +170,7 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pa
 	} else {
 		srcAt, err = besideImage(p.Source, pl.Writable(p.Source) == nil)
 	}
-	if err != nil {
+	if err != nil || srcAt == nil || tgtAt == nil {
 		return nil, nil, err
 	}
 	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency, srcAt)
@@ -194,10 +194,15 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pa
 
 // besideImage returns where a referrer tag of the image at loc, in a tar
 // or layout, is: beside its full name (REPOSITORY:TAG), or the tag itself
-// where bare may be and the image has a bare tag.
+// where bare may be and the image has a bare tag. An image a tar names by
+// digest alone has no name for its referrers to be beside: nil, and none
+// are carried.
 func besideImage(loc ref.Location, bare bool) (func(tag string) ref.Location, error) {
 	if bare && !strings.ContainsAny(loc.Tag, "/:@") {
 		return loc.WithTag, nil
+	}
+	if loc.Tag == "" {
+		return nil, nil
 	}
 	named, err := reference.ParseNormalizedNamed(loc.Tag)
 	if err != nil {
