@@ -162,6 +162,18 @@ func (s referrersAPISource) assertCarried(t *testing.T, dst *registrytest.Regist
 	}
 }
 
+// copyTwice copies from to to (a location on dst), checks that the
+// source's referrers are carried into repo of dst (fallback: as the
+// fallback tag), and that a second run of the same copy only reads.
+func (s referrersAPISource) copyTwice(t *testing.T, x *imgx, from, to string, dst *registrytest.Registry, repo string, fallback bool) {
+	t.Helper()
+	x.MustRun("copy", "--progress", "quiet", from, to)
+	s.assertCarried(t, dst, repo, fallback)
+	dst.ResetRequests()
+	x.MustRun("copy", "--progress", "quiet", from, to)
+	assertReadOnly(t, dst, "second run")
+}
+
 // assertReadOnly checks a run sent dst reads only.
 func assertReadOnly(t *testing.T, dst *registrytest.Registry, what string) {
 	t.Helper()
@@ -222,11 +234,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 	t.Run("to a registry without the API", func(t *testing.T) {
 		x := newImgx(t)
 		dst := registrytest.Start(t, registrytest.Options{})
-		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
-		src.assertCarried(t, dst, "mirror/team/app", true)
-		dst.ResetRequests()
-		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
-		assertReadOnly(t, dst, "second run")
+		src.copyTwice(t, x, from, dst.Host+"/mirror", dst, "mirror/team/app", true)
 	})
 
 	t.Run("through a layout", func(t *testing.T) {
@@ -235,11 +243,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir)
 		for _, api := range []bool{true, false} {
 			to := registrytest.Start(t, registrytest.Options{Referrers: api})
-			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, to.Host+"/mirror")
-			src.assertCarried(t, to, "mirror/team/app", !api)
-			to.ResetRequests()
-			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir, to.Host+"/mirror")
-			assertReadOnly(t, to, "second run")
+			src.copyTwice(t, x, "oci-layout://"+dir, to.Host+"/mirror", to, "mirror/team/app", !api)
 		}
 	})
 
@@ -249,11 +253,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 		x.MustRun("copy", "--progress", "quiet", from, "oci-layout://"+dir+":1")
 		for _, api := range []bool{true, false} {
 			to := registrytest.Start(t, registrytest.Options{Referrers: api})
-			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":1", to.Host+"/back/app:1")
-			src.assertCarried(t, to, "back/app", !api)
-			to.ResetRequests()
-			x.MustRun("copy", "--progress", "quiet", "oci-layout://"+dir+":1", to.Host+"/back/app:1")
-			assertReadOnly(t, to, "second run")
+			src.copyTwice(t, x, "oci-layout://"+dir+":1", to.Host+"/back/app:1", to, "back/app", !api)
 		}
 	})
 
@@ -263,11 +263,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 		x.MustRun("copy", "--progress", "quiet", from, "archive://"+bundle)
 		for _, api := range []bool{true, false} {
 			to := registrytest.Start(t, registrytest.Options{Referrers: api})
-			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, to.Host+"/mirror")
-			src.assertCarried(t, to, "mirror/team/app", !api)
-			to.ResetRequests()
-			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle, to.Host+"/mirror")
-			assertReadOnly(t, to, "second run")
+			src.copyTwice(t, x, "archive://"+bundle, to.Host+"/mirror", to, "mirror/team/app", !api)
 			// One image out of the bundle by its name takes its referrers along.
 			x.MustRun("copy", "--progress", "quiet", "archive://"+bundle+":"+from, to.Host+"/one/app:1")
 			src.assertCarried(t, to, "one/app", !api)
