@@ -56,7 +56,7 @@ func completeTags(ctx context.Context, dockerCli command.Cli, root *rootOptions,
 	}
 	ctx, cancel := context.WithTimeout(orBackground(ctx), completionBudget())
 	defer cancel()
-	tags, err := registry.New(opts).Tags(ctx, loc)
+	tags, _, err := registry.New(opts).Tags(ctx, loc, 0)
 	if err != nil {
 		return nil
 	}

@@ -209,15 +209,20 @@ func TestCopyReferrersAPI(t *testing.T) {
 			t.Errorf("second run:\n%s", res.Stdout)
 		}
 		assertReadOnly(t, dst, "second run")
-		// The tag; then per subject with referrers (the root, amd64) the
-		// API's list, and the root's signature tag.
-		if n := len(dst.Requests()); n != 1+2+1 {
-			t.Errorf("second run: %d requests to the target, want 4:\n%s", n, requestSummary(dst))
+		// The tag and the root's signature tag; then the API's list for each
+		// subject with referrers: the root, amd64, and the SBOM (signed).
+		if n := len(dst.Requests()); n != 2+3 {
+			t.Errorf("second run: %d requests to the target, want 5:\n%s", n, requestSummary(dst))
 		}
-		// The root; per subject (the root and its 6 manifests) its 3
-		// cosign tags and the API.
-		if n := len(src.reg.Requests()); n != 1+7*4 {
-			t.Errorf("second run: %d requests to the source, want %d:\n%s", n, 1+7*4, requestSummary(src.reg))
+		// The repository's tag list (a cosign tag or fallback tag it lacks is
+		// not read), the root, the root's signature tag, and the API for each
+		// subject: the root and its 6 manifests; the signature and the two
+		// referrers found on them; the signature of the SBOM.
+		if n, want := len(src.reg.Requests()), 3+7+3+1; n != want {
+			t.Errorf("second run: %d requests to the source, want %d:\n%s", n, want, requestSummary(src.reg))
+		}
+		if got := src.reg.Requests(); len(got) > 0 && !slices.ContainsFunc(got, func(r registrytest.Request) bool { return strings.HasSuffix(r.Path, "/tags/list") }) {
+			t.Errorf("second run: the source's tags were not listed:\n%s", requestSummary(src.reg))
 		}
 
 		late := newAPIReferrer(t, src.idx.Images[1].Manifest.Desc, "application/vnd.example.attestation+json", `{"late":"arm64"}`)
@@ -228,6 +233,17 @@ func TestCopyReferrersAPI(t *testing.T) {
 		}
 		withLate := src
 		withLate.referrers = append(slices.Clone(src.referrers), late)
+		withLate.assertCarried(t, dst, "mirror/team/app", false)
+
+		// A second signature of the SBOM, a referrer of a referrer the target
+		// holds already, is found by the next run, which copies it.
+		resign := newAPIReferrer(t, src.referrers[0].manifest().Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"sbom, again"}`)
+		resign.push(t, src.reg, "team/app")
+		res = x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
+		if !strings.HasSuffix(res.Stdout, "  copied\n") {
+			t.Errorf("run after a new signature of the SBOM:\n%s", res.Stdout)
+		}
+		withLate.referrers = append(withLate.referrers, resign)
 		withLate.assertCarried(t, dst, "mirror/team/app", false)
 	})
 

@@ -91,16 +91,16 @@ func (p *Archives) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetch
 }
 
 // Tags implements place.Reader: the names of the tar's images.
-func (p *Archives) Tags(ctx context.Context, loc ref.Location) (map[string]bool, error) {
+func (p *Archives) Tags(ctx context.Context, loc ref.Location, _ int) (map[string]bool, bool, error) {
 	a, err := p.get(ctx, loc)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tags := map[string]bool{}
 	for _, n := range a.Names() {
 		tags[n] = true
 	}
-	return tags, nil
+	return tags, true, nil
 }
 
 // Referrers implements place.Reader: a tar keeps no referrers index.

@@ -3,7 +3,6 @@ package create
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -44,7 +43,11 @@ type CopyOptions struct {
 // it into a registry sends it, the others mount it from there once it is
 // in (or, in the same repository, wait for it), and send it themselves
 // only when that upload fails.
+//
+// It also holds the run's lists of source tags (TagLists): a repository
+// several images of the run are read from is listed once.
 type Transfers struct {
+	lists TagLists
 	slots *transferSlots
 	mu    sync.Mutex
 	blobs map[sharedKey]sharedBlob
@@ -125,7 +128,14 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 			return Copied{}, err
 		}
 	}
-	desc, dt, states, err := readEnds(ctx, pl, src, targets, opts.MaxConcurrency)
+	var lists *TagLists
+	if opts.Referrers {
+		lists = new(TagLists)
+		if opts.Transfers != nil {
+			lists = &opts.Transfers.lists
+		}
+	}
+	desc, dt, states, err := readEnds(ctx, pl, src, targets, lists, opts.MaxConcurrency)
 	if err != nil {
 		return Copied{}, err
 	}
@@ -145,12 +155,12 @@ func Copy(ctx context.Context, pl place.Place, src ref.Location, targets []ref.L
 			out.Desc, out.Compressed = desc, opts.Compression
 		}
 	}
-	skip, err := upToDate(ctx, pl, src, desc, dt, states, opts.Referrers, opts.MaxConcurrency)
+	skip, err := upToDate(ctx, pl, src, desc, dt, states, lists, opts)
 	if err != nil || skip {
 		out.Skipped = skip
 		return out, err
 	}
-	return out, pushCopy(ctx, pl, src, desc, dt, known, states, opts)
+	return out, pushCopy(ctx, pl, src, desc, dt, known, states, lists, opts)
 }
 
 // byDigest refuses a target named by the source's digest when the copy
@@ -168,13 +178,19 @@ func byDigest(targets []ref.Location, src ref.Location, f compression.Format) er
 // for both), where each tagged target points, with the rights its write
 // needs: upToDate compares them, and the tag step moves the tags from
 // what was read here (a registry has no compare-and-swap on tags: a read
-// just before the move would not see a push in between either). An
-// error of the source's is the one returned.
-func readEnds(ctx context.Context, pl place.Place, src ref.Location, targets []ref.Location, limit int) (ocispec.Descriptor, []byte, []tagState, error) {
+// just before the move would not see a push in between either). The
+// source repository's tags are listed in the same round trip (lists, when
+// set: the referrers the copy looks for). An error of the source's is the
+// one returned.
+func readEnds(ctx context.Context, pl place.Place, src ref.Location, targets []ref.Location, lists *TagLists, limit int) (ocispec.Descriptor, []byte, []tagState, error) {
 	var desc ocispec.Descriptor
 	var dt []byte
 	var srcErr error
 	var eg errgroup.Group
+	eg.Go(func() error {
+		lists.prefetch(ctx, pl, src)
+		return nil
+	})
 	eg.Go(func() error {
 		desc, dt, srcErr = pl.Manifest(ctx, src)
 		return nil
@@ -214,7 +230,7 @@ func readEnds(ctx context.Context, pl place.Place, src ref.Location, targets []r
 // merge, so that nothing the target had is dropped. known holds manifests
 // under the root that the source does not (compressRoot's).
 func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, known map[digest.Digest][]byte,
-	targets []tagState, opts CopyOptions) error {
+	targets []tagState, lists *TagLists, opts CopyOptions) error {
 	c := pushInput{root: desc, rootBytes: dt, rootOrigin: src, known: map[digest.Digest][]byte{desc.Digest: dt}}
 	maps.Copy(c.known, known)
 	var idx ocispec.Index
@@ -251,7 +267,7 @@ func pushCopy(ctx context.Context, pl place.Place, src ref.Location, desc ocispe
 			read = append(read, s)
 		}
 	}
-	popts := pushOptions{Targets: pushTo, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers, tagsRead: read}
+	popts := pushOptions{Targets: pushTo, MaxConcurrency: opts.MaxConcurrency, Progress: opts.Progress, Referrers: opts.Referrers, tagsRead: read, tagLists: lists}
 	if opts.Transfers != nil {
 		popts.slots, popts.shared = opts.Transfers.slots, opts.Transfers
 	}
@@ -289,37 +305,10 @@ func IsReferrerTag(tag string) bool {
 	return digest.Digest(alg+":"+hex).Validate() == nil
 }
 
-// taggedReferrers reads the tags of src's repository named, at once, and
-// returns the digest of each that exists.
-func taggedReferrers(ctx context.Context, pl place.Reader, src ref.Location, tags []string) (map[string]digest.Digest, error) {
-	digests := make([]digest.Digest, len(tags))
-	eg, ectx := errgroup.WithContext(ctx)
-	for i, t := range tags {
-		eg.Go(func() error {
-			desc, _, err := pl.Manifest(ectx, src.WithTag(t))
-			if isNotFound(err) {
-				return nil
-			}
-			digests[i] = desc.Digest
-			return err
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	out := map[string]digest.Digest{}
-	for i, t := range tags {
-		if digests[i] != "" {
-			out[t] = digests[i]
-		}
-	}
-	return out, nil
-}
-
 // upToDate reports whether every target already holds desc (a tagged one
 // at its tag, one by digest as that digest) and, with referrers, what
 // the source has of them (referrersThere): reads only, a few per image.
-func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []tagState, referrers bool, limit int) (bool, error) {
+func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []tagState, lists *TagLists, opts CopyOptions) (bool, error) {
 	locs := make([]ref.Location, len(targets))
 	for i, s := range targets {
 		locs[i] = s.loc
@@ -327,10 +316,10 @@ func upToDate(ctx context.Context, pl place.Place, src ref.Location, desc ocispe
 			return false, err
 		}
 	}
-	if !referrers || !pl.Capabilities(src).Referrers {
+	if !opts.Referrers || !pl.Capabilities(src).Referrers {
 		return true, nil
 	}
-	return referrersThere(ctx, pl, src, desc, dt, locs, limit)
+	return referrersThere(ctx, pl, src, desc, dt, locs, lists, opts.MaxConcurrency)
 }
 
 // targetHolds reports whether the target s was read from holds desc: at
@@ -380,148 +369,4 @@ func listsAll(listed map[digest.Digest]bool, dt []byte) bool {
 		}
 	}
 	return true
-}
-
-// referrersThere reports whether every target holds what the source has
-// of the referrers of the root and, for an index, of each manifest it
-// lists (a per-platform signature or attestation): the cosign tags (looked
-// up by name) as the source has them, and the OCI referrers the source
-// lists. The subjects are asked at once, as many as small requests go
-// (oci.MetadataLimit of limit); a target is asked only about what the
-// source has: a few reads per image with referrers, four a subject on the
-// source. A read that fails answers false: the full copy then says what
-// is wrong.
-func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, limit int) (bool, error) {
-	subjects := []digest.Digest{desc.Digest}
-	if oci.IsIndex(desc.MediaType) {
-		var idx ocispec.Index
-		if json.Unmarshal(dt, &idx) != nil {
-			return false, nil
-		}
-		for _, m := range idx.Manifests {
-			if !slices.Contains(subjects, m.Digest) {
-				subjects = append(subjects, m.Digest)
-			}
-		}
-	}
-	probe := &apiProbe{done: make(chan struct{})}
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(oci.MetadataLimit(limit))
-	// The root goes first: it holds a slot while the children wait on its probe.
-	for i, d := range subjects {
-		eg.Go(func() error {
-			if !subjectReferrersThere(ectx, pl, src, d, targets, probe, i == 0) {
-				return errNotThere // the others need not be asked
-			}
-			return nil
-		})
-	}
-	return eg.Wait() == nil, nil
-}
-
-// errNotThere stops referrersThere at the first subject a target lacks.
-var errNotThere = errors.New("a target lacks a referrer")
-
-// apiProbe is what the source's referrers API answered about the root:
-// whether the registry has the API. The children's lists wait on it
-// rather than each ask an API the registry may not have (one request a
-// manifest saved where it has none).
-type apiProbe struct {
-	done      chan struct{}
-	supported bool
-}
-
-// sourceList lists the OCI referrers of d in the source: the root asks the
-// API (and says what it found, probe), the children ask the API only where
-// the root found it, else read the fallback tag at once.
-func sourceList(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, probe *apiProbe, root bool) (map[digest.Digest]bool, error) {
-	if root {
-		defer close(probe.done)
-		descs, supported, err := pl.Referrers(ctx, src.WithDigest(d))
-		if err != nil || supported {
-			probe.supported = err == nil
-			return digestSet(descs), err
-		}
-		return listReferrers(ctx, pl, src, d, true)
-	}
-	select {
-	case <-probe.done:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	return listReferrers(ctx, pl, src, d, !probe.supported)
-}
-
-// subjectReferrersThere reports whether every target holds the cosign
-// tags of d as the source has them and lists the OCI referrers of d that
-// the source lists (sourceList).
-func subjectReferrersThere(ctx context.Context, pl place.Place, src ref.Location, d digest.Digest, targets []ref.Location, probe *apiProbe, root bool) bool {
-	// The cosign tags and the list are asked for at once.
-	var cosign map[string]digest.Digest
-	var listed map[digest.Digest]bool
-	var eg errgroup.Group
-	eg.Go(func() (err error) { cosign, err = taggedReferrers(ctx, pl, src, cosignTags(d)); return err })
-	eg.Go(func() (err error) { listed, err = sourceList(ctx, pl, src, d, probe, root); return err })
-	if eg.Wait() != nil {
-		return false
-	}
-	for _, t := range targets {
-		for c, want := range cosign {
-			s, err := readTag(ctx, pl, t.WithTag(c))
-			if err != nil || s.now() != want {
-				return false
-			}
-		}
-		if len(listed) == 0 {
-			continue
-		}
-		have, err := listReferrers(ctx, pl, t, d, false)
-		if err != nil {
-			return false
-		}
-		for l := range listed {
-			if !have[l] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// listReferrers lists the digests of the OCI referrers of d in loc's
-// repository: the referrers API's answer, else the fallback tag's index.
-// skipAPI reads the fallback tag without asking the API (known to be
-// missing).
-func listReferrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, skipAPI bool) (map[digest.Digest]bool, error) {
-	var descs []ocispec.Descriptor
-	supported := false
-	if !skipAPI {
-		var err error
-		if descs, supported, err = pl.Referrers(ctx, loc.WithDigest(d)); err != nil {
-			return nil, err
-		}
-	}
-	if !supported {
-		_, dt, err := pl.Manifest(ctx, loc.WithTag(fallbackTag(d)))
-		if err != nil && !isNotFound(err) {
-			return nil, err
-		}
-		var idx ocispec.Index
-		if err == nil {
-			if err := json.Unmarshal(dt, &idx); err != nil {
-				return nil, fmt.Errorf("parse referrers tag of %s: %w", d, err)
-			}
-		}
-		descs = idx.Manifests
-	}
-	return digestSet(descs), nil
-}
-
-// digestSet is the set of the descriptors' digests.
-func digestSet(descs []ocispec.Descriptor) map[digest.Digest]bool {
-	out := map[digest.Digest]bool{}
-	for _, desc := range descs {
-		out[desc.Digest] = true
-	}
-	return out
 }

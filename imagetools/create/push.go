@@ -47,6 +47,9 @@ type pushOptions struct {
 	// run read them (Copy reads them to see whether it has anything to
 	// do): the tag step moves them from there without reading them again.
 	tagsRead []tagState
+	// tagLists, when set, are the sources' tag lists the referrers are
+	// found through (TagLists); nil reads each referrer tag by name.
+	tagLists *TagLists
 }
 
 // pushAll copies content to every target: each blob and child manifest by
@@ -94,7 +97,7 @@ func push(ctx context.Context, pl place.Place, c pushInput, opts pushOptions) er
 	}
 	var refs *referrerFinder
 	if opts.Referrers {
-		refs = newReferrerFinder(pl, c, g, opts.MaxConcurrency)
+		refs = newReferrerFinder(pl, c, g, opts.MaxConcurrency, opts.tagLists)
 	}
 	if err := runPlans(ctx, plans, refs, opts); err != nil {
 		return err

@@ -177,14 +177,17 @@ type referrerFinder struct {
 	c      pushInput
 	g      *graphReader
 	limit  int
+	tags   *TagLists
 	apis   onceMap[bool]
 	lists  onceMap[referrerList]
 	tagged onceMap[*node]
 }
 
-// newReferrerFinder reads what it finds through g, the graph of the push.
-func newReferrerFinder(pl place.Place, c pushInput, g *graphReader, limit int) *referrerFinder {
-	return &referrerFinder{pl: pl, c: c, limit: limit, g: g}
+// newReferrerFinder reads what it finds through g, the graph of the push;
+// a referrer tag the source's list (lists, when set) shows missing is not
+// read.
+func newReferrerFinder(pl place.Place, c pushInput, g *graphReader, limit int, lists *TagLists) *referrerFinder {
+	return &referrerFinder{pl: pl, c: c, limit: limit, g: g, tags: lists}
 }
 
 // subject is a manifest copied into a target, with the repository it is
@@ -278,6 +281,9 @@ func (f *referrerFinder) findOne(ctx context.Context, s subject, all []subject) 
 	var list referrerList
 	eg, ectx := errgroup.WithContext(ctx)
 	for i, tag := range tags {
+		if f.tags.absent(ctx, f.pl, s.origin, tag) {
+			continue
+		}
 		eg.Go(func() error {
 			var err error
 			tagged[i], err = f.tagged.do(s.origin.Repository()+":"+tag, func() (*node, error) {
@@ -340,6 +346,9 @@ func (f *referrerFinder) apiList(ctx context.Context, s subject) (referrerList, 
 
 // readFallback reads the fallback tag index of a subject.
 func (f *referrerFinder) readFallback(ctx context.Context, s subject) (referrerList, error) {
+	if f.tags.absent(ctx, f.pl, s.origin, fallbackTag(s.digest)) {
+		return referrerList{}, nil
+	}
 	_, dt, err := f.pl.Manifest(ctx, s.origin.WithTag(fallbackTag(s.digest)))
 	if errdefs.IsNotFound(err) {
 		return referrerList{}, nil // no referrers

@@ -99,7 +99,7 @@ func TestReferrerSubjects(t *testing.T) {
 			&repoPlan{pl: testPlaces(), repo: mustLoc(t, "r2.example/app")}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newReferrerFinder(testPlaces(), c.c, newGraphReader(testPlaces(), c.c.known, nil, 1), 1)
+			f := newReferrerFinder(testPlaces(), c.c, newGraphReader(testPlaces(), c.c.known, nil, 1), 1, nil)
 			var got []digest.Digest
 			for _, s := range f.subjects(c.plan) {
 				got = append(got, s.digest)
@@ -216,7 +216,7 @@ func TestFindReferrersAPI(t *testing.T) {
 	if _, err := pl.Prepare([]ref.Location{origin}); err != nil {
 		t.Fatal(err)
 	}
-	f := newReferrerFinder(pl, pushInput{}, newGraphReader(pl, nil, nil, 2), 2)
+	f := newReferrerFinder(pl, pushInput{}, newGraphReader(pl, nil, nil, 2), 2, nil)
 	found, err := f.find(context.Background(), []subject{{digest: signed, origin: origin}, {digest: other, origin: origin}})
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func TestReferrersThereAsksChildren(t *testing.T) {
 	defer cancel()
 	there := func() bool {
 		t.Helper()
-		ok, err := referrersThere(ctx, pl, src, root, dt, []ref.Location{dst}, 4)
+		ok, err := referrersThere(ctx, pl, src, root, dt, []ref.Location{dst}, nil, 4)
 		if err != nil {
 			t.Fatal(err)
 		}

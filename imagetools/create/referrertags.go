@@ -32,13 +32,15 @@ type ReferrerTag struct {
 // it lists, the cosign tags the source has and the fallback tag, made from
 // the referrers API's answer where the source has one; then the tags of
 // the referrers found (a signature on an SBOM), up to maxReferrerDepth
-// levels, as create follows them. Each subject costs five reads (three
-// cosign tags by name, the fallback tag, the API), the subjects of a level
-// asked at once, as many as small requests go (oci.MetadataLimit of
-// limit); the tags come level by level, in subject order. at is where a
-// tag is read (a tar names them beside the image's full name); nil reads
-// them in src's repository.
-func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc ocispec.Descriptor, dt []byte, limit int, at func(tag string) ref.Location) ([]ReferrerTag, error) {
+// levels, as create follows them. The referrers API is asked about the
+// root first, and about the other subjects only where it answered. A
+// subject costs a read of each of its three cosign tags and its fallback
+// tag, except those the source repository's list (lists, when set:
+// TagLists) shows missing. The subjects of a level are asked at once, as
+// many as small requests go (oci.MetadataLimit of limit); the tags come
+// level by level, in subject order. at is where a tag is read (a tar names
+// them beside the image's full name); nil reads them in src's repository.
+func ReferrerTags(ctx context.Context, pl place.Backend, src ref.Location, desc ocispec.Descriptor, dt []byte, limit int, at func(tag string) ref.Location, lists *TagLists) ([]ReferrerTag, error) {
 	if at == nil {
 		at = src.WithTag
 	}
@@ -54,6 +56,7 @@ func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc o
 	}
 	seen := map[digest.Digest]bool{}
 	var out []ReferrerTag
+	rs := referrerSource{pl: pl, src: src, at: at, lists: lists, probe: &apiProbe{done: make(chan struct{})}}
 	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
 		var level []digest.Digest
 		for _, d := range subjects {
@@ -62,7 +65,7 @@ func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc o
 				level = append(level, d)
 			}
 		}
-		found, next, err := referrerTagsLevel(ctx, pl, src, level, limit, at)
+		found, next, err := rs.level(ctx, level, limit, depth == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -71,16 +74,28 @@ func ReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, desc o
 	return out, nil
 }
 
-// referrerTagsLevel lists the referrer tags of the subjects, asked at
-// once, and the referrers they hold, the next level's subjects.
-func referrerTagsLevel(ctx context.Context, pl place.Reader, src ref.Location, subjects []digest.Digest, limit int, at func(string) ref.Location) ([]ReferrerTag, []digest.Digest, error) {
+// referrerSource is where ReferrerTags reads a source's referrers.
+type referrerSource struct {
+	pl    place.Backend
+	src   ref.Location
+	at    func(string) ref.Location
+	lists *TagLists
+	// probe is the referrers API's answer about the root: the other
+	// subjects ask the API only where it has one.
+	probe *apiProbe
+}
+
+// level lists the referrer tags of the subjects, asked at once, and the
+// referrers they hold, the next level's subjects; with root, the first
+// subject is the root, which probes the API.
+func (rs referrerSource) level(ctx context.Context, subjects []digest.Digest, limit int, root bool) ([]ReferrerTag, []digest.Digest, error) {
 	found := make([][]ReferrerTag, len(subjects))
 	next := make([][]digest.Digest, len(subjects))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(limit))
 	for i, d := range subjects {
 		eg.Go(func() (err error) {
-			found[i], next[i], err = subjectReferrerTags(ectx, pl, src, d, at)
+			found[i], next[i], err = rs.subject(ectx, d, root && i == 0)
 			return err
 		})
 	}
@@ -90,13 +105,13 @@ func referrerTagsLevel(ctx context.Context, pl place.Reader, src ref.Location, s
 	return slices.Concat(found...), slices.Concat(next...), nil
 }
 
-// subjectReferrerTags lists the referrer tags of one subject, its fallback
-// tag first, then its cosign tags, sorted; and the manifests they hold.
-func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest, at func(string) ref.Location) ([]ReferrerTag, []digest.Digest, error) {
+// subject lists the referrer tags of one subject, its fallback tag first,
+// then its cosign tags, sorted; and the manifests they hold.
+func (rs referrerSource) subject(ctx context.Context, d digest.Digest, root bool) ([]ReferrerTag, []digest.Digest, error) {
 	fallback := fallbackTag(d)
-	r, err := readSubjectReferrers(ctx, pl, src, d, at)
+	r, err := rs.read(ctx, d, root)
 	if err != nil {
-		return nil, nil, fmt.Errorf("referrers of %s@%s: %w", src.Repository(), d, err)
+		return nil, nil, fmt.Errorf("referrers of %s@%s: %w", rs.src.Repository(), d, err)
 	}
 	var out []ReferrerTag
 	var next []digest.Digest
@@ -107,7 +122,7 @@ func subjectReferrerTags(ctx context.Context, pl place.Reader, src ref.Location,
 			err = json.Unmarshal(merged, &idx)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("referrers of %s@%s: %s: %w", src.Repository(), d, fallback, err)
+			return nil, nil, fmt.Errorf("referrers of %s@%s: %s: %w", rs.src.Repository(), d, fallback, err)
 		}
 		rt := ReferrerTag{Tag: fallback}
 		if changed {
@@ -140,13 +155,18 @@ type subjectReferrers struct {
 	existing []byte
 }
 
-// readSubjectReferrers reads the cosign tags, the referrers API and the
-// fallback tag of subject d, at once.
-func readSubjectReferrers(ctx context.Context, pl place.Reader, src ref.Location, d digest.Digest, at func(string) ref.Location) (subjectReferrers, error) {
+// read reads the cosign tags, the referrers API (where the root's probe
+// found it) and the fallback tag of subject d, at once; a tag the source's
+// list shows missing is not read.
+func (rs referrerSource) read(ctx context.Context, d digest.Digest, root bool) (subjectReferrers, error) {
 	cosign := cosignTags(d)
 	r := subjectReferrers{cosign: make([]digest.Digest, len(cosign))}
 	read := func(ctx context.Context, tag string) (ocispec.Descriptor, []byte, error) {
-		desc, data, err := pl.Manifest(ctx, at(tag))
+		loc := rs.at(tag)
+		if rs.lists.absent(ctx, rs.pl, loc, tag) {
+			return ocispec.Descriptor{}, nil, nil
+		}
+		desc, data, err := rs.pl.Manifest(ctx, loc)
 		if isNotFound(err) {
 			return ocispec.Descriptor{}, nil, nil
 		}
@@ -160,11 +180,8 @@ func readSubjectReferrers(ctx context.Context, pl place.Reader, src ref.Location
 			return err
 		})
 	}
-	eg.Go(func() error {
-		api, supported, err := pl.Referrers(ectx, src.WithDigest(d))
-		if supported {
-			r.api = api
-		}
+	eg.Go(func() (err error) {
+		r.api, err = rs.api(ectx, d, root)
 		return err
 	})
 	eg.Go(func() (err error) {
@@ -173,6 +190,34 @@ func readSubjectReferrers(ctx context.Context, pl place.Reader, src ref.Location
 	})
 	err := eg.Wait() // before r is read
 	return r, err
+}
+
+// api asks the referrers API about d: the root asks it and records on the
+// probe whether the source has it; the others wait for that answer and ask
+// only where it has. nil without the API.
+func (rs referrerSource) api(ctx context.Context, d digest.Digest, root bool) ([]ocispec.Descriptor, error) {
+	if root {
+		defer close(rs.probe.done)
+		descs, supported, err := rs.pl.Referrers(ctx, rs.src.WithDigest(d))
+		rs.probe.supported = supported && err == nil
+		if !supported {
+			descs = nil
+		}
+		return descs, err
+	}
+	select {
+	case <-rs.probe.done:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if !rs.probe.supported {
+		return nil, nil
+	}
+	descs, supported, err := rs.pl.Referrers(ctx, rs.src.WithDigest(d))
+	if !supported {
+		descs = nil
+	}
+	return descs, err
 }
 
 // indexedByAPI asks the referrers API of the place of t, a fallback tag

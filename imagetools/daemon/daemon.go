@@ -173,8 +173,8 @@ func (e *Engine) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher
 }
 
 // Tags implements place.Reader: the engine's tags are not listed.
-func (e *Engine) Tags(context.Context, ref.Location) (map[string]bool, error) {
-	return map[string]bool{}, nil
+func (e *Engine) Tags(context.Context, ref.Location, int) (map[string]bool, bool, error) {
+	return map[string]bool{}, true, nil
 }
 
 // Referrers implements place.Reader: the engine keeps no referrers index.

@@ -150,8 +150,8 @@ func (p reporttestPlace) Fetcher(context.Context, ref.Location) (remotes.Fetcher
 	return newReporttestFetcher(p.img), nil
 }
 
-func (p reporttestPlace) Tags(context.Context, ref.Location) (map[string]bool, error) {
-	return nil, errdefs.ErrNotImplemented
+func (p reporttestPlace) Tags(context.Context, ref.Location, int) (map[string]bool, bool, error) {
+	return nil, false, errdefs.ErrNotImplemented
 }
 
 func (p reporttestPlace) Referrers(context.Context, ref.Location) ([]ocispec.Descriptor, bool, error) {

@@ -45,7 +45,7 @@ func TestManyNamesAtOnce(t *testing.T) {
 	if err := eg.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	tags, err := p.Tags(ctx, dir)
+	tags, _, err := p.Tags(ctx, dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,14 +76,14 @@ func (p Layouts) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher, 
 // Tags implements place.Reader: the names of index.json's entries, their
 // tags (ref.name) and full image names (io.containerd.image.name, as a
 // layout of many images names them).
-func (p Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
+func (p Layouts) Tags(_ context.Context, loc ref.Location, _ int) (map[string]bool, bool, error) {
 	l, err := p.open(loc.Path, false)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	idx, err := l.readIndex(loc)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	tags := map[string]bool{}
 	for _, m := range idx.Manifests {
@@ -94,7 +94,7 @@ func (p Layouts) Tags(_ context.Context, loc ref.Location) (map[string]bool, err
 			tags[n] = true
 		}
 	}
-	return tags, nil
+	return tags, true, nil
 }
 
 // Referrers implements place.Reader: a layout keeps no referrers index.

@@ -63,8 +63,13 @@ type Reader interface {
 	// match the descriptor fail the read where the place checks them.
 	Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher, error)
 	// Tags lists the tags of loc's repository; a repository the place does
-	// not know has none.
-	Tags(ctx context.Context, loc ref.Location) (map[string]bool, error)
+	// not know has none. With limit 0 every tag is listed and complete is
+	// true. With limit > 0 a place where listing is a request
+	// (Capabilities.ListTags) asks for one page of at most limit tags:
+	// complete is false when the repository has more (or the page was too
+	// large to read), and the tags are then a part of them; other places
+	// list every tag.
+	Tags(ctx context.Context, loc ref.Location, limit int) (tags map[string]bool, complete bool, err error)
 	// Referrers lists the OCI referrers of the manifest at loc (a location
 	// with a digest); supported is false when the place keeps no index of
 	// referrers (then the fallback tag holds them, if anyone wrote it).
@@ -130,6 +135,12 @@ type Capabilities struct {
 	// push does), so a push compresses the Unpacked places' plain layers
 	// before they are written.
 	Compress bool
+	// ListTags: the tags of a repository are listed in one request (a
+	// registry's tags/list, a page at a time): one bounded list of a
+	// source's tags answers at once which referrer tags exist, in place of
+	// a read by name each. Where tags are read locally, they are read by
+	// name.
+	ListTags bool
 	// Unpacked: images here are as an engine keeps them (a docker save
 	// tar, the Docker engine): plain layers whose bytes were never pushed
 	// anywhere, which a push to a place that compresses compresses. The

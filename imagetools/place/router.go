@@ -100,12 +100,12 @@ func (r *Router) Fetcher(ctx context.Context, loc ref.Location) (remotes.Fetcher
 }
 
 // Tags implements Place.
-func (r *Router) Tags(ctx context.Context, loc ref.Location) (map[string]bool, error) {
+func (r *Router) Tags(ctx context.Context, loc ref.Location, limit int) (map[string]bool, bool, error) {
 	p, err := r.placeOf(loc)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return p.Tags(ctx, loc)
+	return p.Tags(ctx, loc, limit)
 }
 
 // Referrers implements Place.

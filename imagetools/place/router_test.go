@@ -38,9 +38,9 @@ func (f fakePlace) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher
 	f.record("fetcher", loc)
 	return nil, nil
 }
-func (f fakePlace) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
+func (f fakePlace) Tags(_ context.Context, loc ref.Location, _ int) (map[string]bool, bool, error) {
 	f.record("tags", loc)
-	return nil, nil
+	return nil, false, nil
 }
 func (f fakePlace) Referrers(_ context.Context, loc ref.Location) ([]ocispec.Descriptor, bool, error) {
 	f.record("referrers", loc)

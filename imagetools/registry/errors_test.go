@@ -87,7 +87,7 @@ func TestErrorFromRegistry(t *testing.T) {
 				{http.MethodGet, "/v2/test/app/manifests/v1", false, func() error { _, _, err := r.getManifest(ctx, loc); return err }},
 				{http.MethodGet, "/v2/test/app/manifests/v1", true, func() error { _, _, err := r.getTagForUpdate(ctx, loc); return err }},
 				{http.MethodPut, "/v2/test/app/manifests/v1", false, func() error { _, err := r.pushManifest(ctx, loc, "v1", desc, []byte("{}")); return err }},
-				{http.MethodGet, "/v2/test/app/tags/list", true, func() error { _, err := r.listTags(ctx, loc); return err }},
+				{http.MethodGet, "/v2/test/app/tags/list", true, func() error { _, _, err := r.listTags(ctx, loc, 0); return err }},
 			}
 			for _, call := range calls {
 				err := call.call()

@@ -18,10 +18,10 @@ var (
 )
 
 // Capabilities implements place.Backend: a registry mounts blobs between its
-// repositories, keeps referrers, is worth asking before a transfer, and
-// stores layers compressed.
+// repositories, keeps referrers, is worth asking before a transfer, lists
+// tags a page at a time, and stores layers compressed.
 func (r *Client) Capabilities(ref.Location) place.Capabilities {
-	return place.Capabilities{Mount: true, Referrers: true, CheckFirst: true, Compress: true}
+	return place.Capabilities{Mount: true, Referrers: true, CheckFirst: true, Compress: true, ListTags: true}
 }
 
 // Manifest implements place.Reader with one GET (getManifest).
@@ -30,8 +30,8 @@ func (r *Client) Manifest(ctx context.Context, loc ref.Location) (ocispec.Descri
 }
 
 // Tags implements place.Reader (listTags).
-func (r *Client) Tags(ctx context.Context, loc ref.Location) (map[string]bool, error) {
-	return r.listTags(ctx, loc)
+func (r *Client) Tags(ctx context.Context, loc ref.Location, limit int) (map[string]bool, bool, error) {
+	return r.listTags(ctx, loc, limit)
 }
 
 // Referrers implements place.Reader (listReferrers).

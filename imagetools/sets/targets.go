@@ -69,7 +69,7 @@ func Expand(ctx context.Context, pl place.Reader, sources []string, opts ExpandO
 		if loc.Name != nil && !opts.AllTags {
 			return nil, fmt.Errorf("%s %w: name the tag to copy (%s:TAG) or a digest (%s@sha256:...)", s, ErrNoTagOrDigest, s, s)
 		}
-		names, err := pl.Tags(ctx, loc)
+		names, _, err := pl.Tags(ctx, loc, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -125,6 +125,7 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 	made := make([]map[string]madeTag, len(pairs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
+	lists := new(create.TagLists) // a repository of several images is listed once
 	for i, p := range pairs {
 		from, to := pl.Capabilities(p.Source).Referrers, pl.Capabilities(p.Target).Referrers
 		// Out of a place, only a tar or a layout holds referrer tags by name.
@@ -133,7 +134,7 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 			continue
 		}
 		eg.Go(func() (err error) {
-			found[i], made[i], err = referrerPairs(ectx, pl, p, from)
+			found[i], made[i], err = referrerPairs(ectx, pl, p, from, lists)
 			return err
 		})
 	}
@@ -155,7 +156,7 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 // with the fallback tag indexes made from the referrers API's answers, by
 // source location. into says the pair goes from a place that keeps
 // referrers into one that holds them as named entries; else the reverse.
-func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pair, map[string]madeTag, error) {
+func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool, lists *create.TagLists) ([]Pair, map[string]madeTag, error) {
 	desc, dt, err := pl.Manifest(ctx, p.Source)
 	if err != nil {
 		return nil, nil, err
@@ -173,7 +174,7 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool) ([]Pa
 	if err != nil || srcAt == nil || tgtAt == nil {
 		return nil, nil, err
 	}
-	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency, srcAt)
+	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency, srcAt, lists)
 	if err != nil {
 		return nil, nil, err
 	}

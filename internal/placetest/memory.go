@@ -144,14 +144,14 @@ func (m *Memory) Fetcher(_ context.Context, loc ref.Location) (remotes.Fetcher, 
 }
 
 // Tags implements place.Reader.
-func (m *Memory) Tags(_ context.Context, loc ref.Location) (map[string]bool, error) {
+func (m *Memory) Tags(_ context.Context, loc ref.Location, _ int) (map[string]bool, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tags := map[string]bool{}
 	for t := range maps.Keys(m.repo(loc).tags) {
 		tags[t] = true
 	}
-	return tags, nil
+	return tags, true, nil
 }
 
 // Referrers implements place.Reader: Memory keeps no referrers index.

@@ -71,7 +71,7 @@ func Run(t *testing.T, newPlace Factory) {
 	t.Run("not found", func(t *testing.T) { checkNotFound(ctx, t, s) })
 	t.Run("fetch", func(t *testing.T) { checkFetch(ctx, t, s, img) })
 	t.Run("tags", func(t *testing.T) {
-		tags, err := s.Place.Tags(ctx, s.Image)
+		tags, _, err := s.Place.Tags(ctx, s.Image, 0)
 		if err != nil || tags[Tag] == s.Untagged {
 			t.Fatalf("Tags(%s) = %v, %v: want %q in it (unless the place lists none)", s.Image, tags, err, Tag)
 		}
