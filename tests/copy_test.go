@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -249,7 +250,22 @@ func TestCopyReferrers(t *testing.T) {
 	refs.assertCopied(t, dst, "mirror/team/app")
 
 	dst.ResetRequests()
+	src.ResetRequests()
 	res := x.MustRun("copy", "--progress", "quiet", src.Host+"/team/app:1", dst.Host+"/mirror")
+	// The source: its tag list (one page), the image, the referrers API
+	// (404: none here), and the two referrer tags the list shows; the tags
+	// the list lacks (the other cosign tags; those of the signature and the
+	// SBOM) are not read.
+	want := []string{
+		"GET /v2/team/app/manifests/1",
+		"GET /v2/team/app/manifests/" + refs.refTag,
+		"GET /v2/team/app/manifests/" + refs.sigTag,
+		"GET /v2/team/app/referrers/" + img.Manifest.Desc.Digest.String(),
+		"GET /v2/team/app/tags/list?n=1000",
+	}
+	if got := requestLines(src); !slices.Equal(got, want) {
+		t.Errorf("second run asked the source\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	if !strings.HasSuffix(res.Stdout, "  skipped\n") {
 		t.Errorf("second run:\n%s", res.Stdout)
 	}

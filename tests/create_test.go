@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -115,6 +116,20 @@ func requestSummary(reg *registrytest.Registry) string {
 		fmt.Fprintf(&b, "  %s %s?%s -> %d\n", r.Method, r.Path, r.RawQuery, r.Status)
 	}
 	return b.String()
+}
+
+// requestLines are reg's requests as "METHOD PATH[?QUERY]", sorted.
+func requestLines(reg *registrytest.Registry) []string {
+	var out []string
+	for _, r := range reg.Requests() {
+		line := r.Method + " " + r.Path
+		if r.RawQuery != "" {
+			line += "?" + r.RawQuery
+		}
+		out = append(out, line)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func assertRequests(t *testing.T, reg *registrytest.Registry, want int) {
