@@ -375,7 +375,7 @@ func TestInspectPluginWithCredentialHelper(t *testing.T) {
 	helper := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\n" +
 		"[ \"$host\" = \"" + reg.Host + "\" ] || { echo 'credentials not found in native keychain'; exit 1; }\n" +
 		"printf '{\"ServerURL\":\"%s\",\"Username\":\"" + reg.Username + "\",\"Secret\":\"" + reg.Password + "\"}' \"$host\"\n"
-	if err := os.WriteFile(filepath.Join(bin, "docker-credential-imgxtest"), []byte(helper), 0o755); err != nil {
+	if err := writeExecutable(filepath.Join(bin, "docker-credential-imgxtest"), []byte(helper)); err != nil {
 		t.Fatal(err)
 	}
 	writeDockerConfig(t, x.DockerConfig, `{"credHelpers":{"`+reg.Host+`":"imgxtest"}}`)

@@ -196,11 +196,23 @@ func (x *imgx) installPlugin() string {
 		if err != nil {
 			x.t.Fatal(err)
 		}
-		if err := os.WriteFile(dst, src, 0o755); err != nil {
+		if err := writeExecutable(dst, src); err != nil {
 			x.t.Fatal(err)
 		}
 	}
 	return docker
+}
+
+// writeExecutable writes a program the tests then run, with
+// syscall.ForkLock held for reading: a process forked (by another test)
+// while the file is open for writing would hold it open until it execs,
+// and an exec of the program in that window fails with "text file busy"
+// (ETXTBSY; the docker client then reports its plugin as an unknown
+// command).
+func writeExecutable(path string, data []byte) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	return os.WriteFile(path, data, 0o755)
 }
 
 func (x *imgx) exec(bin string, args ...string) result {

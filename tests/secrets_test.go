@@ -42,7 +42,7 @@ func credentialSources() []credentialSource {
 				helpers = append(helpers, fmt.Sprintf(`"%s":"imgxsecrets"`, reg.Host))
 			}
 			script += "*) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n"
-			if err := os.WriteFile(filepath.Join(bin, "docker-credential-imgxsecrets"), []byte(script), 0o755); err != nil {
+			if err := writeExecutable(filepath.Join(bin, "docker-credential-imgxsecrets"), []byte(script)); err != nil {
 				t.Fatal(err)
 			}
 			writeDockerConfig(t, x.DockerConfig, `{"credHelpers":{`+strings.Join(helpers, ",")+`}}`)
