@@ -50,7 +50,8 @@ type PullRequest struct {
 	// for the registry; "" sends none.
 	Auth string
 	// Expected is the image ID the engine must give the image and the
-	// names it gets (at least one).
+	// names it gets (at least one); REPOSITORY@ROOT among them keeps the
+	// pull's own name.
 	Expected Expected
 }
 
@@ -108,7 +109,10 @@ func Pull(ctx context.Context, c PullClient, req PullRequest, pw progress.Writer
 	if err == nil {
 		names = req.Expected.Names
 	}
-	cleanupErr := nameAndUntag(ctx, c, ref, added, names, pw)
+	// An image named by digest alone keeps the pull's own name, as the
+	// containerd image store's load names it.
+	keep := err == nil && ctx.Err() == nil && slices.ContainsFunc(names, func(n string) bool { return engineNormalizeName(n) == engineNormalizeName(ref) })
+	cleanupErr := nameAndUntag(ctx, c, ref, added && !keep, names, pw)
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -289,7 +293,11 @@ func tagAll(ctx context.Context, c PullClient, source string, names []string, pw
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		_, err := c.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: n})
+		var err error
+		if engineNormalizeName(n) != engineNormalizeName(source) {
+			// The pull's own name is the image's already.
+			_, err = c.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: n})
+		}
 		if err != nil {
 			err = fmt.Errorf("name the pulled image %s: %w", n, engineText{err})
 		}
