@@ -301,3 +301,68 @@ func TestLoadPullCancel(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadPullMixedCancel interrupts a mixed load (a registry image the
+// engine pulls, and a registry image and an OCI layout of one root, which
+// go by the stream together) once while the engine pulls and once while
+// the stream is sent (SIGINT when a layer is asked for, whose answer then
+// stalls): exit 130, the stalled request is closed, and the engine holds
+// no image, neither a name of the load nor the pull's own: the pulled
+// image is named only once the stream is loaded.
+func TestLoadPullMixedCancel(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	pulledImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 83, Compression: fixture.Uncompressed})
+	streamedImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 89, Compression: fixture.Uncompressed})
+	pushImage(t, reg, "test/pulled", "1", pulledImg)
+	pushImage(t, reg, "test/streamed", "1", streamedImg)
+	layout := filepath.Join(t.TempDir(), "layout")
+	newImgx(t).MustRun("export", "--progress", "quiet", "-o", "oci-layout://"+layout, reg.Host+"/test/streamed:1")
+	for _, half := range []struct {
+		name  string
+		layer string
+	}{{"pull", pulledImg.Layers[0].Desc.Digest.String()}, {"stream", streamedImg.Layers[0].Desc.Digest.String()}} {
+		for _, start := range []struct {
+			name  string
+			start func(testing.TB) *consumers.Docker
+		}{{"classic store", consumers.StartDocker}, {"containerd store", consumers.StartDocker29}} {
+			t.Run(half.name+"/"+start.name, func(t *testing.T) {
+				var (
+					cmd    *exec.Cmd
+					sent   time.Time
+					once   sync.Once
+					stderr *bytes.Buffer
+				)
+				started, ended := make(chan struct{}), make(chan struct{})
+				px := faultproxy.Start(t, reg.Host, faultproxy.Fault{
+					Method: http.MethodGet, PathContains: "/blobs/" + half.layer, Times: 1, Kind: faultproxy.Stall,
+					Before: func() {
+						<-started
+						sent = time.Now()
+						_ = cmd.Process.Signal(syscall.SIGINT)
+					},
+					After: func() { once.Do(func() { close(ended) }) },
+				})
+				d := start.start(t)
+				x := newImgx(t).With("DOCKER_HOST=" + d.Host)
+				empty := engineState(t, d)
+				cmd, stderr = startImgx(t, x, "export", "--load", "--progress", "plain",
+					px.Host()+"/test/pulled:1", px.Host()+"/test/streamed:1", "oci-layout://"+layout+":1")
+				close(started)
+				wantInterrupted(t, cmd, stderr)
+				t.Logf("exit %v after the interrupt", time.Since(sent))
+				if want := "into the Docker engine"; !strings.Contains(stderr.String(), want) {
+					t.Errorf("no %q step: the pull half did not run:\n%s", want, stderr.String())
+				}
+				select {
+				case <-ended:
+				case <-time.After(time.Minute):
+					t.Fatal("the request for the layer is still open a minute after the interrupt")
+				}
+				if got := engineState(t, d); got != empty {
+					t.Errorf("the engine holds images after the interrupt:\n%s\nprogress:\n%s", got, stderr.String())
+				}
+			})
+		}
+	}
+}

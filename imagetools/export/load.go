@@ -87,11 +87,12 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 	if err != nil {
 		return result{Warnings: warnings}, err
 	}
-	n, err := loadByPull(ctx, engine, pulled, opts, pw)
-	if err != nil || n == len(plan.images) {
-		return result{Warnings: warnings}, err
-	}
-	res, err := streamLoad(ctx, engine, notPulled(plan, pulled, n), want, opts, pw)
+	var res result
+	err = loadByPull(ctx, engine, plan, pulled, opts, pw, func(ctx context.Context, images []loadImage) error {
+		var err error
+		res, err = streamLoad(ctx, engine, images, want, opts, pw)
+		return err
+	})
 	res.Warnings = append(warnings, res.Warnings...)
 	return res, err
 }

@@ -249,38 +249,55 @@ func choosePaths(ctx context.Context, engine daemon.LoadClient, plan engineLoad,
 }
 
 // loadByPull has the engine pull each image of pulled, one after another,
-// and returns how many it pulled. With ViaAuto a pull the engine could not
-// do ends the pulls without an error (after a --debug line and a step
-// saying so): the rest go by the stream; never after a cancel.
-func loadByPull(ctx context.Context, engine daemon.LoadClient, pulled []loadImage, opts EngineOptions, pw progress.Writer) (int, error) {
+// then streams the plan's other images (stream, skipped when there are
+// none), and only then are the pulled images named (daemon.PullThen): a
+// failed or cancelled stream leaves no name of the load. With ViaAuto a
+// pull the engine could not do ends the pulls without an error (after a
+// --debug line and a step saying so): the rest go by the stream; never
+// after a cancel.
+func loadByPull(ctx context.Context, engine daemon.LoadClient, plan engineLoad, pulled []loadImage, opts EngineOptions, pw progress.Writer, stream func(context.Context, []loadImage) error) error {
 	if len(pulled) == 0 {
-		return 0, nil
+		return stream(ctx, plan.images)
 	}
-	pc := engine.(daemon.PullClient)
-	n, err := 0, error(nil)
+	reqs, authErr := pullRequests(pulled, opts)
+	return daemon.PullThen(ctx, engine.(daemon.PullClient), reqs, pw, func(ctx context.Context, n int, err error) error {
+		if err == nil && n < len(pulled) {
+			err = authErr
+		}
+		var pullErr *daemon.PullError
+		if err != nil && (opts.Via == ViaPull || ctx.Err() != nil || !errors.As(err, &pullErr)) {
+			if opts.Via == ViaPull && errors.As(err, &pullErr) {
+				err = fmt.Errorf("%w: use --load-via auto or stream to send the image as a tar instead", err)
+			}
+			return err
+		}
+		if err != nil {
+			log.G(ctx).WithError(err).Debug("load: the engine's pull failed, streaming the image tar instead")
+			_ = progress.OneOff(pw, "the Docker engine cannot pull "+pullErr.Ref+": sending the image tar instead")(nil)
+		}
+		if rest := notPulled(plan, pulled, n); len(rest) > 0 {
+			return stream(ctx, rest)
+		}
+		return nil
+	})
+}
+
+// pullRequests returns the engine's pull of each image, with the user's
+// credentials; a failure to read them ends the list there, as a
+// *daemon.PullError.
+func pullRequests(pulled []loadImage, opts EngineOptions) ([]daemon.PullRequest, error) {
+	reqs := make([]daemon.PullRequest, 0, len(pulled))
 	for _, li := range pulled {
 		req := li.pull
 		if opts.RegistryAuth != nil {
+			var err error
 			if req.Auth, err = opts.RegistryAuth(req.Repository); err != nil {
-				err = &daemon.PullError{Ref: req.Repository + "@" + req.Root, Err: err}
-				break
+				return reqs, &daemon.PullError{Ref: req.Repository + "@" + req.Root, Err: err}
 			}
 		}
-		if err = daemon.Pull(ctx, pc, req, pw); err != nil {
-			break
-		}
-		n++
+		reqs = append(reqs, req)
 	}
-	var pullErr *daemon.PullError
-	if err == nil || opts.Via == ViaPull || ctx.Err() != nil || !errors.As(err, &pullErr) {
-		if opts.Via == ViaPull && errors.As(err, &pullErr) {
-			err = fmt.Errorf("%w: use --load-via auto or stream to send the image as a tar instead", err)
-		}
-		return n, err
-	}
-	log.G(ctx).WithError(err).Debug("load: the engine's pull failed, streaming the image tar instead")
-	_ = progress.OneOff(pw, "the Docker engine cannot pull "+pullErr.Ref+": sending the image tar instead")(nil)
-	return n, nil
+	return reqs, nil
 }
 
 // notPulled returns the images of plan that are not among the first n of
