@@ -153,7 +153,7 @@ func exportCmd(dockerCli command.Cli, root *rootOptions) *cobra.Command {
 	flags.IntVar(&opts.maxConcurrency, "max-concurrency", oci.DefaultMaxConcurrency, "Number of blobs fetched in parallel (`N`); manifests, configs and, to a file, blobs up to 4 MiB go up to 4 times as many at once. The same default as create's")
 	bindMaxManifests(flags, &opts.maxManifests)
 	flags.BoolVar(&opts.load, "load", false, "Load the images into the Docker engine of the current context instead of writing a tar (default platform: the engine's; several or \"all\" need the engine's containerd image store)")
-	flags.StringVar(&opts.loadVia, "load-via", export.ViaAuto, "How --load gets images into the engine (`WAY`): \"pull\" (the engine pulls a registry image itself, by its digest), \"stream\" (a tar into the image-load API) or \"auto\" (pull where it can, else stream)")
+	flags.StringVar(&opts.loadVia, "load-via", export.ViaAuto, "How --load gets images into the engine (`WAY`): \"pull\" (the engine pulls a registry image itself, by its digest), \"stream\" (a tar into the image-load API) or \"auto\" (the engine pulls each registry image it can, the others go in one streamed tar)")
 	flags.StringVar(&opts.compression, "compression", "", "Compress the tar with `FORMAT`: "+strings.Join(compression.Formats(), ", ")+" (default: by the name of -o: .tar.gz or .tgz gzip, .tar.zst zstd, else none); docker load reads each")
 	flags.StringVar(&opts.progress, "progress", progress.ModeAuto, "Progress output `MODE`: "+strings.Join(progress.Modes(), ", "))
 	registerCompletions(cmd, map[string]cobra.CompletionFunc{

@@ -66,9 +66,9 @@ podman load and skopeo) at once. Blobs are the registry's bytes, checked against
 their digests while they are copied; the output file appears only when complete.
 With --load, the same tar is streamed into the Docker engine of the current
 context (DOCKER_HOST, docker context) and its answer checked, without a file;
-a registry image of one platform the engine pulls itself instead, by the
-digest resolved (as fast as docker pull), unless it cannot reach or trust the
-registry (--load-via).`
+each registry image of one platform the engine pulls itself instead, by the
+digest resolved (as fast as docker pull), and the rest go in one tar, unless
+it cannot reach or trust the registry (--load-via).`
 
 const exportExample = `  # A docker save of an image you never pulled (the local platform)
   docker imgx export -o app.tar registry.example/app:1.2.3

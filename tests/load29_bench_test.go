@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/docker-imgx/docker-imgx/internal/consumers"
@@ -21,10 +22,13 @@ import (
 // --load` (a registry image: the engine's pull by digest), the same with
 // --load-via stream (the image tar into the image-load API) and the
 // engine's own `docker pull`, each into a new engine (its start is not
-// timed), so that no content is left from a run before.
+// timed), so that no content is left from a run before. The setup is
+// synced to disk (syscall.Sync) before each timed run, so that its page
+// cache written back does not land on the first measured case.
 func BenchmarkLoadDocker29(b *testing.B) {
 	ref, total := benchLoadableImage(b)
 	x := newImgx(b)
+	syscall.Sync()
 	for _, tc := range []struct {
 		name string
 		run  func(d *consumers.Docker) error
@@ -45,6 +49,9 @@ func BenchmarkLoadDocker29(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				d := consumers.StartDocker29(b)
+				// The setup's page cache written back now, not during the
+				// first measured case.
+				syscall.Sync()
 				b.StartTimer()
 				if err := tc.run(d); err != nil {
 					b.Fatalf("%s: %v", tc.name, err)

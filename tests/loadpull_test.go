@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"cmp"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -59,53 +60,47 @@ func sortedLines(s string) string {
 
 // TestLoadPullParity loads the same sequence of images into two fresh
 // engines of each image store, one by the streamed tar and one by the
-// engine's own pull, and wants the engines to show the same images, IDs,
-// names, RepoTags and RepoDigests after every step: the name the pull by
-// digest gives (REPOSITORY@DIGEST) is taken away again, the repository's
-// other names kept, and one the user pulled before is left.
+// engine's own pull where it can (--load-via auto), and wants the engines
+// to show the same images, IDs, names, RepoTags and RepoDigests after every
+// step: the name the pull by digest gives (REPOSITORY@DIGEST) is taken away
+// again, the repository's other names kept, and one the user pulled before
+// is left. A mixed load pulls its registry image and streams its layout
+// image; images that share a root go together by the stream; a single
+// image of another architecture is pulled with its platform; an image
+// named by digest alone is pulled into the containerd image store only.
 func TestLoadPullParity(t *testing.T) {
 	t.Parallel()
 	e := pushExportImages(t)
 	multi := e.multi.Index.Desc.Digest.String()
-	steps := []struct {
-		name string
-		// docker runs docker with these arguments on both engines first.
-		docker []string
-		args   []string
-	}{
+	pushImage(t, e.reg, "test/armonly", "1", e.multi.Images[1])
+	multiLayout, appLayout := layoutOf(t, e, "test/multi:v1"), layoutOf(t, e, "test/app:1")
+	appPinned := e.ref("test/app@" + e.app.Manifest.Desc.Digest.String())
+	steps := []parityStep{
 		{name: "single image", args: []string{e.ref("test/app:1")}},
 		{name: "index, named in another repository", args: []string{"--name", "127.0.0.1:5999/other/multi:x", e.ref("test/multi:v1")}},
 		{name: "index platform, named in its own repository", args: []string{"--platform", "linux/arm64", "--name", e.ref("test/multi:arm"), e.ref("test/multi:v1")}},
 		{name: "the same again", args: []string{e.ref("test/app:1")}},
 		{name: "pulled by digest before", docker: []string{"pull", e.ref("test/multi@" + multi)}, args: []string{e.ref("test/multi:v1")}},
+		{name: "registry and layout", via: viaBoth, args: []string{"--name", "127.0.0.1:5999/mixed/app:2", "--name", "127.0.0.1:5999/layout/multi:1", e.ref("test/app:2"), "oci-layout://" + multiLayout + ":v1"},
+			debug: "oci-layout://" + multiLayout + ":v1 is not in a registry"},
+		{name: "registry and layout of one root", via: viaStream, args: []string{"--name", "127.0.0.1:5999/shared/app:1", "--name", "127.0.0.1:5999/shared/app:2", e.ref("test/app:1"), "oci-layout://" + appLayout + ":1"},
+			debug: "127.0.0.1:5999/shared/app:1 goes with 127.0.0.1:5999/shared/app:2, which shares its manifest, image ID or a name"},
+		{name: "another architecture asked for", args: []string{"--platform", "linux/arm64", "--name", "127.0.0.1:5999/arm/only:1", e.ref("test/armonly:1")}},
+		{name: "another architecture", args: []string{e.ref("test/armonly:1")}},
+		{name: "named by digest", classicVia: viaStream, args: []string{appPinned}, debug: "has no tag to name it by: the classic image store leaves"},
+		{name: "index named by digest", classicVia: viaStream, args: []string{e.ref("test/multi@" + multi)}},
 	}
 	for _, start := range []struct {
-		name  string
-		start func(testing.TB) *consumers.Docker
-	}{{"classic store", consumers.StartDocker}, {"containerd store", consumers.StartDocker29}} {
+		name    string
+		classic bool
+		start   func(testing.TB) *consumers.Docker
+	}{{"classic store", true, consumers.StartDocker}, {"containerd store", false, consumers.StartDocker29}} {
 		t.Run(start.name, func(t *testing.T) {
 			streamed, pulled := start.start(t), start.start(t)
 			xs := newImgx(t).With("DOCKER_HOST=" + streamed.Host)
 			xp := newImgx(t).With("DOCKER_HOST=" + pulled.Host)
 			for _, step := range steps {
-				if step.docker != nil {
-					for _, d := range []*consumers.Docker{streamed, pulled} {
-						if _, err := d.Run(t, step.docker...); err != nil {
-							t.Fatalf("%s: docker %v: %v", step.name, step.docker, err)
-						}
-					}
-				}
-				rs := xs.MustRun(append([]string{"export", "--load", "--load-via", "stream", "--progress", "plain"}, step.args...)...)
-				rp := xp.MustRun(append([]string{"export", "--load", "--progress", "plain"}, step.args...)...)
-				if !strings.Contains(rs.Stderr, "exporting layers") || strings.Contains(rs.Stderr, "into the Docker engine") {
-					t.Errorf("%s: --load-via stream did not stream:\n%s", step.name, rs.Stderr)
-				}
-				if !strings.Contains(rp.Stderr, "into the Docker engine") || strings.Contains(rp.Stderr, "exporting layers") {
-					t.Errorf("%s: the load was not the engine's pull:\n%s", step.name, rp.Stderr)
-				}
-				if s, p := engineState(t, streamed), engineState(t, pulled); s != p {
-					t.Fatalf("%s: the engines differ\nstreamed:\n%s\npulled:\n%s", step.name, s, p)
-				}
+				step.run(t, start.classic, streamed, pulled, xs, xp)
 			}
 			t.Log(engineState(t, pulled))
 			// A name of the user's in the repository, at the image: taking
@@ -125,6 +120,58 @@ func TestLoadPullParity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The ways a parityStep's load under --load-via auto takes.
+const (
+	viaPull   = "pull"
+	viaStream = "stream"
+	viaBoth   = "both"
+)
+
+// parityStep is one load of TestLoadPullParity.
+type parityStep struct {
+	name string
+	// docker runs docker with these arguments on both engines first.
+	docker []string
+	args   []string
+	// via is the way the load under auto takes (default viaPull);
+	// classicVia, when set, the way into the classic store.
+	via, classicVia string
+	// debug is a line of the auto load's --debug output.
+	debug string
+}
+
+// run loads the step into streamed by --load-via stream and into pulled
+// by --load-via auto, and wants the two engines to show the same.
+func (step parityStep) run(t *testing.T, classic bool, streamed, pulled *consumers.Docker, xs, xp *imgx) {
+	t.Helper()
+	if step.docker != nil {
+		for _, d := range []*consumers.Docker{streamed, pulled} {
+			if _, err := d.Run(t, step.docker...); err != nil {
+				t.Fatalf("%s: docker %v: %v", step.name, step.docker, err)
+			}
+		}
+	}
+	rs := xs.MustRun(append([]string{"export", "--load", "--load-via", "stream", "--progress", "plain"}, step.args...)...)
+	rp := xp.MustRun(append([]string{"export", "--load", "--progress", "plain", "--debug"}, step.args...)...)
+	if !strings.Contains(rs.Stderr, "exporting layers") || strings.Contains(rs.Stderr, "into the Docker engine") {
+		t.Errorf("%s: --load-via stream did not stream:\n%s", step.name, rs.Stderr)
+	}
+	via := cmp.Or(step.via, viaPull)
+	if classic && step.classicVia != "" {
+		via = step.classicVia
+	}
+	pulledIt, streamedIt := strings.Contains(rp.Stderr, "into the Docker engine"), strings.Contains(rp.Stderr, "exporting layers")
+	if pulledIt != (via != viaStream) || streamedIt != (via != viaPull) {
+		t.Errorf("%s: the load did not go by %s (pulled %v, streamed %v):\n%s", step.name, via, pulledIt, streamedIt, rp.Stderr)
+	}
+	if step.debug != "" && (via != viaPull) && !strings.Contains(rp.Stderr, step.debug) {
+		t.Errorf("%s: no %q in the --debug output:\n%s", step.name, step.debug, rp.Stderr)
+	}
+	if s, p := engineState(t, streamed), engineState(t, pulled); s != p {
+		t.Fatalf("%s: the engines differ\nstreamed:\n%s\npulled:\n%s", step.name, s, p)
 	}
 }
 
@@ -160,6 +207,9 @@ func TestLoadPullFallback(t *testing.T) {
 		x.MustRun("export", "--progress", "quiet", "-o", "oci-layout://"+dir, ref)
 		t.Log(x.MustFail([]string{"--load-via pull: the Docker engine cannot pull this load", "oci-layout://" + dir + ":1 is not in a registry", "use --load-via auto or stream"},
 			"export", "--load", "--load-via", "pull", "--name", ref, "oci-layout://"+dir+":1"))
+		// A mixed load: the first image that cannot be pulled is named.
+		t.Log(x.MustFail([]string{"--load-via pull: the Docker engine cannot pull this load (oci-layout://" + dir + ":1 is not in a registry)"},
+			"export", "--load", "--load-via", "pull", "--name", ref, "--name", "127.0.0.1:5999/layout/tls:1", ref, "oci-layout://"+dir+":1"))
 		if got := engineState(t, d); got != empty {
 			t.Errorf("the engine holds images after a refused load:\n%s", got)
 		}
@@ -249,5 +299,70 @@ func TestLoadPullCancel(t *testing.T) {
 				t.Errorf("the engine holds images after the interrupt:\n%s", got)
 			}
 		})
+	}
+}
+
+// TestLoadPullMixedCancel interrupts a mixed load (a registry image the
+// engine pulls, and a registry image and an OCI layout of one root, which
+// go by the stream together) once while the engine pulls and once while
+// the stream is sent (SIGINT when a layer is asked for, whose answer then
+// stalls): exit 130, the stalled request is closed, and the engine holds
+// no image, neither a name of the load nor the pull's own: the pulled
+// image is named only once the stream is loaded.
+func TestLoadPullMixedCancel(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	pulledImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 83, Compression: fixture.Uncompressed})
+	streamedImg := fixture.NewImage(fixture.ImageOptions{Platform: "linux/amd64", Layers: 2, LayerSize: 1 << 20, Seed: 89, Compression: fixture.Uncompressed})
+	pushImage(t, reg, "test/pulled", "1", pulledImg)
+	pushImage(t, reg, "test/streamed", "1", streamedImg)
+	layout := filepath.Join(t.TempDir(), "layout")
+	newImgx(t).MustRun("export", "--progress", "quiet", "-o", "oci-layout://"+layout, reg.Host+"/test/streamed:1")
+	for _, half := range []struct {
+		name  string
+		layer string
+	}{{"pull", pulledImg.Layers[0].Desc.Digest.String()}, {"stream", streamedImg.Layers[0].Desc.Digest.String()}} {
+		for _, start := range []struct {
+			name  string
+			start func(testing.TB) *consumers.Docker
+		}{{"classic store", consumers.StartDocker}, {"containerd store", consumers.StartDocker29}} {
+			t.Run(half.name+"/"+start.name, func(t *testing.T) {
+				var (
+					cmd    *exec.Cmd
+					sent   time.Time
+					once   sync.Once
+					stderr *bytes.Buffer
+				)
+				started, ended := make(chan struct{}), make(chan struct{})
+				px := faultproxy.Start(t, reg.Host, faultproxy.Fault{
+					Method: http.MethodGet, PathContains: "/blobs/" + half.layer, Times: 1, Kind: faultproxy.Stall,
+					Before: func() {
+						<-started
+						sent = time.Now()
+						_ = cmd.Process.Signal(syscall.SIGINT)
+					},
+					After: func() { once.Do(func() { close(ended) }) },
+				})
+				d := start.start(t)
+				x := newImgx(t).With("DOCKER_HOST=" + d.Host)
+				empty := engineState(t, d)
+				cmd, stderr = startImgx(t, x, "export", "--load", "--progress", "plain",
+					px.Host()+"/test/pulled:1", px.Host()+"/test/streamed:1", "oci-layout://"+layout+":1")
+				close(started)
+				wantInterrupted(t, cmd, stderr)
+				t.Logf("exit %v after the interrupt", time.Since(sent))
+				if want := "into the Docker engine"; !strings.Contains(stderr.String(), want) {
+					t.Errorf("no %q step: the pull half did not run:\n%s", want, stderr.String())
+				}
+				select {
+				case <-ended:
+				case <-time.After(time.Minute):
+					t.Fatal("the request for the layer is still open a minute after the interrupt")
+				}
+				if got := engineState(t, d); got != empty {
+					t.Errorf("the engine holds images after the interrupt:\n%s\nprogress:\n%s", got, stderr.String())
+				}
+			})
+		}
 	}
 }

@@ -50,7 +50,8 @@ type PullRequest struct {
 	// for the registry; "" sends none.
 	Auth string
 	// Expected is the image ID the engine must give the image and the
-	// names it gets (at least one).
+	// names it gets (at least one); REPOSITORY@ROOT among them keeps the
+	// pull's own name.
 	Expected Expected
 }
 
@@ -79,43 +80,101 @@ const cleanupTimeout = 30 * time.Second
 // takes away the engine's REPOSITORY@DIGEST name of the pull unless it was
 // there before. A failure before any name was given is a *PullError.
 func Pull(ctx context.Context, c PullClient, req PullRequest, pw progress.Writer) error {
+	return PullThen(ctx, c, []PullRequest{req}, pw, func(_ context.Context, _ int, err error) error { return err })
+}
+
+// PullThen has the engine pull each of reqs in order, as Pull does but
+// without naming them (the first failure ends the pulls), then runs then
+// with the number pulled and that failure, and names the pulled images
+// only when then returns nil and ctx is not cancelled. Otherwise the
+// engine keeps none of them: the pull's own name is taken away again
+// (and the image with its last name), unless it was there before. So a
+// load that pulls some images and streams the others (then) names
+// nothing when the stream fails or is cancelled.
+func PullThen(ctx context.Context, c PullClient, reqs []PullRequest, pw progress.Writer, then func(ctx context.Context, n int, pullErr error) error) error {
 	if pw == nil {
 		pw = progress.Discard()
 	}
-	ref := req.Repository + "@" + req.Root
-	existed, err := hasReference(ctx, c, ref)
-	if err != nil {
-		return &PullError{Ref: ref, Err: err}
+	var (
+		done    []pulled
+		pullErr error
+	)
+	for _, req := range reqs {
+		p, err := pullOne(ctx, c, req, pw)
+		if err != nil {
+			pullErr = err
+			break
+		}
+		done = append(done, p)
 	}
-	err = progress.Wrap("pulling "+ref+" into the Docker engine", pw, func(sub progress.SubLogger) error {
-		return enginePull(ctx, c, ref, req, progress.NewLines(sub))
-	})
-	if err == nil {
-		err = checkPulledID(ctx, c, ref, req.Expected)
+	err := then(ctx, len(done), pullErr)
+	var finishErr error
+	for _, p := range done {
+		var names []string
+		if err == nil {
+			names = p.req.Expected.Names
+		}
+		finishErr = errors.Join(finishErr, p.finish(ctx, c, names, pw))
 	}
-	added := false
-	if !existed {
-		// A pull that failed late, or was cancelled late, may have named
-		// the image already.
-		keep, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		added, _ = hasReference(keep, c, ref)
-		cancel()
-	}
-	if err != nil && !added && ctx.Err() == nil {
-		return &PullError{Ref: ref, Err: err}
-	}
-	var names []string
-	if err == nil {
-		names = req.Expected.Names
-	}
-	cleanupErr := nameAndUntag(ctx, c, ref, added, names, pw)
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
-		return errors.Join(&PullError{Ref: ref, Err: err}, cleanupErr)
+		return errors.Join(err, finishErr)
 	}
-	return cleanupErr
+	return finishErr
+}
+
+// pulled is an image the engine pulled for a load, not named yet.
+type pulled struct {
+	ref string
+	req PullRequest
+	// added says the pull gave the image its REPOSITORY@DIGEST name.
+	added bool
+}
+
+// pullOne has the engine pull req's image and checks its image ID. A
+// failure is a *PullError (or the cancel), after the pull's own name is
+// taken away again.
+func pullOne(ctx context.Context, c PullClient, req PullRequest, pw progress.Writer) (pulled, error) {
+	p := pulled{ref: req.Repository + "@" + req.Root, req: req}
+	existed, err := hasReference(ctx, c, p.ref)
+	if err != nil {
+		return p, &PullError{Ref: p.ref, Err: err}
+	}
+	err = progress.Wrap("pulling "+p.ref+" into the Docker engine", pw, func(sub progress.SubLogger) error {
+		return enginePull(ctx, c, p.ref, req, progress.NewLines(sub))
+	})
+	if err == nil {
+		err = checkPulledID(ctx, c, p.ref, req.Expected)
+	}
+	if !existed {
+		// A pull that failed late, or was cancelled late, may have named
+		// the image already.
+		keep, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		p.added, _ = hasReference(keep, c, p.ref)
+		cancel()
+	}
+	switch {
+	case err == nil:
+		return p, nil
+	case !p.added && ctx.Err() == nil:
+		return p, &PullError{Ref: p.ref, Err: err}
+	}
+	cleanupErr := p.finish(ctx, c, nil, pw)
+	if ctx.Err() != nil {
+		return p, ctx.Err()
+	}
+	return p, errors.Join(&PullError{Ref: p.ref, Err: err}, cleanupErr)
+}
+
+// finish names the pulled image by names (nameAndUntag); without names,
+// or once ctx is cancelled, the pull's own name goes, and the image with
+// its last name. An image named by digest alone keeps the pull's own
+// name, as the containerd image store's load names it.
+func (p pulled) finish(ctx context.Context, c PullClient, names []string, pw progress.Writer) error {
+	keep := ctx.Err() == nil && slices.ContainsFunc(names, func(n string) bool { return engineNormalizeName(n) == engineNormalizeName(p.ref) })
+	return nameAndUntag(ctx, c, p.ref, p.added && !keep, names, pw)
 }
 
 // hasReference reports whether the engine has an image named exactly ref
@@ -289,7 +348,11 @@ func tagAll(ctx context.Context, c PullClient, source string, names []string, pw
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		_, err := c.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: n})
+		var err error
+		if engineNormalizeName(n) != engineNormalizeName(source) {
+			// The pull's own name is the image's already.
+			_, err = c.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: n})
+		}
 		if err != nil {
 			err = fmt.Errorf("name the pulled image %s: %w", n, engineText{err})
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/containerd/platforms"
 	"github.com/docker-imgx/docker-imgx/imagetools"
@@ -60,8 +59,9 @@ type EngineOptions struct {
 // platform asked for in one stream, and keeps the index digest as image ID.
 // The Result is that of writeImages, warnings included when the load failed.
 //
-// A registry image that one pull of the engine gives whole is pulled by the
-// engine instead (loadByPull), unless opts.Via says otherwise.
+// Each registry image that one pull of the engine gives whole is pulled by
+// the engine instead (loadByPull), unless opts.Via says otherwise; the
+// others go in one tar of them alone (choosePaths, pullSet).
 func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts EngineOptions) (result, error) {
 	if len(imgs) == 0 {
 		return result{}, errors.New("load: no image given")
@@ -83,9 +83,23 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 	if err != nil {
 		return result{Warnings: warnings}, err
 	}
-	if done, err := loadByPull(ctx, engine, plan, info, want, opts, pw); done {
+	pulled, err := choosePaths(ctx, engine, plan, info, want, opts)
+	if err != nil {
 		return result{Warnings: warnings}, err
 	}
+	var res result
+	err = loadByPull(ctx, engine, plan, pulled, opts, pw, func(ctx context.Context, images []loadImage) error {
+		var err error
+		res, err = streamLoad(ctx, engine, images, want, opts, pw)
+		return err
+	})
+	res.Warnings = append(warnings, res.Warnings...)
+	return res, err
+}
+
+// streamLoad streams the images into the engine's image-load API, one
+// tar of them alone, as writeImages writes it.
+func streamLoad(ctx context.Context, engine daemon.LoadClient, images []loadImage, want []ocispec.Platform, opts EngineOptions, pw progress.Writer) (result, error) {
 	wopts := Options{
 		Platforms:        want,
 		AllPlatforms:     opts.AllPlatforms,
@@ -95,52 +109,50 @@ func toEngine(ctx context.Context, engine daemon.LoadClient, imgs []image, opts 
 		MaxConcurrency:   opts.MaxConcurrency,
 		Limits:           opts.Limits,
 	}
+	imgs := make([]image, len(images))
+	for i, li := range images {
+		imgs[i] = li.img
+	}
 	var res result
-	err = daemon.Load(ctx, engine, plan.expect, func(ctx context.Context, w io.Writer) error {
+	err := daemon.Load(ctx, engine, expectOf(images), func(ctx context.Context, w io.Writer) error {
 		var err error
 		res, err = writeImages(ctx, w, imgs, wopts)
 		return err
 	}, pw)
-	res.Warnings = append(warnings, res.Warnings...)
 	return res, err
 }
 
 // enginePlan reads each image's manifest and config (indexes: the children
-// for want) and returns what the engine must report, one entry per image ID,
-// in order, and what the engine's pull of each would be, with the warnings
-// found (single images that run under emulation). Nothing is sent to the
-// engine yet.
+// for want) and returns each image with the ID and names the engine must
+// report and the engine's pull of it, or why there is none, with the
+// warnings found (single images that run under emulation). Nothing is sent
+// to the engine yet.
 func enginePlan(ctx context.Context, imgs []image, info daemon.Info, want []ocispec.Platform, all bool) (engineLoad, []string, error) {
 	var (
 		out      engineLoad
 		warnings []string
 	)
-	for _, img := range imgs {
-		label := img.Name
-		if label == "" {
-			label = img.Desc.Digest.String()
+	for i, img := range imgs {
+		li := loadImage{index: i, img: img, label: img.Name}
+		if li.label == "" {
+			li.label = img.Desc.Digest.String()
 		}
 		if img.Fetcher == nil {
-			return out, warnings, fmt.Errorf("load %s: no fetcher", label)
+			return out, warnings, fmt.Errorf("load %s: no fetcher", li.label)
 		}
 		name, err := parseImageName(img.Name)
 		if err != nil {
-			return out, warnings, fmt.Errorf("load %s: %w", label, err)
+			return out, warnings, fmt.Errorf("load %s: %w", li.label, err)
 		}
-		ei, w, err := engineImageID(ctx, img, info, want, all)
+		var w []string
+		li.ei, w, err = engineImageID(ctx, img, info, want, all)
 		warnings = append(warnings, w...)
 		if err != nil {
-			return out, warnings, fmt.Errorf("load %s: %w", label, err)
+			return out, warnings, fmt.Errorf("load %s: %w", li.label, err)
 		}
-		i := slices.IndexFunc(out.expect, func(l daemon.Expected) bool { return l.ID == ei.id })
-		if i < 0 {
-			out.expect = append(out.expect, daemon.Expected{Label: label, ID: ei.id})
-			i = len(out.expect) - 1
-		}
-		if name.repoTag != "" && !slices.Contains(out.expect[i].Names, name.repoTag) {
-			out.expect[i].Names = append(out.expect[i].Names, name.repoTag)
-		}
-		out.addPull(img, name, ei, label)
+		li.names = engineNames(img, name, info)
+		li.pull, li.why = pullOf(li, info)
+		out.images = append(out.images, li)
 	}
 	return out, warnings, nil
 }
@@ -190,9 +202,12 @@ func engineImageID(ctx context.Context, img image, info daemon.Info, want []ocis
 		return out, nil, fmt.Errorf("image is %s, the engine runs %s and holds %s images only: %w", platforms.FormatAll(cfg.Platform), platforms.FormatAll(info.Platform), info.Platform.OS, imagetools.ErrEnginePlatform)
 	}
 	w, err := info.CheckPlatform(cfg.Platform)
-	// The engine's pull of a single image of another platform is left to
-	// the engine's own platform rules: only the engine's own is pulled.
-	out.pullable = len(w) == 0
+	out.pullable = true
+	if len(w) > 0 {
+		// The engine pulls an image of another platform only when asked
+		// for that platform.
+		out.platform = &ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	}
 	return out, w, err
 }
 
