@@ -255,17 +255,7 @@ func TestCopyReferrersAPI(t *testing.T) {
 		src.copyToAPI(t, newImgx(t), registrytest.Start(t, registrytest.Options{Referrers: true}))
 	})
 
-	t.Run("with token auth to a registry with the API and token auth", func(t *testing.T) {
-		src := newReferrersAPISource(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthToken})
-		dst := registrytest.Start(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthToken})
-		x := newImgx(t)
-		writeDockerConfig(t, x.DockerConfig, fmt.Sprintf(`{"auths":{%q:{"auth":%q},%q:{"auth":%q}}}`,
-			src.reg.Host, src.reg.DockerConfigAuth(), dst.Host, dst.DockerConfigAuth()))
-		src.copyToAPI(t, x, dst)
-		if len(src.reg.IssuedTokens()) == 0 || len(dst.IssuedTokens()) == 0 {
-			t.Errorf("tokens issued: %d by the source, %d by the target; want some by each", len(src.reg.IssuedTokens()), len(dst.IssuedTokens()))
-		}
-	})
+	t.Run("with token auth to a registry with the API and token auth", copyReferrersAPIWithTokenAuth)
 
 	t.Run("to a registry without the API", func(t *testing.T) {
 		x := newImgx(t)
@@ -317,6 +307,21 @@ func TestCopyReferrersAPI(t *testing.T) {
 			src.assertCarried(t, to, "back/app", !api)
 		}
 	})
+}
+
+// copyReferrersAPIWithTokenAuth is copyToAPI from a source with token auth
+// to a target with token auth, credentials for both in DOCKER_CONFIG; each
+// token server must have issued tokens.
+func copyReferrersAPIWithTokenAuth(t *testing.T) {
+	src := newReferrersAPISource(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthToken})
+	dst := registrytest.Start(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthToken})
+	x := newImgx(t)
+	writeDockerConfig(t, x.DockerConfig, fmt.Sprintf(`{"auths":{%q:{"auth":%q},%q:{"auth":%q}}}`,
+		src.reg.Host, src.reg.DockerConfigAuth(), dst.Host, dst.DockerConfigAuth()))
+	src.copyToAPI(t, x, dst)
+	if len(src.reg.IssuedTokens()) == 0 || len(dst.IssuedTokens()) == 0 {
+		t.Errorf("tokens issued: %d by the source, %d by the target; want some by each", len(src.reg.IssuedTokens()), len(dst.IssuedTokens()))
+	}
 }
 
 // TestCreateReferrersAPI: create copies referrers its source registry knows
