@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -87,7 +88,7 @@ func getURL(t *testing.T, u string) ([]byte, error) {
 	return out, nil
 }
 
-// referrersAPISource is an olareg registry holding team/app:1, an index
+// referrersAPISource is an olareg registry (of the given options) holding team/app:1, an index
 // whose root and amd64 child have referrers known to the API alone (an
 // SBOM-like artifact, a signature-like one, and a signature of the SBOM),
 // and a cosign signature tag of the root.
@@ -99,9 +100,9 @@ type referrersAPISource struct {
 	referrers []apiReferrer
 }
 
-func newReferrersAPISource(t *testing.T) referrersAPISource {
+func newReferrersAPISource(t *testing.T, opts registrytest.Options) referrersAPISource {
 	t.Helper()
-	s := referrersAPISource{reg: registrytest.Start(t, registrytest.Options{Referrers: true}), idx: multiIndex()}
+	s := referrersAPISource{reg: registrytest.Start(t, opts), idx: multiIndex()}
 	pushIndex(t, s.reg, "team/app", "1", s.idx)
 	s.subjects = []digest.Digest{s.idx.Index.Desc.Digest}
 	for _, img := range append(slices.Clone(s.idx.Images), s.idx.Attestations...) {
@@ -174,78 +175,104 @@ func (s referrersAPISource) copyTwice(t *testing.T, x *imgx, from, to string, ds
 	assertReadOnly(t, dst, "second run")
 }
 
-// assertReadOnly checks a run sent dst reads only.
+// assertReadOnly checks a run sent dst reads only (and, with token auth,
+// asked its token server for tokens).
 func assertReadOnly(t *testing.T, dst *registrytest.Registry, what string) {
 	t.Helper()
 	for _, r := range dst.Requests() {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Path != "/token" {
 			t.Errorf("%s sent %s %s", what, r.Method, r.Path)
 		}
 	}
+}
+
+// copyToAPI copies the source's team/app:1 into mirror of dst, a registry
+// with the API, and checks everything is carried; that a second run sends
+// only reads and the fewest requests (not counting, with auth, those
+// answered 401 and those to the token server); that a referrer added to a
+// child meanwhile is copied by a third; and a new signature of the SBOM
+// (a referrer of a referrer) by a fourth.
+func (s referrersAPISource) copyToAPI(t *testing.T, x *imgx, dst *registrytest.Registry) {
+	t.Helper()
+	from, to := s.reg.Host+"/team/app:1", dst.Host+"/mirror"
+	x.MustRun("copy", "--progress", "quiet", from, to)
+	s.assertCarried(t, dst, "mirror/team/app", false)
+
+	dst.ResetRequests()
+	s.reg.ResetRequests()
+	res := x.MustRun("copy", "--progress", "quiet", from, to)
+	if !strings.HasSuffix(res.Stdout, "  skipped\n") {
+		t.Errorf("second run:\n%s", res.Stdout)
+	}
+	assertReadOnly(t, dst, "second run")
+	// The tag and the root's signature tag; then the API's list for each
+	// subject with referrers: the root, amd64, and the SBOM (signed).
+	if n := servedRequests(dst); n != 2+3 {
+		t.Errorf("second run: %d requests served by the target, want 5:\n%s", n, requestSummary(dst))
+	}
+	// The repository's tag list (a cosign tag or fallback tag it lacks is
+	// not read), the root, the root's signature tag, and the API for each
+	// subject: the root and its 6 manifests; the signature and the two
+	// referrers found on them; the signature of the SBOM.
+	if n, want := servedRequests(s.reg), 3+7+3+1; n != want {
+		t.Errorf("second run: %d requests served by the source, want %d:\n%s", n, want, requestSummary(s.reg))
+	}
+	if !slices.ContainsFunc(s.reg.Requests(), func(r registrytest.Request) bool { return strings.HasSuffix(r.Path, "/tags/list") }) {
+		t.Errorf("second run: the source's tags were not listed:\n%s", requestSummary(s.reg))
+	}
+
+	late := newAPIReferrer(t, s.idx.Images[1].Manifest.Desc, "application/vnd.example.attestation+json", `{"late":"arm64"}`)
+	late.push(t, s.reg, "team/app")
+	res = x.MustRun("copy", "--progress", "quiet", from, to)
+	if !strings.HasSuffix(res.Stdout, "  copied\n") {
+		t.Errorf("run after a child's new referrer:\n%s", res.Stdout)
+	}
+	withLate := s
+	withLate.referrers = append(slices.Clone(s.referrers), late)
+	withLate.assertCarried(t, dst, "mirror/team/app", false)
+
+	// A second signature of the SBOM, a referrer of a referrer the target
+	// holds already, is found by the next run, which copies it.
+	resign := newAPIReferrer(t, s.referrers[0].manifest().Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"sbom, again"}`)
+	resign.push(t, s.reg, "team/app")
+	res = x.MustRun("copy", "--progress", "quiet", from, to)
+	if !strings.HasSuffix(res.Stdout, "  copied\n") {
+		t.Errorf("run after a new signature of the SBOM:\n%s", res.Stdout)
+	}
+	withLate.referrers = append(withLate.referrers, resign)
+	withLate.assertCarried(t, dst, "mirror/team/app", false)
+}
+
+// servedRequests counts the requests reg logged, except those answered 401
+// and those to its token server: the registry calls a run made.
+func servedRequests(reg *registrytest.Registry) int {
+	n := 0
+	for _, r := range reg.Requests() {
+		if r.Status != http.StatusUnauthorized && r.Path != "/token" {
+			n++
+		}
+	}
+	return n
 }
 
 // TestCopyReferrersAPI (issue 24): referrers that a source registry knows
 // through the OCI 1.1 referrers API alone (no fallback tag), of an index
 // and of one of its children, with a cosign signature tag beside them,
 // travel with copy into a registry with the API (pushed with their
-// subjects: no fallback tag), into one without (fallback tags), through a
-// bundle and through an OCI layout; every digest kept. A second run sends
+// subjects: no fallback tag; also with token auth on source and target),
+// into one without (fallback tags), through a bundle and through an OCI
+// layout; every digest kept. A second run sends
 // only reads, and a referrer added to a child meanwhile is copied.
 func TestCopyReferrersAPI(t *testing.T) {
 	t.Parallel()
-	src := newReferrersAPISource(t)
+	src := newReferrersAPISource(t, registrytest.Options{Referrers: true})
 	from := src.reg.Host + "/team/app:1"
 
 	t.Run("to a registry with the API", func(t *testing.T) {
-		x := newImgx(t)
-		dst := registrytest.Start(t, registrytest.Options{Referrers: true})
-		x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
-		src.assertCarried(t, dst, "mirror/team/app", false)
-
-		dst.ResetRequests()
-		src.reg.ResetRequests()
-		res := x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
-		if !strings.HasSuffix(res.Stdout, "  skipped\n") {
-			t.Errorf("second run:\n%s", res.Stdout)
-		}
-		assertReadOnly(t, dst, "second run")
-		// The tag and the root's signature tag; then the API's list for each
-		// subject with referrers: the root, amd64, and the SBOM (signed).
-		if n := len(dst.Requests()); n != 2+3 {
-			t.Errorf("second run: %d requests to the target, want 5:\n%s", n, requestSummary(dst))
-		}
-		// The repository's tag list (a cosign tag or fallback tag it lacks is
-		// not read), the root, the root's signature tag, and the API for each
-		// subject: the root and its 6 manifests; the signature and the two
-		// referrers found on them; the signature of the SBOM.
-		if n, want := len(src.reg.Requests()), 3+7+3+1; n != want {
-			t.Errorf("second run: %d requests to the source, want %d:\n%s", n, want, requestSummary(src.reg))
-		}
-		if got := src.reg.Requests(); len(got) > 0 && !slices.ContainsFunc(got, func(r registrytest.Request) bool { return strings.HasSuffix(r.Path, "/tags/list") }) {
-			t.Errorf("second run: the source's tags were not listed:\n%s", requestSummary(src.reg))
-		}
-
-		late := newAPIReferrer(t, src.idx.Images[1].Manifest.Desc, "application/vnd.example.attestation+json", `{"late":"arm64"}`)
-		late.push(t, src.reg, "team/app")
-		res = x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
-		if !strings.HasSuffix(res.Stdout, "  copied\n") {
-			t.Errorf("run after a child's new referrer:\n%s", res.Stdout)
-		}
-		withLate := src
-		withLate.referrers = append(slices.Clone(src.referrers), late)
-		withLate.assertCarried(t, dst, "mirror/team/app", false)
-
-		// A second signature of the SBOM, a referrer of a referrer the target
-		// holds already, is found by the next run, which copies it.
-		resign := newAPIReferrer(t, src.referrers[0].manifest().Desc, "application/vnd.dev.sigstore.bundle.v0.3+json", `{"signature":"sbom, again"}`)
-		resign.push(t, src.reg, "team/app")
-		res = x.MustRun("copy", "--progress", "quiet", from, dst.Host+"/mirror")
-		if !strings.HasSuffix(res.Stdout, "  copied\n") {
-			t.Errorf("run after a new signature of the SBOM:\n%s", res.Stdout)
-		}
-		withLate.referrers = append(withLate.referrers, resign)
-		withLate.assertCarried(t, dst, "mirror/team/app", false)
+		src.copyToAPI(t, newImgx(t), registrytest.Start(t, registrytest.Options{Referrers: true}))
 	})
+
+	t.Run("with token auth to a registry with the API and token auth", copyReferrersAPIWithTokenAuth)
 
 	t.Run("to a registry without the API", func(t *testing.T) {
 		x := newImgx(t)
@@ -299,16 +326,33 @@ func TestCopyReferrersAPI(t *testing.T) {
 	})
 }
 
+// copyReferrersAPIWithTokenAuth is copyToAPI from a source with token auth
+// to a target with token auth, credentials for both in DOCKER_CONFIG; each
+// token server must have issued tokens.
+func copyReferrersAPIWithTokenAuth(t *testing.T) {
+	src := newReferrersAPISource(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthToken})
+	dst := registrytest.Start(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthToken})
+	x := newImgx(t)
+	writeDockerConfig(t, x.DockerConfig, fmt.Sprintf(`{"auths":{%q:{"auth":%q},%q:{"auth":%q}}}`,
+		src.reg.Host, src.reg.DockerConfigAuth(), dst.Host, dst.DockerConfigAuth()))
+	src.copyToAPI(t, x, dst)
+	if len(src.reg.IssuedTokens()) == 0 || len(dst.IssuedTokens()) == 0 {
+		t.Errorf("tokens issued: %d by the source, %d by the target; want some by each", len(src.reg.IssuedTokens()), len(dst.IssuedTokens()))
+	}
+}
+
 // TestCreateReferrersAPI: create copies referrers its source registry knows
 // through the referrers API alone (of the index and of a child) into a new
-// repository of another registry with the API and of its own (mounted), as
+// repository of another registry with the API (with basic auth: every
+// request it serves carries the credentials) and of its own (mounted), as
 // referrers listed by their subjects, with no fallback tag, and into a
 // registry without the API as fallback tags.
 func TestCreateReferrersAPI(t *testing.T) {
 	t.Parallel()
-	src := newReferrersAPISource(t)
+	src := newReferrersAPISource(t, registrytest.Options{Referrers: true})
 	x := newImgx(t)
-	other := registrytest.Start(t, registrytest.Options{Referrers: true})
+	other := registrytest.Start(t, registrytest.Options{Referrers: true, Auth: registrytest.AuthBasic})
+	writeDockerConfig(t, x.DockerConfig, fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, other.Host, other.DockerConfigAuth()))
 	plain := registrytest.Start(t, registrytest.Options{})
 	for _, c := range []struct {
 		reg      *registrytest.Registry
@@ -316,5 +360,10 @@ func TestCreateReferrersAPI(t *testing.T) {
 	}{{other, false}, {src.reg, false}, {plain, true}} {
 		x.MustRun("create", "--progress", "quiet", "-t", c.reg.Host+"/new/app:1", src.reg.Host+"/team/app:1")
 		src.assertCarried(t, c.reg, "new/app", c.fallback)
+	}
+	for _, r := range other.Requests() {
+		if r.Status != http.StatusUnauthorized && !r.Authorization {
+			t.Errorf("%s %s answered %d without credentials", r.Method, r.Path, r.Status)
+		}
 	}
 }

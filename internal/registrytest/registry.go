@@ -83,8 +83,10 @@ type Options struct {
 	Addr string
 	// Referrers serves the OCI 1.1 referrers API (GET /v2/<repo>/referrers/<digest>,
 	// and OCI-Subject on a manifest put with a subject): the registry is then
-	// olareg, not distribution, which has no such API. It takes no auth
-	// (Auth must be AuthNone); TLS, the request log and AdminHost are the same.
+	// olareg, not distribution, which has no such API. TLS, auth (distribution's
+	// access controllers in front of olareg), the request log and AdminHost are
+	// the same; manifest puts and deletes are served one at a time (see
+	// oneManifestWriteAtATime).
 	Referrers bool
 }
 
@@ -175,9 +177,6 @@ func StartServer(ctx context.Context, opts Options) (*Registry, error) {
 }
 
 func withDefaults(opts Options) (Options, error) {
-	if opts.Referrers && opts.Auth != AuthNone {
-		return opts, fmt.Errorf("registry with the referrers API (olareg): auth %v is not supported, only none", opts.Auth)
-	}
 	if opts.Auth == AuthNone {
 		opts.Username, opts.Password = "", ""
 		return opts, nil
@@ -233,7 +232,12 @@ func (r *Registry) handlers(opts Options) (main, admin http.Handler, tlsConfig *
 			return nil, nil, nil, err
 		}
 		r.olareg = newOlareg()
-		return r.olareg, r.olareg, tlsConfig, nil
+		// One wrapper for both hosts: manifest writes through either wait for each other.
+		store := oneManifestWriteAtATime(r.olareg)
+		if main, err = r.olaregMain(opts, store); err != nil {
+			return nil, nil, nil, err
+		}
+		return main, store, tlsConfig, nil
 	}
 	if main, tlsConfig, err = r.mainHandler(opts); err != nil {
 		return nil, nil, nil, err
@@ -312,38 +316,15 @@ func (r *Registry) mainHandler(opts Options) (http.Handler, *tls.Config, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	scheme := "http"
-	if opts.TLS {
-		scheme = "https"
-	}
-	auth := configuration.Auth{}
-	var tokens http.Handler
-	switch opts.Auth {
-	case AuthNone:
-	case AuthBasic:
-		if auth, err = r.basicAuth(opts.Username, opts.Password); err != nil {
-			return nil, nil, err
-		}
-	case AuthToken:
-		ts, err := newTokenServer(r.dir, scheme+"://"+r.Host+tokenPath, opts.Username, opts.Password)
-		if err != nil {
-			return nil, nil, err
-		}
-		auth, tokens, r.tokens = ts.registryAuth(), ts, ts
-	default:
-		return nil, nil, fmt.Errorf("registry auth mode %v: unknown", opts.Auth)
+	auth, tokens, err := r.authConfig(opts)
+	if err != nil {
+		return nil, nil, err
 	}
 	app, err := r.newApp(auth)
 	if err != nil {
 		return nil, nil, err
 	}
-	if tokens == nil {
-		return app, tlsConfig, nil
-	}
-	mux := http.NewServeMux()
-	mux.Handle(tokenPath, tokens)
-	mux.Handle("/", app)
-	return mux, tlsConfig, nil
+	return withTokenServer(tokens, app), tlsConfig, nil
 }
 
 // serverTLS returns the main host's TLS config, with a CA made for this
