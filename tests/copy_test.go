@@ -195,6 +195,13 @@ func TestCopyAirGapRoundTrip(t *testing.T) {
 	bundle := filepath.Join(t.TempDir(), "bundle.tar")
 	x := newImgx(t)
 	res := x.MustRun("copy", "--progress", "quiet", "-f", list, "archive://"+bundle)
+	// Each image's tag is read once: the look for its referrers and the
+	// copy share the read.
+	for _, tag := range []string{"GET /v2/library/alpine/manifests/3.20", "GET /v2/team/app/manifests/1"} {
+		if n := len(slices.DeleteFunc(requestLines(src), func(l string) bool { return l != tag })); n != 1 {
+			t.Errorf("the copy into the bundle sent %s %d times, want once:\n%s", tag, n, requestSummary(src))
+		}
+	}
 	want := copyTable(
 		[4]string{src.Host + "/library/alpine:3.20", "archive://" + bundle + ":" + src.Host + "/library/alpine:3.20", idx.Index.Desc.Digest.String(), "copied"},
 		[4]string{src.Host + "/team/app:1", "archive://" + bundle + ":" + src.Host + "/team/app:1", img.Manifest.Desc.Digest.String(), "copied"})

@@ -112,20 +112,24 @@ func tagOf(name string) string {
 //     (a layout written by a bare tag keeps them by bare tags,
 //     sha256-<hex>.sig). Referrers a source knows through the referrers
 //     API go as the fallback tag index they would have without it; the
-//     place returned serves those indexes (and else is pl), so copy and
-//     export read them as any tag.
+//     place returned serves those indexes, so copy and export read them
+//     as any tag.
 //   - out of a tar or a layout (an image named by its tag) into a place
 //     that keeps referrers: the entries named so beside it, which the copy
 //     merges into the target's (create.Copy).
 //
 // The sources are looked at as many at once as small requests go
-// (oci.MetadataLimit): a few reads a subject.
+// (oci.MetadataLimit): a few reads a subject. The place returned also
+// answers a read of each image's root looked at here with the bytes read
+// then (the copy's own read of the root is not sent again); it is pl when
+// no image was looked at.
 func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, place.Place, error) {
 	found := make([][]Pair, len(pairs))
 	made := make([]map[string]madeTag, len(pairs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(oci.MetadataLimit(oci.DefaultMaxConcurrency))
 	lists := new(create.TagLists) // a repository of several images is listed once
+	roots := make([]madeTag, len(pairs))
 	for i, p := range pairs {
 		from, to := pl.Capabilities(p.Source).Referrers, pl.Capabilities(p.Target).Referrers
 		// Out of a place, only a tar or a layout holds referrer tags by name.
@@ -134,7 +138,7 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 			continue
 		}
 		eg.Go(func() (err error) {
-			found[i], made[i], err = referrerPairs(ectx, pl, p, from, lists)
+			found[i], made[i], roots[i], err = referrerPairs(ectx, pl, p, from, lists)
 			return err
 		})
 	}
@@ -142,8 +146,11 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 		return nil, nil, err
 	}
 	view := referrerView{Place: pl, made: map[string]madeTag{}}
-	for _, m := range made {
+	for i, m := range made {
 		maps.Copy(view.made, m)
+		if roots[i].data != nil {
+			view.made[pairs[i].Source.String()] = roots[i]
+		}
 	}
 	out := append(slices.Clone(pairs), slices.Concat(found...)...)
 	if len(view.made) == 0 {
@@ -154,13 +161,15 @@ func WithReferrers(ctx context.Context, pl place.Place, pairs []Pair) ([]Pair, p
 
 // referrerPairs are the pairs of the tags holding referrers of p's image,
 // with the fallback tag indexes made from the referrers API's answers, by
-// source location. into says the pair goes from a place that keeps
-// referrers into one that holds them as named entries; else the reverse.
-func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool, lists *create.TagLists) ([]Pair, map[string]madeTag, error) {
+// source location, and the image's root as read. into says the pair goes
+// from a place that keeps referrers into one that holds them as named
+// entries; else the reverse.
+func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool, lists *create.TagLists) ([]Pair, map[string]madeTag, madeTag, error) {
 	desc, dt, err := pl.Manifest(ctx, p.Source)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, madeTag{}, err
 	}
+	root := madeTag{desc: desc, data: dt}
 	// Tags beside the image in a tar or layout are named after it: a bare
 	// tag where the place is written tag by tag (a layout), else beside its
 	// full name (an image tar is written in one piece, by names), the same
@@ -172,11 +181,11 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool, lists
 		srcAt, err = besideImage(p.Source, pl.Writable(p.Source) == nil)
 	}
 	if err != nil || srcAt == nil || tgtAt == nil {
-		return nil, nil, err
+		return nil, nil, root, err
 	}
 	tags, err := create.ReferrerTags(ctx, pl, p.Source, desc, dt, oci.DefaultMaxConcurrency, srcAt, lists)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, madeTag{}, err
 	}
 	var out []Pair
 	made := map[string]madeTag{}
@@ -190,7 +199,7 @@ func referrerPairs(ctx context.Context, pl place.Place, p Pair, into bool, lists
 			}
 		}
 	}
-	return out, made, nil
+	return out, made, root, nil
 }
 
 // besideImage returns where a referrer tag of the image at loc, in a tar
@@ -213,7 +222,8 @@ func besideImage(loc ref.Location, bare bool) (func(tag string) ref.Location, er
 	return func(tag string) ref.Location { return loc.WithTag(repo + ":" + tag) }, nil
 }
 
-// madeTag is a fallback tag index made from a referrers API's answer.
+// madeTag is a manifest a referrerView serves: a fallback tag index made
+// from a referrers API's answer, or an image's root as read.
 type madeTag struct {
 	desc ocispec.Descriptor
 	data []byte
@@ -221,7 +231,8 @@ type madeTag struct {
 
 // referrerView is a place whose sources also hold the fallback tags made
 // from their referrers APIs' answers: a read of such a tag gives the
-// index made; every other call goes to the place.
+// index made, and a read of an image's root WithReferrers read gives the
+// bytes read then; every other call goes to the place.
 type referrerView struct {
 	place.Place
 	made map[string]madeTag
