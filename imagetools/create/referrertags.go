@@ -56,7 +56,7 @@ func ReferrerTags(ctx context.Context, pl place.Backend, src ref.Location, desc 
 	}
 	seen := map[digest.Digest]bool{}
 	var out []ReferrerTag
-	rs := referrerSource{pl: pl, src: src, at: at, lists: lists, probe: &apiProbe{done: make(chan struct{})}}
+	rs := referrerSource{pl: pl, src: src, at: at, lists: lists, probe: newAPIProbe()}
 	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
 		var level []digest.Digest
 		for _, d := range subjects {
@@ -196,24 +196,7 @@ func (rs referrerSource) read(ctx context.Context, d digest.Digest, root bool) (
 // probe whether the source has it; the others wait for that answer and ask
 // only where it has. nil without the API.
 func (rs referrerSource) api(ctx context.Context, d digest.Digest, root bool) ([]ocispec.Descriptor, error) {
-	if root {
-		defer close(rs.probe.done)
-		descs, supported, err := rs.pl.Referrers(ctx, rs.src.WithDigest(d))
-		rs.probe.supported = supported && err == nil
-		if !supported {
-			descs = nil
-		}
-		return descs, err
-	}
-	select {
-	case <-rs.probe.done:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	if !rs.probe.supported {
-		return nil, nil
-	}
-	descs, supported, err := rs.pl.Referrers(ctx, rs.src.WithDigest(d))
+	descs, supported, err := rs.probe.referrers(ctx, rs.pl, rs.src, d, root)
 	if !supported {
 		descs = nil
 	}

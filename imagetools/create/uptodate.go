@@ -47,7 +47,7 @@ func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc 
 			subjects = append(subjects, m.Digest)
 		}
 	}
-	c := &thereCheck{pl: pl, src: src, targets: targets, lists: lists, limit: limit, probe: &apiProbe{done: make(chan struct{})}}
+	c := &thereCheck{pl: pl, src: src, targets: targets, lists: lists, limit: limit, probe: newAPIProbe()}
 	seen := map[digest.Digest]bool{}
 	root := true
 	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
@@ -104,6 +104,31 @@ type apiProbe struct {
 	supported bool
 }
 
+// newAPIProbe returns a probe waiting for the root's answer.
+func newAPIProbe() *apiProbe { return &apiProbe{done: make(chan struct{})} }
+
+// referrers asks the referrers API about d in loc's repository. The root
+// (root true) asks and records whether the registry has the API; the
+// other subjects wait for that answer and ask only where it has.
+// supported is false without the API.
+func (p *apiProbe) referrers(ctx context.Context, pl place.Reader, loc ref.Location, d digest.Digest, root bool) ([]ocispec.Descriptor, bool, error) {
+	if root {
+		defer close(p.done)
+		descs, supported, err := pl.Referrers(ctx, loc.WithDigest(d))
+		p.supported = supported && err == nil
+		return descs, supported, err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, false, context.Cause(ctx)
+	}
+	if !p.supported {
+		return nil, false, nil
+	}
+	return pl.Referrers(ctx, loc.WithDigest(d))
+}
+
 // subject reports whether every target holds the cosign tags of d as the
 // source has them and lists the OCI referrers of d the source lists
 // (sourceList), and returns those referrers of d.
@@ -158,21 +183,11 @@ func (c *thereCheck) subject(ctx context.Context, d digest.Digest, root bool) ([
 // the root found it, else read the fallback tag at once (where the
 // source's tag list does not show it missing).
 func (c *thereCheck) sourceList(ctx context.Context, d digest.Digest, root bool) (map[digest.Digest]bool, error) {
-	if root {
-		defer close(c.probe.done)
-		descs, supported, err := c.pl.Referrers(ctx, c.src.WithDigest(d))
-		if err != nil || supported {
-			c.probe.supported = err == nil
-			return digestSet(descs), err
-		}
-		return listReferrers(ctx, c.pl, c.src, d, true, c.lists)
+	descs, supported, err := c.probe.referrers(ctx, c.pl, c.src, d, root)
+	if err != nil || supported {
+		return digestSet(descs), err
 	}
-	select {
-	case <-c.probe.done:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	return listReferrers(ctx, c.pl, c.src, d, !c.probe.supported, c.lists)
+	return listReferrers(ctx, c.pl, c.src, d, true, c.lists)
 }
 
 // taggedReferrers reads the tags of src's repository named, at once, and
