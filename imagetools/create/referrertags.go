@@ -44,32 +44,19 @@ func ReferrerTags(ctx context.Context, pl place.Backend, src ref.Location, desc 
 	if at == nil {
 		at = src.WithTag
 	}
-	subjects := []digest.Digest{desc.Digest}
-	if oci.IsIndex(desc.MediaType) {
-		var idx ocispec.Index
-		if err := json.Unmarshal(dt, &idx); err != nil {
-			return nil, fmt.Errorf("parse index %s: %w", src, err)
-		}
-		for _, m := range idx.Manifests {
-			subjects = append(subjects, m.Digest)
-		}
+	subjects, err := rootSubjects(desc, dt)
+	if err != nil {
+		return nil, fmt.Errorf("parse index %s: %w", src, err)
 	}
-	seen := map[digest.Digest]bool{}
 	var out []ReferrerTag
 	rs := referrerSource{pl: pl, src: src, at: at, lists: lists, probe: newAPIProbe()}
-	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
-		var level []digest.Digest
-		for _, d := range subjects {
-			if !seen[d] {
-				seen[d] = true
-				level = append(level, d)
-			}
-		}
+	err = walkReferrerLevels(subjects, func(level []digest.Digest, depth int) ([]digest.Digest, error) {
 		found, next, err := rs.level(ctx, level, limit, depth == 0)
-		if err != nil {
-			return nil, err
-		}
-		out, subjects = append(out, found...), next
+		out = append(out, found...)
+		return next, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

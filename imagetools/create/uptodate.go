@@ -37,19 +37,43 @@ type thereCheck struct {
 // once, as many as small requests go (oci.MetadataLimit of limit). A read
 // that fails answers false: the full copy then says what is wrong.
 func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc ocispec.Descriptor, dt []byte, targets []ref.Location, lists *TagLists, limit int) (bool, error) {
+	subjects, err := rootSubjects(desc, dt)
+	if err != nil {
+		return false, nil
+	}
+	c := &thereCheck{pl: pl, src: src, targets: targets, lists: lists, limit: limit, probe: newAPIProbe()}
+	err = walkReferrerLevels(subjects, func(level []digest.Digest, depth int) ([]digest.Digest, error) {
+		next, ok := c.level(ctx, level, depth == 0)
+		if !ok {
+			return nil, errNotThere
+		}
+		return next, nil
+	})
+	return err == nil, nil
+}
+
+// rootSubjects are the first level of a walk of an image's referrers: the
+// root desc and, for an index (its bytes dt), each manifest it lists.
+func rootSubjects(desc ocispec.Descriptor, dt []byte) ([]digest.Digest, error) {
 	subjects := []digest.Digest{desc.Digest}
 	if oci.IsIndex(desc.MediaType) {
 		var idx ocispec.Index
-		if json.Unmarshal(dt, &idx) != nil {
-			return false, nil
+		if err := json.Unmarshal(dt, &idx); err != nil {
+			return nil, err
 		}
 		for _, m := range idx.Manifests {
 			subjects = append(subjects, m.Digest)
 		}
 	}
-	c := &thereCheck{pl: pl, src: src, targets: targets, lists: lists, limit: limit, probe: newAPIProbe()}
+	return subjects, nil
+}
+
+// walkReferrerLevels calls visit with each level of subjects, level 0
+// first, each digest in one level only, up to maxReferrerDepth levels;
+// visit returns the referrers it found, the next level's subjects. It
+// stops at visit's first error and returns it.
+func walkReferrerLevels(subjects []digest.Digest, visit func(level []digest.Digest, depth int) ([]digest.Digest, error)) error {
 	seen := map[digest.Digest]bool{}
-	root := true
 	for depth := 0; depth < maxReferrerDepth && len(subjects) > 0; depth++ {
 		var level []digest.Digest
 		for _, d := range subjects {
@@ -58,13 +82,13 @@ func referrersThere(ctx context.Context, pl place.Place, src ref.Location, desc 
 				level = append(level, d)
 			}
 		}
-		next, ok := c.level(ctx, level, root)
-		if !ok {
-			return false, nil
+		next, err := visit(level, depth)
+		if err != nil {
+			return err
 		}
-		subjects, root = next, false
+		subjects = next
 	}
-	return true, nil
+	return nil
 }
 
 // level checks the subjects of one level, at once, and returns the
@@ -92,7 +116,8 @@ func (c *thereCheck) level(ctx context.Context, subjects []digest.Digest, root b
 	return slices.Concat(found...), true
 }
 
-// errNotThere stops a level at the first subject a target lacks.
+// errNotThere stops a level, and the walk, at the first subject a target
+// lacks.
 var errNotThere = errors.New("a target lacks a referrer")
 
 // apiProbe is what the source's referrers API answered about the root:
